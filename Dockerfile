@@ -1,0 +1,30 @@
+# One image for every Python process: api (default), streams worker, sink, migrate.
+# Kafka and ClickHouse run from their own official images (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# README.m[d]: copied when present (pyproject names it as the readme), skipped otherwise.
+COPY pyproject.toml README.m[d] ./
+COPY services/ services/
+COPY streams/ streams/
+COPY api/ api/
+COPY infra/ infra/
+
+# Every dependency ships a manylinux wheel for CPython 3.11, so no compiler is needed.
+RUN pip install --no-cache-dir . \
+    && rm -rf build ./*.egg-info
+
+RUN useradd --system --create-home --uid 10001 app \
+    && mkdir -p /data \
+    && chown app /data
+
+USER app
+ENV DATA_DIR=/data
+
+EXPOSE 8000
+CMD ["python", "-m", "api"]

@@ -1,0 +1,93 @@
+"""Check-ins: a member's scan becomes one event on Kafka, acknowledged before we answer 202."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from api.deps import Caller, Ctx, require
+from api.errors import ApiError, error_body
+from api.schemas import CheckinAccepted, CheckinIn
+from services import topics
+from services.events import CheckinScanned, derived_id, utcnow
+from services.registry import NotFound
+from services.tokens import InvalidToken, verify_station
+
+router = APIRouter(prefix="/v1", tags=["checkins"])
+
+
+def _err(description: str, code: str, message: str) -> dict[str, object]:
+    return {
+        "description": description,
+        "content": {"application/json": {"example": error_body(code, message)}},
+    }
+
+
+@router.post(
+    "/checkins",
+    response_model=CheckinAccepted,
+    status_code=202,
+    responses={
+        400: _err(
+            "the station token is not one this server signed",
+            "invalid_station_token",
+            "station token signature does not match",
+        ),
+        403: _err("the caller is not a member", "forbidden", "this action needs the role member"),
+        422: _err(
+            "scanned_at out of range, or a malformed body",
+            "scanned_at_out_of_range",
+            "scanned_at lies more than 72 h in the past",
+        ),
+        503: _err(
+            "Kafka did not acknowledge; retry with the same client_event_id",
+            "kafka_unavailable",
+            "...",
+        ),
+    },
+)
+async def check_in(body: CheckinIn, caller: Caller, ctx: Ctx) -> CheckinAccepted:
+    """Records a scan. Re-sending the same `client_event_id` returns the same `event_id` and is
+    never counted twice; `scanned_at` lets a phone send a scan it queued while offline."""
+    require(caller, "member")
+    settings = ctx.settings
+    try:
+        station_id = verify_station(settings, body.station_token)
+    except InvalidToken as exc:
+        raise ApiError(400, "invalid_station_token", str(exc)) from exc
+    try:
+        station = await asyncio.to_thread(ctx.registry.station, station_id)
+        member = await asyncio.to_thread(ctx.registry.member, caller.subject_id)
+    except NotFound as exc:
+        raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from exc
+
+    now = utcnow()
+    scanned_at = body.scanned_at or now
+    if scanned_at.tzinfo is None:
+        raise ApiError(422, "scanned_at_invalid", "scanned_at must carry a time zone offset")
+    if scanned_at > now + timedelta(seconds=settings.max_clock_skew_s):
+        raise ApiError(422, "scanned_at_out_of_range", "scanned_at lies in the future")
+    if scanned_at < now - timedelta(hours=settings.max_scan_age_h):
+        raise ApiError(
+            422,
+            "scanned_at_out_of_range",
+            f"scanned_at lies more than {settings.max_scan_age_h:g} h in the past",
+        )
+
+    event = CheckinScanned(
+        # Derived from the member and the phone's id for this scan: a re-send is the same event.
+        event_id=derived_id("checkin", member.id, str(body.client_event_id)),
+        occurred_at=scanned_at,
+        member_id=member.id,
+        station_id=station.id,
+        station_community_id=station.community_id,
+        unit_id=member.unit_id,
+        member_community_id=member.community_id,
+        action=body.action,
+        client_event_id=str(body.client_event_id),
+        received_at=now,
+    )
+    await ctx.publisher.send(topics.CHECKINS, member.id, event)
+    return CheckinAccepted(event_id=event.event_id)

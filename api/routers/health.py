@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import Ctx
+from api.schemas import Health
+from services.net import port_open
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "a component is down; it is named"}},
+)
+async def healthz(ctx: Ctx) -> JSONResponse:
+    async def kafka_ok() -> bool:
+        hosts = [h.rsplit(":", 1) for h in ctx.settings.kafka_bootstrap.split(",")]
+        for host, port in hosts:
+            if await asyncio.to_thread(port_open, host, int(port), 1.0):
+                return True
+        return False
+
+    k, c = await asyncio.gather(kafka_ok(), asyncio.to_thread(ctx.warehouse.ping))
+    body = {
+        "status": "ok" if k and c else "degraded",
+        "kafka": "ok" if k else "down",
+        "clickhouse": "ok" if c else "down",
+    }
+    return JSONResponse(body, status_code=200 if k and c else 503)

@@ -1,0 +1,118 @@
+"""Request and response bodies of the public API (v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.events import StationKind
+from services.tokens import Role
+
+Name = Field(min_length=1, max_length=100)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TokenRequest(_In):
+    role: Role
+    subject_id: str = Field(min_length=1, max_length=64)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"role": "member", "subject_id": "mem_1f2e3d4c5b6a7980"}]},
+    )
+
+
+class TokenResponse(BaseModel):
+    token: str
+    expires_at: int | None = None
+
+
+class UnitIn(_In):
+    name: str = Name
+
+
+class CommunityIn(_In):
+    name: str = Name
+
+
+class StationIn(_In):
+    community_id: str
+    name: str = Name
+    kind: StationKind
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class MemberIn(_In):
+    name: str = Name
+    unit_id: str
+    community_id: str
+
+
+class UnitOut(BaseModel):
+    id: str
+    name: str
+
+
+class CommunityOut(BaseModel):
+    id: str
+    name: str
+
+
+class StationOut(BaseModel):
+    id: str
+    community_id: str
+    name: str
+    kind: StationKind
+    lat: float | None
+    lon: float | None
+    qr_url: str
+
+
+class MemberOut(BaseModel):
+    id: str
+    name: str
+    unit_id: str
+    community_id: str
+
+
+class CheckinIn(_In):
+    station_token: str = Field(min_length=1, max_length=200)
+    action: Literal["in", "out"]
+    client_event_id: UUID
+    scanned_at: datetime | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "station_token": "v1.st_0a1b2c3d4e5f6071.Zk9vYmFyYmF6cXV4cXV1eA",
+                    "action": "in",
+                    "client_event_id": "5b0f2c7e-3d1a-4e8b-9c2f-6a7d8e9f0a1b",
+                    "scanned_at": "2026-11-28T09:30:00+08:00",
+                }
+            ]
+        },
+    )
+
+
+class CheckinAccepted(BaseModel):
+    event_id: str
+
+
+class HoursOut(BaseModel):
+    member_id: str
+    year: int
+    hours: float
+    sessions: int
+
+
+class Health(BaseModel):
+    status: str
+    kafka: str
+    clickhouse: str

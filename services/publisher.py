@@ -1,0 +1,102 @@
+"""Publishing events to Kafka with kafka-python: acks=all, bounded waits, an asyncio bridge.
+
+A publish either is acknowledged by the broker (then the caller may answer 202) or raises
+`PublishUnavailable` within `publish_timeout_s`. A record that timed out may still be delivered
+later by the producer's retries; that is harmless because event ids are deterministic and every
+consumer drops duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from services.events import Event
+from services.settings import Settings
+from services.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+class PublishUnavailable(RuntimeError):
+    """Kafka did not acknowledge in time: the caller answers 503 and the client retries."""
+
+
+class Publisher:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        timeout_ms = int(settings.publish_timeout_s * 1000)
+        self._producer = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            # Naming the protocol version skips the blocking bootstrap probe, so a process
+            # starts (and answers 503) even while the broker is down.
+            api_version=(3, 9),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_block_ms=timeout_ms,
+            request_timeout_ms=max(timeout_ms, 1000),
+            delivery_timeout_ms=120_000,
+            retry_backoff_ms=100,
+        )
+
+    def topic(self, spec: TopicSpec) -> str:
+        return self.settings.topic(spec.name)
+
+    def send_sync(self, spec: TopicSpec, key: str, event: Event) -> None:
+        try:
+            self._producer.send(self.topic(spec), key=key.encode(), value=event.to_bytes()).get(
+                timeout=self.settings.publish_timeout_s
+            )
+        except KafkaError as exc:
+            raise PublishUnavailable(str(exc)) from exc
+
+    async def send(self, spec: TopicSpec, key: str, event: Event) -> None:
+        """Waits for the broker's acknowledgement without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+
+        def ok(meta: Any) -> None:
+            loop.call_soon_threadsafe(_settle, done, None, meta)
+
+        def err(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(_settle, done, exc, None)
+
+        try:
+            # send() itself blocks up to max_block_ms when metadata is missing (broker down):
+            # keep that off the event loop.
+            future = await asyncio.to_thread(
+                self._producer.send, self.topic(spec), key=key.encode(), value=event.to_bytes()
+            )
+        except KafkaError as exc:
+            raise PublishUnavailable(str(exc)) from exc
+        future.add_callback(ok)
+        future.add_errback(err)
+        try:
+            await asyncio.wait_for(done, timeout=self.settings.publish_timeout_s)
+        except TimeoutError as exc:
+            raise PublishUnavailable("Kafka did not acknowledge in time") from exc
+        except KafkaError as exc:
+            raise PublishUnavailable(str(exc)) from exc
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        self._producer.flush(timeout=timeout_s)
+
+    def close(self) -> None:
+        try:
+            self._producer.close(timeout=2)
+        except Exception:  # closing during shutdown: nothing left to save
+            log.debug("producer close failed", exc_info=True)
+
+
+def _settle(fut: asyncio.Future[Any], exc: BaseException | None, value: Any) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)

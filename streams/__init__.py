@@ -1,0 +1,1 @@
+"""Stream processing: the faust app, its pure processors and its agents."""

@@ -1,0 +1,1 @@
+"""faust agents, one module each."""

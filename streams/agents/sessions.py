@@ -6,8 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pydantic import ValidationError
-
 from services.events import CheckinScanned, parse_event
 from streams.app import app, checkins_topic, dead_letter_topic, sessions_topic
 from streams.sessions import MemberState, SessionRules, apply
@@ -35,7 +33,7 @@ async def pair_sessions(stream: Any) -> AsyncIterator[None]:
             scan = parse_event(raw)
             if not isinstance(scan, CheckinScanned):
                 raise ValueError(f"unexpected event type {scan.event_type} on the checkins topic")
-        except (ValidationError, ValueError) as exc:
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
             await dead_letter_topic.send(
                 key=event.key,
                 value=raw,

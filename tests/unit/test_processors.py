@@ -34,7 +34,7 @@ def test_checkin_becomes_one_row_in_column_order() -> None:
 @pytest.mark.parametrize(
     ("topic", "raw", "reason"),
     [
-        ("checkins", b"not json", "invalid event"),
+        ("checkins", b"not json", "not JSON"),
         ("checkins", json.dumps({"event_type": "checkin.scanned"}).encode(), "invalid event"),
         ("sessions", SCAN.to_bytes(), "does not belong"),
         ("nope", SCAN.to_bytes(), "no route"),

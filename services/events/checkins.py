@@ -1,0 +1,52 @@
+"""Scans and the sessions made from them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.events.base import Event, UtcDatetime, event_type
+
+
+@event_type
+class CheckinScanned(Event):
+    """A member scanned a station's code. `occurred_at` is when the phone scanned."""
+
+    event_type: Literal["checkin.scanned"] = "checkin.scanned"
+    member_id: str
+    station_id: str
+    # Where the station is, and the member's unit and community at the moment of the scan:
+    # credit stays where and when it was earned even if the member moves later.
+    station_community_id: str
+    unit_id: str
+    member_community_id: str
+    # The member's level-4 grid at the moment of the scan (None while the member has none).
+    member_grid_id: str | None = None
+    action: Literal["in", "out"]
+    client_event_id: str
+    received_at: UtcDatetime
+
+
+SessionStatus = Literal["open", "closed", "auto_closed", "capped", "adjusted", "rejected"]
+
+
+@event_type
+class SessionRecorded(Event):
+    """The latest revision of one volunteer session; a higher revision replaces a lower one."""
+
+    event_type: Literal["session.recorded"] = "session.recorded"
+    session_id: str
+    revision: int = Field(ge=1)
+    member_id: str
+    unit_id: str
+    member_community_id: str
+    station_id: str
+    station_community_id: str
+    start: UtcDatetime
+    end: UtcDatetime | None
+    credited_seconds: int = Field(ge=0)
+    status: SessionStatus
+    flags: list[str] = Field(default_factory=list)
+    checkin_event_id: str | None
+    checkout_event_id: str | None

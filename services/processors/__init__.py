@@ -1,0 +1,20 @@
+"""Message processors for the sink: pure functions from one Kafka message to warehouse rows.
+
+Each topic has one route: the event types it may carry, the table and the row. A message that
+does not parse, or carries a type its topic must not carry, raises `InvalidMessage` and goes to
+the dead-letter topic with the reason. One module per domain registers its routes on import.
+"""
+
+from services.processors import checkins, registry
+from services.processors.base import ROUTES, InvalidMessage, Route, Row, process, route_for_event
+
+__all__ = [
+    "ROUTES",
+    "InvalidMessage",
+    "Route",
+    "Row",
+    "checkins",
+    "process",
+    "registry",
+    "route_for_event",
+]

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit install kafka-jars kafka-start kafka-stop migrate clean
+.PHONY: run test lint unit install vendor kafka-jars kafka-start kafka-stop migrate clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)
+# The chart library the pages serve themselves (no CDN): pinned in package-lock.json, fetched
+# from the npm registry by `npm ci`, copied into a gitignored folder served as /static/vendor/.
+VENDOR := api/pages/static/vendor/echarts.min.js
+
+$(VENDOR): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $@) && cp node_modules/echarts/dist/echarts.min.js $@
+
+vendor: $(VENDOR)
+
+install: $(STAMP) $(VENDOR)
 
 kafka-jars: install
 	$(PY) -m infra.kafka fetch
@@ -26,8 +36,14 @@ lint: install
 	$(PY) -m mypy
 
 # The whole suite against real parts: the tests start their own broker from the fetched jars.
-test: install kafka-jars lint
+test: install kafka-jars chromium lint
 	$(PY) -m pytest
+
+# The browser tests drive Debian's chromium (never a downloaded browser); CI is root on Debian.
+# The CJK fonts make the Chinese pages readable in the screenshots people look at.
+chromium:
+	(test -x /usr/bin/chromium && dpkg -s fonts-noto-cjk >/dev/null 2>&1) || \
+	  (apt-get update && apt-get install -y chromium fonts-noto-cjk)
 
 unit: install
 	$(PY) -m pytest -m "not kafka and not clickhouse"
@@ -42,4 +58,4 @@ migrate: install
 	$(PY) -m services.warehouse.migrate
 
 clean:
-	rm -rf $(VENV) .cache data .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .cache data .mypy_cache .pytest_cache .ruff_cache node_modules api/pages/static/vendor

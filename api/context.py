@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.publisher import Publisher
+from services.ratelimit import RateLimiter
 from services.registry import Registry
+from services.revocations import RevocationList
 from services.settings import Settings
 from services.sink import Sink
 from services.warehouse.client import Warehouse
+
+
+@dataclass
+class Limits:
+    checkins_member: RateLimiter
+    checkins_station: RateLimiter
+    token_issue: RateLimiter
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Limits:
+        return cls(
+            RateLimiter(s.limit_checkins_member_burst, s.limit_checkins_member_per_min / 60),
+            RateLimiter(s.limit_checkins_station_burst, s.limit_checkins_station_per_min / 60),
+            RateLimiter(s.limit_token_issue_burst, s.limit_token_issue_per_min / 60),
+        )
 
 
 @dataclass
@@ -18,5 +35,10 @@ class AppContext:
     warehouse: Warehouse
     publisher: Publisher
     registry: Registry
+    revocations: RevocationList
+    limits: Limits = field(init=False)
     sink: Sink | None = None
     sink_thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.limits = Limits.from_settings(self.settings)

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import AppContext
 from api.errors import ApiError
+from services.ratelimit import RateLimiter, retry_after_header
 from services.tokens import InvalidToken, Principal, Role, verify_bearer
 
 _bearer = HTTPBearer(
@@ -30,9 +31,12 @@ def get_principal(
     if creds is None:
         raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})
     try:
-        return verify_bearer(ctx.settings, creds.credentials)
+        principal = verify_bearer(ctx.settings, creds.credentials)
     except InvalidToken as exc:
         raise ApiError(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"}) from exc
+    if principal.expires_at is not None and ctx.revocations.is_revoked(principal.token_id):
+        raise ApiError(401, "unauthorized", "token revoked", {"WWW-Authenticate": "Bearer"})
+    return principal
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
@@ -41,3 +45,26 @@ Caller = Annotated[Principal, Depends(get_principal)]
 def require(principal: Principal, *roles: Role) -> None:
     if principal.role not in roles:
         raise ApiError(403, "forbidden", f"this action needs the role {' or '.join(roles)}")
+
+
+def rate_limit(limiter: RateLimiter, key: str, what: str) -> None:
+    wait = limiter.acquire(key)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many {what}; retry after {retry_after_header(wait)} s",
+            {"Retry-After": retry_after_header(wait)},
+        )
+
+
+def may_manage_community(caller: Principal, community_id: str) -> bool:
+    """The admin, or the organizer of this community."""
+    return caller.role == "admin" or (
+        caller.role == "organizer" and caller.subject_id == community_id
+    )
+
+
+def hidden(kind: str, id_: str) -> ApiError:
+    """A 404 that does not tell a caller outside the scope whether the id exists."""
+    return ApiError(404, f"{kind}_not_found", f"no {kind} {id_!r} visible to this caller")

@@ -10,10 +10,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.metrics import CHECKINS as CHECKIN_METRIC
 from services.publisher import PublishUnavailable
 from services.registry import NotFound
 
 log = logging.getLogger(__name__)
+
+CHECKIN_PATH = "/v1/checkins"
+
+
+def _count_refused_checkin(request: Request, code: str) -> None:
+    """volunteer_checkins_total{result=<error code>} for refused check-ins (operations)."""
+    if request.url.path == CHECKIN_PATH and request.method == "POST":
+        CHECKIN_METRIC.labels(result=code).inc()
 
 
 class ApiError(Exception):
@@ -47,11 +56,13 @@ def _describe(errors: list[Any]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        _count_refused_checkin(request, exc.code)
         return _json(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        _count_refused_checkin(request, "invalid_request")
         return _json(422, "invalid_request", _describe(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
@@ -66,7 +77,8 @@ def install(app: FastAPI) -> None:
         return _json(404, f"{exc.kind}_not_found", str(exc))
 
     @app.exception_handler(PublishUnavailable)
-    async def _kafka_down(_: Request, exc: PublishUnavailable) -> JSONResponse:
+    async def _kafka_down(request: Request, exc: PublishUnavailable) -> JSONResponse:
+        _count_refused_checkin(request, "kafka_unavailable")
         log.warning("publish failed: %s", exc)
         return _json(
             503,

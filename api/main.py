@@ -7,14 +7,38 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.context import AppContext
 from api.pages import routes as pages
-from api.routers import auth, checkins, health, members, registry, stations
+from api.routers import (
+    activation,
+    assessments,
+    auth,
+    campaigns,
+    checkins,
+    dashboard,
+    feedback,
+    health,
+    imports,
+    member_week,
+    members,
+    organizer,
+    rankings,
+    records,
+    registry,
+    sessions,
+    station_screen,
+    stations,
+    weekly,
+    wishes,
+)
+from services import metrics
 from services.publisher import Publisher
 from services.registry import Registry
+from services.revocations import RevocationList
 from services.settings import Settings, get_settings
 from services.sink import run_in_thread
 from services.warehouse.client import connect
@@ -31,7 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warehouse = connect(settings)
         migrate(warehouse)
         publisher = Publisher(settings)
-        ctx = AppContext(settings, warehouse, publisher, Registry(warehouse, publisher))
+        ctx = AppContext(
+            settings,
+            warehouse,
+            publisher,
+            Registry(warehouse, publisher),
+            RevocationList(warehouse, publisher),
+        )
         if settings.sink_mode == "embedded":
             ctx.sink, ctx.sink_thread = run_in_thread(settings)
         app.state.ctx = ctx
@@ -57,8 +87,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stations.router,
         checkins.router,
         members.router,
+        imports.router,
+        records.router,
+        assessments.router,
+        rankings.router,
+        organizer.router,
+        sessions.router,
+        weekly.router,
     ):
         app.include_router(r)
+    # Feedback, micro-wishes and the three lists, campaigns (issue 4).
+    for r in (feedback.router, wishes.router, campaigns.router):
+        app.include_router(r)
+    # Phone binding, the member's week, station screens (issue 6).
+    for r in (activation.router, member_week.router, station_screen.router):
+        app.include_router(r)
+    # The organizer dashboard's per-station and per-grid week (issue 6).
+    app.include_router(dashboard.router)
+
+    # Operations (issue 7): Prometheus metrics of this process (and its embedded sink).
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
+
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app

@@ -6,6 +6,7 @@ the worker, then the broker. Nothing is left running.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -23,6 +24,10 @@ import uvicorn
 
 from api.main import create_app
 from infra.kafka import Broker, KafkaError, create_topics, fetch
+from services.demo.county import County, generate
+from services.demo.loader import LoadedCounty, admin_client, load_county
+from services.logging import configure as configure_logging
+from services.logging import uvicorn_log_config
 from services.settings import Settings, get_settings
 
 log = logging.getLogger("run")
@@ -43,51 +48,69 @@ def _call(settings: Settings, method: str, path: str, body: dict[str, Any] | Non
         return json.loads(resp.read())
 
 
-def load_demo(settings: Settings) -> dict[str, Any]:
-    """One unit, one community, a station and a member, created once through the public API."""
-    marker = settings.data_dir / "demo.json"
-    if marker.exists():
-        demo: dict[str, Any] = json.loads(marker.read_text())
-        try:
-            _call(settings, "GET", f"/v1/stations/{demo['station']['id']}")
-            return demo
-        except urllib.error.HTTPError:
-            pass  # the data folder was reset: create the demo again
-    unit = _call(settings, "POST", "/v1/units", {"name": "陇西县财政局"})
-    community = _call(settings, "POST", "/v1/communities", {"name": "巩昌镇城关社区"})
-    station = _call(
-        settings,
-        "POST",
-        "/v1/stations",
-        {"community_id": community["id"], "name": "城关社区党群服务站", "kind": "service_station"},
+def load_demo(settings: Settings) -> tuple[County, LoadedCounty]:
+    """The demo county (services.demo), loaded through the public API as an office would.
+
+    Idempotent: a re-run finds every unit, community, grid, station and member (by name, and
+    members by phone) and creates nothing, so restarting `make run` is as fast as the first.
+    """
+    county = generate()
+
+    async def load() -> LoadedCounty:
+        async with admin_client(f"http://127.0.0.1:{settings.api_port}", settings.admin_token) as c:
+            return await load_county(c, county)
+
+    t = time.monotonic()
+    loaded = asyncio.run(load())
+    log.info(
+        "demo county loaded in %.1fs (created %s; import: %s)",
+        time.monotonic() - t,
+        loaded.created,
+        {k: v for k, v in (loaded.import_result or {}).items() if k != "errors"},
     )
-    member = _call(
-        settings,
-        "POST",
-        "/v1/members",
-        {"name": "张伟", "unit_id": unit["id"], "community_id": community["id"]},
-    )
-    demo = {"unit": unit, "community": community, "station": station, "member": member}
-    marker.write_text(json.dumps(demo, ensure_ascii=False, indent=2))
-    return demo
+    return county, loaded
 
 
-def announce(settings: Settings, demo: dict[str, Any]) -> None:
-    member_token = _call(
-        settings, "POST", "/v1/auth/tokens", {"role": "member", "subject_id": demo["member"]["id"]}
-    )["token"]
+def announce(settings: Settings, county: County, loaded: LoadedCounty) -> None:
+    def token(role: str, subject_id: str) -> str:
+        body = {"role": role, "subject_id": subject_id}
+        return str(_call(settings, "POST", "/v1/auth/tokens", body)["token"])
+
     base = settings.public_url
-    st = demo["station"]
+    home = county.communities[0]
+    member = next(m for m in county.members if m.community_key == home.key)
+    unit = county.unit(member.unit_key)
+    picks = [s for s in county.stations if s.community_key == home.key][:2]
+    picks += [s for s in county.stations if s.kind == "member_post"][:1]
+    stations = "\n".join(
+        f"  {s.name}\n    poster (PNG):  {base}/v1/stations/{loaded.stations[s.key]['id']}/qr?format=png"
+        f"\n    what it opens: {loaded.stations[s.key]['qr_url']}"
+        for s in picks
+    )
+    member_token = token("member", loaded.members[member.key])
+    organizer = token("organizer", loaded.communities[home.key])
+    hr = token("hr", loaded.units[unit.key])
     print(
         f"""
-==== 龙溪在职党员志愿服务 is running ====
-Station QR code (PNG):  {base}/v1/stations/{st["id"]}/qr?format=png
-    curl -H 'Authorization: Bearer {settings.admin_token}' -o qr.png '{base}/v1/stations/{st["id"]}/qr?format=png'
-What the QR opens:      {st["qr_url"]}
-Member page ({demo["member"]["name"]}, binds this browser):
-                        {base}/me?t={member_token}
-API docs:               {base}/docs
-Health:                 {base}/healthz
+==== 龙溪在职党员志愿服务 is running: demo county 巩昌镇 ====
+{len(county.communities)} communities, {len(county.stations)} stations and posts, \
+{len(county.grids)} grids, {len(county.units)} units, {len(county.members)} members.
+
+Station QR codes (posters need the admin's or that community's organizer's token):
+{stations}
+    curl -H 'Authorization: Bearer {settings.admin_token}' -o qr.png \
+      '{base}/v1/stations/{loaded.stations[picks[0].key]["id"]}/qr?format=png'
+
+Member page ({member.name}, {unit.name}, {home.name}; binds this browser):
+  {base}/me?t={member_token}
+Organizer of {home.name} (bearer token):
+  {organizer}
+HR of {unit.name} (bearer token):
+  {hr}
+Admin token: {settings.admin_token}
+
+API docs: {base}/docs        Health: {base}/healthz
+Simulate a week of scans: .venv/bin/python -m services.demo.simulate --weeks 1 --rate 200
 Press Ctrl-C to stop everything.
 """,
         flush=True,
@@ -95,9 +118,10 @@ Press Ctrl-C to stop everything.
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = get_settings()
+    configure_logging(settings.log_format)
+    # The demo loader's requests are already in uvicorn's access log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fetch()
     broker = Broker.from_settings(settings)
@@ -126,6 +150,7 @@ def main() -> int:
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="info",
+                log_config=uvicorn_log_config(settings.log_format),
             )
         )
 
@@ -135,7 +160,7 @@ def main() -> int:
             if server.should_exit:
                 return
             try:
-                announce(settings, load_demo(settings))
+                announce(settings, *load_demo(settings))
             except Exception:
                 log.exception("loading the demo failed")
 

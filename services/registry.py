@@ -1,39 +1,79 @@
-"""Units, communities, stations and members: validated, published to their compacted topics, readable at once.
+"""The registry: units, communities, grids, station kinds, stations and members.
 
-A change is first published to Kafka (acks=all): the log is the source of truth, and the sink
-loads it into ClickHouse like any topic. The same row is then written through to ClickHouse so
-the caller can use the id in its next request; ReplacingMergeTree on (id, version) makes the
-sink's later copy of that row a no-op.
+Every change is validated in full first (nothing half-written), then published to Kafka
+(acks=all) as the entry's new version on its compacted topic *and* as a `RegistryChanged` on
+`registry.history`, which keeps every change with who made it. The log is the source of truth:
+the sink loads both into ClickHouse like any topic. The same rows are then written through to
+ClickHouse so a caller can use an id in its very next request; ReplacingMergeTree on the id
+(history: on kind, id and version) makes the sink's later copy of those rows a no-op.
+
+Scope is enforced here, not in the routers, so the API, the bulk calls and the spreadsheet
+import apply the same rules: the admin manages everything; an organizer (subject: a community
+id) manages the grids, stations and members of that community only; HR (subject: a unit id)
+reads that unit's members; a member reads themself.
+
+Freshness of the check-in path: stations and members are cached for `CACHE_TTL_S` seconds
+because every scan reads both. A change made through this process replaces the cached copy at
+once (write-through), so on a single API process a moved member's next scan already carries the
+new unit. With several API processes, another process may serve the old copy for at most
+`CACHE_TTL_S` seconds after the change; a scan in that window is credited to the unit the member
+belonged to a moment before, which is the bound we accept for not querying on every scan.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from services import topics
 from services.events import (
     Community,
     CommunityUpserted,
+    Event,
+    FieldChange,
+    Grid,
+    GridUpserted,
     Member,
     MemberUpserted,
+    RegistryChanged,
     RegistryRecord,
     Station,
-    StationKind,
+    StationKindDef,
+    StationKindUpserted,
     StationUpserted,
     Unit,
     UnitUpserted,
     derived_id,
 )
 from services.processors import route_for_event
+from services.processors.base import Route, Row
 from services.publisher import Publisher
+from services.tokens import Principal
 from services.warehouse.client import Warehouse
 
 R = TypeVar("R", bound=RegistryRecord)
+
+# The two kinds every county has; a county's admin may add more (POST /v1/station-kinds).
+BUILTIN_STATION_KINDS: dict[str, str] = {
+    "service_station": "党群服务站",
+    "member_post": "党员驿站",
+}
+# Mainland mobile numbers: 11 digits starting 13-19.
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+STATION_KIND_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+MEMBER_STATUSES = ("active", "transferred", "left")
+NAME_MAX = 100
+CHINA_TZ = timezone(timedelta(hours=8))
+MAX_BATCH = 5000
 
 
 class NotFound(LookupError):
@@ -43,14 +83,88 @@ class NotFound(LookupError):
         self.id = id_
 
 
+class RegistryError(Exception):
+    """A refused change or read; the API turns it into `{"error": {code, message}}`."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Invalid(RegistryError):
+    status = 422
+
+
+class Conflict(RegistryError):
+    status = 409
+
+
+class Forbidden(RegistryError):
+    status = 403
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # "station_kind": used in event ids, history rows and error codes
+    table: str
+    model: type[RegistryRecord]
+    event: type[Event]
+    topic: topics.TopicSpec
+    prefix: str  # of new ids
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ")
+
+
+UNIT = Kind("unit", "units", Unit, UnitUpserted, topics.UNITS, "unit")
+COMMUNITY = Kind(
+    "community", "communities", Community, CommunityUpserted, topics.COMMUNITIES, "comm"
+)
+GRID = Kind("grid", "grids", Grid, GridUpserted, topics.GRIDS, "grid")
+STATION_KIND = Kind(
+    "station_kind", "station_kinds", StationKindDef, StationKindUpserted, topics.STATION_KINDS, ""
+)
+STATION = Kind("station", "stations", Station, StationUpserted, topics.STATIONS, "st")
+MEMBER = Kind("member", "members", Member, MemberUpserted, topics.MEMBERS, "mem")
+KINDS: dict[str, Kind] = {k.name: k for k in (UNIT, COMMUNITY, GRID, STATION_KIND, STATION, MEMBER)}
+
+# Fields a record carries for bookkeeping; they change on every version and are not "changes".
+_BOOKKEEPING = ("id", "version", "updated_at", "updated_by")
+
+
 def new_id(prefix: str) -> str:
     # Opaque and unguessable: ids appear in URLs and QR codes.
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
-def _now() -> tuple[datetime, int]:
-    now = datetime.now(UTC)
-    return now, int(now.timestamp() * 1_000_000)
+def actor(p: Principal) -> str:
+    """How a change's author is recorded: role and subject, e.g. `organizer:comm_…`."""
+    return f"{p.role}:{p.subject_id}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value.isoformat() if isinstance(value, date) else value, ensure_ascii=False)
+
+
+def diff(before: RegistryRecord | None, after: RegistryRecord) -> list[FieldChange]:
+    """The fields that differ; on creation every field that has a value."""
+    out = []
+    for f in type(after).model_fields:
+        if f in _BOOKKEEPING:
+            continue
+        a = getattr(after, f)
+        if before is None:
+            if a is not None:
+                out.append(FieldChange(field=f, before=None, after=_json(a)))
+            continue
+        b = getattr(before, f)
+        if a != b:
+            out.append(FieldChange(field=f, before=_json(b), after=_json(a)))
+    return out
 
 
 @dataclass
@@ -59,9 +173,25 @@ class _Cached:
     at: float
 
 
+@dataclass(frozen=True)
+class Change:
+    kind: Kind
+    before: RegistryRecord | None
+    after: RegistryRecord
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: int
+    operation: str
+    changed_by: str
+    changed_at: datetime
+    changes: list[tuple[str, Any, Any]]
+
+
 class Registry:
-    # Station and member lookups are on the check-in hot path; a short TTL keeps a moved
-    # member's new unit visible within seconds without a query per scan.
+    # Station and member lookups are on the check-in hot path; see the module docstring for how
+    # long a change may take to reach another process's scans.
     CACHE_TTL_S = 5.0
 
     def __init__(self, warehouse: Warehouse, publisher: Publisher) -> None:
@@ -69,122 +199,577 @@ class Registry:
         self.publisher = publisher
         self._cache: dict[tuple[str, str], _Cached] = {}
         self._lock = threading.Lock()
+        # Serialises read-modify-write within this process, so two concurrent edits of one entry
+        # do not both start from the same version and silently drop one another's fields.
+        self.write_lock = threading.Lock()
 
-    def _publish(self, spec: topics.TopicSpec, record: RegistryRecord, event: Any) -> None:
-        self.publisher.send_sync(spec, record.id, event)
-        route = route_for_event(event)
-        self.wh.insert(route.table, [route.to_row(event)], route.columns)
+    # ---- writing -------------------------------------------------------------------------
+
+    def commit(self, changes: list[Change]) -> None:
+        """Publishes every change (record + history) in one batch, then writes them through."""
+        if not changes:
+            return
+        messages: list[tuple[topics.TopicSpec, str, Event]] = []
+        for ch in changes:
+            rec = ch.after
+            messages.append(
+                (
+                    ch.kind.topic,
+                    rec.id,
+                    ch.kind.event.model_validate(
+                        {
+                            "event_id": derived_id(ch.kind.name, rec.id, str(rec.version)),
+                            "occurred_at": rec.updated_at,
+                            "record": rec,
+                        }
+                    ),
+                )
+            )
+            messages.append(
+                (
+                    topics.REGISTRY_HISTORY,
+                    rec.id,
+                    RegistryChanged(
+                        event_id=derived_id("history", ch.kind.name, rec.id, str(rec.version)),
+                        occurred_at=rec.updated_at,
+                        entity_kind=ch.kind.name,
+                        entity_id=rec.id,
+                        version=rec.version,
+                        operation="create" if ch.before is None else "update",
+                        changed_by=rec.updated_by,
+                        changes=diff(ch.before, rec),
+                    ),
+                )
+            )
+        self.publisher.send_many_sync(messages)
+        tables: dict[str, tuple[Route, list[Row]]] = {}
+        for _, _, event in messages:
+            route = route_for_event(event)
+            tables.setdefault(route.table, (route, []))[1].append(route.to_row(event))
+        for table, (route, rows) in tables.items():
+            self.wh.insert(table, rows, route.columns)
+        now = time.monotonic()
         with self._lock:
-            self._cache.pop((route.table, record.id), None)
+            for ch in changes:
+                self._cache[(ch.kind.table, ch.after.id)] = _Cached(ch.after, now)
 
-    def create_unit(self, name: str, by: str) -> Unit:
-        now, version = _now()
-        rec = Unit(id=new_id("unit"), name=name, version=version, updated_at=now, updated_by=by)
-        ev = UnitUpserted(
-            event_id=derived_id("unit", rec.id, str(version)), occurred_at=now, record=rec
-        )
-        self._publish(topics.UNITS, rec, ev)
-        return rec
+    @staticmethod
+    def stamp(before: RegistryRecord | None, p: Principal) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        version = int(now.timestamp() * 1_000_000)
+        if before is not None:
+            # Versions must grow even if the clock stepped back or two edits share a microsecond.
+            version = max(version, before.version + 1)
+        return {"version": version, "updated_at": now, "updated_by": actor(p)}
 
-    def create_community(self, name: str, by: str) -> Community:
-        now, version = _now()
-        rec = Community(
-            id=new_id("comm"), name=name, version=version, updated_at=now, updated_by=by
-        )
-        ev = CommunityUpserted(
-            event_id=derived_id("community", rec.id, str(version)), occurred_at=now, record=rec
-        )
-        self._publish(topics.COMMUNITIES, rec, ev)
-        return rec
+    def _build(self, kind: Kind, data: dict[str, Any]) -> RegistryRecord:
+        try:
+            return kind.model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            loc = ".".join(str(x) for x in first["loc"])
+            raise Invalid(f"invalid_{kind.name}", f"{loc}: {first['msg']}") from exc
 
-    def create_station(
+    def create(self, kind_name: str, data: dict[str, Any], p: Principal) -> RegistryRecord:
+        return self.create_many(kind_name, [data], p)[0]
+
+    def create_many(
+        self, kind_name: str, items: list[dict[str, Any]], p: Principal
+    ) -> list[RegistryRecord]:
+        """All or nothing: every item is validated (against the registry and the items before it)
+        before anything is published."""
+        kind = KINDS[kind_name]
+        if not items:
+            return []
+        if len(items) > MAX_BATCH:
+            raise Invalid("batch_too_large", f"at most {MAX_BATCH} items per request")
+        ctx = _Pending()
+        changes = []
+        with self.write_lock:
+            for i, item in enumerate(items):
+                data = {k: _clean(v) for k, v in item.items()}
+                if kind is STATION_KIND:
+                    data["id"] = data.pop("code", None)
+                else:
+                    data["id"] = new_id(kind.prefix)
+                try:
+                    self._check(kind, None, data, p, ctx)
+                    rec = self._build(kind, {**data, **self.stamp(None, p)})
+                except RegistryError as exc:
+                    if len(items) > 1:
+                        exc.message = f"items[{i}]: {exc.message}"
+                        exc.args = (exc.message,)
+                    raise
+                ctx.add(kind, rec)
+                changes.append(Change(kind, None, rec))
+            self.commit(changes)
+        return [c.after for c in changes]
+
+    def update(
+        self, kind_name: str, id_: str, fields: dict[str, Any], p: Principal
+    ) -> RegistryRecord:
+        """Applies the given fields (None clears an optional one); unchanged means no new version."""
+        kind = KINDS[kind_name]
+        if kind is STATION_KIND and id_ in BUILTIN_STATION_KINDS:
+            raise Forbidden("builtin_station_kind", f"{id_!r} is a built-in station kind")
+        with self.write_lock:
+            before = self.get(kind_name, id_, p, fresh=True)
+            self._may_manage(kind, before.model_dump(), p)
+            data = before.model_dump()
+            for k, v in fields.items():
+                data[k] = _clean(v)
+            if (
+                kind is MEMBER
+                and data["community_id"] != before.model_dump()["community_id"]
+                and "grid_id" not in fields
+            ):
+                # A grid belongs to one community: moving house leaves the old grid behind.
+                data["grid_id"] = None
+            self._check(kind, before, data, p, _Pending())
+            after = self._build(kind, {**data, **self.stamp(before, p)})
+            if not diff(before, after):
+                return before
+            self.commit([Change(kind, before, after)])
+        return after
+
+    # ---- rules ----------------------------------------------------------------------------
+
+    def _may_manage(self, kind: Kind, data: dict[str, Any], p: Principal) -> None:
+        if p.role == "admin":
+            return
+        if kind in (GRID, STATION, MEMBER) and p.role == "organizer":
+            if data.get("community_id") == p.subject_id:
+                return
+            raise Forbidden(
+                "forbidden",
+                f"an organizer manages only their own community's {kind.label}s",
+            )
+        raise Forbidden("forbidden", f"only the admin may change {kind.label}s")
+
+    def _check(
         self,
-        community_id: str,
-        name: str,
-        kind: StationKind,
-        lat: float | None,
-        lon: float | None,
-        by: str,
-    ) -> Station:
-        self.community(community_id)
-        now, version = _now()
-        rec = Station(
-            id=new_id("st"),
-            community_id=community_id,
-            name=name,
-            kind=kind,
-            lat=lat,
-            lon=lon,
-            version=version,
-            updated_at=now,
-            updated_by=by,
-        )
-        ev = StationUpserted(
-            event_id=derived_id("station", rec.id, str(version)), occurred_at=now, record=rec
-        )
-        self._publish(topics.STATIONS, rec, ev)
-        return rec
+        kind: Kind,
+        before: RegistryRecord | None,
+        data: dict[str, Any],
+        p: Principal,
+        pending: _Pending,
+    ) -> None:
+        if kind is not STATION_KIND:
+            _text(data, "name", kind)
+        if before is None:
+            self._may_manage(kind, data, p)
+        elif kind in (GRID, STATION) and data.get("community_id") != _attr(before, "community_id"):
+            raise Invalid(
+                f"invalid_{kind.name}",
+                f"community_id: a {kind.label} cannot move to another community; create a new one",
+            )
+        if kind is MEMBER and before is not None:
+            # An organizer may edit their members but not hand one to another community.
+            self._may_manage(kind, data, p)
 
-    def create_member(self, name: str, unit_id: str, community_id: str, by: str) -> Member:
-        self.unit(unit_id)
-        self.community(community_id)
-        now, version = _now()
-        rec = Member(
-            id=new_id("mem"),
-            name=name,
-            unit_id=unit_id,
-            community_id=community_id,
-            version=version,
-            updated_at=now,
-            updated_by=by,
-        )
-        ev = MemberUpserted(
-            event_id=derived_id("member", rec.id, str(version)), occurred_at=now, record=rec
-        )
-        self._publish(topics.MEMBERS, rec, ev)
-        return rec
+        if kind is STATION_KIND:
+            code = data.get("id")
+            if not isinstance(code, str) or not STATION_KIND_CODE_RE.match(code):
+                raise Invalid(
+                    "invalid_station_kind",
+                    "code: lower-case letters, digits and _, starting with a letter, 2-40 long",
+                )
+            _text(data, "label", kind, max_len=20)
+            if before is None and (code in BUILTIN_STATION_KINDS or self._exists_raw(kind, code)):
+                raise Conflict("station_kind_exists", f"code: station kind {code!r} already exists")
+        elif kind is GRID:
+            self._ref(COMMUNITY, data.get("community_id"), "community_id", pending)
+            level, parent_id = data.get("level"), data.get("parent_id")
+            if level == 4 and parent_id is not None:
+                raise Invalid("invalid_grid", "parent_id: a level-4 grid has no parent grid")
+            if level == 5:
+                if not parent_id:
+                    raise Invalid(
+                        "invalid_grid", "parent_id: a level-5 grid needs its level-4 grid"
+                    )
+                parent = self._ref(GRID, parent_id, "parent_id", pending)
+                assert isinstance(parent, Grid)
+                if parent.level != 4 or parent.community_id != data.get("community_id"):
+                    raise Invalid(
+                        "invalid_grid",
+                        "parent_id: must be a level-4 grid of the same community",
+                    )
+            if before is not None and level != _attr(before, "level"):
+                raise Invalid("invalid_grid", "level: a grid's level cannot change")
+            if self._grid_name_taken(data, pending):
+                raise Conflict(
+                    "grid_name_taken",
+                    f"name: this community already has a level-{level} grid named {data['name']!r}"
+                    + (" under the same parent" if level == 5 else ""),
+                )
+        elif kind is STATION:
+            self._ref(COMMUNITY, data.get("community_id"), "community_id", pending)
+            code = data.get("kind")
+            if code not in self.station_kind_codes(pending):
+                raise Invalid(
+                    "unknown_station_kind",
+                    f"kind: no station kind {code!r} (known: {', '.join(sorted(self.station_kind_codes(pending)))})",
+                )
+        elif kind is MEMBER:
+            self._check_member(before, data, pending)
 
-    def _get(self, table: str, model: type[R], id_: str, kind: str) -> R:
-        key = (table, id_)
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit is not None and time.monotonic() - hit.at < self.CACHE_TTL_S:
-            return hit.value  # type: ignore[no-any-return]
-        fields = list(model.model_fields)
+    def _check_member(
+        self, before: RegistryRecord | None, data: dict[str, Any], pending: _Pending
+    ) -> None:
+        self._ref(UNIT, data.get("unit_id"), "unit_id", pending)
+        self._ref(COMMUNITY, data.get("community_id"), "community_id", pending)
+        phone = data.get("phone")
+        if phone is not None:
+            phone = normalize_phone(str(phone))
+            if phone is None:
+                raise Invalid("invalid_phone", "phone: an 11-digit mainland mobile number")
+            data["phone"] = phone
+            owner = pending.phones.get(phone) or self.member_id_by_phone(phone)
+            if owner is not None and (before is None or owner != before.id):
+                raise Conflict("phone_taken", f"phone: {phone} belongs to member {owner}")
+            pending.phones[phone] = data["id"]
+        grid_id = data.get("grid_id")
+        if grid_id is not None:
+            grid = self._ref(GRID, grid_id, "grid_id", pending)
+            assert isinstance(grid, Grid)
+            if grid.community_id != data.get("community_id"):
+                raise Invalid(
+                    "invalid_member",
+                    "grid_id: the grid is not in the member's community",
+                )
+        status = data.get("status", "active")
+        if status not in MEMBER_STATUSES:
+            raise Invalid("invalid_member", f"status: one of {', '.join(MEMBER_STATUSES)}")
+        reported = data.get("reported_on")
+        if reported is not None:
+            if isinstance(reported, str):
+                try:
+                    reported = date.fromisoformat(reported)
+                except ValueError:
+                    raise Invalid("invalid_member", "reported_on: a date YYYY-MM-DD") from None
+                data["reported_on"] = reported
+            if reported > datetime.now(CHINA_TZ).date():
+                raise Invalid("invalid_member", "reported_on: lies in the future")
+        branch = data.get("party_branch")
+        if branch is not None and (not isinstance(branch, str) or len(branch) > NAME_MAX):
+            raise Invalid("invalid_member", f"party_branch: at most {NAME_MAX} characters")
+
+    def _ref(self, kind: Kind, id_: Any, field: str, pending: _Pending) -> RegistryRecord:
+        # A reference to a missing entry is the caller's input error (422), not a missing URL.
+        if not isinstance(id_, str) or not id_:
+            raise Invalid(f"unknown_{kind.name}", f"{field}: required")
+        hit = pending.records.get((kind.name, id_))
+        if hit is not None:
+            return hit
+        try:
+            return self._get(kind, id_)
+        except NotFound:
+            raise Invalid(
+                f"unknown_{kind.name}", f"{field}: no {kind.label} with id {id_!r}"
+            ) from None
+
+    def _grid_name_taken(self, data: dict[str, Any], pending: _Pending) -> bool:
+        community_id = data["community_id"]
+        if community_id not in pending.grid_communities:
+            # One query per community and batch, not per grid: a county loads ~3,500 grids.
+            pending.grid_communities.add(community_id)
+            for id_, name, parent_id in self.wh.query(
+                "SELECT id, name, parent_id FROM grids FINAL WHERE community_id = %(c)s",
+                {"c": community_id},
+            ):
+                pending.grid_names.setdefault((community_id, parent_id, name), id_)
+        key = (community_id, data.get("parent_id"), data["name"])
+        taken = pending.grid_names.get(key)
+        if taken is not None and taken != data["id"]:
+            return True
+        pending.grid_names[key] = data["id"]
+        return False
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def _row_to(self, kind: Kind, row: dict[str, Any]) -> RegistryRecord:
+        row["updated_at"] = row["updated_at"].replace(tzinfo=UTC)
+        return kind.model.model_validate(row)
+
+    def _fetch(self, kind: Kind, id_: str) -> RegistryRecord:
+        fields = list(kind.model.model_fields)
         rows = self.wh.query_dicts(
-            f"SELECT {', '.join(fields)} FROM {table} FINAL WHERE id = %(id)s LIMIT 1",
+            f"SELECT {', '.join(fields)} FROM {kind.table} FINAL WHERE id = %(id)s LIMIT 1",
             {"id": id_},
         )
         if not rows:
-            raise NotFound(kind, id_)
-        row = rows[0]
-        row["updated_at"] = row["updated_at"].replace(tzinfo=UTC)
-        value = model.model_validate(row)
+            raise NotFound(kind.name, id_)
+        return self._row_to(kind, rows[0])
+
+    def _get(self, kind: Kind, id_: str, fresh: bool = False) -> RegistryRecord:
+        key = (kind.table, id_)
+        if not fresh:
+            with self._lock:
+                hit = self._cache.get(key)
+            if hit is not None and time.monotonic() - hit.at < self.CACHE_TTL_S:
+                return hit.value  # type: ignore[no-any-return]
+        value = self._fetch(kind, id_)
         with self._lock:
             self._cache[key] = _Cached(value, time.monotonic())
         return value
 
-    def unit(self, id_: str) -> Unit:
-        return self._get("units", Unit, id_, "unit")
-
-    def community(self, id_: str) -> Community:
-        return self._get("communities", Community, id_, "community")
-
-    def station(self, id_: str) -> Station:
-        return self._get("stations", Station, id_, "station")
-
-    def member(self, id_: str) -> Member:
-        return self._get("members", Member, id_, "member")
-
-    def exists(self, kind: str, id_: str) -> bool:
-        getter = {
-            "unit": self.unit,
-            "community": self.community,
-            "station": self.station,
-            "member": self.member,
-        }[kind]
+    def _exists_raw(self, kind: Kind, id_: str) -> bool:
         try:
-            getter(id_)
+            self._get(kind, id_)
         except NotFound:
             return False
         return True
+
+    def may_read(self, kind: Kind, rec: RegistryRecord, p: Principal) -> bool:
+        if p.role == "admin" or kind in (UNIT, COMMUNITY, STATION_KIND):
+            return True
+        if kind in (GRID, STATION):
+            return p.role != "organizer" or _attr(rec, "community_id") == p.subject_id
+        assert isinstance(rec, Member)
+        return (
+            (p.role == "member" and p.subject_id == rec.id)
+            or (p.role == "organizer" and p.subject_id == rec.community_id)
+            or (p.role == "hr" and p.subject_id == rec.unit_id)
+        )
+
+    def get(self, kind_name: str, id_: str, p: Principal, fresh: bool = False) -> RegistryRecord:
+        """The entry if the caller may read it; NotFound otherwise, so ids cannot be probed."""
+        kind = KINDS[kind_name]
+        if kind is STATION_KIND and id_ in BUILTIN_STATION_KINDS:
+            return builtin_station_kind(id_)
+        rec = self._get(kind, id_, fresh=fresh)
+        if not self.may_read(kind, rec, p):
+            raise NotFound(kind.name, id_)
+        return rec
+
+    def page(
+        self,
+        kind_name: str,
+        p: Principal,
+        filters: dict[str, str | None],
+        q: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[RegistryRecord], int]:
+        kind = KINDS[kind_name]
+        where, params = ["1"], {}
+        for i, (col, value) in enumerate(filters.items()):
+            if value is None:
+                continue
+            if kind is MEMBER and col == "grid_id":
+                # A level-4 grid's members include those filed under its level-5 grids.
+                where.append(
+                    f"(grid_id = %(f{i})s OR grid_id IN"
+                    f" (SELECT id FROM grids FINAL WHERE parent_id = %(f{i})s))"
+                )
+            else:
+                where.append(f"{col} = %(f{i})s")
+            params[f"f{i}"] = value
+        if p.role != "admin":
+            scope = _list_scope(kind, p)
+            if scope is not None:
+                where.append(f"{scope[0]} = %(scope)s")
+                params["scope"] = scope[1]
+        if q:
+            # Names match anywhere, case-insensitively; phones by any run of digits.
+            where.append(
+                "(positionCaseInsensitiveUTF8(name, %(q)s) > 0"
+                + (" OR position(ifNull(phone, ''), %(q)s) > 0)" if kind is MEMBER else ")")
+            )
+            params["q"] = q
+        cond = " AND ".join(where)
+        total = int(
+            self.wh.query(f"SELECT count() FROM {kind.table} FINAL WHERE {cond}", params)[0][0]
+        )
+        fields = ", ".join(kind.model.model_fields)
+        rows = self.wh.query_dicts(
+            f"SELECT {fields} FROM {kind.table} FINAL WHERE {cond} ORDER BY name, id"
+            " LIMIT %(limit)s OFFSET %(offset)s",
+            {**params, "limit": limit, "offset": offset},
+        )
+        return [self._row_to(kind, r) for r in rows], total
+
+    def station_kinds(self) -> list[StationKindDef]:
+        stored = {
+            r.id: r
+            for r in (
+                self._row_to(STATION_KIND, row)
+                for row in self.wh.query_dicts(
+                    "SELECT id, label, version, updated_at, updated_by FROM station_kinds FINAL"
+                )
+            )
+        }
+        out: list[StationKindDef] = [builtin_station_kind(c) for c in BUILTIN_STATION_KINDS]
+        out += sorted(
+            (k for k in stored.values() if isinstance(k, StationKindDef)), key=lambda k: k.id
+        )
+        return out
+
+    def station_kind_codes(self, pending: _Pending | None = None) -> set[str]:
+        if pending is not None and pending.kind_codes is not None:
+            return pending.kind_codes
+        codes = set(BUILTIN_STATION_KINDS)
+        codes.update(r[0] for r in self.wh.query("SELECT id FROM station_kinds FINAL"))
+        if pending is not None:
+            pending.kind_codes = codes
+        return codes
+
+    def history(
+        self, kind_name: str, id_: str, p: Principal, limit: int = 50, offset: int = 0
+    ) -> tuple[list[HistoryEntry], int]:
+        kind = KINDS[kind_name]
+        self.get(kind_name, id_, p, fresh=True)
+        params = {"k": kind.name, "id": id_}
+        total = int(
+            self.wh.query(
+                "SELECT count() FROM registry_history FINAL"
+                " WHERE entity_kind = %(k)s AND entity_id = %(id)s",
+                params,
+            )[0][0]
+        )
+        rows = self.wh.query(
+            """
+            SELECT version, operation, changed_by, changed_at, fields, before, after
+            FROM registry_history FINAL
+            WHERE entity_kind = %(k)s AND entity_id = %(id)s
+            ORDER BY version
+            LIMIT %(limit)s OFFSET %(offset)s
+            """,
+            {**params, "limit": limit, "offset": offset},
+        )
+        out = []
+        for version, op, by, at, fields, before, after in rows:
+            changes = [
+                (f, None if b is None else json.loads(b), None if a is None else json.loads(a))
+                for f, b, a in zip(fields, before, after, strict=True)
+            ]
+            out.append(HistoryEntry(int(version), op, by, at.replace(tzinfo=UTC), changes))
+        return out, total
+
+    def member_id_by_phone(self, phone: str) -> str | None:
+        rows = self.wh.query(
+            "SELECT id FROM members FINAL WHERE phone = %(p)s ORDER BY version DESC LIMIT 1",
+            {"p": phone},
+        )
+        return str(rows[0][0]) if rows else None
+
+    def members_by_phone(self, phones: Iterable[str]) -> dict[str, Member]:
+        out: dict[str, Member] = {}
+        phones = list(phones)
+        fields = ", ".join(Member.model_fields)
+        for i in range(0, len(phones), 1000):
+            for row in self.wh.query_dicts(
+                f"SELECT {fields} FROM members FINAL WHERE phone IN %(p)s",
+                {"p": phones[i : i + 1000]},
+            ):
+                m = self._row_to(MEMBER, row)
+                assert isinstance(m, Member)
+                if m.phone:
+                    out[m.phone] = m
+        return out
+
+    def all_of(self, kind_name: str) -> list[RegistryRecord]:
+        """Every entry of a small kind (units, communities, grids): for name lookups on import."""
+        kind = KINDS[kind_name]
+        fields = ", ".join(kind.model.model_fields)
+        return [
+            self._row_to(kind, r)
+            for r in self.wh.query_dicts(f"SELECT {fields} FROM {kind.table} FINAL")
+        ]
+
+    # ---- the check-in path and older callers --------------------------------------------
+
+    def unit(self, id_: str) -> Unit:
+        return _as(Unit, self._get(UNIT, id_))
+
+    def community(self, id_: str) -> Community:
+        return _as(Community, self._get(COMMUNITY, id_))
+
+    def grid(self, id_: str) -> Grid:
+        return _as(Grid, self._get(GRID, id_))
+
+    def station(self, id_: str) -> Station:
+        return _as(Station, self._get(STATION, id_))
+
+    def member(self, id_: str) -> Member:
+        return _as(Member, self._get(MEMBER, id_))
+
+    def level4_grid_id(self, member: Member) -> str | None:
+        """The level-4 grid a member belongs to (their grid, or its parent if it is level 5)."""
+        if member.grid_id is None:
+            return None
+        try:
+            g = self.grid(member.grid_id)
+        except NotFound:
+            return None
+        return g.parent_id if g.level == 5 else g.id
+
+    def exists(self, kind: str, id_: str) -> bool:
+        return self._exists_raw(KINDS[kind], id_)
+
+
+class _Pending:
+    """What a batch has validated so far, so later items may refer to earlier ones."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], RegistryRecord] = {}
+        self.phones: dict[str, str] = {}
+        self.grid_names: dict[tuple[str, str | None, str], str] = {}
+        self.grid_communities: set[str] = set()
+        self.kind_codes: set[str] | None = None
+
+    def add(self, kind: Kind, rec: RegistryRecord) -> None:
+        self.records[(kind.name, rec.id)] = rec
+        if kind is STATION_KIND and self.kind_codes is not None:
+            self.kind_codes.add(rec.id)
+
+
+def _as(model: type[R], rec: RegistryRecord) -> R:
+    assert isinstance(rec, model)
+    return rec
+
+
+def _attr(rec: RegistryRecord, name: str) -> Any:
+    return getattr(rec, name, None)
+
+
+def _clean(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _text(data: dict[str, Any], field: str, kind: Kind, max_len: int = NAME_MAX) -> None:
+    v = data.get(field)
+    if not isinstance(v, str) or not v:
+        raise Invalid(f"invalid_{kind.name}", f"{field}: required, may not be empty")
+    if len(v) > max_len:
+        raise Invalid(f"invalid_{kind.name}", f"{field}: at most {max_len} characters")
+
+
+def _list_scope(kind: Kind, p: Principal) -> tuple[str, str] | None:
+    """The column and value a non-admin's lists are confined to (None: unconfined)."""
+    if kind in (GRID, STATION):
+        return ("community_id", p.subject_id) if p.role == "organizer" else None
+    if kind is MEMBER:
+        column = {"member": "id", "organizer": "community_id", "hr": "unit_id"}[p.role]
+        return (column, p.subject_id)
+    return None
+
+
+def builtin_station_kind(code: str) -> StationKindDef:
+    return StationKindDef(
+        id=code,
+        label=BUILTIN_STATION_KINDS[code],
+        version=0,
+        updated_at=datetime(2022, 1, 1, tzinfo=UTC),
+        updated_by="builtin",
+    )
+
+
+def normalize_phone(raw: str) -> str | None:
+    """An 11-digit mainland mobile, tolerating spaces, dashes and a +86 prefix; None if not one."""
+    digits = re.sub(r"[\s\-]", "", raw)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    return digits if PHONE_RE.match(digits) else None

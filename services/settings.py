@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     max_scan_age_h: float = 72.0
     max_clock_skew_s: float = 120.0
 
+    # Rate limits (token buckets per API process): a burst, then a steady rate per minute.
+    # A member scans a few times per service; a station door sees a queue at most.
+    limit_checkins_member_burst: int = 10
+    limit_checkins_member_per_min: float = 6
+    limit_checkins_station_burst: int = 300
+    limit_checkins_station_per_min: float = 600
+    limit_token_issue_burst: int = 30
+    limit_token_issue_per_min: float = 60
+
     # The sink's batch bounds: whichever comes first.
     sink_batch_size: int = 5000
     sink_batch_ms: int = 500
@@ -56,6 +65,59 @@ class Settings(BaseSettings):
 
     # Faust worker
     worker_web_port: int = 6066
+
+    # Operations (issue 7): "text" for humans, "json" for one JSON object per line.
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    # The standalone sink (`python -m services.sink`) serves Prometheus metrics on this port
+    # (0 = off); the API serves them at /metrics, the worker on its web port at /metrics.
+    sink_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # How often the sink asks the broker for end offsets to publish its lag.
+    sink_lag_interval_s: float = Field(default=10.0, gt=0)
+    # FAULT INJECTION, for the drills (bench/drills) only; off by default, never set in
+    # production. After the n-th acknowledged insert the sink exits the process (os._exit(137))
+    # before committing, like a SIGKILL between insert and commit.
+    sink_fault_after_insert: int = Field(default=0, ge=0)
+    # FAULT INJECTION: once the sink has made SINK_FAULT_INSERTS_DOWN_AFTER acknowledged
+    # inserts, every insert fails for SINK_FAULT_INSERTS_DOWN_S seconds (ClickHouse unavailable).
+    sink_fault_inserts_down_s: float = Field(default=0.0, ge=0)
+    sink_fault_inserts_down_after: int = Field(default=1, ge=0)
+
+    # Session rules (streams.sessions.SessionRules). A second identical scan this soon is ignored.
+    session_repeat_window_s: float = Field(default=120.0, ge=0)
+    # A longer session is credited this many hours and flagged for review.
+    session_cap_h: float = Field(default=8.0, gt=0)
+    # A session still open this long after the end of its local day is closed at midnight as a
+    # forgotten check-out (the grace lets a 23:00-01:00 night duty count), credited
+    # SESSION_FORGOTTEN_CREDIT_H and flagged for the organizer.
+    session_forgotten_grace_h: float = Field(default=4.0, ge=0, le=24)
+    session_forgotten_credit_h: float = Field(default=0.0, ge=0, le=24)
+    # How far back a member's scans are kept to re-pair sessions when a late offline scan
+    # arrives; must exceed MAX_SCAN_AGE_H plus a day.
+    session_rederive_horizon_h: float = Field(default=96.0, gt=0)
+    # How long after its start a session stays reviewable by its organizer.
+    session_review_window_days: int = Field(default=60, ge=1)
+    # How often a worker ticks the session clock (closes forgotten check-outs without a scan).
+    session_tick_s: float = Field(default=30.0, gt=0)
+
+    # The largest member spreadsheet an import accepts (HTTP 413 above it).
+    import_max_bytes: int = 50 * 1024 * 1024
+
+    # Station screens (services.station_codes): the rotating QR code changes every window; a
+    # code stays valid this long after its window ended, so a member who scanned just before
+    # the change still gets in, but a photo of the screen is useless a minute later.
+    station_code_window_s: int = Field(default=30, ge=1)
+    station_code_grace_s: int = Field(default=30, ge=0)
+    # How long an organizer-issued screen key (the tablet's credential) is valid.
+    screen_key_ttl_s: int = 365 * 24 * 3600
+    # Phone binding: an activation code is single use and expires; the member token it yields
+    # lives long, because a member scans weekly and should not be asked to re-bind monthly.
+    activation_ttl_s: int = 7 * 24 * 3600
+    phone_token_ttl_s: int = 180 * 24 * 3600
+    # Failed redemptions tolerated per client address in the window (HTTP 429 beyond), and in
+    # total across all addresses, against guessing codes.
+    activation_max_failures: int = 10
+    activation_max_failures_total: int = 300
+    activation_failure_window_s: int = 15 * 60
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

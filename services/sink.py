@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -23,6 +24,8 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from services import metrics
+from services.logging import configure as configure_logging
 from services.processors import ROUTES, InvalidMessage, Route, process
 from services.settings import Settings, get_settings
 from services.topics import DEAD_LETTER
@@ -65,15 +68,24 @@ class _Batch:
 
 
 class Sink:
-    def __init__(self, settings: Settings, warehouse: Warehouse) -> None:
+    def __init__(
+        self, settings: Settings, warehouse: Warehouse, group_id: str | None = None
+    ) -> None:
         self.settings = settings
         self.warehouse = warehouse
+        # A replay into a fresh database reads every topic from offset 0 with its own group.
+        self.group_id = group_id or settings.topic("clickhouse-sink")
         self.stats = SinkStats()
         self._stop = threading.Event()
         self._prefix = settings.topic_prefix
         self._batch = _Batch()
         self._consumer: KafkaConsumer | None = None
         self._dlq: KafkaProducer | None = None
+        # Operations: acknowledged inserts (for the fault hooks), lag bookkeeping.
+        self._inserts = 0
+        self._down_until: float | None = None
+        self._committed: dict[TopicPartition, int] = {}
+        self._lag_at = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,7 +97,7 @@ class Sink:
     def _connect(self) -> KafkaConsumer:
         consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap.split(","),
-            group_id=self.settings.topic("clickhouse-sink"),
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.sink_batch_size,
@@ -168,6 +180,7 @@ class Sink:
         due = (time.monotonic() - self._batch.started) * 1000 >= self.settings.sink_batch_ms
         if self._batch.ranges and (full or due):
             self._flush()
+        self._update_lag(consumer)
 
     def _flush(self) -> None:
         batch = self._batch
@@ -182,7 +195,7 @@ class Sink:
             self._send_dead_letters(batch.dead)
         offsets = {tp: OffsetAndMetadata(nxt, "", -1) for tp, (_, nxt) in batch.ranges.items()}
         try:
-            self._consumer.commit(offsets)
+            self._commit(self._consumer, offsets)
         except CommitFailedError as exc:
             # The group moved on (rebalance) while we were writing: the new owner re-reads from
             # the last commit, and the rows we wrote are deduplicated.
@@ -192,18 +205,82 @@ class Sink:
         self.stats.last_flush_at = time.time()
         self._batch = _Batch()
 
+    def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, Any]) -> None:
+        # Only reached once every insert of the batch was acknowledged (the seam a test uses to
+        # kill the sink between the insert and the commit).
+        consumer.commit(offsets)
+        self._committed.update({tp: om.offset for tp, om in offsets.items()})
+
+    def _update_lag(self, consumer: KafkaConsumer) -> None:
+        """Publishes volunteer_sink_lag every SINK_LAG_INTERVAL_S: one end-offsets request for
+        the assigned partitions; positions and our own commits are local."""
+        now = time.monotonic()
+        if now - self._lag_at < self.settings.sink_lag_interval_s:
+            return
+        self._lag_at = now
+        try:
+            assigned = list(consumer.assignment())
+            if not assigned:
+                return
+            ends = consumer.end_offsets(assigned)
+            done = {
+                (tp.topic, tp.partition): self._committed.get(tp, consumer.position(tp))
+                for tp in assigned
+            }
+            ends_by = {(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+        except KafkaError as exc:
+            log.debug("sink: lag not measured: %s", exc)
+            return
+        for topic, lag in metrics.lag_by_topic(ends_by, done).items():
+            metrics.SINK_LAG.labels(topic=topic.removeprefix(self._prefix)).set(lag)
+
+    def run_until_caught_up(self, timeout_s: float = 300.0) -> None:
+        """Reads every routed topic up to its end offsets as of the assignment, writes, commits,
+        and returns: the replay of the log into a fresh database (see services.replay)."""
+        deadline = time.monotonic() + timeout_s
+        consumer = self._consumer = self._connect()
+        targets: dict[TopicPartition, int] | None = None
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"sink did not catch up within {timeout_s:.0f}s")
+                self._poll_once(consumer)
+                assignment = consumer.assignment()
+                if not assignment:
+                    continue
+                if targets is None:
+                    targets = consumer.end_offsets(list(assignment))
+                if self._batch.ranges:
+                    continue
+                if all(consumer.position(tp) >= end for tp, end in targets.items()):
+                    return
+        finally:
+            self._consumer = None
+            consumer.close(autocommit=False)
+            if self._dlq is not None:
+                self._dlq.close(timeout=2)
+                self._dlq = None
+
     def _insert_until_acknowledged(
         self, table: str, route: Route, rows: list[tuple[Any, ...]], token: str
     ) -> None:
         delay = 0.2
         while True:
             try:
+                self._fault_inserts_down()
+                t0 = time.monotonic()
                 self.warehouse.insert(table, rows, route.columns, dedup_token=token)
+                metrics.SINK_INSERT_SECONDS.observe(time.monotonic() - t0)
+                metrics.SINK_BATCH_ROWS.observe(len(rows))
+                metrics.SINK_ROWS.labels(table=table).inc(len(rows))
                 self.stats.last_error = None
+                self._inserts += 1
+                self._fault_exit_after_insert()
                 return
             except Exception as exc:
                 # Never skip a batch: the offsets stay uncommitted until ClickHouse took it.
                 self.stats.insert_failures += 1
+                metrics.SINK_INSERT_FAILURES.labels(table=table).inc()
                 self.stats.last_error = f"clickhouse: {exc}"
                 log.warning(
                     "sink: insert into %s failed (%s); retrying in %.1fs", table, exc, delay
@@ -231,7 +308,31 @@ class Sink:
         for f in futures:
             f.get(timeout=30)
         self.stats.dead_letters += len(dead)
+        for _, _, topic, _ in dead:
+            metrics.DEAD_LETTERS.labels(source="sink", topic=topic.removeprefix(self._prefix)).inc()
         log.warning("sink: %d invalid message(s) sent to the dead-letter topic", len(dead))
+
+    # ---- FAULT INJECTION for the drills (bench/drills); inert unless the settings set them ----
+
+    def _fault_exit_after_insert(self) -> None:
+        n = self.settings.sink_fault_after_insert
+        if n and self._inserts == n:
+            log.error("FAULT INJECTION: exiting after insert %d, before the commit", n)
+            logging.shutdown()
+            os._exit(137)
+
+    def _fault_inserts_down(self) -> None:
+        down_s = self.settings.sink_fault_inserts_down_s
+        if not down_s:
+            return
+        if (
+            self._down_until is None
+            and self._inserts >= self.settings.sink_fault_inserts_down_after
+        ):
+            self._down_until = time.monotonic() + down_s
+            log.error("FAULT INJECTION: ClickHouse inserts fail for %.0f s", down_s)
+        if self._down_until is not None and time.monotonic() < self._down_until:
+            raise ConnectionError("ClickHouse unavailable (fault injection)")
 
 
 class SinkStopped(Exception):
@@ -254,9 +355,13 @@ def run_in_thread(settings: Settings) -> tuple[Sink, threading.Thread]:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = get_settings()
+    configure_logging(settings.log_format)
+    if settings.sink_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.sink_metrics_port, addr="127.0.0.1")
+        log.info("sink metrics on http://127.0.0.1:%d/metrics", settings.sink_metrics_port)
     sink = Sink(settings, connect(settings))
     signal.signal(signal.SIGTERM, lambda *_: sink.stop())
     signal.signal(signal.SIGINT, lambda *_: sink.stop())

@@ -35,17 +35,67 @@ UNITS = TopicSpec("registry.units", partitions=1, compacted=True)
 COMMUNITIES = TopicSpec("registry.communities", partitions=1, compacted=True)
 STATIONS = TopicSpec("registry.stations", partitions=1, compacted=True)
 MEMBERS = TopicSpec("registry.members", partitions=3, compacted=True)
+GRIDS = TopicSpec("registry.grids", partitions=1, compacted=True)
+STATION_KINDS = TopicSpec("registry.station_kinds", partitions=1, compacted=True)
+# Every registry change (who, what, when): not compacted, because the compacted topics above
+# keep only each entry's latest version. Keyed by entity id, so one entry's history is ordered.
+REGISTRY_HISTORY = TopicSpec("registry.history", partitions=3)
+# Evaluations, keyed by feedback id; compacted because an edit replaces the earlier version.
+FEEDBACK = TopicSpec("feedback", partitions=3, compacted=True)
+# Requested transitions of wishes and resources (三单制), keyed by the item id so one item's
+# commands stay ordered for the lists agent; the log keeps every one, refused ones too.
+LIST_COMMANDS = TopicSpec("lists.commands", partitions=6)
+# The agent's verdicts: each item's latest state, and the commands it refused with the reason.
+WISHES = TopicSpec("lists.wishes", partitions=6, compacted=True)
+RESOURCES = TopicSpec("lists.resources", partitions=3, compacted=True)
+LIST_REJECTIONS = TopicSpec("lists.rejections", partitions=1)
+# The accepted transitions, in the order the agent applied them: each item's audit trail.
+LIST_TRANSITIONS = TopicSpec("lists.transitions", partitions=3)
+CAMPAIGNS = TopicSpec("registry.campaigns", partitions=1, compacted=True)
+# Organizer reviews of sessions, keyed by the session's member (co-partitioned with checkins,
+# so the worker that owns the member's sessions applies them).
+SESSION_REVIEWS = TopicSpec("session-reviews", partitions=6)
+# The session agent's clock (see events.ClockTicked); one tick per partition is all that matters.
+SESSION_CLOCK = TopicSpec("session-clock", partitions=6, compacted=True)
+# Each member's latest weekly totals per station, keyed by member|week|station.
+MEMBER_WEEKS = TopicSpec("member-weeks", partitions=6, compacted=True)
+# Withdrawn bearer tokens, keyed by token id.
+REVOCATIONS = TopicSpec("auth.revocations", partitions=1, compacted=True)
+# Versions of the assessment rules, keyed by version number.
+ASSESSMENT_RULES = TopicSpec("assessment-rules", partitions=1, compacted=True)
+# Issued records of service, keyed by verification code.
+SERVICE_RECORDS = TopicSpec("service-records", partitions=1, compacted=True)
+# Phone activation codes, keyed by the code's HMAC; compacted: only the latest state (issued or
+# redeemed) of a code matters, and it must survive restarts and replays.
+ACTIVATIONS = TopicSpec("activations", partitions=1, compacted=True)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
+    REVOCATIONS,
+    ASSESSMENT_RULES,
+    SERVICE_RECORDS,
+    ACTIVATIONS,
     CHECKINS,
     SESSIONS,
     UNITS,
     COMMUNITIES,
     STATIONS,
     MEMBERS,
+    GRIDS,
+    STATION_KINDS,
+    REGISTRY_HISTORY,
     DEAD_LETTER,
+    FEEDBACK,
+    LIST_COMMANDS,
+    WISHES,
+    RESOURCES,
+    LIST_REJECTIONS,
+    LIST_TRANSITIONS,
+    CAMPAIGNS,
+    SESSION_REVIEWS,
+    SESSION_CLOCK,
+    MEMBER_WEEKS,
 )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import faust
 
+from services.logging import dict_config as log_dict_config
 from services.settings import get_settings
-from services.topics import CHECKINS, DEAD_LETTER, SESSIONS
+from services.topics import CHECKINS, DEAD_LETTER, SESSIONS, TopicSpec
 
 settings = get_settings()
 
@@ -31,36 +32,36 @@ app = faust.App(
     broker_commit_every=1000,
     broker_commit_interval=1.0,
     producer_acks=-1,
+    # A worker that dies without leaving the group (SIGKILL, a lost host) holds its partitions
+    # until the session times out: keep that short so a restarted or surviving worker resumes
+    # the sessions within seconds.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
     consumer_auto_offset_reset="earliest",
     autodiscover=False,
+    # LOG_FORMAT=json: one JSON object per line (services.logging); else faust's text logs.
+    logging_config=log_dict_config(settings.log_format),
 )
 
-checkins_topic = app.topic(
-    settings.topic(CHECKINS.name),
-    key_type=bytes,
-    value_type=bytes,
-    value_serializer="raw",
-    key_serializer="raw",
-    partitions=CHECKINS.partitions,
-    internal=False,
-)
-sessions_topic = app.topic(
-    settings.topic(SESSIONS.name),
-    key_type=bytes,
-    value_type=bytes,
-    value_serializer="raw",
-    key_serializer="raw",
-    partitions=SESSIONS.partitions,
-    internal=False,
-)
-dead_letter_topic = app.topic(
-    settings.topic(DEAD_LETTER.name),
-    key_type=bytes,
-    value_type=bytes,
-    value_serializer="raw",
-    key_serializer="raw",
-    internal=False,
-)
+
+def raw_topic(*specs: TopicSpec) -> faust.TopicT:
+    """A topic (or several, read as one stream) of our own JSON events, passed through as bytes:
+    the agents parse them with the shared event contract, not with faust's records."""
+    return app.topic(
+        *(settings.topic(s.name) for s in specs),
+        key_type=bytes,
+        value_type=bytes,
+        value_serializer="raw",
+        key_serializer="raw",
+        partitions=specs[0].partitions,
+        internal=False,
+    )
+
+
+checkins_topic = raw_topic(CHECKINS)
+sessions_topic = raw_topic(SESSIONS)
+dead_letter_topic = raw_topic(DEAD_LETTER)
 
 # Registers the agents with the app.
+from streams.agents import lists as _lists  # noqa: E402,F401
 from streams.agents import sessions as _sessions  # noqa: E402,F401

@@ -1,223 +1,541 @@
-"""Pairing scans into volunteer sessions: a pure function of one member's state and one scan.
+"""Pairing scans into volunteer sessions, applying organizer reviews and keeping weekly totals.
 
-The faust agent keeps `MemberState` per member in a changelog-backed table and calls `apply`;
-everything here is deterministic given the log, so replaying it rebuilds the same sessions.
+Pure: no faust, no I/O. The agent keeps one `MemberState` per member in a changelog-backed table
+and calls `on_scan`, `on_review` and `on_clock`; each returns the new state and the events to
+publish. Sessions are *re-derived* from the member's recent scans sorted by `scanned_at`
+(`derive`), so the result depends on the set of events, not on the order they arrived in: a
+late offline scan lands in the right session, week and year, and replaying the log rebuilds the
+same sessions. A session that changed gets a new revision; one that no longer exists gets a
+voided revision. Time enters only through the log (clock ticks and scans' `received_at`).
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from services.events import CheckinScanned, SessionRecorded, UtcDatetime, derived_id
-from services.timeutil import end_of_local_day
+from services.events import (
+    CheckinScanned,
+    Event,
+    MemberWeekRecorded,
+    SessionRecorded,
+    SessionReviewed,
+    SessionStatus,
+    derived_id,
+)
+from services.settings import Settings
+from services.timeutil import end_of_local_day, iso_week
 
-# How many recent event ids a member's state remembers to drop redelivered scans. A duplicate
-# arrives close to its original (a producer retry, a phone re-sending its queue), never after
-# dozens of the same member's later scans.
-RECENT_IDS = 64
+# Flags an organizer should look at; the review queue lists unreviewed sessions carrying one.
+# A session closed by a check-in elsewhere is ordinary (moving between stations): not queued.
+REVIEW_FLAGS = frozenset({"forgotten_checkout", "over_cap", "checkout_without_checkin"})
+REVIEWED_FLAGS = frozenset({"approved", "adjusted", "rejected"})
 
 
 @dataclass(frozen=True)
 class SessionRules:
-    # A second identical scan (same station, same action) this soon after the first is ignored.
+    """Every rule's knob; defaults documented in services.settings and the README."""
+
+    # A second identical scan (same station, same action) this soon after the previous scan is
+    # a double tap or a phone re-sending: ignored.
     repeat_window: timedelta = timedelta(minutes=2)
-    # A session longer than this is credited this much and flagged.
+    # A session longer than this is credited this much and flagged `over_cap`.
     cap: timedelta = timedelta(hours=8)
     # A session still open this long after the end of its check-in's local day had its
-    # check-out forgotten: it is closed at the end of that day with this credit, and flagged.
-    # The grace lets a real night duty (23:00 to 01:00) count in full.
+    # check-out forgotten: closed at the end of that day with `forgotten_checkout_credit`, and
+    # flagged. The grace lets a real night duty (23:00 to 01:00) count in full.
     forgotten_checkout_grace: timedelta = timedelta(hours=4)
     forgotten_checkout_credit: timedelta = timedelta(0)
+    # Scans are kept (and sessions re-paired) this far behind the member's clock. Must exceed
+    # the oldest offline scan the API accepts (MAX_SCAN_AGE_H) plus a session's longest span.
+    rederive_horizon: timedelta = timedelta(hours=96)
+    # Sessions (and their weekly totals) stay in state, reviewable, this long after they start.
+    review_window: timedelta = timedelta(days=60)
 
     def deadline(self, start: datetime) -> datetime:
         return end_of_local_day(start) + self.forgotten_checkout_grace
 
+    @classmethod
+    def from_settings(cls, s: Settings) -> SessionRules:
+        return cls(
+            repeat_window=timedelta(seconds=s.session_repeat_window_s),
+            cap=timedelta(hours=s.session_cap_h),
+            forgotten_checkout_grace=timedelta(hours=s.session_forgotten_grace_h),
+            forgotten_checkout_credit=timedelta(hours=s.session_forgotten_credit_h),
+            rederive_horizon=timedelta(hours=s.session_rederive_horizon_h),
+            review_window=timedelta(days=s.session_review_window_days),
+        )
 
-class OpenSession(BaseModel):
+
+class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    session_id: str
-    revision: int
+
+class Scan(_Frozen):
+    event_id: str
+    at: datetime
+    received_at: datetime
+    action: Literal["in", "out"]
     station_id: str
     station_community_id: str
     unit_id: str
     member_community_id: str
-    start: UtcDatetime
+    member_grid_id: str | None = None
+
+    @classmethod
+    def of(cls, e: CheckinScanned) -> Scan:
+        return cls(
+            event_id=e.event_id,
+            at=e.occurred_at,
+            received_at=e.received_at,
+            action=e.action,
+            station_id=e.station_id,
+            station_community_id=e.station_community_id,
+            unit_id=e.unit_id,
+            member_community_id=e.member_community_id,
+            member_grid_id=e.member_grid_id,
+        )
+
+
+class Derived(_Frozen):
+    """A session as the scans alone make it, before any review."""
+
+    session_id: str
+    opening: Scan  # the check-in, or the check-out of an anomaly: where and for whom
+    start: datetime
+    end: datetime | None
+    credited_seconds: int
+    status: SessionStatus
+    flags: tuple[str, ...] = ()
     checkin_event_id: str | None
+    checkout_event_id: str | None
 
 
-class MemberState(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Review(_Frozen):
+    review_id: str
+    action: Literal["approve", "adjust", "reject"]
+    credited_seconds: int | None
+    at: datetime
 
-    open: OpenSession | None = None
-    recent_event_ids: tuple[str, ...] = ()
-    last_station_id: str | None = None
-    last_action: str | None = None
-    last_scanned_at: UtcDatetime | None = None
+
+class Kept(_Frozen):
+    base: Derived
+    last: SessionRecorded
+    # Live: still re-derived from the scans in state. A session that fell behind the horizon is
+    # final: only a review can change it.
+    live: bool = True
+
+
+class WeekTotal(_Frozen):
+    sessions: int = 0
+    seconds: int = 0
+    version: int = 0
+    station_community_id: str = ""
+    member_community_id: str = ""
+    member_grid_id: str | None = None
+    unit_id: str = ""
+    # The member's clock when these totals last changed (for readers; not part of any key).
+    as_of: datetime | None = None
+
+
+class MemberState(_Frozen):
+    member_id: str = ""
+    scans: tuple[Scan, ...] = ()  # sorted by (at, event_id)
+    # Scans before this instant were dropped with their final sessions.
+    floor: datetime | None = None
+    # Ids of recently dropped scans, so a very late redelivery is still recognised.
+    dropped_ids: tuple[str, ...] = ()
+    sessions: dict[str, Kept] = {}
+    reviews: dict[str, Review] = {}
+    applied_reviews: tuple[str, ...] = ()
+    weeks: dict[str, WeekTotal] = {}  # f"{week}|{station_id}"
+    week_version: int = 0
+    watermark: datetime | None = None
+    last_tick: str | None = None
+
+    @property
+    def has_open(self) -> bool:
+        return any(k.live and k.base.status == "open" for k in self.sessions.values())
+
+
+class LateScan(ValueError):
+    """A scan older than everything the state can still re-pair: it goes to the dead letters."""
+
+
+RECENT_IDS = 256
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# --- the pairing rules --------------------------------------------------------------------
+
+
+def derive(
+    scans: tuple[Scan, ...], watermark: datetime | None, rules: SessionRules
+) -> list[Derived]:
+    """Sessions from scans sorted by time; `watermark` is a lower bound of the current time."""
+    out: list[Derived] = []
+    cur: Scan | None = None
+    prev: Scan | None = None
+    for s in scans:
+        repeat = (
+            prev is not None
+            and prev.station_id == s.station_id
+            and prev.action == s.action
+            and s.at - prev.at < rules.repeat_window
+        )
+        prev = s
+        if repeat:
+            continue
+        if cur is not None and s.at >= rules.deadline(cur.at):
+            out.append(_auto_close(cur, rules))
+            cur = None
+        if s.action == "in":
+            if cur is not None:
+                if cur.station_id == s.station_id:
+                    # Checked in again at the same station the same day: the session goes on.
+                    continue
+                out.append(_close(cur, s, rules, ("closed_by_next_checkin",)))
+            cur = s
+            continue
+        if cur is None:
+            out.append(
+                Derived(
+                    session_id=derived_id("session", s.event_id),
+                    opening=s,
+                    start=s.at,
+                    end=s.at,
+                    credited_seconds=0,
+                    status="closed",
+                    flags=("checkout_without_checkin",),
+                    checkin_event_id=None,
+                    checkout_event_id=s.event_id,
+                )
+            )
+        else:
+            out.append(_close(cur, s, rules, ()))
+            cur = None
+    if cur is not None:
+        if watermark is not None and watermark >= rules.deadline(cur.at):
+            out.append(_auto_close(cur, rules))
+        else:
+            out.append(
+                Derived(
+                    session_id=derived_id("session", cur.event_id),
+                    opening=cur,
+                    start=cur.at,
+                    end=None,
+                    credited_seconds=0,
+                    status="open",
+                    checkin_event_id=cur.event_id,
+                    checkout_event_id=None,
+                )
+            )
+    return out
+
+
+def _close(o: Scan, s: Scan, rules: SessionRules, flags: tuple[str, ...]) -> Derived:
+    duration = s.at - o.at
+    capped = duration > rules.cap
+    return Derived(
+        session_id=derived_id("session", o.event_id),
+        opening=o,
+        start=o.at,
+        end=s.at,
+        credited_seconds=int((rules.cap if capped else duration).total_seconds()),
+        status="capped" if capped else "closed",
+        flags=(*flags, "over_cap") if capped else flags,
+        checkin_event_id=o.event_id,
+        checkout_event_id=s.event_id,
+    )
+
+
+def _auto_close(o: Scan, rules: SessionRules) -> Derived:
+    return Derived(
+        session_id=derived_id("session", o.event_id),
+        opening=o,
+        start=o.at,
+        end=end_of_local_day(o.at),
+        credited_seconds=int(rules.forgotten_checkout_credit.total_seconds()),
+        status="auto_closed",
+        flags=("forgotten_checkout",),
+        checkin_event_id=o.event_id,
+        checkout_event_id=None,
+    )
+
+
+def reviewed(base: Derived, review: Review | None) -> tuple[SessionStatus, int, list[str]]:
+    """The status, credit and flags after the latest review (the scans' flags stay visible)."""
+    flags = list(base.flags)
+    if review is None:
+        return base.status, base.credited_seconds, flags
+    if review.action == "approve":
+        return base.status, base.credited_seconds, [*flags, "approved"]
+    if review.action == "adjust":
+        return "adjusted", review.credited_seconds or 0, [*flags, "adjusted"]
+    return "rejected", 0, [*flags, "rejected"]
 
 
 def _record(
-    scan: CheckinScanned,
-    o: OpenSession,
-    *,
-    revision: int,
-    end: datetime | None,
-    credited: timedelta,
-    status: str,
-    flags: list[str],
-    checkout_event_id: str | None,
+    member_id: str, base: Derived, review: Review | None, revision: int, voided: bool = False
 ) -> SessionRecorded:
+    status, credited, flags = reviewed(base, review)
+    o = base.opening
     return SessionRecorded(
-        event_id=derived_id("session", o.session_id, str(revision)),
-        occurred_at=end or o.start,
-        session_id=o.session_id,
+        event_id=derived_id("session", base.session_id, str(revision)),
+        occurred_at=base.end or base.start,
+        session_id=base.session_id,
         revision=revision,
-        member_id=scan.member_id,
+        member_id=member_id,
         unit_id=o.unit_id,
         member_community_id=o.member_community_id,
+        member_grid_id=o.member_grid_id,
         station_id=o.station_id,
         station_community_id=o.station_community_id,
-        start=o.start,
-        end=end,
-        credited_seconds=int(credited.total_seconds()),
+        start=base.start,
+        end=base.end,
+        credited_seconds=credited,
         status=status,
         flags=flags,
-        checkin_event_id=o.checkin_event_id,
-        checkout_event_id=checkout_event_id,
+        checkin_event_id=base.checkin_event_id,
+        checkout_event_id=base.checkout_event_id,
+        voided=voided,
     )
 
 
-def _close(
-    scan: CheckinScanned, o: OpenSession, end: datetime, rules: SessionRules, extra: list[str]
-) -> SessionRecorded:
-    if end >= rules.deadline(o.start):
-        # The check-out came after the day was over: the member forgot to check out that day.
-        return _record(
-            scan,
-            o,
-            revision=o.revision + 1,
-            end=end_of_local_day(o.start),
-            credited=rules.forgotten_checkout_credit,
-            status="auto_closed",
-            flags=[*extra, "forgotten_checkout"],
-            checkout_event_id=None,
-        )
-    duration = end - o.start
-    if duration > rules.cap:
-        return _record(
-            scan,
-            o,
-            revision=o.revision + 1,
-            end=end,
-            credited=rules.cap,
-            status="capped",
-            flags=[*extra, "over_cap"],
-            checkout_event_id=scan.event_id,
-        )
-    return _record(
-        scan,
-        o,
-        revision=o.revision + 1,
-        end=end,
-        credited=duration,
-        status="closed",
-        flags=extra,
-        checkout_event_id=scan.event_id,
+def _same(a: SessionRecorded, b: SessionRecorded) -> bool:
+    skip = {"event_id", "revision", "occurred_at"}
+    return a.model_dump(exclude=skip) == b.model_dump(exclude=skip)
+
+
+def contributes(r: SessionRecorded) -> tuple[int, int]:
+    """(sessions, seconds) a session adds to its week: the same rule the warehouse reads use."""
+    if r.voided or r.status in ("open", "rejected"):
+        return 0, 0
+    return int(r.counted), r.credited_seconds
+
+
+def week_key(r: SessionRecorded) -> str:
+    return f"{iso_week(r.start)}|{r.station_id}"
+
+
+# --- state transitions ----------------------------------------------------------------------
+
+
+def _replay(state: MemberState, session_ids: set[str] | None = None) -> list[Event]:
+    """The latest records again, for an event already applied: if the worker died after saving
+    the state but before its output reached Kafka, this redelivery publishes it. Downstream keys
+    on (session, revision) and (member, week, station, version), so repeats are harmless."""
+    out: list[Event] = []
+    keys: set[str] = set()
+    for sid, k in state.sessions.items():
+        if (session_ids is None and k.live) or (session_ids is not None and sid in session_ids):
+            out.append(k.last)
+            keys.add(week_key(k.last))
+    out.extend(
+        _week_event(state.member_id, key, state.weeks[key])
+        for key in sorted(keys)
+        if key in state.weeks
+    )
+    return out
+
+
+def _week_event(member_id: str, key: str, w: WeekTotal) -> MemberWeekRecorded:
+    week, station_id = key.split("|", 1)
+    as_of = w.as_of or _EPOCH
+    return MemberWeekRecorded(
+        event_id=derived_id("member_week", member_id, key, str(w.version)),
+        occurred_at=as_of,
+        member_id=member_id,
+        week=week,
+        station_id=station_id,
+        station_community_id=w.station_community_id,
+        member_community_id=w.member_community_id,
+        member_grid_id=w.member_grid_id,
+        unit_id=w.unit_id,
+        sessions=w.sessions,
+        credited_seconds=w.seconds,
+        version=w.version,
+        as_of=as_of,
     )
 
 
-def _open(scan: CheckinScanned) -> OpenSession:
-    return OpenSession(
-        session_id=derived_id("session", scan.event_id),
-        revision=1,
-        station_id=scan.station_id,
-        station_community_id=scan.station_community_id,
-        unit_id=scan.unit_id,
-        member_community_id=scan.member_community_id,
-        start=scan.occurred_at,
-        checkin_event_id=scan.event_id,
-    )
-
-
-def apply(
-    state: MemberState, scan: CheckinScanned, rules: SessionRules
-) -> tuple[MemberState, list[SessionRecorded]]:
-    if scan.event_id in state.recent_event_ids:
+def _commit(
+    state: MemberState, changed: list[tuple[SessionRecorded | None, SessionRecorded, Kept]]
+) -> tuple[MemberState, list[Event]]:
+    """Stores the changed sessions and moves their weekly totals by the difference."""
+    if not changed:
         return state, []
-    at = scan.occurred_at
-    recent = (*state.recent_event_ids, scan.event_id)[-RECENT_IDS:]
-    seen = state.model_copy(
+    sessions = dict(state.sessions)
+    weeks = dict(state.weeks)
+    version = state.week_version
+    touched: list[str] = []
+    out: list[Event] = []
+    for old, new, kept in changed:
+        sessions[new.session_id] = kept
+        out.append(new)
+        for rec, sign in ((old, -1), (new, 1)):
+            if rec is None:
+                continue
+            n, secs = contributes(rec)
+            key = week_key(rec)
+            w = weeks.get(key, WeekTotal())
+            update: dict[str, object] = {
+                "sessions": w.sessions + sign * n,
+                "seconds": w.seconds + sign * secs,
+            }
+            if sign > 0 or not w.unit_id:
+                # Where the latest session of that week at that station was earned.
+                update.update(
+                    station_community_id=rec.station_community_id,
+                    member_community_id=rec.member_community_id,
+                    member_grid_id=rec.member_grid_id,
+                    unit_id=rec.unit_id,
+                )
+            weeks[key] = w.model_copy(update=update)
+            if key not in touched:
+                touched.append(key)
+    for key in touched:
+        version += 1
+        weeks[key] = weeks[key].model_copy(update={"version": version, "as_of": state.watermark})
+        out.append(_week_event(state.member_id, key, weeks[key]))
+    return state.model_copy(
+        update={"sessions": sessions, "weeks": weeks, "week_version": version}
+    ), out
+
+
+def _rebuild(state: MemberState, rules: SessionRules) -> tuple[MemberState, list[Event]]:
+    derived = derive(state.scans, state.watermark, rules)
+    changed: list[tuple[SessionRecorded | None, SessionRecorded, Kept]] = []
+    seen: set[str] = set()
+    for d in derived:
+        seen.add(d.session_id)
+        kept = state.sessions.get(d.session_id)
+        review = state.reviews.get(d.session_id)
+        rev = kept.last.revision + 1 if kept else 1
+        rec = _record(state.member_id, d, review, rev)
+        if kept is None or not _same(kept.last, rec) or not kept.live:
+            changed.append((kept.last if kept else None, rec, Kept(base=d, last=rec)))
+    for sid, kept in state.sessions.items():
+        if kept.live and sid not in seen and not kept.last.voided:
+            # Re-pairing made this session disappear (a late scan joined it to another one).
+            rec = _record(
+                state.member_id,
+                kept.base,
+                state.reviews.get(sid),
+                kept.last.revision + 1,
+                voided=True,
+            )
+            changed.append((kept.last, rec, kept.model_copy(update={"last": rec})))
+    state, out = _commit(state, changed)
+    return _finalize(state, derived, rules), out
+
+
+def _finalize(state: MemberState, derived: list[Derived], rules: SessionRules) -> MemberState:
+    """Drops scans (and re-pairing) for sessions no late scan can reach any more, and forgets
+    sessions past the review window. Keeps the state of an active member small."""
+    if state.watermark is None:
+        return state
+    cutoff = state.watermark - rules.rederive_horizon
+    boundary = cutoff
+    for d in derived:
+        if d.end is None or d.end >= cutoff or d.status == "open":
+            boundary = min(cutoff, d.start)
+            break
+    keep_from = bisect.bisect_left([s.at for s in state.scans], boundary)
+    dropped = state.scans[:keep_from]
+    sessions = {
+        sid: (k.model_copy(update={"live": False}) if k.live and k.base.start < boundary else k)
+        for sid, k in state.sessions.items()
+        if k.base.start >= state.watermark - rules.review_window
+    }
+    old_weeks = {week_key(k.last) for k in sessions.values()}
+    review_floor = state.watermark - rules.review_window
+    return state.model_copy(
         update={
-            "recent_event_ids": recent,
-            "last_station_id": scan.station_id,
-            "last_action": scan.action,
-            "last_scanned_at": at,
+            "scans": state.scans[keep_from:],
+            "floor": max(boundary, state.floor) if state.floor else boundary,
+            "dropped_ids": (*state.dropped_ids, *(s.event_id for s in dropped))[-RECENT_IDS:],
+            "sessions": sessions,
+            "weeks": {k: w for k, w in state.weeks.items() if k in old_weeks},
+            "reviews": {
+                sid: r
+                for sid, r in state.reviews.items()
+                if sid in sessions or r.at >= review_floor
+            },
         }
     )
-    if (
-        state.last_scanned_at is not None
-        and state.last_station_id == scan.station_id
-        and state.last_action == scan.action
-        and abs(at - state.last_scanned_at) < rules.repeat_window
-    ):
-        return seen, []
 
-    out: list[SessionRecorded] = []
-    o = state.open
-    if scan.action == "in":
-        if o is not None:
-            if at < rules.deadline(o.start) and o.station_id == scan.station_id:
-                # Checked in again at the same station the same day: the session goes on.
-                return seen, []
-            out.append(_close(scan, o, at, rules, ["closed_by_next_checkin"]))
-        new = _open(scan)
-        out.append(
-            _record(
-                scan,
-                new,
-                revision=1,
-                end=None,
-                credited=timedelta(0),
-                status="open",
-                flags=[],
-                checkout_event_id=None,
-            )
-        )
-        return seen.model_copy(update={"open": new}), out
 
-    if o is None:
-        anomaly = _open(scan).model_copy(update={"checkin_event_id": None})
-        out.append(
-            _record(
-                scan,
-                anomaly,
-                revision=1,
-                end=at,
-                credited=timedelta(0),
-                status="closed",
-                flags=["checkout_without_checkin"],
-                checkout_event_id=scan.event_id,
-            )
+def _advance(state: MemberState, *times: datetime | None) -> MemberState:
+    marks = [t for t in (state.watermark, *times) if t is not None]
+    return state.model_copy(update={"watermark": max(marks)}) if marks else state
+
+
+def on_scan(
+    state: MemberState, scan: CheckinScanned, rules: SessionRules, clock: datetime | None = None
+) -> tuple[MemberState, list[Event]]:
+    """A scan: re-pair the member's recent scans. `clock` is the partition's latest tick."""
+    if any(s.event_id == scan.event_id for s in state.scans) or scan.event_id in state.dropped_ids:
+        return state, _replay(state)
+    if state.floor is not None and scan.occurred_at < state.floor:
+        raise LateScan(
+            f"scan {scan.event_id} at {scan.occurred_at.isoformat()} is older than the sessions "
+            f"this member's state can still re-pair (from {state.floor.isoformat()})"
         )
-        return seen, out
-    if at < o.start:
-        # A check-out stamped before its check-in: a phone clock or an offline queue out of
-        # order. Credit nothing and leave it to the organizer.
-        out.append(
-            _record(
-                scan,
-                o,
-                revision=o.revision + 1,
-                end=o.start,
-                credited=timedelta(0),
-                status="closed",
-                flags=["checkout_before_checkin"],
-                checkout_event_id=scan.event_id,
-            )
-        )
-    else:
-        out.append(_close(scan, o, at, rules, []))
-    return seen.model_copy(update={"open": None}), out
+    s = Scan.of(scan)
+    scans = list(state.scans)
+    bisect.insort(scans, s, key=lambda x: (x.at, x.event_id))
+    state = _advance(
+        state.model_copy(update={"member_id": scan.member_id, "scans": tuple(scans)}),
+        scan.received_at,
+        clock,
+    )
+    return _rebuild(state, rules)
+
+
+def on_review(
+    state: MemberState, review: SessionReviewed, rules: SessionRules
+) -> tuple[MemberState, list[Event]]:
+    if review.review_id in state.applied_reviews:
+        return state, _replay(state, {review.session_id})
+    prior = state.reviews.get(review.session_id)
+    r = Review(
+        review_id=review.review_id,
+        action=review.action,
+        credited_seconds=review.credited_seconds,
+        at=review.occurred_at,
+    )
+    state = state.model_copy(
+        update={
+            "member_id": review.member_id,
+            "applied_reviews": (*state.applied_reviews, review.review_id)[-RECENT_IDS:],
+        }
+    )
+    if prior is not None and (prior.at, prior.review_id) > (r.at, r.review_id):
+        # An older decision delivered late: the newer one stands, whatever the arrival order.
+        return state, []
+    state = state.model_copy(update={"reviews": {**state.reviews, review.session_id: r}})
+    kept = state.sessions.get(review.session_id)
+    if kept is None:
+        # Not derived yet (a replay may deliver the review before the scans): kept for then.
+        return state, []
+    if kept.live:
+        return _rebuild(state, rules)
+    rec = _record(state.member_id, kept.base, r, kept.last.revision + 1)
+    if _same(kept.last, rec):
+        return state, []
+    return _commit(state, [(kept.last, rec, kept.model_copy(update={"last": rec}))])
+
+
+def on_clock(
+    state: MemberState, tick_id: str, at: datetime, rules: SessionRules
+) -> tuple[MemberState, list[Event]]:
+    """Time passed: open sessions whose deadline is behind `at` are closed as forgotten."""
+    if state.last_tick == tick_id:
+        return state, _replay(state)
+    state = _advance(state, at).model_copy(update={"last_tick": tick_id})
+    return _rebuild(state, rules)

@@ -1,16 +1,29 @@
-"""People-facing pages (Simplified Chinese), served with their scripts and styles by this app."""
+"""People-facing pages (Simplified Chinese), served with their scripts and styles by this app.
+
+Pages are server-rendered shells; the scripts under `static/` call the JSON API. Every page
+carries a Content-Security-Policy that allows only this origin (and `data:` images for the
+server-rendered QR code), so a page can never load anything from outside the app.
+"""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from api.deps import Ctx
 from services.registry import NotFound
-from services.tokens import InvalidToken, verify_station
+from services.station_codes import (
+    StationCodeExpired,
+    format_activation_code,
+    normalize_activation_code,
+    verify_scan_token,
+    verify_screen_key,
+)
+from services.tokens import InvalidToken
 
 router = APIRouter(include_in_schema=False)
 
@@ -18,38 +31,186 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 KIND_LABEL = {"service_station": "党群服务站", "member_post": "党员驿站"}
 
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+ACTIONS = (
+    '<div class="buttons" id="actions">'
+    '<button type="button" data-action="in" id="btn-in">签到</button>'
+    '<button type="button" data-action="out" id="btn-out">签退</button>'
+    "</div>"
+)
+
+
+def _template(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
 
 def _page(
-    title: str, subtitle: str, body: str, station_token: str = "", status: int = 200
+    title: str,
+    subtitle: str,
+    body: str,
+    *,
+    script: str = "app.js",
+    body_class: str = "phone",
+    data: dict[str, str] | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
-    text = (
-        (TEMPLATES / "scan.html")
-        .read_text(encoding="utf-8")
-        .format(
-            title=html.escape(title),
-            subtitle=html.escape(subtitle),
-            body=body,
-            station_token=html.escape(station_token),
-        )
+    attrs = " ".join(f'data-{k}="{html.escape(v, quote=True)}"' for k, v in (data or {}).items())
+    text = _template("base.html").format(
+        title=html.escape(title),
+        subtitle=html.escape(subtitle),
+        body=body,
+        script=script,
+        body_class=body_class,
+        data=attrs,
     )
-    return HTMLResponse(text, status_code=status)
+    return HTMLResponse(
+        text,
+        status_code=status,
+        headers={
+            "Content-Security-Policy": CSP,
+            # Tokens live in the URL of these pages: never cache them on shared devices.
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def _phone_body(actions: str = "", code: str = "", status: str = "") -> str:
+    return _template("phone.html").format(
+        actions=actions, code=html.escape(code, quote=True), status=html.escape(status)
+    )
 
 
 @router.get("/s/{station_token}", response_class=HTMLResponse)
 def scan_page(station_token: str, ctx: Ctx) -> HTMLResponse:
-    """What a phone opens after scanning a station's QR code."""
+    """What a phone opens after scanning a station's QR code (poster or screen)."""
     try:
-        station = ctx.registry.station(verify_station(ctx.settings, station_token))
+        station = ctx.registry.station(verify_scan_token(ctx.settings, station_token))
+    except StationCodeExpired:
+        return _page(
+            "二维码已过期",
+            "请重新扫描站点屏幕上正在显示的二维码",
+            _phone_body(status="此二维码已过期，请重新扫描。"),
+            data={"page": "invalid"},
+            status=400,
+        )
     except (InvalidToken, NotFound):
-        return _page("二维码无效", "请扫描站点张贴的最新二维码", "", status=400)
-    buttons = (
-        '<div class="buttons"><button data-action="in">签到</button>'
-        '<button data-action="out">签退</button></div>'
+        return _page(
+            "二维码无效",
+            "请扫描站点张贴的最新二维码",
+            _phone_body(status="无法识别此二维码，请联系社区工作人员。"),
+            data={"page": "invalid"},
+            status=400,
+        )
+    return _page(
+        station.name,
+        KIND_LABEL.get(station.kind, "服务站点"),
+        _phone_body(ACTIONS),
+        data={"page": "scan", "station-token": station_token, "station-name": station.name},
     )
-    return _page(station.name, KIND_LABEL.get(station.kind, "服务站点"), buttons, station_token)
+
+
+@router.get("/bind/{code}", response_class=HTMLResponse)
+def bind_page(code: str) -> HTMLResponse:
+    """Opened from the organizer's activation link. Nothing is redeemed on GET: chat apps
+    fetch links for previews, which must not burn the code; the member taps to bind."""
+    normal = normalize_activation_code(code)
+    shown = format_activation_code(normal) if normal else ""
+    return _page(
+        "绑定手机",
+        "在职党员到居住地社区报到服务",
+        _phone_body(code=shown),
+        data={"page": "bind"},
+    )
 
 
 @router.get("/me", response_class=HTMLResponse)
 def member_page() -> HTMLResponse:
     """The member's own page; `/me?t=<token>` binds this phone first."""
-    return _page("我的志愿服务", "在职党员到居住地社区报到服务", "")
+    body = _phone_body() + _template("me_links.html")  # history, feedback, record of service
+    return _page("我的志愿服务", "在职党员到居住地社区报到服务", body, data={"page": "me"})
+
+
+@router.get("/stations/{station_id}/screen", response_class=HTMLResponse)
+def screen_page(
+    station_id: str, ctx: Ctx, key: Annotated[str, Query(max_length=2000)] = ""
+) -> HTMLResponse:
+    """The station's tablet: a rotating QR code, opened with the organizer's screen link."""
+    try:
+        screen = verify_screen_key(ctx.settings, key)
+        if screen.station_id != station_id:
+            raise InvalidToken("screen key is for another station")
+        station = ctx.registry.station(station_id)
+    except (InvalidToken, NotFound):
+        return _page(
+            "屏幕未授权",
+            "请使用社区工作人员提供的站点屏幕链接打开",
+            '<section class="screen"><p id="screen-status">屏幕链接无效或已过期。</p></section>',
+            script="screen.js",
+            body_class="screen-page",
+            data={"page": "screen-invalid"},
+            status=403,
+        )
+    return _page(
+        station.name,
+        f"{KIND_LABEL.get(station.kind, '服务站点')} · 扫码签到",
+        _template("screen.html"),
+        script="screen.js",
+        body_class="screen-page",
+        data={
+            "page": "screen",
+            "station-id": station.id,
+            "window-s": str(ctx.settings.station_code_window_s),
+        },
+    )
+
+
+# ---- desk pages (organizer, HR) and the member's history (issue 6) ------------------------
+
+# Desk pages also allow inline styles: ECharts styles its tooltips inline, and the poster sheet
+# (`/v1/communities/{id}/posters`, fetched with the token and opened as a blob, which inherits
+# this policy) carries its own <style>. Scripts stay this origin's only.
+DESK_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+def _desk(title: str, subtitle: str, template: str, script: str, page: str) -> HTMLResponse:
+    resp = _page(
+        title, subtitle, _template(template), script=script, body_class="desk", data={"page": page}
+    )
+    resp.headers["Content-Security-Policy"] = DESK_CSP
+    return resp
+
+
+@router.get("/org", response_class=HTMLResponse)
+def organizer_dashboard() -> HTMLResponse:
+    """The community organizer's week: charts, who has not served, review queue, posters."""
+    return _desk(
+        "社区工作台", "在职党员到居住地社区报到服务", "dashboard.html", "dashboard.js", "org"
+    )
+
+
+@router.get("/organizer", response_class=HTMLResponse)
+def organizer_dashboard_alias() -> HTMLResponse:
+    return organizer_dashboard()
+
+
+@router.get("/hr", response_class=HTMLResponse)
+def hr_page() -> HTMLResponse:
+    """The unit HR office: the annual assessment, its rules, CSV and Excel downloads."""
+    return _desk("单位年度考核", "在职党员到居住地社区报到服务", "hr.html", "hr.js", "hr")
+
+
+@router.get("/me/history", response_class=HTMLResponse)
+def member_history_page() -> HTMLResponse:
+    """The member's history, feedback about them and the record of service (服务证明)."""
+    return _page(
+        "我的服务记录",
+        "在职党员到居住地社区报到服务",
+        _template("history.html"),
+        script="history.js",
+        data={"page": "history"},
+    )

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, rate_limit, require
 from api.errors import ApiError
 from api.schemas import TokenRequest, TokenResponse
-from services.tokens import issue_bearer, verify_bearer
+from services.tokens import InvalidToken, issue_bearer, verify_bearer
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -18,6 +18,7 @@ _SUBJECT_KIND = {"member": "member", "organizer": "community", "hr": "unit"}
 def create_token(body: TokenRequest, caller: Caller, ctx: Ctx) -> TokenResponse:
     """Admin only: a signed bearer token for a member, an organizer (community) or HR (unit)."""
     require(caller, "admin")
+    rate_limit(ctx.limits.token_issue, caller.token_id, "tokens issued")
     kind = _SUBJECT_KIND.get(body.role)
     if kind is not None and not ctx.registry.exists(kind, body.subject_id):
         raise ApiError(422, "unknown_subject", f"{body.role} subject must be an existing {kind} id")
@@ -37,3 +38,38 @@ class WhoAmI(BaseModel):
 def who_am_i(caller: Caller) -> WhoAmI:
     """The caller's role and subject, as the token says."""
     return WhoAmI(role=caller.role, subject_id=caller.subject_id, expires_at=caller.expires_at)
+
+
+class RevokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(
+        default=None, description="the token to withdraw; omitted: the caller's own token"
+    )
+
+
+class Revoked(BaseModel):
+    token_id: str
+    revoked: bool
+
+
+@router.post(
+    "/revoke",
+    response_model=Revoked,
+    responses={403: {"description": "only the admin may revoke another caller's token"}},
+)
+def revoke_token(body: RevokeRequest, caller: Caller, ctx: Ctx) -> Revoked:
+    """Withdraws a token before it expires: the admin any token, anyone else their own."""
+    if body.token is None:
+        target = caller
+    else:
+        try:
+            target = verify_bearer(ctx.settings, body.token)
+        except InvalidToken as exc:
+            raise ApiError(422, "invalid_token", f"token: {exc}") from exc
+    if target.expires_at is None:
+        raise ApiError(422, "invalid_token", "ADMIN_TOKEN is configuration; change it to revoke it")
+    if caller.role != "admin" and target.token_id != caller.token_id:
+        raise ApiError(403, "forbidden", "only the admin may revoke another caller's token")
+    ctx.revocations.revoke(target, by=f"{caller.role}:{caller.subject_id}")
+    return Revoked(token_id=target.token_id, revoked=True)

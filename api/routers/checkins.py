@@ -7,13 +7,15 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, rate_limit, require
 from api.errors import ApiError, error_body
 from api.schemas import CheckinAccepted, CheckinIn
 from services import topics
 from services.events import CheckinScanned, derived_id, utcnow
+from services.metrics import CHECKINS as CHECKIN_METRIC
 from services.registry import NotFound
-from services.tokens import InvalidToken, verify_station
+from services.station_codes import StationCodeExpired, verify_scan_token
+from services.tokens import InvalidToken
 
 router = APIRouter(prefix="/v1", tags=["checkins"])
 
@@ -52,17 +54,24 @@ async def check_in(body: CheckinIn, caller: Caller, ctx: Ctx) -> CheckinAccepted
     """Records a scan. Re-sending the same `client_event_id` returns the same `event_id` and is
     never counted twice; `scanned_at` lets a phone send a scan it queued while offline."""
     require(caller, "member")
+    rate_limit(ctx.limits.checkins_member, caller.subject_id, "check-ins from this member")
     settings = ctx.settings
     try:
-        station_id = verify_station(settings, body.station_token)
+        # A poster token, or a station screen's rotating code (refused after its grace).
+        station_id = verify_scan_token(settings, body.station_token)
+    except StationCodeExpired as exc:
+        raise ApiError(400, "station_code_expired", str(exc)) from exc
     except InvalidToken as exc:
         raise ApiError(400, "invalid_station_token", str(exc)) from exc
     try:
         station = await asyncio.to_thread(ctx.registry.station, station_id)
         member = await asyncio.to_thread(ctx.registry.member, caller.subject_id)
+        # The member's level-4 grid now, carried on the scan like the unit and community.
+        member_grid_id = await asyncio.to_thread(ctx.registry.level4_grid_id, member)
     except NotFound as exc:
         raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from exc
 
+    rate_limit(ctx.limits.checkins_station, station.id, "check-ins at this station")
     now = utcnow()
     scanned_at = body.scanned_at or now
     if scanned_at.tzinfo is None:
@@ -85,9 +94,11 @@ async def check_in(body: CheckinIn, caller: Caller, ctx: Ctx) -> CheckinAccepted
         station_community_id=station.community_id,
         unit_id=member.unit_id,
         member_community_id=member.community_id,
+        member_grid_id=member_grid_id,
         action=body.action,
         client_event_id=str(body.client_event_id),
         received_at=now,
     )
     await ctx.publisher.send(topics.CHECKINS, member.id, event)
+    CHECKIN_METRIC.labels(result="accepted").inc()
     return CheckinAccepted(event_id=event.event_id)

@@ -46,11 +46,12 @@ def member_hours(
     y = year or datetime.now(UTC).year
     rows = ctx.warehouse.query(
         """
-        SELECT sum(credited_seconds), count()
+        SELECT sum(credited_seconds), countIf(counted = 1)
         FROM sessions FINAL
         WHERE member_id = %(m)s
           AND toYear(start, 'Asia/Shanghai') = %(y)s
           AND status NOT IN ('open', 'rejected')
+          AND voided = 0
         """,
         {"m": m.id, "y": y},
     )

@@ -1,93 +1,438 @@
-"""Create and read units, communities, stations and members."""
+"""Create, read, update (PATCH), list and history for every registry kind, plus bulk creation.
+
+The rules (validation and who may do what) live in `services.registry`; this module maps HTTP
+to them. Lists are `{"items": [...], "total": N}`, paged with `limit` (≤ 500) and `offset`, and
+always confined to the caller's scope whatever filter is passed.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from api.deps import Caller, Ctx, require
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Caller, Ctx
 from api.errors import ApiError
-from api.schemas import (
-    CommunityIn,
-    CommunityOut,
-    MemberIn,
-    MemberOut,
-    StationIn,
-    StationOut,
-    UnitIn,
-    UnitOut,
+from api.schemas import CommunityIn, StationIn, UnitIn
+from services.events import (
+    Community,
+    Grid,
+    Member,
+    MemberStatus,
+    RegistryRecord,
+    Station,
+    StationKind,
+    StationKindDef,
+    Unit,
 )
-from services.events import Station
 from services.qr import station_url
-from services.registry import NotFound
+from services.registry import MAX_BATCH, RegistryError
 from services.settings import Settings
-from services.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
-
-def _station_out(settings: Settings, s: Station) -> StationOut:
-    return StationOut(
-        id=s.id,
-        community_id=s.community_id,
-        name=s.name,
-        kind=s.kind,
-        lat=s.lat,
-        lon=s.lon,
-        qr_url=station_url(settings, s.id),
-    )
+T = TypeVar("T")
+Limit = Annotated[int, Query(ge=1, le=500, description="page size (max 500)")]
+Offset = Annotated[int, Query(ge=0)]
+Name = Field(min_length=1, max_length=100)
+OptName = Field(default=None, min_length=1, max_length=100)
 
 
-def _may_manage_community(caller: Principal, community_id: str) -> None:
-    if caller.role == "admin":
-        return
-    if caller.role == "organizer" and caller.subject_id == community_id:
-        return
-    raise ApiError(403, "forbidden", "only the admin or this community's organizer may do this")
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def _known(ctx: Ctx, kind: str, id_: str, field: str) -> None:
-    # A reference to a missing entity is the caller's input error (422), not a missing URL.
-    if not ctx.registry.exists(kind, id_):
-        raise ApiError(422, f"unknown_{kind}", f"{field}: no {kind} with id {id_!r}")
+class GridIn(_In):
+    community_id: str
+    name: str = Name
+    level: Literal[4, 5]
+    parent_id: str | None = Field(default=None, description="the level-4 grid of a level-5 grid")
 
 
-@router.post("/units", response_model=UnitOut, status_code=201)
-def create_unit(body: UnitIn, caller: Caller, ctx: Ctx) -> UnitOut:
-    require(caller, "admin")
-    u = ctx.registry.create_unit(body.name, caller.subject_id)
-    return UnitOut(id=u.id, name=u.name)
+class StationKindIn(_In):
+    code: StationKind = Field(description="stored on stations, e.g. `neighbourhood_center`")
+    label: str = Field(min_length=1, max_length=20, description="Chinese label, e.g. 邻里中心")
 
 
-@router.post("/communities", response_model=CommunityOut, status_code=201)
-def create_community(body: CommunityIn, caller: Caller, ctx: Ctx) -> CommunityOut:
-    require(caller, "admin")
-    c = ctx.registry.create_community(body.name, caller.subject_id)
-    return CommunityOut(id=c.id, name=c.name)
+class MemberCreate(_In):
+    name: str = Name
+    unit_id: str
+    community_id: str
+    phone: str | None = Field(default=None, description="11-digit mainland mobile")
+    grid_id: str | None = None
+    party_branch: str | None = Field(default=None, max_length=100)
+    reported_on: date | None = Field(default=None, description="报到日期, YYYY-MM-DD")
+    status: MemberStatus = "active"
 
 
-@router.post("/stations", response_model=StationOut, status_code=201)
-def create_station(body: StationIn, caller: Caller, ctx: Ctx) -> StationOut:
-    _may_manage_community(caller, body.community_id)
-    _known(ctx, "community", body.community_id, "community_id")
-    s = ctx.registry.create_station(
-        body.community_id, body.name, body.kind, body.lat, body.lon, caller.subject_id
-    )
-    return _station_out(ctx.settings, s)
+# PATCH bodies: every field optional; a field sent as null clears an optional value. Fields
+# that may not change (a grid's or station's community, a grid's level) are not accepted.
+class NamePatch(_In):
+    name: str | None = OptName
 
 
-@router.post("/members", response_model=MemberOut, status_code=201)
-def create_member(body: MemberIn, caller: Caller, ctx: Ctx) -> MemberOut:
-    _may_manage_community(caller, body.community_id)
-    _known(ctx, "community", body.community_id, "community_id")
-    _known(ctx, "unit", body.unit_id, "unit_id")
-    m = ctx.registry.create_member(body.name, body.unit_id, body.community_id, caller.subject_id)
-    return MemberOut(id=m.id, name=m.name, unit_id=m.unit_id, community_id=m.community_id)
+class GridPatch(_In):
+    name: str | None = OptName
+    parent_id: str | None = None
 
 
-@router.get("/stations/{station_id}", response_model=StationOut)
-def get_station(station_id: str, caller: Caller, ctx: Ctx) -> StationOut:
+class StationKindPatch(_In):
+    label: str | None = Field(default=None, min_length=1, max_length=20)
+
+
+class StationPatch(_In):
+    name: str | None = OptName
+    kind: StationKind | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class MemberPatch(_In):
+    name: str | None = OptName
+    unit_id: str | None = None
+    community_id: str | None = None
+    phone: str | None = None
+    grid_id: str | None = None
+    party_branch: str | None = Field(default=None, max_length=100)
+    reported_on: date | None = None
+    status: MemberStatus | None = None
+
+
+class StationView(Station):
+    qr_url: str
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+
+
+class Bulk(_In, Generic[T]):
+    items: list[T] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BulkOut(BaseModel, Generic[T]):
+    items: list[T]
+
+
+class ChangeOut(BaseModel):
+    field: str
+    before: Any
+    after: Any
+
+
+class HistoryItem(BaseModel):
+    version: int
+    operation: str
+    changed_by: str
+    changed_at: datetime
+    changes: list[ChangeOut]
+
+
+@contextmanager
+def _rules() -> Iterator[None]:
     try:
-        s = ctx.registry.station(station_id)
-    except NotFound:
-        raise ApiError(404, "station_not_found", f"no station {station_id!r}") from None
-    return _station_out(ctx.settings, s)
+        yield
+    except RegistryError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+
+
+def _station(settings: Settings, s: RegistryRecord) -> StationView:
+    assert isinstance(s, Station)
+    return StationView(**s.model_dump(), qr_url=station_url(settings, s.id))
+
+
+def _create(ctx: Ctx, caller: Caller, kind: str, body: BaseModel) -> RegistryRecord:
+    with _rules():
+        return ctx.registry.create(kind, body.model_dump(), caller)
+
+
+def _bulk(ctx: Ctx, caller: Caller, kind: str, body: Bulk[Any]) -> list[RegistryRecord]:
+    with _rules():
+        return ctx.registry.create_many(kind, [i.model_dump() for i in body.items], caller)
+
+
+def _patch(ctx: Ctx, caller: Caller, kind: str, id_: str, body: BaseModel) -> RegistryRecord:
+    with _rules():
+        return ctx.registry.update(kind, id_, body.model_dump(exclude_unset=True), caller)
+
+
+def _page(
+    ctx: Ctx,
+    caller: Caller,
+    kind: str,
+    limit: int,
+    offset: int,
+    filters: dict[str, str | None] | None = None,
+    q: str | None = None,
+) -> dict[str, Any]:
+    items, total = ctx.registry.page(kind, caller, filters or {}, q, limit, offset)
+    return {"items": items, "total": total}
+
+
+def _history(
+    ctx: Ctx, caller: Caller, kind: str, id_: str, limit: int, offset: int
+) -> dict[str, Any]:
+    entries, total = ctx.registry.history(kind, id_, caller, limit, offset)
+    return {
+        "items": [
+            HistoryItem(
+                version=e.version,
+                operation=e.operation,
+                changed_by=e.changed_by,
+                changed_at=e.changed_at,
+                changes=[ChangeOut(field=f, before=b, after=a) for f, b, a in e.changes],
+            )
+            for e in entries
+        ],
+        "total": total,
+    }
+
+
+# ---- units ----------------------------------------------------------------------------------
+
+
+@router.post("/units", response_model=Unit, status_code=201)
+def create_unit(body: UnitIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Admin only."""
+    return _create(ctx, caller, "unit", body)
+
+
+@router.post("/units/bulk", response_model=BulkOut[Unit], status_code=201)
+def create_units(body: Bulk[UnitIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    """Admin only; all or nothing."""
+    return {"items": _bulk(ctx, caller, "unit", body)}
+
+
+@router.get("/units", response_model=Page[Unit])
+def list_units(
+    caller: Caller, ctx: Ctx, q: str | None = None, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _page(ctx, caller, "unit", limit, offset, q=q)
+
+
+@router.get("/units/{unit_id}", response_model=Unit)
+def get_unit(unit_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    return ctx.registry.get("unit", unit_id, caller, fresh=True)
+
+
+@router.patch("/units/{unit_id}", response_model=Unit)
+def update_unit(unit_id: str, body: NamePatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    return _patch(ctx, caller, "unit", unit_id, body)
+
+
+@router.get("/units/{unit_id}/history", response_model=Page[HistoryItem])
+def unit_history(
+    unit_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _history(ctx, caller, "unit", unit_id, limit, offset)
+
+
+# ---- communities ----------------------------------------------------------------------------
+
+
+@router.post("/communities", response_model=Community, status_code=201)
+def create_community(body: CommunityIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Admin only."""
+    return _create(ctx, caller, "community", body)
+
+
+@router.post("/communities/bulk", response_model=BulkOut[Community], status_code=201)
+def create_communities(body: Bulk[CommunityIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    return {"items": _bulk(ctx, caller, "community", body)}
+
+
+@router.get("/communities", response_model=Page[Community])
+def list_communities(
+    caller: Caller, ctx: Ctx, q: str | None = None, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _page(ctx, caller, "community", limit, offset, q=q)
+
+
+@router.get("/communities/{community_id}", response_model=Community)
+def get_community(community_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    return ctx.registry.get("community", community_id, caller, fresh=True)
+
+
+@router.patch("/communities/{community_id}", response_model=Community)
+def update_community(
+    community_id: str, body: NamePatch, caller: Caller, ctx: Ctx
+) -> RegistryRecord:
+    return _patch(ctx, caller, "community", community_id, body)
+
+
+@router.get("/communities/{community_id}/history", response_model=Page[HistoryItem])
+def community_history(
+    community_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _history(ctx, caller, "community", community_id, limit, offset)
+
+
+# ---- grids ----------------------------------------------------------------------------------
+
+
+@router.post("/grids", response_model=Grid, status_code=201)
+def create_grid(body: GridIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """The admin, or the organizer of the grid's community."""
+    return _create(ctx, caller, "grid", body)
+
+
+@router.post("/grids/bulk", response_model=BulkOut[Grid], status_code=201)
+def create_grids(body: Bulk[GridIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    """All or nothing. Level-5 grids name their level-4 parent's id, so load level 4 first."""
+    return {"items": _bulk(ctx, caller, "grid", body)}
+
+
+@router.get("/grids", response_model=Page[Grid])
+def list_grids(
+    caller: Caller,
+    ctx: Ctx,
+    community_id: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    return _page(ctx, caller, "grid", limit, offset, {"community_id": community_id})
+
+
+@router.get("/grids/{grid_id}", response_model=Grid)
+def get_grid(grid_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    return ctx.registry.get("grid", grid_id, caller, fresh=True)
+
+
+@router.patch("/grids/{grid_id}", response_model=Grid)
+def update_grid(grid_id: str, body: GridPatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    return _patch(ctx, caller, "grid", grid_id, body)
+
+
+@router.get("/grids/{grid_id}/history", response_model=Page[HistoryItem])
+def grid_history(
+    grid_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _history(ctx, caller, "grid", grid_id, limit, offset)
+
+
+# ---- station kinds --------------------------------------------------------------------------
+
+
+@router.get("/station-kinds", response_model=Page[StationKindDef])
+def list_station_kinds(caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    """The built-in kinds (党群服务站, 党员驿站) and those the county added."""
+    kinds = ctx.registry.station_kinds()
+    return {"items": kinds, "total": len(kinds)}
+
+
+@router.post("/station-kinds", response_model=StationKindDef, status_code=201)
+def create_station_kind(body: StationKindIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Admin only: a new kind of station, with its Chinese label."""
+    return _create(ctx, caller, "station_kind", body)
+
+
+@router.patch("/station-kinds/{code}", response_model=StationKindDef)
+def update_station_kind(
+    code: str, body: StationKindPatch, caller: Caller, ctx: Ctx
+) -> RegistryRecord:
+    return _patch(ctx, caller, "station_kind", code, body)
+
+
+@router.get("/station-kinds/{code}/history", response_model=Page[HistoryItem])
+def station_kind_history(
+    code: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _history(ctx, caller, "station_kind", code, limit, offset)
+
+
+# ---- stations -------------------------------------------------------------------------------
+
+
+@router.post("/stations", response_model=StationView, status_code=201)
+def create_station(body: StationIn, caller: Caller, ctx: Ctx) -> StationView:
+    """The admin, or the organizer of the station's community."""
+    return _station(ctx.settings, _create(ctx, caller, "station", body))
+
+
+@router.post("/stations/bulk", response_model=BulkOut[StationView], status_code=201)
+def create_stations(body: Bulk[StationIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    return {"items": [_station(ctx.settings, s) for s in _bulk(ctx, caller, "station", body)]}
+
+
+@router.get("/stations", response_model=Page[StationView])
+def list_stations(
+    caller: Caller,
+    ctx: Ctx,
+    community_id: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    page = _page(ctx, caller, "station", limit, offset, {"community_id": community_id})
+    page["items"] = [_station(ctx.settings, s) for s in page["items"]]
+    return page
+
+
+@router.get("/stations/{station_id}", response_model=StationView)
+def get_station(station_id: str, caller: Caller, ctx: Ctx) -> StationView:
+    return _station(ctx.settings, ctx.registry.get("station", station_id, caller, fresh=True))
+
+
+@router.patch("/stations/{station_id}", response_model=StationView)
+def update_station(station_id: str, body: StationPatch, caller: Caller, ctx: Ctx) -> StationView:
+    return _station(ctx.settings, _patch(ctx, caller, "station", station_id, body))
+
+
+@router.get("/stations/{station_id}/history", response_model=Page[HistoryItem])
+def station_history(
+    station_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _history(ctx, caller, "station", station_id, limit, offset)
+
+
+# ---- members --------------------------------------------------------------------------------
+
+
+@router.post("/members", response_model=Member, status_code=201)
+def create_member(body: MemberCreate, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """The admin, or the organizer of the member's residential community."""
+    return _create(ctx, caller, "member", body)
+
+
+@router.post("/members/bulk", response_model=BulkOut[Member], status_code=201)
+def create_members(body: Bulk[MemberCreate], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    return {"items": _bulk(ctx, caller, "member", body)}
+
+
+@router.get("/members", response_model=Page[Member])
+def list_members(
+    caller: Caller,
+    ctx: Ctx,
+    unit_id: str | None = None,
+    community_id: str | None = None,
+    grid_id: str | None = None,
+    q: Annotated[str | None, Query(max_length=50, description="part of a name or phone")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Confined to the caller: an organizer's community, an HR's unit, a member themself."""
+    filters = {"unit_id": unit_id, "community_id": community_id, "grid_id": grid_id}
+    return _page(ctx, caller, "member", limit, offset, filters, q=q or None)
+
+
+@router.get("/members/{member_id}", response_model=Member)
+def get_member(member_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    return ctx.registry.get("member", member_id, caller, fresh=True)
+
+
+@router.patch("/members/{member_id}", response_model=Member)
+def update_member(member_id: str, body: MemberPatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Moving a member (unit or community) starts a new version; scans already made keep the
+    unit and community they were made under."""
+    return _patch(ctx, caller, "member", member_id, body)
+
+
+@router.get("/members/{member_id}/history", response_model=Page[HistoryItem])
+def member_history(
+    member_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    return _history(ctx, caller, "member", member_id, limit, offset)

@@ -6,6 +6,9 @@ which is what makes every consumer's duplicates harmless. One module per domain;
 package registers every type with `parse_event`.
 """
 
+from services.events.activations import ActivationRecorded
+from services.events.assessment import AssessmentRulesPublished
+from services.events.auth import TokenRevoked
 from services.events.base import (
     EVENT_TYPES,
     Event,
@@ -17,33 +20,75 @@ from services.events.base import (
     utcnow,
 )
 from services.events.checkins import CheckinScanned, SessionRecorded, SessionStatus
+from services.events.engagement import (
+    GRADES,
+    Campaign,
+    CampaignUpserted,
+    FeedbackKind,
+    FeedbackRecorded,
+    Grade,
+    GridAssignment,
+    ListCommand,
+    ListCommandRejected,
+    ListTransitionApplied,
+    ResourceFields,
+    ResourceRecorded,
+    WishFields,
+    WishRecorded,
+)
+from services.events.records import ServiceRecordIssued
 from services.events.registry import (
     Community,
     CommunityUpserted,
+    FieldChange,
+    Grid,
+    GridLevel,
+    GridUpserted,
     Member,
+    MemberStatus,
     MemberUpserted,
+    RegistryChanged,
     RegistryRecord,
     Station,
     StationKind,
+    StationKindDef,
+    StationKindUpserted,
     StationUpserted,
     Unit,
     UnitUpserted,
 )
+from services.events.sessions import (
+    ClockTicked,
+    MemberWeekRecorded,
+    ReviewAction,
+    SessionReviewed,
+)
 
 __all__ = [
     "EVENT_TYPES",
+    "AssessmentRulesPublished",
     "CheckinScanned",
     "Community",
     "CommunityUpserted",
     "Event",
+    "FieldChange",
+    "Grid",
+    "GridLevel",
+    "GridUpserted",
     "Member",
+    "MemberStatus",
     "MemberUpserted",
+    "RegistryChanged",
     "RegistryRecord",
+    "ServiceRecordIssued",
     "SessionRecorded",
     "SessionStatus",
     "Station",
     "StationKind",
+    "StationKindDef",
+    "StationKindUpserted",
     "StationUpserted",
+    "TokenRevoked",
     "Unit",
     "UnitUpserted",
     "UnknownEventType",
@@ -53,3 +98,24 @@ __all__ = [
     "parse_event",
     "utcnow",
 ]
+
+__all__ += [
+    "GRADES",
+    "Campaign",
+    "CampaignUpserted",
+    "FeedbackKind",
+    "FeedbackRecorded",
+    "Grade",
+    "GridAssignment",
+    "ListCommand",
+    "ListCommandRejected",
+    "ListTransitionApplied",
+    "ResourceFields",
+    "ResourceRecorded",
+    "WishFields",
+    "WishRecorded",
+]
+
+__all__ += ["ClockTicked", "MemberWeekRecorded", "ReviewAction", "SessionReviewed"]
+
+__all__ += ["ActivationRecorded"]

@@ -50,3 +50,23 @@ class SessionRecorded(Event):
     flags: list[str] = Field(default_factory=list)
     checkin_event_id: str | None
     checkout_event_id: str | None
+    # The member's level-4 grid when the session began (from the opening scan), for grid rollups.
+    member_grid_id: str | None = None
+    # A revision that withdraws the session: a late offline scan re-paired the member's scans and
+    # this session no longer exists (e.g. a check-out without check-in whose check-in arrived
+    # late). Kept as a revision, not a delete, so every copy downstream converges.
+    voided: bool = False
+
+    @property
+    def counted(self) -> bool:
+        """Whether the session counts as a service (sessions count, weekly target).
+
+        Open, rejected and voided sessions never count; an anomaly (a check-out without a
+        check-in) counts only once an organizer adjusted it. Hours are `credited_seconds` of
+        every non-voided, non-open, non-rejected session (an anomaly credits 0 until adjusted).
+        """
+        if self.voided or self.status in ("open", "rejected"):
+            return False
+        if self.status == "adjusted":
+            return True
+        return "checkout_without_checkin" not in self.flags

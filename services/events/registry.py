@@ -1,14 +1,20 @@
-"""Registry records (units, communities, stations, members) and their change events."""
+"""Registry records (units, communities, grids, station kinds, stations, members), their change
+events, and the history event every change also emits."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import date
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from services.events.base import Event, UtcDatetime, event_type
 
-StationKind = Literal["service_station", "member_post"]
+# A station kind is a code from the station-kind list: two built in, more added by a county's
+# admin (services.registry.BUILTIN_STATION_KINDS); existence is checked by the registry.
+StationKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+MemberStatus = Literal["active", "transferred", "left"]
+GridLevel = Literal[4, 5]
 
 
 class RegistryRecord(BaseModel):
@@ -28,6 +34,22 @@ class Community(RegistryRecord):
     name: str
 
 
+class Grid(RegistryRecord):
+    """A level-4 grid inside a community, or a level-5 grid (a building, a courtyard) inside a
+    level-4 grid of the same community."""
+
+    community_id: str
+    name: str
+    level: GridLevel
+    parent_id: str | None = None
+
+
+class StationKindDef(RegistryRecord):
+    """A kind of station; `id` is the code stored on stations (e.g. `service_station`)."""
+
+    label: str
+
+
 class Station(RegistryRecord):
     community_id: str
     name: str
@@ -40,6 +62,12 @@ class Member(RegistryRecord):
     name: str
     unit_id: str
     community_id: str
+    # Added after the first release: defaults keep the events already in the log parseable.
+    phone: str | None = None
+    grid_id: str | None = None
+    party_branch: str | None = None
+    reported_on: date | None = None
+    status: MemberStatus = "active"
 
 
 @event_type
@@ -55,6 +83,18 @@ class CommunityUpserted(Event):
 
 
 @event_type
+class GridUpserted(Event):
+    event_type: Literal["grid.upserted"] = "grid.upserted"
+    record: Grid
+
+
+@event_type
+class StationKindUpserted(Event):
+    event_type: Literal["station_kind.upserted"] = "station_kind.upserted"
+    record: StationKindDef
+
+
+@event_type
 class StationUpserted(Event):
     event_type: Literal["station.upserted"] = "station.upserted"
     record: Station
@@ -64,3 +104,29 @@ class StationUpserted(Event):
 class MemberUpserted(Event):
     event_type: Literal["member.upserted"] = "member.upserted"
     record: Member
+
+
+class FieldChange(BaseModel):
+    """One field's value before and after, JSON-encoded (`before` is None on creation)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str
+    before: str | None
+    after: str | None
+
+
+@event_type
+class RegistryChanged(Event):
+    """Who changed which fields of which entry, and when: the registry's audit trail.
+
+    The compacted registry topics keep only the latest version of an entry; this event is on a
+    topic that keeps everything, so the history survives compaction."""
+
+    event_type: Literal["registry.changed"] = "registry.changed"
+    entity_kind: str
+    entity_id: str
+    version: int
+    operation: Literal["create", "update"]
+    changed_by: str
+    changes: list[FieldChange]

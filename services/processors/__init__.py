@@ -5,7 +5,10 @@ does not parse, or carries a type its topic must not carry, raises `InvalidMessa
 the dead-letter topic with the reason. One module per domain registers its routes on import.
 """
 
+from services.processors import activations as activations
+from services.processors import auth as auth
 from services.processors import checkins, registry
+from services.processors import engagement as engagement
 from services.processors.base import ROUTES, InvalidMessage, Route, Row, process, route_for_event
 
 __all__ = [

@@ -1,9 +1,9 @@
-"""Raw scans and sessions into their tables."""
+"""Raw scans, sessions, reviews and weekly totals into their tables."""
 
 from __future__ import annotations
 
 from services import topics
-from services.events import CheckinScanned, SessionRecorded
+from services.events import CheckinScanned, MemberWeekRecorded, SessionRecorded, SessionReviewed
 from services.processors.base import Route, Row, route
 
 
@@ -38,6 +38,40 @@ def _session_row(e: SessionRecorded) -> Row:
         e.flags,
         e.checkin_event_id,
         e.checkout_event_id,
+        e.member_grid_id,
+        int(e.voided),
+        int(e.counted),
+    )
+
+
+def _review_row(e: SessionReviewed) -> Row:
+    return (
+        e.review_id,
+        e.session_id,
+        e.member_id,
+        e.station_community_id,
+        e.action,
+        e.credited_seconds,
+        e.reason,
+        e.reviewer_role,
+        e.reviewer_id,
+        e.occurred_at,
+    )
+
+
+def _member_week_row(e: MemberWeekRecorded) -> Row:
+    return (
+        e.week,
+        e.member_id,
+        e.station_id,
+        e.station_community_id,
+        e.member_community_id,
+        e.member_grid_id,
+        e.unit_id,
+        e.sessions,
+        e.credited_seconds,
+        e.version,
+        e.as_of,
     )
 
 
@@ -81,8 +115,54 @@ SESSIONS = route(
             "flags",
             "checkin_event_id",
             "checkout_event_id",
+            "member_grid_id",
+            "voided",
+            "counted",
         ),
         (SessionRecorded,),
         _session_row,
+    )
+)
+
+SESSION_REVIEWS = route(
+    Route(
+        topics.SESSION_REVIEWS,
+        "session_reviews",
+        (
+            "review_id",
+            "session_id",
+            "member_id",
+            "station_community_id",
+            "action",
+            "credited_seconds",
+            "reason",
+            "reviewer_role",
+            "reviewer_id",
+            "reviewed_at",
+        ),
+        (SessionReviewed,),
+        _review_row,
+    )
+)
+
+MEMBER_WEEKS = route(
+    Route(
+        topics.MEMBER_WEEKS,
+        "member_weeks",
+        (
+            "week",
+            "member_id",
+            "station_id",
+            "station_community_id",
+            "member_community_id",
+            "member_grid_id",
+            "unit_id",
+            "sessions",
+            "credited_seconds",
+            "version",
+            "as_of",
+        ),
+        (MemberWeekRecorded,),
+        _member_week_row,
     )
 )

@@ -63,13 +63,16 @@ def settings_env(s: Settings) -> dict[str, str]:
 class Worker:
     """A faust worker in its own process, as in production."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
+        env = {**os.environ, **settings_env(self.settings), **self.extra_env}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker", "-l", "info"],
@@ -126,7 +129,7 @@ class Stack:
         out: dict[str, Any] = r.json()
         return out
 
-    def wait_for(self, fn: Any, timeout: float = 10.0, interval: float = 0.2) -> Any:
+    def wait_for(self, fn: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -144,6 +147,8 @@ def stack(
     chdb_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
+    # A module may set STACK_ENV: settings, by environment name, for its API and its worker.
+    stack_env: dict[str, str] = getattr(request.module, "STACK_ENV", {})
     name = f"t{uuid.uuid4().hex[:8]}"
     data_dir = tmp_path_factory.mktemp(name)
     settings = Settings(
@@ -158,9 +163,11 @@ def stack(
         sink_batch_ms=200,
         secret_key="test-secret-" + uuid.uuid4().hex,
         admin_token="test-admin-" + uuid.uuid4().hex,
+        # Settings both the API and the worker take from the environment (e.g. a faster clock).
+        **{k.lower(): v for k, v in stack_env.items()},
     )
     create_topics(broker.bootstrap, settings.topic_prefix)
-    worker = Worker(settings, data_dir / "worker.log")
+    worker = Worker(settings, data_dir / "worker.log", stack_env)
     worker.start()
     app = create_app(settings)
     with TestClient(app) as client:

@@ -1,104 +1,286 @@
-"""The pairing rules, on fixture scans; times are Asia/Shanghai (UTC+8)."""
+"""The pairing rules, reviews and weekly totals, on fixture scans; times are Asia/Shanghai (UTC+8)."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from services.events import CheckinScanned, SessionRecorded
-from streams.sessions import MemberState, SessionRules, apply
+import pytest
+
+from services.events import (
+    CheckinScanned,
+    Event,
+    MemberWeekRecorded,
+    SessionRecorded,
+    SessionReviewed,
+)
+from services.settings import Settings
+from streams.sessions import (
+    LateScan,
+    MemberState,
+    SessionRules,
+    on_clock,
+    on_review,
+    on_scan,
+)
 
 CST = timezone(timedelta(hours=8))
 RULES = SessionRules()
 
 
+def at(h: int, m: int = 0, day: int = 2, month: int = 11, year: int = 2026) -> datetime:
+    return datetime(year, month, day, h, m, tzinfo=CST)
+
+
 def scan(
-    action: str, at: datetime, station: str = "st_a", event_id: str | None = None
+    action: str,
+    when: datetime,
+    station: str = "st_a",
+    event_id: str | None = None,
+    received: datetime | None = None,
 ) -> CheckinScanned:
     return CheckinScanned(
         event_id=event_id or str(uuid.uuid4()),
-        occurred_at=at,
+        occurred_at=when,
         member_id="mem_1",
         station_id=station,
         station_community_id="comm_1",
         unit_id="unit_1",
         member_community_id="comm_1",
+        member_grid_id="grid_1",
         action=action,  # type: ignore[arg-type]
         client_event_id=str(uuid.uuid4()),
-        received_at=at,
+        received_at=received or when,
     )
 
 
-def run(*scans: CheckinScanned) -> tuple[MemberState, list[SessionRecorded]]:
-    state, out = MemberState(), []
-    for s in scans:
-        state, emitted = apply(state, s, RULES)
+def review(session_id: str, action: str, **kw: object) -> SessionReviewed:
+    return SessionReviewed(
+        event_id=str(uuid.uuid4()),
+        occurred_at=kw.pop("when", at(12, day=20)),  # type: ignore[arg-type]
+        review_id=str(uuid.uuid4()),
+        session_id=session_id,
+        member_id="mem_1",
+        station_community_id="comm_1",
+        action=action,  # type: ignore[arg-type]
+        reviewer_role="organizer",
+        reviewer_id="comm_1",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def run(
+    *events: CheckinScanned | SessionReviewed | datetime, state: MemberState | None = None
+) -> tuple[MemberState, list[Event]]:
+    state, out = state or MemberState(), []
+    for e in events:
+        if isinstance(e, CheckinScanned):
+            state, emitted = on_scan(state, e, RULES)
+        elif isinstance(e, SessionReviewed):
+            state, emitted = on_review(state, e, RULES)
+        else:
+            state, emitted = on_clock(state, f"tick-{e.isoformat()}", e, RULES)
         out.extend(emitted)
     return state, out
 
 
-def at(h: int, m: int = 0, day: int = 2) -> datetime:
-    return datetime(2026, 11, day, h, m, tzinfo=CST)
+def sessions(out: list[Event]) -> list[SessionRecorded]:
+    return [e for e in out if isinstance(e, SessionRecorded)]
+
+
+def final(state: MemberState) -> dict[str, tuple[str, int, bool]]:
+    return {
+        sid: (k.last.status, k.last.credited_seconds, k.last.voided)
+        for sid, k in state.sessions.items()
+    }
+
+
+def weeks(state: MemberState) -> dict[str, tuple[int, int]]:
+    return {k: (w.sessions, w.seconds) for k, w in state.weeks.items()}
 
 
 def test_in_then_out_is_one_closed_session_with_its_hours() -> None:
     state, out = run(scan("in", at(9)), scan("out", at(11, 30)))
-    assert [s.status for s in out] == ["open", "closed"]
-    assert out[0].session_id == out[1].session_id
-    assert out[1].revision == 2 and out[1].credited_seconds == 9000
-    assert state.open is None
+    s = sessions(out)
+    assert [x.status for x in s] == ["open", "closed"]
+    assert s[0].session_id == s[1].session_id and s[1].revision == 2
+    assert s[1].credited_seconds == 9000 and s[1].member_grid_id == "grid_1"
+    assert not state.has_open
+    assert weeks(state) == {"2026-W45|st_a": (1, 9000)}
+    week_events = [e for e in out if isinstance(e, MemberWeekRecorded)]
+    assert week_events[-1].credited_seconds == 9000 and week_events[-1].sessions == 1
 
 
-def test_redelivered_scan_is_ignored() -> None:
+def test_redelivered_scan_changes_nothing_and_republishes_the_latest_records() -> None:
     s_in = scan("in", at(9))
-    _, out = run(s_in, s_in, scan("out", at(10)))
-    assert [s.status for s in out] == ["open", "closed"]
+    state, _ = run(s_in, scan("out", at(10)))
+    again, out = on_scan(state, s_in, RULES)
+    assert again == state
+    # The worker may have died after saving state but before publishing: publish the same again.
+    recs = sessions(out)
+    assert [(r.status, r.revision) for r in recs] == [("closed", 2)]
+    weekly = [e for e in out if isinstance(e, MemberWeekRecorded)]
+    assert len(weekly) == 1 and weekly[0].version == state.weeks["2026-W45|st_a"].version
 
 
 def test_repeat_scan_within_window_is_ignored() -> None:
-    _, out = run(scan("in", at(9)), scan("in", at(9, 1)), scan("out", at(10)))
-    assert [s.status for s in out] == ["open", "closed"]
-    assert out[-1].credited_seconds == 3600
+    state, out = run(scan("in", at(9)), scan("in", at(9, 1)), scan("out", at(10)))
+    assert [s.status for s in sessions(out)] == ["open", "closed"]
+    assert sessions(out)[-1].credited_seconds == 3600
+    # A double tap on check-out is ignored too: one session, one hour.
+    state, out = run(scan("out", at(10, 1)), state=state)
+    assert sessions(out) == []
+    assert weeks(state) == {"2026-W45|st_a": (1, 3600)}
 
 
 def test_checkout_without_checkin_is_an_anomaly_without_hours() -> None:
-    _, out = run(scan("out", at(10)))
-    assert len(out) == 1
-    assert out[0].credited_seconds == 0 and "checkout_without_checkin" in out[0].flags
+    state, out = run(scan("out", at(10)))
+    (s,) = sessions(out)
+    assert s.credited_seconds == 0 and s.flags == ["checkout_without_checkin"]
+    assert not s.counted
+    assert weeks(state) == {"2026-W45|st_a": (0, 0)}
 
 
 def test_checkin_elsewhere_closes_the_open_session() -> None:
     _, out = run(scan("in", at(9), "st_a"), scan("in", at(10), "st_b"), scan("out", at(11), "st_b"))
-    assert [(s.station_id, s.status) for s in out] == [
+    assert [(s.station_id, s.status) for s in sessions(out)] == [
         ("st_a", "open"),
         ("st_a", "closed"),
         ("st_b", "open"),
         ("st_b", "closed"),
     ]
-    assert out[1].credited_seconds == 3600 and "closed_by_next_checkin" in out[1].flags
+    closed = sessions(out)[1]
+    assert closed.credited_seconds == 3600 and "closed_by_next_checkin" in closed.flags
 
 
-def test_long_session_is_capped_and_flagged() -> None:
-    _, out = run(scan("in", at(8)), scan("out", at(19)))
-    assert out[-1].status == "capped" and out[-1].credited_seconds == 8 * 3600
-    assert "over_cap" in out[-1].flags
+def test_session_over_the_cap_is_capped_and_flagged() -> None:
+    _, out = run(scan("in", at(8)), scan("out", at(18)))
+    last = sessions(out)[-1]
+    assert last.status == "capped" and last.credited_seconds == 8 * 3600
+    assert "over_cap" in last.flags
 
 
-def test_night_duty_across_midnight_counts_in_full() -> None:
-    _, out = run(scan("in", at(23)), scan("out", at(1, 0, day=3)))
-    assert out[-1].status == "closed" and out[-1].credited_seconds == 2 * 3600
+def test_forgotten_checkout_closes_on_the_clock_alone_with_the_configured_credit() -> None:
+    state, out = run(scan("in", at(9)), at(3, day=3))  # before the grace ends: still open
+    assert [s.status for s in sessions(out)] == ["open"] and state.has_open
+    state, out = run(at(4, 1, day=3), state=state)
+    (closed,) = sessions(out)
+    assert closed.status == "auto_closed" and closed.credited_seconds == 0
+    assert closed.end == at(0, day=3) and "forgotten_checkout" in closed.flags
+    assert not state.has_open
+    generous = SessionRules(forgotten_checkout_credit=timedelta(hours=1))
+    s2, out2 = on_scan(MemberState(), scan("in", at(9)), generous)
+    _, out2 = on_clock(s2, "t", at(5, day=3), generous)
+    assert sessions(out2)[0].credited_seconds == 3600
 
 
-def test_forgotten_checkout_is_auto_closed_at_end_of_day_without_credit() -> None:
-    _, out = run(scan("in", at(9)), scan("out", at(9, 0, day=3)))
-    last = out[-1]
-    assert last.status == "auto_closed" and last.credited_seconds == 0
-    assert last.end == at(0, 0, day=3)
-    assert "forgotten_checkout" in last.flags
+def test_night_duty_across_midnight_and_a_week_and_year_boundary_counts_where_it_began() -> None:
+    # Sunday 2025-12-28 is in 2025-W52; Monday is 2026-W01.
+    state, out = run(
+        scan("in", at(23, day=28, month=12, year=2025)),
+        scan("out", at(1, day=29, month=12, year=2025)),
+    )
+    last = sessions(out)[-1]
+    assert last.status == "closed" and last.credited_seconds == 2 * 3600
+    assert weeks(state) == {"2025-W52|st_a": (1, 7200)}
 
 
-def test_session_ids_and_event_ids_are_deterministic_for_replay() -> None:
-    s1, s2 = scan("in", at(9), event_id="e1"), scan("out", at(10), event_id="e2")
-    _, a = run(s1, s2)
-    _, b = run(s1, s2)
-    assert [x.model_dump() for x in a] == [x.model_dump() for x in b]
+def test_late_offline_checkin_turns_an_anomaly_into_the_right_session() -> None:
+    s_out = scan("out", at(11), received=at(11))
+    s_in = scan("in", at(9), received=at(12))  # queued offline, arrives after the check-out
+    state, out = run(s_out, s_in)
+    recs = sessions(out)
+    anomaly = recs[0]
+    assert "checkout_without_checkin" in anomaly.flags
+    voided = [r for r in recs if r.voided]
+    assert [v.session_id for v in voided] == [anomaly.session_id]
+    live = [r for r in recs if not r.voided and r.session_id != anomaly.session_id]
+    assert live[-1].status == "closed" and live[-1].credited_seconds == 7200
+    assert weeks(state) == {"2026-W45|st_a": (1, 7200)}
+
+
+def test_late_checkout_after_the_auto_close_replaces_it() -> None:
+    s_in = scan("in", at(9))
+    state, _ = run(s_in, at(5, day=3))
+    assert final(state)[sessions(run(s_in)[1])[0].session_id][0] == "auto_closed"
+    state, out = run(scan("out", at(17), received=at(10, day=3)), state=state)
+    (rec,) = sessions(out)
+    assert rec.status == "closed" and rec.credited_seconds == 8 * 3600 and rec.revision == 3
+
+
+def test_result_does_not_depend_on_arrival_order() -> None:
+    base = at(8)
+    events = [
+        scan("in", base, "st_a", received=base),
+        scan("out", base + timedelta(hours=2), "st_a", received=base + timedelta(hours=2)),
+        scan("in", base + timedelta(hours=3), "st_b", received=base + timedelta(hours=3)),
+        scan("in", base + timedelta(hours=4), "st_a", received=base + timedelta(hours=4)),
+        scan("out", base + timedelta(hours=5), "st_a", received=base + timedelta(hours=5)),
+    ]
+    results = set()
+    for perm in itertools.permutations(events):
+        state, _ = run(*perm)
+        live = {sid: v for sid, v in final(state).items() if not v[2]}
+        results.add((tuple(sorted(live.items())), tuple(sorted(weeks(state).items()))))
+    assert len(results) == 1
+    (live_sessions, week_totals) = next(iter(results))
+    assert sorted(v[1] for _, v in live_sessions) == [3600, 3600, 7200]
+    assert dict(week_totals) == {"2026-W45|st_a": (2, 10800), "2026-W45|st_b": (1, 3600)}
+
+
+def test_reviews_approve_adjust_reject_change_credit_and_week_totals() -> None:
+    state, out = run(scan("in", at(9)), at(5, day=3))
+    sid = sessions(out)[-1].session_id
+    state, out = run(review(sid, "approve", when=at(12, day=4)), state=state)
+    (r,) = sessions(out)
+    assert r.status == "auto_closed" and "approved" in r.flags
+    state, out = run(
+        review(
+            sid,
+            "adjust",
+            credited_seconds=5400,
+            reason="忘记签退，核实服务1.5小时",
+            when=at(13, day=4),
+        ),
+        state=state,
+    )
+    (r,) = sessions(out)
+    assert r.status == "adjusted" and r.credited_seconds == 5400
+    assert weeks(state) == {"2026-W45|st_a": (1, 5400)}
+    state, out = run(review(sid, "reject", reason="未到岗", when=at(14, day=4)), state=state)
+    (r,) = sessions(out)
+    assert r.status == "rejected" and r.credited_seconds == 0 and not r.counted
+    assert weeks(state) == {"2026-W45|st_a": (0, 0)}
+
+
+def test_an_older_review_delivered_late_does_not_override_a_newer_one() -> None:
+    state, out = run(scan("in", at(9)), scan("out", at(10)))
+    sid = sessions(out)[-1].session_id
+    newer = review(sid, "reject", reason="重复", when=at(12, day=21))
+    older = review(sid, "adjust", credited_seconds=60, reason="x", when=at(12, day=20))
+    state, _ = run(newer, older, state=state)
+    assert final(state)[sid][0] == "rejected"
+
+
+def test_review_of_a_session_outside_the_rederive_horizon_still_applies() -> None:
+    state, out = run(scan("in", at(9)), scan("out", at(10)))
+    sid = sessions(out)[-1].session_id
+    state, _ = run(at(9, day=20), state=state)  # 18 days later: the scans are gone
+    assert state.scans == () and not state.sessions[sid].live
+    state, out = run(review(sid, "adjust", credited_seconds=7200, reason="补录"), state=state)
+    assert sessions(out)[0].credited_seconds == 7200
+    assert weeks(state) == {"2026-W45|st_a": (1, 7200)}
+
+
+def test_scan_older_than_the_horizon_is_refused_for_the_dead_letters() -> None:
+    state, _ = run(scan("in", at(9)), scan("out", at(10)), at(9, day=20))
+    with pytest.raises(LateScan):
+        on_scan(state, scan("in", at(9, day=5), received=at(9, day=20)), RULES)
+
+
+def test_rules_come_from_settings() -> None:
+    s = Settings(session_cap_h=6, session_forgotten_credit_h=0.5, session_repeat_window_s=30)
+    r = SessionRules.from_settings(s)
+    assert r.cap == timedelta(hours=6) and r.forgotten_checkout_credit == timedelta(minutes=30)
+    assert r.repeat_window == timedelta(seconds=30)

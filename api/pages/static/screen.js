@@ -1,0 +1,53 @@
+// The station's tablet: shows the station's current rotating QR code, rendered by the server,
+// and fetches the next one when the window changes. The screen key comes from the link the
+// organizer gave the tablet; it is sent as a header, never put into the code itself.
+"use strict";
+
+function $(id) { return document.getElementById(id); }
+let nextChangeAt = 0;   // epoch seconds (server clock) of the next code
+let skew = 0;           // server clock minus this tablet's clock, in seconds
+let timer = null;
+
+async function refresh() {
+  clearTimeout(timer);
+  const station = document.body.dataset.stationId;
+  const key = new URLSearchParams(location.search).get("key") || "";
+  let r;
+  try {
+    r = await fetch(`/v1/stations/${encodeURIComponent(station)}/live-code`,
+      {headers: {"X-Screen-Key": key}, cache: "no-store"});
+  } catch (e) {
+    // The code on screen stays valid through its grace; keep trying quickly.
+    $("screen-status").textContent = "网络中断，正在重新连接……";
+    timer = setTimeout(refresh, 3000);
+    return;
+  }
+  if (!r.ok) {
+    $("screen-status").textContent = r.status === 401 || r.status === 404
+      ? "屏幕链接已失效，请联系社区工作人员重新获取" : "服务暂不可用，正在重试……";
+    timer = setTimeout(refresh, 5000);
+    return;
+  }
+  const code = await r.json();
+  const img = $("qr");
+  img.src = code.qr_svg;
+  img.dataset.token = code.token;
+  img.dataset.window = String(code.window);
+  img.hidden = false;
+  $("screen-status").textContent = "";
+  skew = code.server_time - Date.now() / 1000;
+  nextChangeAt = code.next_change_at;
+  // Ask just after the window turns, so the new code is there as soon as it is valid.
+  timer = setTimeout(refresh, Math.max(500, code.refresh_in_s * 1000 + 300));
+}
+
+function tick() {
+  const left = Math.max(0, Math.ceil(nextChangeAt - (Date.now() / 1000 + skew)));
+  if (nextChangeAt) $("countdown").textContent = `二维码 ${left} 秒后更新`;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  if (document.body.dataset.page !== "screen") return;
+  refresh();
+  setInterval(tick, 1000);
+});

@@ -1,0 +1,187 @@
+"""Member spreadsheets (CSV or XLSX) into the registry, and the template to fill in.
+
+Messages here are Chinese: the person reading them is the HR or community clerk who uploaded
+the file. The size limit is checked on the declared length before the body is parsed, and again
+while reading, so an oversized upload is refused without being held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from api.deps import Caller, Ctx, require
+from api.errors import ApiError, error_body
+from services.member_import import (
+    FileRejected,
+    ImportReport,
+    import_members,
+    template_csv,
+    template_xlsx,
+)
+from services.registry import RegistryError
+
+router = APIRouter(prefix="/v1/imports", tags=["imports"])
+
+# Room for the multipart envelope around the file itself.
+_ENVELOPE = 64 * 1024
+
+
+class RowErrorOut(BaseModel):
+    row: int
+    column: str
+    message: str
+
+
+class ImportOut(BaseModel):
+    accepted: int
+    rejected: int
+    errors: list[RowErrorOut]
+    created: int
+    updated: int
+    unchanged: int
+    written: bool
+    dry_run: bool
+
+
+def _report(r: ImportReport) -> dict[str, Any]:
+    return ImportOut(
+        accepted=r.accepted,
+        rejected=r.rejected,
+        errors=[RowErrorOut(row=e.row, column=e.column, message=e.message) for e in r.errors],
+        created=r.created,
+        updated=r.updated,
+        unchanged=r.unchanged,
+        written=r.written,
+        dry_run=r.dry_run,
+    ).model_dump()
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "file_too_large", f"文件超过 {limit // (1024 * 1024)} MB 的上限，请拆分后分批导入"
+    )
+
+
+_MULTIPART_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV (UTF-8 or GB18030) or XLSX; headers 姓名, 手机号码, 工作单位, 居住社区, 网格, 报到日期",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/members",
+    response_model=ImportOut,
+    openapi_extra=_MULTIPART_DOC,
+    responses={
+        413: {"description": "the file is larger than IMPORT_MAX_BYTES (50 MB)"},
+        415: {"description": "not a CSV or XLSX spreadsheet"},
+        422: {
+            "description": "empty file, wrong header, or bad rows (then nothing was written and "
+            "the body lists every rejected row beside `error`)"
+        },
+    },
+)
+async def import_member_sheet(
+    request: Request,
+    caller: Caller,
+    ctx: Ctx,
+    dry_run: Annotated[bool, Query(description="validate only, write nothing")] = False,
+    partial: Annotated[bool, Query(description="write the good rows even if some are bad")] = False,
+) -> JSONResponse:
+    """Imports members (admin, or an organizer into their own community). Members are matched by
+    phone: importing the same file again creates nobody twice and updates what changed."""
+    require(caller, "admin", "organizer")
+    limit = ctx.settings.import_max_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + _ENVELOPE:
+        raise _too_large(limit)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(
+            415, "multipart_required", "请以 multipart/form-data 上传文件，字段名为 file"
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except MultiPartException as exc:
+        raise ApiError(400, "bad_multipart", f"上传内容无法解析：{exc.message}") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(422, "missing_file", "缺少上传的文件（表单字段名应为 file）")
+    data = bytearray()
+    while chunk := await upload.read(1024 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise _too_large(limit)
+    await form.close()
+    try:
+        report = await asyncio.to_thread(
+            import_members, ctx.registry, bytes(data), caller, dry_run, partial
+        )
+    except FileRejected as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    except RegistryError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    body = _report(report)
+    if report.rejected and not dry_run and not partial:
+        body.update(
+            error_body(
+                "rows_rejected",
+                f"有 {report.rejected} 行数据有误，本次未导入任何数据。请按 errors 修改后重新上传，"
+                "或使用 partial=true 只导入正确的行。",
+            )
+        )
+        return JSONResponse(body, status_code=422)
+    return JSONResponse(body, status_code=200)
+
+
+@router.get(
+    "/members/template",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            },
+            "description": "an empty member list with the expected headers",
+        }
+    },
+)
+def member_template(
+    caller: Caller, format: Annotated[Literal["csv", "xlsx"], Query()] = "xlsx"
+) -> Response:
+    """The spreadsheet to fill in: the headers the import expects, and notes on each column."""
+    if format == "csv":
+        data, media = template_csv(), "text/csv; charset=utf-8"
+    else:
+        data = template_xlsx()
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    filename = quote(f"党员名单模板.{format}")
+    return Response(
+        data,
+        media_type=media,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"},
+    )

@@ -1,0 +1,114 @@
+"""What a community organizer watches: who is on site now, and the posters to print."""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from api.deps import Caller, Ctx, hidden, may_manage_community
+from services.qr import render, station_url
+from services.registry import NotFound
+
+router = APIRouter(prefix="/v1/communities", tags=["organizer"])
+
+KIND_LABEL = {"service_station": "党群服务站", "member_post": "党员驿站"}
+
+
+class OnSite(BaseModel):
+    member_id: str
+    member_name: str
+    phone: str | None
+    station_id: str
+    station_name: str
+    since: datetime
+
+
+class OnSiteList(BaseModel):
+    community_id: str
+    items: list[OnSite]
+    total: int
+
+
+def _community(ctx: Ctx, caller: Caller, community_id: str) -> None:
+    if not may_manage_community(caller, community_id):
+        raise hidden("community", community_id)
+    try:
+        ctx.registry.community(community_id)
+    except NotFound:
+        raise hidden("community", community_id) from None
+
+
+@router.get("/{community_id}/on-site", response_model=OnSiteList)
+def on_site_now(community_id: str, caller: Caller, ctx: Ctx) -> OnSiteList:
+    """Members checked in right now at this community's stations (open sessions)."""
+    _community(ctx, caller, community_id)
+    rows = ctx.warehouse.query(
+        """
+        SELECT s.member_id, ifNull(m.name, ''), m.phone, s.station_id, ifNull(st.name, ''), s.start
+        FROM (SELECT member_id, station_id, start FROM sessions FINAL
+              WHERE station_community_id = %(c)s AND status = 'open' AND voided = 0) AS s
+        LEFT JOIN (SELECT id, name, phone FROM members FINAL) AS m ON m.id = s.member_id
+        LEFT JOIN (SELECT id, name FROM stations FINAL WHERE community_id = %(c)s) AS st
+            ON st.id = s.station_id
+        ORDER BY s.start
+        """,
+        {"c": community_id},
+    )
+    items = [
+        OnSite(
+            member_id=mid,
+            member_name=name,
+            phone=phone,
+            station_id=sid,
+            station_name=sname,
+            since=start.replace(tzinfo=UTC),
+        )
+        for mid, name, phone, sid, sname, start in rows
+    ]
+    return OnSiteList(community_id=community_id, items=items, total=len(items))
+
+
+@router.get(
+    "/{community_id}/posters",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "A4 print sheet, one poster a page"}
+    },
+)
+def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
+    """Every station's QR poster for the community, A4, one per page: name, kind and code."""
+    _community(ctx, caller, community_id)
+    community = ctx.registry.community(community_id)
+    stations = ctx.warehouse.query(
+        "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY name, id",
+        {"c": community_id},
+    )
+    e = html.escape
+    pages = []
+    for sid, name, kind in stations:
+        svg = render(station_url(ctx.settings, sid), "svg")
+        src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+        pages.append(
+            f'<section class="poster"><p class="kind">{e(KIND_LABEL.get(kind, kind))}</p>'
+            f'<h1>{e(name)}</h1><img src="{src}" alt="{e(name)} 签到二维码">'
+            f'<p class="hint">在职党员请用手机相机扫码签到、签退</p>'
+            f'<p class="community">{e(community.name)}</p></section>'
+        )
+    body = "".join(pages) or '<p class="empty">本社区尚无站点</p>'
+    page = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>{e(community.name)} 站点二维码</title><style>
+@page {{ size: A4; margin: 15mm; }}
+body {{ margin: 0; font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }}
+.poster {{ page-break-after: always; text-align: center; padding-top: 10mm; }}
+.poster:last-child {{ page-break-after: auto; }}
+.kind {{ font-size: 28px; color: #c8102e; margin: 0; letter-spacing: .3em; }}
+h1 {{ font-size: 40px; margin: 8mm 0; }}
+img {{ width: 140mm; height: 140mm; }}
+.hint {{ font-size: 22px; }} .community {{ font-size: 18px; color: #555; }}
+</style></head><body>{body}</body></html>"""
+    return HTMLResponse(page)

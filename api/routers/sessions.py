@@ -1,0 +1,294 @@
+"""Sessions (过程纪实): a member's list, the organizer's review queue and review decisions.
+
+A review is an event (`session-reviews`, keyed by the member) that the session agent applies:
+the session gets a new revision with status adjusted/rejected (or an "approved" flag), and the
+member's weekly totals follow, so every figure that counts hours changes together. The decision
+itself is kept in `session_reviews` (who, when, why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Caller, Ctx
+from api.errors import ApiError
+from api.routers.members import readable_member
+from services import topics
+from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
+from services.timeutil import LOCAL_TZ
+from services.tokens import Principal
+from streams.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
+
+router = APIRouter(prefix="/v1", tags=["sessions"])
+
+
+class SessionOut(BaseModel):
+    id: str
+    station_id: str
+    start: datetime
+    end: datetime | None
+    hours: float
+    status: SessionStatus
+    flags: list[str]
+
+
+class SessionPage(BaseModel):
+    items: list[SessionOut]
+    total: int
+
+
+class QueuedSessionOut(SessionOut):
+    member_id: str
+    member_name: str | None
+
+
+class ReviewQueue(BaseModel):
+    items: list[QueuedSessionOut]
+    total: int
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"action": "adjust", "credited_hours": 1.5, "reason": "忘记签退，核实服务1.5小时"}
+            ]
+        },
+    )
+
+    action: Literal["approve", "adjust", "reject"]
+    credited_hours: float | None = Field(default=None, ge=0, le=24)
+    reason: str = Field(default="", max_length=500)
+
+
+class ReviewAccepted(BaseModel):
+    review_id: str
+    session_id: str
+    action: str
+
+
+class ReviewOut(BaseModel):
+    review_id: str
+    action: str
+    credited_hours: float | None
+    reason: str
+    reviewer_role: str
+    reviewer_id: str
+    reviewed_at: datetime
+
+
+_COLUMNS = "session_id, station_id, start, end, credited_seconds, status, flags"
+
+
+def _utc(v: datetime | None) -> datetime | None:
+    # chDB hands DateTime64('UTC') back naive.
+    if v is None:
+        return None
+    return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+
+def _session_out(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": r["session_id"],
+        "station_id": r["station_id"],
+        "start": _utc(r["start"]),
+        "end": _utc(r["end"]),
+        "hours": round(int(r["credited_seconds"]) / 3600, 2),
+        "status": r["status"],
+        "flags": list(r["flags"]),
+    }
+
+
+def _local_midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
+@router.get("/members/{member_id}/sessions", response_model=SessionPage)
+def member_sessions(
+    member_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    from_: Annotated[date | None, Query(alias="from", description="first local day")] = None,
+    to: Annotated[date | None, Query(description="last local day, inclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SessionPage:
+    """A member's sessions that began between `from` and `to` (Asia/Shanghai days), newest first."""
+    m = readable_member(ctx, caller, member_id)
+    if from_ and to and from_ > to:
+        raise ApiError(422, "invalid_range", "from: must not be after to")
+    params: dict[str, Any] = {
+        "m": m.id,
+        "a": _local_midnight(from_) if from_ else datetime(1970, 1, 1, tzinfo=UTC),
+        "b": _local_midnight(to + timedelta(days=1)) if to else datetime(2200, 1, 1, tzinfo=UTC),
+    }
+    where = "member_id = %(m)s AND voided = 0 AND start >= %(a)s AND start < %(b)s"
+    rows = ctx.warehouse.query_dicts(
+        f"SELECT {_COLUMNS} FROM sessions FINAL WHERE {where} "
+        f"ORDER BY start DESC, session_id LIMIT {limit} OFFSET {offset}",
+        params,
+    )
+    total = ctx.warehouse.query(f"SELECT count() FROM sessions FINAL WHERE {where}", params)
+    return SessionPage(items=[SessionOut(**_session_out(r)) for r in rows], total=int(total[0][0]))
+
+
+def _may_organize(caller: Principal, community_id: str) -> bool:
+    return caller.role == "admin" or (
+        caller.role == "organizer" and caller.subject_id == community_id
+    )
+
+
+@router.get("/communities/{community_id}/review-queue", response_model=ReviewQueue)
+def review_queue(
+    community_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ReviewQueue:
+    """Sessions at this community's stations that need a decision: forgotten check-outs,
+    capped sessions and check-outs without a check-in, not yet reviewed, still reviewable."""
+    if caller.role not in ("admin", "organizer"):
+        raise ApiError(403, "forbidden", "this action needs the role organizer or admin")
+    if not _may_organize(caller, community_id) or not ctx.registry.exists(
+        "community", community_id
+    ):
+        raise ApiError(
+            404, "community_not_found", f"no community {community_id!r} visible to this caller"
+        )
+    since = utcnow() - timedelta(days=ctx.settings.session_review_window_days)
+    params = {
+        "c": community_id,
+        "since": since,
+        "need": sorted(REVIEW_FLAGS),
+        "done": sorted(REVIEWED_FLAGS),
+    }
+    where = (
+        "station_community_id = %(c)s AND voided = 0 AND start >= %(since)s "
+        "AND status IN ('closed', 'capped', 'auto_closed') "
+        "AND hasAny(flags, %(need)s) AND NOT hasAny(flags, %(done)s)"
+    )
+    rows = ctx.warehouse.query_dicts(
+        f"SELECT {_COLUMNS}, member_id FROM sessions FINAL WHERE {where} "
+        f"ORDER BY start, session_id LIMIT {limit} OFFSET {offset}",
+        params,
+    )
+    total = ctx.warehouse.query(f"SELECT count() FROM sessions FINAL WHERE {where}", params)
+    names: dict[str, str] = {}
+    ids = sorted({r["member_id"] for r in rows})
+    if ids:
+        names = {
+            str(i): str(n)
+            for i, n in ctx.warehouse.query(
+                "SELECT id, name FROM members FINAL WHERE id IN %(ids)s", {"ids": ids}
+            )
+        }
+    return ReviewQueue(
+        items=[
+            QueuedSessionOut(
+                **_session_out(r), member_id=r["member_id"], member_name=names.get(r["member_id"])
+            )
+            for r in rows
+        ],
+        total=int(total[0][0]),
+    )
+
+
+def _reviewable_session(ctx: Ctx, caller: Principal, session_id: str) -> dict[str, Any]:
+    if caller.role not in ("admin", "organizer"):
+        raise ApiError(403, "forbidden", "this action needs the role organizer or admin")
+    rows = ctx.warehouse.query_dicts(
+        f"SELECT {_COLUMNS}, member_id, station_community_id, voided "
+        "FROM sessions FINAL WHERE session_id = %(s)s LIMIT 1",
+        {"s": session_id},
+    )
+    if not rows or rows[0]["voided"] or not _may_organize(caller, rows[0]["station_community_id"]):
+        raise ApiError(
+            404, "session_not_found", f"no session {session_id!r} visible to this caller"
+        )
+    return rows[0]
+
+
+@router.post("/sessions/{session_id}/review", response_model=ReviewAccepted, status_code=202)
+async def review_session(
+    session_id: str, body: ReviewIn, caller: Caller, ctx: Ctx
+) -> ReviewAccepted:
+    """Approve, adjust (new credited hours and a reason) or reject (a reason) one session.
+
+    Accepted once the decision is on the log; the session's new revision and every total that
+    counts it follow within seconds. The latest decision on a session wins."""
+    # Validate everything before anything is published.
+    if body.action == "adjust" and body.credited_hours is None:
+        raise ApiError(422, "invalid_request", "credited_hours: required to adjust a session")
+    if body.action != "adjust" and body.credited_hours is not None:
+        raise ApiError(422, "invalid_request", "credited_hours: only an adjust carries hours")
+    if body.action in ("adjust", "reject") and not body.reason:
+        raise ApiError(422, "invalid_request", f"reason: required to {body.action} a session")
+    row = await asyncio.to_thread(_reviewable_session, ctx, caller, session_id)
+    if row["status"] == "open":
+        raise ApiError(
+            409, "session_open", "the session is still open; review it once it has ended"
+        )
+    start = _utc(row["start"])
+    window = timedelta(days=ctx.settings.session_review_window_days)
+    if start is not None and start < utcnow() - window:
+        raise ApiError(
+            409,
+            "review_window_closed",
+            f"sessions can be reviewed for {window.days} days after they start",
+        )
+    now = utcnow()
+    review_id = f"rev_{uuid.uuid4().hex[:16]}"
+    event = SessionReviewed(
+        event_id=derived_id("review", review_id),
+        occurred_at=now,
+        review_id=review_id,
+        session_id=session_id,
+        member_id=row["member_id"],
+        station_community_id=row["station_community_id"],
+        action=body.action,
+        credited_seconds=(
+            round(body.credited_hours * 3600) if body.credited_hours is not None else None
+        ),
+        reason=body.reason,
+        reviewer_role=caller.role,
+        reviewer_id=caller.subject_id,
+    )
+    await ctx.publisher.send(topics.SESSION_REVIEWS, row["member_id"], event)
+    return ReviewAccepted(review_id=review_id, session_id=session_id, action=body.action)
+
+
+@router.get("/sessions/{session_id}/reviews", response_model=list[ReviewOut])
+def session_reviews(session_id: str, caller: Caller, ctx: Ctx) -> list[ReviewOut]:
+    """The audit trail of one session: every decision, oldest first."""
+    _reviewable_session(ctx, caller, session_id)
+    rows = ctx.warehouse.query_dicts(
+        "SELECT review_id, action, credited_seconds, reason, reviewer_role, reviewer_id, "
+        "reviewed_at FROM session_reviews FINAL WHERE session_id = %(s)s "
+        "ORDER BY reviewed_at, review_id",
+        {"s": session_id},
+    )
+    return [
+        ReviewOut(
+            review_id=r["review_id"],
+            action=r["action"],
+            credited_hours=(
+                round(r["credited_seconds"] / 3600, 2)
+                if r["credited_seconds"] is not None
+                else None
+            ),
+            reason=r["reason"],
+            reviewer_role=r["reviewer_role"],
+            reviewer_id=r["reviewer_id"],
+            reviewed_at=_utc(r["reviewed_at"]) or utcnow(),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,80 @@
+"""Prometheus metrics shared by the API, the sink and the faust worker (prometheus_client).
+
+Each process has its own default registry: the API serves it at `GET /metrics`, the standalone
+sink on `SINK_METRICS_PORT`, the worker on its faust web port at `/metrics`. With the embedded
+sink the API's registry carries the sink's metrics too. No FastAPI or faust import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "lag_by_topic",
+    "render",
+]
+
+# API
+CHECKINS = Counter(
+    "volunteer_checkins",
+    "Check-ins received by the API, by result: accepted, or the error code that refused them.",
+    ["result"],
+)
+
+# Sink
+SINK_LAG = Gauge(
+    "volunteer_sink_lag",
+    "Messages on the sink's topics not yet committed to ClickHouse (end offset - committed).",
+    ["topic"],
+)
+SINK_BATCH_ROWS = Histogram(
+    "volunteer_sink_batch_rows",
+    "Rows per table insert made by the sink.",
+    buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 25000),
+)
+SINK_INSERT_SECONDS = Histogram(
+    "volunteer_sink_insert_seconds",
+    "Latency of one acknowledged ClickHouse insert made by the sink.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SINK_ROWS = Counter("volunteer_sink_rows", "Rows written by the sink, by table.", ["table"])
+SINK_INSERT_FAILURES = Counter(
+    "volunteer_sink_insert_failures", "Failed ClickHouse inserts (each retried).", ["table"]
+)
+DEAD_LETTERS = Counter(
+    "volunteer_dead_letters",
+    "Messages sent to the dead-letter topic, by who refused them and the source topic.",
+    ["source", "topic"],
+)
+
+# faust worker (pair_sessions)
+AGENT_SCANS = Counter(
+    "volunteer_agent_events", "Events processed by the session agent, by kind.", ["kind"]
+)
+AGENT_SESSIONS = Counter(
+    "volunteer_agent_sessions_emitted", "SessionRecorded revisions emitted by the session agent."
+)
+AGENT_WEEKS = Counter(
+    "volunteer_agent_member_weeks_emitted", "MemberWeekRecorded records emitted by the agent."
+)
+
+
+def render() -> bytes:
+    """The process's metrics in the Prometheus text format."""
+    return generate_latest()
+
+
+def lag_by_topic(
+    ends: Mapping[tuple[str, int], int], done: Mapping[tuple[str, int], int]
+) -> dict[str, int]:
+    """Per-topic lag from end offsets and the offsets already done (committed, or the
+    position where nothing was committed yet) per (topic, partition). A partition without a
+    known done offset counts from 0; a done offset past the end (a stale end) counts 0."""
+    out: dict[str, int] = {}
+    for (topic, partition), end in ends.items():
+        behind = max(0, end - done.get((topic, partition), 0))
+        out[topic] = out.get(topic, 0) + behind
+    return out

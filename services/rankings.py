@@ -1,0 +1,128 @@
+"""Rankings for the rotating red flag (流动红旗): communities and units, by month or quarter.
+
+The rule, shown with every ranking: a score out of 100 from the participation rate (60), the
+hours per member against one hour a week (25) and the average rating (15, a missing rating counts
+as a neutral 3). The weeks of a period are the ISO weeks whose Thursday lies in it (the ISO rule
+that gives every week to exactly one month), so weekly figures are never split or counted twice.
+The first in the ranking holds the flag for the period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from services.periods import Period
+from services.warehouse.client import Warehouse
+
+Kind = Literal["communities", "units"]
+
+W_RATE, W_HOURS, W_FEEDBACK = 60.0, 25.0, 15.0
+HOURS_TARGET_PER_WEEK = 1.0
+FEEDBACK_DEFAULT = 3.0
+RULE = {
+    "version": 1,
+    "weights": {"participation_rate": W_RATE, "hours_per_member": W_HOURS, "feedback": W_FEEDBACK},
+    "hours_target_per_week": HOURS_TARGET_PER_WEEK,
+    "feedback_default": FEEDBACK_DEFAULT,
+    "text": (
+        "得分 = 参与率×60 + min(人均服务时长÷(周数×1小时), 1)×25 + (平均评价−1)÷4×15；"
+        "参与率为期内各周“已服务人数÷报到人数”的平均；无评价按3分计；"
+        "期内的周为周四落在该期内的ISO周；得分最高者获得本期流动红旗。"
+    ),
+}
+
+
+def period_weeks(period: Period) -> list[str]:
+    """ISO weeks (YYYY-Www) whose Thursday lies in [period.start, period.end)."""
+    d = period.start
+    # The first Thursday on or after the start.
+    d += timedelta(days=(3 - d.weekday()) % 7)
+    out = []
+    while d < period.end:
+        y, w, _ = d.isocalendar()
+        out.append(f"{y}-W{w:02d}")
+        d += timedelta(days=7)
+    return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    name: str
+    members_registered: int
+    participation_rate: float
+    hours_per_member: float
+    feedback_avg: float | None
+    score: float
+
+
+def score_entry(
+    weekly_served: list[int], registered: int, hours: float, feedback: float | None, weeks: int
+) -> tuple[float, float, float]:
+    """(participation rate, hours per member, score) for one community or unit."""
+    if registered <= 0 or weeks <= 0:
+        return 0.0, 0.0, 0.0
+    rate = sum(min(s, registered) / registered for s in weekly_served) / weeks
+    per_member = hours / registered
+    fb = feedback if feedback is not None else FEEDBACK_DEFAULT
+    target = weeks * HOURS_TARGET_PER_WEEK
+    s = W_RATE * rate + W_HOURS * min(per_member / target, 1.0) + W_FEEDBACK * (fb - 1) / 4
+    return round(rate, 4), round(per_member, 2), round(s, 2)
+
+
+def rank(wh: Warehouse, kind: Kind, period: Period) -> list[Entry]:
+    weeks = period_weeks(period)
+    key = "member_community_id" if kind == "communities" else "unit_id"
+    member_key = "community_id" if kind == "communities" else "unit_id"
+    table = "communities" if kind == "communities" else "units"
+    p = {"weeks": weeks or [""], "end": period.end, "start": period.start}
+    names = dict(wh.query(f"SELECT id, name FROM {table} FINAL"))
+    registered = dict(
+        wh.query(
+            f"""
+            SELECT {member_key}, count() FROM members FINAL
+            WHERE status = 'active' AND (reported_on IS NULL OR reported_on < %(end)s)
+            GROUP BY {member_key}
+            """,
+            p,
+        )
+    )
+    served: dict[str, list[int]] = {}
+    hours: dict[str, float] = {}
+    for entity, _week, n_served, seconds in wh.query(
+        f"""
+        SELECT {key}, week, uniqExactIf(member_id, s > 0), sum(c) FROM (
+            SELECT {key}, week, member_id, sum(sessions) AS s, sum(credited_seconds) AS c
+            FROM member_weeks FINAL WHERE week IN %(weeks)s
+            GROUP BY {key}, week, member_id)
+        GROUP BY {key}, week
+        """,
+        p,
+    ):
+        served.setdefault(entity, []).append(int(n_served))
+        hours[entity] = hours.get(entity, 0.0) + int(seconds) / 3600
+    feedback_kind = "community_arrangement" if kind == "communities" else "member_service"
+    feedback_key = "community_id" if kind == "communities" else "unit_id"
+    feedback = dict(
+        wh.query(
+            f"""
+            SELECT {feedback_key}, avg(rating) FROM feedback FINAL
+            WHERE kind = %(k)s AND rating IS NOT NULL
+              AND period_start >= %(start)s AND period_end <= %(end)s
+            GROUP BY {feedback_key}
+            """,
+            {**p, "k": feedback_kind},
+        )
+    )
+    entries = []
+    for entity_id, name in names.items():
+        reg = int(registered.get(entity_id, 0))
+        fb = round(float(feedback[entity_id]), 2) if entity_id in feedback else None
+        rate, per_member, s = score_entry(
+            served.get(entity_id, []), reg, hours.get(entity_id, 0.0), fb, len(weeks)
+        )
+        entries.append(Entry(entity_id, name, reg, rate, per_member, fb, s))
+    entries.sort(key=lambda e: (-e.score, -e.participation_rate, e.name, e.id))
+    return entries

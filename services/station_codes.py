@@ -1,0 +1,196 @@
+"""Rotating station codes for screens, the screens' own keys, and phone activation codes.
+
+Rotating code: `w{version}.{station_id}.{window}.{signature}` where `window` is the number of
+`station_code_window_s` periods since the epoch. The tablet at the station shows the code of
+the current window; the check-in API accepts it until `grace` seconds after its window ended, so
+a photo of the screen sent to someone at home stops working within a minute. The static poster
+token (`services.tokens.sign_station`) keeps working for stations without a screen. Both are
+verified against the server's clock at receipt, not the phone's `scanned_at`: the phone controls
+`scanned_at`, so trusting it would let an old photo in with a back-dated scan.
+
+Screen key: a JWT (own signing key) naming one station; the organizer gives it to the tablet
+once, as a link. It only lets its holder fetch that station's current code.
+
+Activation code: 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L), easy to read
+aloud over the phone; about 8.5e11 combinations, and redemption is rate-limited. Only an HMAC of
+the code is stored, so a reader of the warehouse or the log cannot redeem anyone's code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jwt
+
+from services.settings import Settings
+from services.tokens import InvalidToken, _b64, _key, verify_station
+
+_WINDOWED = re.compile(r"^w(\d{1,4})\.([A-Za-z0-9_-]{1,64})\.(\d{1,12})\.([A-Za-z0-9_-]{22})$")
+
+
+class StationCodeExpired(InvalidToken):
+    """A genuine rotating code whose window and grace have passed."""
+
+
+def current_window(settings: Settings, now: float | None = None) -> int:
+    t = time.time() if now is None else now
+    return int(t // settings.station_code_window_s)
+
+
+def _window_sig(settings: Settings, version: int, station_id: str, window: int) -> str:
+    mac = hmac.new(
+        _key(settings, "station-window", version),
+        f"w{version}.{station_id}.{window}".encode(),
+        hashlib.sha256,
+    )
+    return _b64(mac.digest()[:16])
+
+
+def sign_window(settings: Settings, station_id: str, window: int) -> str:
+    v = settings.station_key_version
+    return f"w{v}.{station_id}.{window}.{_window_sig(settings, v, station_id, window)}"
+
+
+def window_valid_until(settings: Settings, window: int) -> float:
+    """The last instant (epoch seconds) at which the code of `window` is accepted."""
+    return float((window + 1) * settings.station_code_window_s + settings.station_code_grace_s)
+
+
+def verify_window(settings: Settings, token: str, now: float | None = None) -> str:
+    """Returns the station id of a rotating code, or raises InvalidToken / StationCodeExpired."""
+    m = _WINDOWED.match(token)
+    if not m:
+        raise InvalidToken("malformed station token")
+    version, station_id, window, sig = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+    if version > settings.station_key_version or version < 1:
+        raise InvalidToken("unknown station key version")
+    if not hmac.compare_digest(sig, _window_sig(settings, version, station_id, window)):
+        raise InvalidToken("station token signature does not match")
+    t = time.time() if now is None else now
+    # One window ahead is tolerated: server clocks in a cluster may differ by a little.
+    if window > current_window(settings, t) + 1:
+        raise InvalidToken("station code is from the future")
+    if t > window_valid_until(settings, window):
+        raise StationCodeExpired("station code has expired; scan the code on the screen again")
+    return station_id
+
+
+def verify_scan_token(settings: Settings, token: str, now: float | None = None) -> str:
+    """Either form a phone may send: a rotating screen code (`w...`) or a poster token (`v...`)."""
+    if token.startswith("w"):
+        return verify_window(settings, token, now)
+    return verify_station(settings, token)
+
+
+# ---- screen keys ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScreenKey:
+    station_id: str
+    expires_at: int
+
+
+def issue_screen_key(settings: Settings, station_id: str) -> tuple[str, int]:
+    now = int(time.time())
+    exp = now + settings.screen_key_ttl_s
+    claims = {"sub": station_id, "jti": uuid.uuid4().hex, "iat": now, "exp": exp}
+    return jwt.encode(claims, _key(settings, "screen", 1), algorithm="HS256"), exp
+
+
+def verify_screen_key(settings: Settings, key: str) -> ScreenKey:
+    try:
+        claims = jwt.decode(
+            key,
+            _key(settings, "screen", 1),
+            algorithms=["HS256"],
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("screen key expired") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("invalid screen key") from exc
+    return ScreenKey(str(claims["sub"]), int(claims["exp"]))
+
+
+# ---- activation codes ----------------------------------------------------------------------
+
+ACTIVATION_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+ACTIVATION_LENGTH = 8
+
+
+def new_activation_code() -> str:
+    return "".join(secrets.choice(ACTIVATION_ALPHABET) for _ in range(ACTIVATION_LENGTH))
+
+
+def normalize_activation_code(raw: str) -> str | None:
+    """What a person typed, read aloud or copied (any case, spaces, a dash) to the stored form;
+    None when it cannot be a code, so the caller refuses it without a lookup."""
+    code = re.sub(r"[\s-]", "", raw).upper()
+    if len(code) != ACTIVATION_LENGTH or any(c not in ACTIVATION_ALPHABET for c in code):
+        return None
+    return code
+
+
+def format_activation_code(code: str) -> str:
+    """`ABCD-EFGH`: two groups of four are easier to read aloud and to type."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def activation_code_hash(settings: Settings, code: str) -> str:
+    return hmac.new(_key(settings, "activation", 1), code.encode(), hashlib.sha256).hexdigest()
+
+
+class FailureLimiter:
+    """Counts failed attempts per client in a sliding window, and in total.
+
+    In-process only: with several API processes an attacker gets `processes x limit` tries per
+    window, which at 8.5e11 codes is still negligible. A shared limiter (a gateway, or a store
+    all processes reach) would be the next step at national scale.
+    """
+
+    def __init__(
+        self,
+        per_client: int,
+        total: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_client = per_client
+        self.total = total
+        self.window_s = window_s
+        self._clock = clock
+        self._by_client: dict[str, deque[float]] = {}
+        self._all: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def _prune(self, q: deque[float], now: float) -> None:
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+
+    def blocked(self, client: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            self._prune(self._all, now)
+            q = self._by_client.get(client)
+            if q is not None:
+                self._prune(q, now)
+                if not q:
+                    del self._by_client[client]
+                    q = None
+            return len(self._all) >= self.total or (q is not None and len(q) >= self.per_client)
+
+    def fail(self, client: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._by_client.setdefault(client, deque()).append(now)
+            self._all.append(now)

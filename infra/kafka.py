@@ -60,8 +60,12 @@ def fetch(quiet: bool = True) -> Path:
 
 
 def _kafka_uuid() -> str:
-    # Kafka's Uuid text form: URL-safe base64 of 16 bytes, unpadded.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid text form: URL-safe base64 of 16 bytes, unpadded. Like Kafka's own
+    # Uuid.randomUuid, never one starting with "-", which a command line takes for an option.
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 @dataclass
@@ -146,8 +150,7 @@ class Broker:
         cmd = self._java(
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            _kafka_uuid(),
+            f"--cluster-id={_kafka_uuid()}",
             "-c",
             str(self.properties_file),
             "--standalone",

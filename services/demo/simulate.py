@@ -45,6 +45,7 @@ from services.demo.plan import PlannedScan, expected_truth, plan_scans
 from services.settings import Settings, get_settings
 from services.timeutil import LOCAL_TZ
 from services.tokens import issue_bearer
+from streams.sessions import SessionRules
 
 RETRIES = 6
 
@@ -311,11 +312,12 @@ def truth_document(
     start: datetime,
     end: datetime,
     clock: datetime,
+    rules: SessionRules | None = None,
 ) -> dict[str, Any]:
     """The expected truth once the worker's clock has passed `clock` (forgotten check-outs
     whose deadline is behind it are then closed, as the worker's clock ticks close them)."""
     accepted = [one for lane in res.accepted_scans for one in lane]
-    truth = expected_truth(accepted, clock)
+    truth = expected_truth(accepted, clock, rules)
     members: dict[str, Any] = {}
     for m in county.members:
         mid = loaded.members[m.key]
@@ -372,7 +374,9 @@ async def simulate(
     member_ids = sorted({loaded.members[s.member_key] for s in scans})
     tokens = await member_tokens(client, member_ids, signing)
     res = await send_scans(client, loaded, scans, tokens, speed=speed, rate=rate, lanes=lanes)
-    doc = truth_document(county, loaded, res, start, end, datetime.now(UTC))
+    # The server's own rules (its re-pairing horizon, cap, ...) when we know its settings.
+    rules = SessionRules.from_settings(signing) if signing is not None else None
+    doc = truth_document(county, loaded, res, start, end, datetime.now(UTC), rules)
     if feedback:
         period = end.astimezone(LOCAL_TZ).strftime("%Y-%m")
         tally = await send_feedback(client, county, loaded, res, tokens, period, seed, signing)

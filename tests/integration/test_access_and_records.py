@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,6 +12,8 @@ from services.tokens import sign_station
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+CST = timezone(timedelta(hours=8))
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +133,12 @@ def test_record_of_service_is_issued_printed_and_verified(
         return h if h["sessions"] == 1 else None
 
     assert stack.wait_for(hours, timeout=40)
+    b = stack.client.get(f"/v1/members/{m['id']}/hours/breakdown", headers=me).json()
+    local_start = (now - timedelta(hours=3)).astimezone(CST)
+    week = f"{local_start.isocalendar()[0]}-W{local_start.isocalendar()[1]:02d}"
+    assert b["hours"] == 1.5 and b["sessions"] == 1
+    assert b["by_week"] == [{"period": week, "hours": 1.5, "sessions": 1}]
+    assert b["by_month"] == [{"period": local_start.strftime("%Y-%m"), "hours": 1.5, "sessions": 1}]
     today = now.date()
     period = {
         "from": (today - timedelta(days=7)).isoformat(),

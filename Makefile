@@ -48,6 +48,21 @@ chromium:
 unit: install
 	$(PY) -m pytest -m "not kafka and not clickhouse"
 
+# Fault drills (issue 7; not part of `make test`): each starts its own broker, chDB, worker(s)
+# and API, injects one fault and reconciles hours; writes docs/drills.md. DRILL_ARGS, e.g.
+# DRILL_ARGS="--members 5000 --sessions 5 --only a,c".
+.PHONY: drills
+drills: install kafka-jars
+	$(PY) -m bench.drills $(DRILL_ARGS)
+
+# Benchmarks side by side with baselines (issue 7; not part of `make test`): writes
+# docs/benchmarks.md and the README's Benchmarks section. BENCH_ARGS, e.g. "--quick" or
+# "--scans 200000 --sizes 1e6 1e7". wrk (Debian) drives the HTTP load.
+.PHONY: bench
+bench: install kafka-jars
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(PY) -m bench $(BENCH_ARGS)
+
 kafka-start: kafka-jars
 	$(PY) -m infra.kafka start
 

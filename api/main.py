@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api import errors
+from api import errors, openapi
 from api.context import AppContext
 from api.pages import routes as pages
 from api.routers import (
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     for r in (
         health.router,
         auth.router,

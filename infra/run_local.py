@@ -7,6 +7,7 @@ the worker, then the broker. Nothing is left running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -103,10 +104,10 @@ Station QR codes (posters need the admin's or that community's organizer's token
 
 Member page ({member.name}, {unit.name}, {home.name}; binds this browser):
   {base}/me?t={member_token}
-Organizer of {home.name} (bearer token):
-  {organizer}
-HR of {unit.name} (bearer token):
-  {hr}
+Organizer dashboard of {home.name} (signs in with the token in the link):
+  {base}/org?t={organizer}
+HR page of {unit.name}:
+  {base}/hr?t={hr}
 Admin token: {settings.admin_token}
 
 API docs: {base}/docs        Health: {base}/healthz
@@ -165,8 +166,10 @@ def main() -> int:
                 log.exception("loading the demo failed")
 
         threading.Thread(target=after_start, daemon=True).start()
-        # uvicorn turns SIGINT/SIGTERM into a graceful shutdown of the API and its sink.
-        server.run()
+        # uvicorn turns SIGINT/SIGTERM into a graceful shutdown of the API and its sink, then
+        # re-raises the signal; the cleanup below runs either way.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)

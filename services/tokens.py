@@ -81,7 +81,7 @@ def issue_bearer(settings: Settings, role: Role, subject_id: str, ttl_s: int | N
         "sub": subject_id,
         "jti": uuid.uuid4().hex,
         "iat": now,
-        "exp": now + (ttl_s or settings.token_ttl_s),
+        "exp": now + (settings.token_ttl_s if ttl_s is None else ttl_s),
     }
     return jwt.encode(claims, _key(settings, "bearer", 1), algorithm="HS256")
 

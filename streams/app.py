@@ -7,8 +7,11 @@ rebuilt from the log.
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
+from services import metrics
 from services.logging import dict_config as log_dict_config
 from services.settings import get_settings
 from services.topics import CHECKINS, DEAD_LETTER, SESSIONS, TopicSpec
@@ -61,6 +64,13 @@ def raw_topic(*specs: TopicSpec) -> faust.TopicT:
 checkins_topic = raw_topic(CHECKINS)
 sessions_topic = raw_topic(SESSIONS)
 dead_letter_topic = raw_topic(DEAD_LETTER)
+
+
+@app.page("/metrics")
+async def prometheus_metrics(web: Any, request: Any) -> Any:
+    """The worker's Prometheus metrics (operations, issue 7)."""
+    return web.bytes(metrics.render(), content_type=metrics.CONTENT_TYPE_LATEST)
+
 
 # Registers the agents with the app.
 from streams.agents import lists as _lists  # noqa: E402,F401

@@ -212,7 +212,7 @@ def unit_assessment(
     rules_version: Annotated[int | None, Query(ge=1)] = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> Any:
     """HR of the unit (or the admin): each member's year, score and grade under a rules version
     (the latest unless `rules_version` is given). Files hold every member, streamed."""

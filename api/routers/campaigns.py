@@ -151,8 +151,9 @@ def list_campaigns(
     ctx: Ctx,
     community_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> CampaignList:
+    """Campaigns: an organizer's own community's, or all for the admin."""
     require(caller, "organizer", "admin")
     if caller.role == "organizer":
         if community_id not in (None, caller.subject_id):
@@ -164,6 +165,7 @@ def list_campaigns(
 
 @router.get("/{campaign_id}", response_model=Campaign)
 def get_campaign(campaign_id: str, caller: Caller, ctx: Ctx) -> Campaign:
+    """One campaign: its community's organizer, HR of a unit sent into it, or the admin."""
     return _readable(ctx, caller, campaign_id)
 
 

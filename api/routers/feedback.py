@@ -339,7 +339,9 @@ def community_feedback(
     community_id: str, caller: Caller, ctx: Ctx, period: PeriodQuery = None
 ) -> CommunityFeedbackOut:
     """The community's members' ratings and evaluations, and its members' ratings of it."""
-    if not may_manage_community(caller, community_id):
+    if not may_manage_community(caller, community_id) or not ctx.registry.exists(
+        "community", community_id
+    ):
         raise ApiError(
             404, "community_not_found", f"no community {community_id!r} visible to this caller"
         )
@@ -352,7 +354,8 @@ def unit_feedback(
     unit_id: str, caller: Caller, ctx: Ctx, period: PeriodQuery = None
 ) -> UnitFeedbackOut:
     """What the communities reported about the unit's members (双向反馈), per member."""
-    if not (caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)):
+    allowed = caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)
+    if not allowed or not ctx.registry.exists("unit", unit_id):
         raise ApiError(404, "unit_not_found", f"no unit {unit_id!r} visible to this caller")
     d = engagement.feedback_summary(ctx.warehouse, "unit", unit_id, _period(period))
     return UnitFeedbackOut(unit_id=unit_id, **_out(d))

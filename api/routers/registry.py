@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v1", tags=["registry"])
 
 T = TypeVar("T")
 Limit = Annotated[int, Query(ge=1, le=500, description="page size (max 500)")]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")]
 Name = Field(min_length=1, max_length=100)
 OptName = Field(default=None, min_length=1, max_length=100)
 
@@ -212,16 +212,19 @@ def create_units(body: Bulk[UnitIn], caller: Caller, ctx: Ctx) -> dict[str, Any]
 def list_units(
     caller: Caller, ctx: Ctx, q: str | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Every unit (the county's directory), paged; any signed-in caller."""
     return _page(ctx, caller, "unit", limit, offset, q=q)
 
 
 @router.get("/units/{unit_id}", response_model=Unit)
 def get_unit(unit_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """One unit; any signed-in caller."""
     return ctx.registry.get("unit", unit_id, caller, fresh=True)
 
 
 @router.patch("/units/{unit_id}", response_model=Unit)
 def update_unit(unit_id: str, body: NamePatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Admin only: rename a unit."""
     return _patch(ctx, caller, "unit", unit_id, body)
 
 
@@ -229,6 +232,7 @@ def update_unit(unit_id: str, body: NamePatch, caller: Caller, ctx: Ctx) -> Regi
 def unit_history(
     unit_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Who changed which fields of the unit, before and after, when."""
     return _history(ctx, caller, "unit", unit_id, limit, offset)
 
 
@@ -243,6 +247,7 @@ def create_community(body: CommunityIn, caller: Caller, ctx: Ctx) -> RegistryRec
 
 @router.post("/communities/bulk", response_model=BulkOut[Community], status_code=201)
 def create_communities(body: Bulk[CommunityIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    """Admin only; all or nothing."""
     return {"items": _bulk(ctx, caller, "community", body)}
 
 
@@ -250,11 +255,13 @@ def create_communities(body: Bulk[CommunityIn], caller: Caller, ctx: Ctx) -> dic
 def list_communities(
     caller: Caller, ctx: Ctx, q: str | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Every community (the county's directory), paged; any signed-in caller."""
     return _page(ctx, caller, "community", limit, offset, q=q)
 
 
 @router.get("/communities/{community_id}", response_model=Community)
 def get_community(community_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """One community; any signed-in caller."""
     return ctx.registry.get("community", community_id, caller, fresh=True)
 
 
@@ -262,6 +269,7 @@ def get_community(community_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord
 def update_community(
     community_id: str, body: NamePatch, caller: Caller, ctx: Ctx
 ) -> RegistryRecord:
+    """Admin only: rename a community."""
     return _patch(ctx, caller, "community", community_id, body)
 
 
@@ -269,6 +277,7 @@ def update_community(
 def community_history(
     community_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Who changed which fields of the community, before and after, when."""
     return _history(ctx, caller, "community", community_id, limit, offset)
 
 
@@ -295,16 +304,19 @@ def list_grids(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
+    """Grids, paged; an organizer sees only their own community's."""
     return _page(ctx, caller, "grid", limit, offset, {"community_id": community_id})
 
 
 @router.get("/grids/{grid_id}", response_model=Grid)
 def get_grid(grid_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """One grid; not visible to another community's organizer."""
     return ctx.registry.get("grid", grid_id, caller, fresh=True)
 
 
 @router.patch("/grids/{grid_id}", response_model=Grid)
 def update_grid(grid_id: str, body: GridPatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """The admin, or the organizer of the grid's community."""
     return _patch(ctx, caller, "grid", grid_id, body)
 
 
@@ -312,6 +324,7 @@ def update_grid(grid_id: str, body: GridPatch, caller: Caller, ctx: Ctx) -> Regi
 def grid_history(
     grid_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Who changed which fields of the grid, before and after, when."""
     return _history(ctx, caller, "grid", grid_id, limit, offset)
 
 
@@ -335,6 +348,7 @@ def create_station_kind(body: StationKindIn, caller: Caller, ctx: Ctx) -> Regist
 def update_station_kind(
     code: str, body: StationKindPatch, caller: Caller, ctx: Ctx
 ) -> RegistryRecord:
+    """Admin only: relabel a kind the county added (built-in kinds are fixed)."""
     return _patch(ctx, caller, "station_kind", code, body)
 
 
@@ -342,6 +356,7 @@ def update_station_kind(
 def station_kind_history(
     code: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Who changed the station kind's label, and when."""
     return _history(ctx, caller, "station_kind", code, limit, offset)
 
 
@@ -356,6 +371,7 @@ def create_station(body: StationIn, caller: Caller, ctx: Ctx) -> StationView:
 
 @router.post("/stations/bulk", response_model=BulkOut[StationView], status_code=201)
 def create_stations(body: Bulk[StationIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    """The admin, or an organizer for their own community; all or nothing."""
     return {"items": [_station(ctx.settings, s) for s in _bulk(ctx, caller, "station", body)]}
 
 
@@ -367,6 +383,7 @@ def list_stations(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
+    """Stations with their QR link, paged; an organizer sees only their own community's."""
     page = _page(ctx, caller, "station", limit, offset, {"community_id": community_id})
     page["items"] = [_station(ctx.settings, s) for s in page["items"]]
     return page
@@ -374,11 +391,13 @@ def list_stations(
 
 @router.get("/stations/{station_id}", response_model=StationView)
 def get_station(station_id: str, caller: Caller, ctx: Ctx) -> StationView:
+    """One station with its QR link; not visible to another community's organizer."""
     return _station(ctx.settings, ctx.registry.get("station", station_id, caller, fresh=True))
 
 
 @router.patch("/stations/{station_id}", response_model=StationView)
 def update_station(station_id: str, body: StationPatch, caller: Caller, ctx: Ctx) -> StationView:
+    """The admin, or the organizer of the station's community."""
     return _station(ctx.settings, _patch(ctx, caller, "station", station_id, body))
 
 
@@ -386,6 +405,7 @@ def update_station(station_id: str, body: StationPatch, caller: Caller, ctx: Ctx
 def station_history(
     station_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Who changed which fields of the station, before and after, when."""
     return _history(ctx, caller, "station", station_id, limit, offset)
 
 
@@ -400,6 +420,7 @@ def create_member(body: MemberCreate, caller: Caller, ctx: Ctx) -> RegistryRecor
 
 @router.post("/members/bulk", response_model=BulkOut[Member], status_code=201)
 def create_members(body: Bulk[MemberCreate], caller: Caller, ctx: Ctx) -> dict[str, Any]:
+    """The admin, or an organizer for their own community; all or nothing."""
     return {"items": _bulk(ctx, caller, "member", body)}
 
 
@@ -421,6 +442,7 @@ def list_members(
 
 @router.get("/members/{member_id}", response_model=Member)
 def get_member(member_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """The member themself, their community's organizer, their unit's HR, or the admin."""
     return ctx.registry.get("member", member_id, caller, fresh=True)
 
 
@@ -435,4 +457,5 @@ def update_member(member_id: str, body: MemberPatch, caller: Caller, ctx: Ctx) -
 def member_history(
     member_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
+    """Who changed which fields of the member (moves included), before and after, when."""
     return _history(ctx, caller, "member", member_id, limit, offset)

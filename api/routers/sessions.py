@@ -119,7 +119,7 @@ def member_sessions(
     from_: Annotated[date | None, Query(alias="from", description="first local day")] = None,
     to: Annotated[date | None, Query(description="last local day, inclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> SessionPage:
     """A member's sessions that began between `from` and `to` (Asia/Shanghai days), newest first."""
     m = readable_member(ctx, caller, member_id)
@@ -152,7 +152,7 @@ def review_queue(
     caller: Caller,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> ReviewQueue:
     """Sessions at this community's stations that need a decision: forgotten check-outs,
     capped sessions and check-outs without a check-in, not yet reviewed, still reviewable."""

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1", tags=["wishes"])
 
 Text = Field(min_length=1, max_length=200)
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")]
 
 
 class _In(BaseModel):
@@ -177,7 +177,11 @@ def _judge(state: ItemState, cmd: ListCommand) -> None:
     out = apply(state, cmd)
     if out.refusal is not None:
         code = out.refusal.code
-        raise ApiError(_STATUS.get(code, 409), code, out.refusal.reason)
+        reason = out.refusal.reason
+        if code == "not_assignee":
+            # The agent's reason names the assignee: not for a caller who is not them.
+            reason = f"only the wish's assignee may {cmd.action} it"
+        raise ApiError(_STATUS.get(code, 409), code, reason)
 
 
 def _basis(body: _In, revision: int) -> str:
@@ -426,6 +430,7 @@ def confirm_wish(wish_id: str, body: ConfirmIn, caller: Caller, ctx: Ctx) -> Acc
 
 @router.post("/wishes/{wish_id}/cancel", response_model=Accepted, status_code=202)
 def cancel_wish(wish_id: str, body: ReasonIn, caller: Caller, ctx: Ctx) -> Accepted:
+    """The community's organizer withdraws a wish that is not yet done."""
     require(caller, "organizer", "admin")
     return _transition(ctx, caller, wish_id, body, "cancel", reason=body.reason or None)
 
@@ -462,7 +467,8 @@ def unit_wishes_fulfilled(
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> UnitFulfilled:
     """Wishes fulfilled by the unit's members in a local calendar year, per member."""
-    if not (caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)):
+    allowed = caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)
+    if not allowed or not ctx.registry.exists("unit", unit_id):
         raise ApiError(404, "unit_not_found", f"no unit {unit_id!r} visible to this caller")
     y = year or int(current_year(utcnow()).label)
     per = engagement.wishes_fulfilled(ctx.warehouse, y, unit_id=unit_id)
@@ -541,6 +547,7 @@ def list_resources(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> ResourceList:
+    """Resources visible to the caller: HR their unit's, an organizer those offered to their community or county-wide, the admin all."""
     scope = _resource_scope(caller, unit_id, community_id)
     scope["status = {p}"] = status
     items, total = engagement.list_resources(ctx.warehouse, scope, limit, offset)
@@ -563,11 +570,13 @@ def _visible_resource(ctx: Ctx, caller: Principal, resource_id: str) -> Resource
 
 @router.get("/resources/{resource_id}", response_model=ResourceFields)
 def get_resource(resource_id: str, caller: Caller, ctx: Ctx) -> ResourceFields:
+    """One resource: its unit's HR, an organizer it is offered to, or the admin."""
     return _visible_resource(ctx, caller, resource_id)
 
 
 @router.post("/resources/{resource_id}/withdraw", response_model=Accepted, status_code=202)
 def withdraw_resource(resource_id: str, body: _In, caller: Caller, ctx: Ctx) -> Accepted:
+    """The offering unit's HR (or the admin) withdraws a resource."""
     require(caller, "hr", "admin")
     r = _visible_resource(ctx, caller, resource_id)
     cmd = command(
@@ -678,6 +687,7 @@ def list_projects(
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
 def get_project(project_id: str, caller: Caller, ctx: Ctx) -> ProjectOut:
+    """One project: the wish's organizer, the resource unit's HR, or the admin."""
     items, _ = engagement.list_wishes(ctx.warehouse, {"project_id = {p}": project_id}, 1, 0)
     w = items[0] if items else None
     visible = w is not None and (

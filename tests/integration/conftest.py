@@ -3,16 +3,18 @@ a fresh topic prefix and database per module, a faust worker process and the API
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ from infra.kafka import Broker, create_topics
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -176,3 +179,10 @@ def stack(
 
 
 __all__ = ["Stack", "httpx"]
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Runs a coroutine to completion in a thread of its own: the browser tests' Playwright
+    (sync API) keeps an event loop running in the main thread for the whole session."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

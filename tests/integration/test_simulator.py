@@ -9,7 +9,6 @@ also shows that window at work: the older scans are refused, never half-counted.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from services.demo.county import County, generate, slice_county
 from services.demo.loader import load_county
 from services.demo.simulate import Simulation, simulate
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -48,7 +47,7 @@ def run(stack: Stack, county: County) -> tuple[Simulation, datetime, datetime]:
             return await simulate(c, county, weeks=1, seed=11, lanes=16, signing=stack.settings)
 
     started = datetime.now(UTC)
-    sim = asyncio.run(go())
+    sim = run_async(go())
     return sim, started, datetime.now(UTC)
 
 
@@ -81,7 +80,7 @@ def test_the_slice_is_loaded_and_a_reload_creates_nothing(
         async with _client(stack) as c:
             return await load_county(c, county)
 
-    second = asyncio.run(again())
+    second = run_async(again())
     assert second.created == {"units": 0, "communities": 0, "grids": 0, "stations": 0}
     assert second.members == loaded.members
     assert second.grids == loaded.grids

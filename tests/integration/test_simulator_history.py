@@ -4,7 +4,6 @@ county runs in seconds and ClickHouse holds exactly the simulator's truth, week 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from services.demo.county import County, generate, slice_county
 from services.demo.simulate import Simulation, simulate
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -42,7 +41,7 @@ def run(stack: Stack) -> tuple[County, Simulation]:
         ) as c:
             return await simulate(c, county, weeks=4, seed=5, lanes=16, signing=stack.settings)
 
-    return county, asyncio.run(go())
+    return county, run_async(go())
 
 
 def test_a_month_of_history_lands_exactly(stack: Stack, run: Any) -> None:

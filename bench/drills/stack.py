@@ -1,0 +1,457 @@
+"""One drill's real stack: a broker on free ports, a fresh chDB folder, the API (with its
+embedded sink) served by uvicorn in a subprocess, faust worker process(es); and the senders
+that drive the planned scans (kafka-python straight onto `checkins`, httpx through the API with
+the phone's retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.drills.workload import PlannedScan
+from infra.kafka import Broker, create_topics
+from services.events import CheckinScanned, derived_id, utcnow
+from services.settings import Settings
+from services.tokens import issue_bearer, sign_station
+from services.topics import CHECKINS, MEMBER_WEEKS, SESSIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+FAUST_GROUP = "volunteer-streams"
+SINK_GROUP = "clickhouse-sink"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    expected_exit: bool = False
+    restarts: int = 0
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.expected_exit = False
+        self.popen = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.expected_exit = True
+            self.popen.send_signal(sig)
+
+    def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
+        if self.popen is None:
+            return
+        self.signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+
+@dataclass
+class Registry:
+    unit_id: str
+    community_id: str
+    station_ids: list[str]
+    member_ids: list[str]
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    acked: int = 0
+    retries: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    done: bool = False
+
+
+class DrillStack:
+    def __init__(self, root: Path, log: Any) -> None:
+        self.root = root
+        self.log = log
+        root.mkdir(parents=True, exist_ok=True)
+        self.broker = Broker(root / "kafka", free_port(), free_port())
+        self.api_port = free_port()
+        self.settings = Settings(
+            data_dir=root,
+            kafka_port=self.broker.port,
+            kafka_controller_port=self.broker.controller_port,
+            clickhouse_dsn=f"chdb://{(root / 'clickhouse').resolve()}",
+            clickhouse_database="drill",
+            api_port=self.api_port,
+            secret_key="drill-secret-" + uuid.uuid4().hex,
+            admin_token="drill-admin-" + uuid.uuid4().hex,
+        )
+        s = self.settings
+        self.env = {
+            **os.environ,
+            "DATA_DIR": str(root),
+            "KAFKA_PORT": str(s.kafka_port),
+            "KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
+            "KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+            "TOPIC_PREFIX": "",
+            "CLICKHOUSE_DSN": s.clickhouse_dsn,
+            "CLICKHOUSE_DATABASE": s.clickhouse_database,
+            "API_PORT": str(self.api_port),
+            "SECRET_KEY": s.secret_key,
+            "ADMIN_TOKEN": s.admin_token,
+            # The drill is one county's load through one process: the per-process anti-abuse
+            # limits are for phones, not for a load generator.
+            "LIMIT_CHECKINS_MEMBER_BURST": "1000000",
+            "LIMIT_CHECKINS_STATION_BURST": "1000000",
+            "LIMIT_CHECKINS_STATION_PER_MIN": "10000000",
+            "LIMIT_CHECKINS_MEMBER_PER_MIN": "10000000",
+        }
+        for k in [k for k in self.env if k.startswith("SINK_FAULT_")]:
+            del self.env[k]
+        self.api: Proc | None = None
+        self.workers: list[Proc] = []
+
+    # ---- processes -------------------------------------------------------------------------
+
+    def start_broker(self) -> None:
+        self.broker.start()
+        create_topics(self.broker.bootstrap, "")
+
+    def start_api(self, extra_env: dict[str, str] | None = None) -> Proc:
+        self.api = Proc(
+            "api",
+            [PY, "-m", "api"],
+            {**self.env, **(extra_env or {})},
+            self.root / "api.log",
+        )
+        self.api.start()
+        self.wait_api()
+        return self.api
+
+    def restart_api(self) -> None:
+        """The API again, without any fault hook (the fault is over)."""
+        assert self.api is not None
+        restarts = self.api.restarts + 1
+        self.api.env = {k: v for k, v in self.api.env.items() if not k.startswith("SINK_FAULT_")}
+        self.api.start()
+        self.api.restarts = restarts
+        self.wait_api()
+
+    def wait_api(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.api is not None
+            if not self.api.alive:
+                raise RuntimeError(f"API exited: {self.api.log_path.read_text()[-3000:]}")
+            try:
+                r = httpx.get(f"http://127.0.0.1:{self.api_port}/healthz", timeout=2)
+                if r.status_code in (200, 503):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("API did not start")
+
+    def start_worker(self) -> Proc:
+        n = len(self.workers) + 1
+        wdir = self.root / f"worker{n}"
+        wdir.mkdir(exist_ok=True)
+        env = {**self.env, "WORKER_WEB_PORT": str(free_port()), "DATA_DIR": str(wdir)}
+        w = Proc(f"worker{n}", [PY, "-m", "streams", "worker", "-l", "info"], env, wdir / "log")
+        self.workers.append(w)
+        self.launch_worker(w)
+        return w
+
+    def launch_worker(self, w: Proc, timeout: float = 90.0) -> None:
+        seen = w.log_path.read_bytes().count(b"Worker]: Ready") if w.log_path.exists() else 0
+        w.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not w.alive:
+                raise RuntimeError(f"{w.name} exited: {w.log_path.read_text()[-3000:]}")
+            if w.log_path.read_bytes().count(b"Worker]: Ready") > seen:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{w.name} not ready")
+
+    def supervise(self) -> list[str]:
+        """Restarts a process that died on its own (as systemd or Kubernetes would)."""
+        notes = []
+        if self.api is not None and not self.api.alive and not self.api.expected_exit:
+            notes.append(f"api exited ({self.api.popen.returncode if self.api.popen else '?'})")
+            self.restart_api()
+        for w in self.workers:
+            if w.popen is not None and not w.alive and not w.expected_exit:
+                notes.append(f"{w.name} exited ({w.popen.returncode}), restarted")
+                w.restarts += 1
+                self.launch_worker(w)
+        return notes
+
+    def stop_all(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+        for w in self.workers:
+            w.stop()
+        self.broker.stop()
+
+    # ---- registry --------------------------------------------------------------------------
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_token}"}
+
+    def set_up_registry(self, members: int, stations: int) -> Registry:
+        base = f"http://127.0.0.1:{self.api_port}"
+        with httpx.Client(base_url=base, headers=self.admin(), timeout=120) as c:
+
+            def post(path: str, body: dict[str, Any]) -> Any:
+                r = c.post(path, json=body)
+                if r.status_code != 201:
+                    raise RuntimeError(f"{path}: {r.status_code} {r.text[:500]}")
+                return r.json()
+
+            unit = post("/v1/units", {"name": "演练单位"})
+            community = post("/v1/communities", {"name": "演练社区"})
+            st = post(
+                "/v1/stations/bulk",
+                {
+                    "items": [
+                        {
+                            "community_id": community["id"],
+                            "name": f"演练服务站{i}",
+                            "kind": "service_station",
+                        }
+                        for i in range(stations)
+                    ]
+                },
+            )["items"]
+            ids: list[str] = []
+            for start in range(0, members, 5000):
+                items = [
+                    {"name": f"队员{i}", "unit_id": unit["id"], "community_id": community["id"]}
+                    for i in range(start, min(members, start + 5000))
+                ]
+                ids += [m["id"] for m in post("/v1/members/bulk", {"items": items})["items"]]
+        return Registry(unit["id"], community["id"], [s["id"] for s in st], ids)
+
+    # ---- senders ---------------------------------------------------------------------------
+
+    def event(self, reg: Registry, s: PlannedScan) -> CheckinScanned:
+        return CheckinScanned(
+            event_id=derived_id("checkin", s.member_id, s.client_event_id),
+            occurred_at=s.at,
+            member_id=s.member_id,
+            station_id=s.station_id,
+            station_community_id=reg.community_id,
+            unit_id=reg.unit_id,
+            member_community_id=reg.community_id,
+            action=s.action,
+            client_event_id=s.client_event_id,
+            received_at=utcnow(),
+        )
+
+    def send_kafka(
+        self, reg: Registry, scans: list[PlannedScan], rate: float, stats: SendStats
+    ) -> threading.Thread:
+        """Publishes at `rate` scans/s with acks=all; a scan whose send failed (broker down) is
+        sent again, same event id, until acknowledged (bounded: 10 minutes)."""
+
+        def run() -> None:
+            p = KafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                api_version=(3, 9),
+                max_block_ms=5000,
+                request_timeout_ms=5000,
+                delivery_timeout_ms=30000,
+                reconnect_backoff_max_ms=1000,
+            )
+            topic = self.settings.topic(CHECKINS.name)
+            pending = list(scans)
+            t0 = time.monotonic()
+            deadline = t0 + 600
+            try:
+                while pending and time.monotonic() < deadline:
+                    futures = []
+                    for s in pending:
+                        # Pacing: never ahead of `rate`.
+                        ahead = stats.sent / rate - (time.monotonic() - t0)
+                        if ahead > 0:
+                            time.sleep(ahead)
+                        try:
+                            f = p.send(
+                                topic,
+                                key=s.member_id.encode(),
+                                value=self.event(reg, s).to_bytes(),
+                            )
+                            futures.append((s, f))
+                        except Exception:
+                            futures.append((s, None))
+                        stats.sent += 1
+                    with contextlib.suppress(Exception):
+                        p.flush(timeout=60)
+                    again = []
+                    for s, f in futures:
+                        try:
+                            if f is None:
+                                raise RuntimeError("not sent")
+                            f.get(timeout=1)
+                            stats.acked += 1
+                        except Exception:
+                            again.append(s)
+                    if again:
+                        stats.retries += len(again)
+                        self.log(f"kafka sender: re-sending {len(again)} unacknowledged scans")
+                        time.sleep(2)
+                    pending = again
+            finally:
+                p.close(timeout=5)
+                stats.done = True
+
+        t = threading.Thread(target=run, name="kafka-sender", daemon=True)
+        t.start()
+        return t
+
+    def send_http(
+        self, scans: list[PlannedScan], stats: SendStats, concurrency: int = 16
+    ) -> threading.Thread:
+        """Through the API, as phones: on a connection error or 503, the same client_event_id
+        again after a pause (bounded: 10 minutes per scan)."""
+        tokens: dict[str, str] = {}
+        for s in scans:
+            if s.member_id not in tokens:
+                tokens[s.member_id] = issue_bearer(self.settings, "member", s.member_id)
+        station_tokens = {s.station_id: sign_station(self.settings, s.station_id) for s in scans}
+
+        async def one(c: httpx.AsyncClient, s: PlannedScan) -> None:
+            body = {
+                "station_token": station_tokens[s.station_id],
+                "action": s.action,
+                "client_event_id": s.client_event_id,
+                "scanned_at": s.at.isoformat(),
+            }
+            headers = {"Authorization": f"Bearer {tokens[s.member_id]}"}
+            deadline = time.monotonic() + 600
+            stats.sent += 1
+            while time.monotonic() < deadline:
+                try:
+                    r = await c.post("/v1/checkins", json=body, headers=headers)
+                    if r.status_code == 202:
+                        stats.acked += 1
+                        return
+                    if r.status_code not in (503, 429, 500):
+                        code = r.json().get("error", {}).get("code", str(r.status_code))
+                        stats.refused[code] = stats.refused.get(code, 0) + 1
+                        return
+                except httpx.HTTPError:
+                    pass
+                stats.retries += 1
+                await asyncio.sleep(0.5)
+            stats.refused["gave_up"] = stats.refused.get("gave_up", 0) + 1
+
+        async def main() -> None:
+            queue: asyncio.Queue[PlannedScan] = asyncio.Queue()
+            for s in scans:
+                queue.put_nowait(s)
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{self.api_port}", timeout=10
+            ) as c:
+
+                async def worker() -> None:
+                    while not queue.empty():
+                        await one(c, queue.get_nowait())
+
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+        def run() -> None:
+            try:
+                asyncio.run(main())
+            finally:
+                stats.done = True
+
+        t = threading.Thread(target=run, name="http-sender", daemon=True)
+        t.start()
+        return t
+
+    # ---- progress --------------------------------------------------------------------------
+
+    def lags(self) -> dict[str, int] | None:
+        """Lag of the worker's group on `checkins` and of the sink's group on what it loads;
+        None while the broker does not answer."""
+        out: dict[str, int] = {}
+        for group, specs in (
+            (FAUST_GROUP, (CHECKINS,)),
+            (SINK_GROUP, (CHECKINS, SESSIONS, MEMBER_WEEKS)),
+        ):
+            try:
+                c = KafkaConsumer(
+                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    group_id=group,
+                    enable_auto_commit=False,
+                    api_version=(3, 9),
+                    request_timeout_ms=5000,
+                )
+            except Exception as exc:
+                self.log(f"lag not measured: {exc!r}")
+                return None
+            try:
+                for spec in specs:
+                    parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+                    ends = c.end_offsets(parts)
+                    out[f"{group}:{spec.name}"] = sum(
+                        max(0, ends[tp] - (c.committed(tp) or 0)) for tp in parts
+                    )
+            except Exception as exc:
+                self.log(f"lag not measured: {exc!r}")
+                return None
+            finally:
+                c.close()
+        return out
+
+    def reconcile_counts(self) -> dict[str, Any]:
+        """Counted seconds per member, read by a separate process (chDB: one per folder)."""
+        res = subprocess.run(
+            [PY, "-m", "bench.drills.reconcile"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"reconcile failed: {res.stderr[-3000:]}")
+        out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+        return out

@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings,
             warehouse,
             publisher,
-            Registry(warehouse, publisher),
+            Registry(warehouse, publisher, reader=connect(settings, create_database=False)),
             RevocationList(warehouse, publisher),
         )
         if settings.sink_mode == "embedded":

@@ -4,7 +4,7 @@ The assessment year is the ISO week-year (Monday to Sunday weeks, Asia/Shanghai)
 sessions and active weeks all count the same 52 or 53 weeks, so the weekly target and the year's
 totals agree. Service counts for the unit the member belonged to when it was done (the scan
 carries the unit), so a member who moved keeps their earlier hours with the earlier unit.
-Everything read here is a small, keyed slice: one unit's rows of one year's `member_weeks`, and
+Everything read here is a small, keyed slice: one unit's rows of one year in `unit_member_weeks`, and
 the same page of members in the registry, feedback and wishes tables.
 """
 
@@ -64,7 +64,7 @@ def _today_local() -> date:
 _MEMBERS_OF_YEAR = """
     SELECT id FROM members FINAL WHERE unit_id = %(u)s
     UNION DISTINCT
-    SELECT DISTINCT member_id AS id FROM member_weeks FINAL
+    SELECT DISTINCT member_id AS id FROM unit_member_weeks FINAL
     WHERE week >= %(w0)s AND week <= %(w1)s AND unit_id = %(u)s
 """
 
@@ -108,7 +108,7 @@ def page(
             """
             SELECT member_id, sum(s), sum(c), countIf(s > 0) FROM (
                 SELECT member_id, week, sum(sessions) AS s, sum(credited_seconds) AS c
-                FROM member_weeks FINAL
+                FROM unit_member_weeks FINAL
                 WHERE week >= %(w0)s AND week <= %(w1)s AND unit_id = %(u)s
                   AND member_id IN %(ids)s
                 GROUP BY member_id, week)
@@ -192,7 +192,7 @@ def page(
 
 
 def all_items(
-    wh: Warehouse, unit_id: str, year: int, rules: AssessmentRules, page_size: int = 1000
+    wh: Warehouse, unit_id: str, year: int, rules: AssessmentRules, page_size: int = 5000
 ) -> Iterator[AssessmentItem]:
     """Every member of the unit's year, fetched a page at a time (for streamed exports)."""
     offset = 0

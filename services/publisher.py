@@ -84,12 +84,17 @@ class Publisher:
         def err(exc: BaseException) -> None:
             loop.call_soon_threadsafe(_settle, done, exc, None)
 
+        topic = self.topic(spec)
         try:
-            # send() itself blocks up to max_block_ms when metadata is missing (broker down):
-            # keep that off the event loop.
-            future = await asyncio.to_thread(
-                self._producer.send, self.topic(spec), key=key.encode(), value=event.to_bytes()
-            )
+            if self._metadata_known(topic):
+                # The usual case: metadata is known, so send() only appends to the batch.
+                future = self._producer.send(topic, key=key.encode(), value=event.to_bytes())
+            else:
+                # send() blocks up to max_block_ms while metadata is missing (the broker down,
+                # or the first send to a topic): keep that off the event loop.
+                future = await asyncio.to_thread(
+                    self._producer.send, topic, key=key.encode(), value=event.to_bytes()
+                )
         except KafkaError as exc:
             raise PublishUnavailable(str(exc)) from exc
         future.add_callback(ok)
@@ -100,6 +105,10 @@ class Publisher:
             raise PublishUnavailable("Kafka did not acknowledge in time") from exc
         except KafkaError as exc:
             raise PublishUnavailable(str(exc)) from exc
+
+    def _metadata_known(self, topic: str) -> bool:
+        # kafka-python's cluster metadata, read without triggering a (blocking) refresh.
+        return bool(self._producer._metadata.partitions_for_topic(topic))
 
     def flush(self, timeout_s: float = 5.0) -> None:
         self._producer.flush(timeout=timeout_s)

@@ -194,8 +194,13 @@ class Registry:
     # long a change may take to reach another process's scans.
     CACHE_TTL_S = 5.0
 
-    def __init__(self, warehouse: Warehouse, publisher: Publisher) -> None:
+    def __init__(
+        self, warehouse: Warehouse, publisher: Publisher, reader: Warehouse | None = None
+    ) -> None:
         self.wh = warehouse
+        # Point lookups on the check-in path go through their own connection, so they do not
+        # queue behind the sink's inserts and the dashboards' scans on the main one.
+        self.reader = reader or warehouse
         self.publisher = publisher
         self._cache: dict[tuple[str, str], _Cached] = {}
         self._lock = threading.Lock()
@@ -493,7 +498,7 @@ class Registry:
 
     def _fetch(self, kind: Kind, id_: str) -> RegistryRecord:
         fields = list(kind.model.model_fields)
-        rows = self.wh.query_dicts(
+        rows = self.reader.query_dicts(
             f"SELECT {', '.join(fields)} FROM {kind.table} FINAL WHERE id = %(id)s LIMIT 1",
             {"id": id_},
         )

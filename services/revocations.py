@@ -28,6 +28,7 @@ class RevocationList:
         self._revoked: set[str] = set()
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
 
     def _refresh(self) -> None:
         rows = self.wh.query(
@@ -39,7 +40,17 @@ class RevocationList:
 
     def is_revoked(self, token_id: str) -> bool:
         if time.monotonic() - self._loaded_at > self.REFRESH_S:
-            self._refresh()
+            # Single flight: under load many requests find the list stale at the same moment;
+            # one refreshes and the others answer from the previous set (at most one refresh
+            # period older, the bound above). Only the very first load makes everyone wait,
+            # so no request is ever answered from an empty list that was never loaded.
+            first = self._loaded_at == float("-inf")
+            if self._refreshing.acquire(blocking=first):
+                try:
+                    if time.monotonic() - self._loaded_at > self.REFRESH_S:
+                        self._refresh()
+                finally:
+                    self._refreshing.release()
         with self._lock:
             return token_id in self._revoked
 

@@ -11,7 +11,7 @@ from api.deps import Caller, Ctx, rate_limit, require
 from api.errors import ApiError, error_body
 from api.schemas import CheckinAccepted, CheckinIn
 from services import topics
-from services.events import CheckinScanned, derived_id, utcnow
+from services.events import CheckinScanned, Member, Station, derived_id, utcnow
 from services.metrics import CHECKINS as CHECKIN_METRIC
 from services.registry import NotFound
 from services.station_codes import StationCodeExpired, verify_scan_token
@@ -63,11 +63,16 @@ async def check_in(body: CheckinIn, caller: Caller, ctx: Ctx) -> CheckinAccepted
         raise ApiError(400, "station_code_expired", str(exc)) from exc
     except InvalidToken as exc:
         raise ApiError(400, "invalid_station_token", str(exc)) from exc
-    try:
-        station = await asyncio.to_thread(ctx.registry.station, station_id)
-        member = await asyncio.to_thread(ctx.registry.member, caller.subject_id)
+
+    def resolve() -> tuple[Station, Member, str | None]:
+        station = ctx.registry.station(station_id)
+        member = ctx.registry.member(caller.subject_id)
         # The member's level-4 grid now, carried on the scan like the unit and community.
-        member_grid_id = await asyncio.to_thread(ctx.registry.level4_grid_id, member)
+        return station, member, ctx.registry.level4_grid_id(member)
+
+    try:
+        # One hop to a thread for all three lookups: on a cache miss they query ClickHouse.
+        station, member, member_grid_id = await asyncio.to_thread(resolve)
     except NotFound as exc:
         raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from exc
 

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from services import topics
+from services.batching import BatchLoader
 from services.events import (
     Community,
     CommunityUpserted,
@@ -203,6 +204,7 @@ class Registry:
         self.reader = reader or warehouse
         self.publisher = publisher
         self._cache: dict[tuple[str, str], _Cached] = {}
+        self._loaders: dict[str, BatchLoader[str, RegistryRecord]] = {}
         self._lock = threading.Lock()
         # Serialises read-modify-write within this process, so two concurrent edits of one entry
         # do not both start from the same version and silently drop one another's fields.
@@ -506,14 +508,38 @@ class Registry:
             raise NotFound(kind.name, id_)
         return self._row_to(kind, rows[0])
 
+    def _fetch_many(self, kind: Kind, ids: list[str]) -> dict[str, RegistryRecord]:
+        fields = list(kind.model.model_fields)
+        rows = self.reader.query_dicts(
+            f"SELECT {', '.join(fields)} FROM {kind.table} FINAL WHERE id IN %(ids)s",
+            {"ids": ids},
+        )
+        return {r["id"]: self._row_to(kind, r) for r in rows}
+
+    def _loader(self, kind: Kind) -> BatchLoader[str, RegistryRecord]:
+        with self._lock:
+            loader = self._loaders.get(kind.table)
+            if loader is None:
+                loader = BatchLoader(
+                    lambda ids: self._fetch_many(kind, ids), name=f"registry-{kind.table}"
+                )
+                self._loaders[kind.table] = loader
+            return loader
+
     def _get(self, kind: Kind, id_: str, fresh: bool = False) -> RegistryRecord:
         key = (kind.table, id_)
-        if not fresh:
+        if fresh:
+            value = self._fetch(kind, id_)
+        else:
             with self._lock:
                 hit = self._cache.get(key)
             if hit is not None and time.monotonic() - hit.at < self.CACHE_TTL_S:
                 return hit.value  # type: ignore[no-any-return]
-        value = self._fetch(kind, id_)
+            # Misses of concurrent requests share one query (check-ins at peak hours).
+            found = self._loader(kind).get(id_)
+            if found is None:
+                raise NotFound(kind.name, id_)
+            value = found
         with self._lock:
             self._cache[key] = _Cached(value, time.monotonic())
         return value

@@ -75,6 +75,11 @@ async def check_in(body: CheckinIn, caller: Caller, ctx: Ctx) -> CheckinAccepted
         station, member, member_grid_id = await asyncio.to_thread(resolve)
     except NotFound as exc:
         raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from exc
+    if member.status != "active":
+        # A member who left or was transferred away serves no longer here; nothing is credited.
+        raise ApiError(
+            403, "member_not_active", f"member status is {member.status!r}; check-ins need 'active'"
+        )
 
     rate_limit(ctx.limits.checkins_station, station.id, "check-ins at this station")
     now = utcnow()

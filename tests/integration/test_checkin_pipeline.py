@@ -249,3 +249,19 @@ def test_healthz_reports_ok(stack: Stack) -> None:
     r = stack.client.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "kafka": "ok", "clickhouse": "ok"}
+
+
+def test_a_member_who_left_cannot_check_in(stack: Stack, demo: dict[str, Any]) -> None:
+    m = stack.create(
+        "/v1/members",
+        {"name": "钱进", "unit_id": demo["unit"]["id"], "community_id": demo["community"]["id"]},
+    )
+    me = stack.token("member", m["id"])
+    token = sign_station(stack.settings, demo["station"]["id"])
+    assert checkin(stack, me, token, "in").status_code == 202
+    r = stack.client.patch(f"/v1/members/{m['id']}", json={"status": "left"}, headers=stack.admin)
+    assert r.status_code == 200, r.text
+    before = checkins_in_log(stack)
+    r = checkin(stack, me, token, "out")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "member_not_active"
+    assert checkins_in_log(stack) == before

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra.kafka import Broker
+
 _SERVICE_MARKS = {"kafka", "clickhouse"}
 
 
@@ -35,3 +37,19 @@ def _no_services_in_unit_tests(
 
     monkeypatch.setattr(clickhouse_connect, "get_client", refuse)
     yield
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One real broker for the whole session (integration and browser tests alike); each test
+    module keeps its data apart with its own topic prefix."""
+    b = Broker(tmp_path_factory.mktemp("kafka"), free_port(), free_port())
+    b.start()
+    yield b
+    b.stop()

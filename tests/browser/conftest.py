@@ -174,13 +174,9 @@ class Live:
 
 
 @pytest.fixture(scope="session")
-def live_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    b = Broker(
-        tmp_path_factory.mktemp("kafka-browser"), integration.free_port(), integration.free_port()
-    )
-    b.start()
-    yield b
-    b.stop()
+def live_broker(broker: Broker) -> Broker:
+    # The session's one broker (tests/conftest.py), shared with the integration tests.
+    return broker
 
 
 @pytest.fixture(scope="module")

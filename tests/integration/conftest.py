@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,23 +22,10 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from infra.kafka import Broker, create_topics
 from services.settings import Settings
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    b = Broker(tmp_path_factory.mktemp("kafka"), free_port(), free_port())
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture(scope="session")

@@ -48,39 +48,6 @@ class StationIn(_In):
     lon: float | None = Field(default=None, ge=-180, le=180)
 
 
-class MemberIn(_In):
-    name: str = Name
-    unit_id: str
-    community_id: str
-
-
-class UnitOut(BaseModel):
-    id: str
-    name: str
-
-
-class CommunityOut(BaseModel):
-    id: str
-    name: str
-
-
-class StationOut(BaseModel):
-    id: str
-    community_id: str
-    name: str
-    kind: StationKind
-    lat: float | None
-    lon: float | None
-    qr_url: str
-
-
-class MemberOut(BaseModel):
-    id: str
-    name: str
-    unit_id: str
-    community_id: str
-
-
 class CheckinIn(_In):
     station_token: str = Field(min_length=1, max_length=200)
     action: Literal["in", "out"]

@@ -499,14 +499,10 @@ class Registry:
         return kind.model.model_validate(row)
 
     def _fetch(self, kind: Kind, id_: str) -> RegistryRecord:
-        fields = list(kind.model.model_fields)
-        rows = self.reader.query_dicts(
-            f"SELECT {', '.join(fields)} FROM {kind.table} FINAL WHERE id = %(id)s LIMIT 1",
-            {"id": id_},
-        )
-        if not rows:
+        found = self._fetch_many(kind, [id_]).get(id_)
+        if found is None:
             raise NotFound(kind.name, id_)
-        return self._row_to(kind, rows[0])
+        return found
 
     def _fetch_many(self, kind: Kind, ids: list[str]) -> dict[str, RegistryRecord]:
         fields = list(kind.model.model_fields)
@@ -635,6 +631,16 @@ class Registry:
             (k for k in stored.values() if isinstance(k, StationKindDef)), key=lambda k: k.id
         )
         return out
+
+    def station_kind_label(self, code: str) -> str:
+        """The Chinese name people see for a station kind, a county's own kinds included."""
+        if code in BUILTIN_STATION_KINDS:
+            return BUILTIN_STATION_KINDS[code]
+        try:
+            rec = self._get(STATION_KIND, code)
+        except NotFound:
+            return "服务站点"
+        return rec.label if isinstance(rec, StationKindDef) else "服务站点"
 
     def station_kind_codes(self, pending: _Pending | None = None) -> set[str]:
         if pending is not None and pending.kind_codes is not None:

@@ -29,7 +29,6 @@ router = APIRouter(include_in_schema=False)
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
-KIND_LABEL = {"service_station": "党群服务站", "member_post": "党员驿站"}
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -108,7 +107,7 @@ def scan_page(station_token: str, ctx: Ctx) -> HTMLResponse:
         )
     return _page(
         station.name,
-        KIND_LABEL.get(station.kind, "服务站点"),
+        ctx.registry.station_kind_label(station.kind),
         _phone_body(ACTIONS),
         data={"page": "scan", "station-token": station_token, "station-name": station.name},
     )
@@ -157,7 +156,7 @@ def screen_page(
         )
     return _page(
         station.name,
-        f"{KIND_LABEL.get(station.kind, '服务站点')} · 扫码签到",
+        f"{ctx.registry.station_kind_label(station.kind)} · 扫码签到",
         _template("screen.html"),
         script="screen.js",
         body_class="screen-page",

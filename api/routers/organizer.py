@@ -16,8 +16,6 @@ from services.registry import NotFound
 
 router = APIRouter(prefix="/v1/communities", tags=["organizer"])
 
-KIND_LABEL = {"service_station": "党群服务站", "member_post": "党员驿站"}
-
 
 class OnSite(BaseModel):
     member_id: str
@@ -94,7 +92,7 @@ def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
         svg = render(station_url(ctx.settings, sid), "svg")
         src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
         pages.append(
-            f'<section class="poster"><p class="kind">{e(KIND_LABEL.get(kind, kind))}</p>'
+            f'<section class="poster"><p class="kind">{e(ctx.registry.station_kind_label(kind))}</p>'
             f'<h1>{e(name)}</h1><img src="{src}" alt="{e(name)} 签到二维码">'
             f'<p class="hint">在职党员请用手机相机扫码签到、签退</p>'
             f'<p class="community">{e(community.name)}</p></section>'

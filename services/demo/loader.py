@@ -34,7 +34,9 @@ class LoadedCounty:
     units: dict[str, str] = field(default_factory=dict)
     communities: dict[str, str] = field(default_factory=dict)
     grids: dict[str, str] = field(default_factory=dict)
-    stations: dict[str, dict[str, Any]] = field(default_factory=dict)  # key → StationOut
+    stations: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # key → the station as the API returned it
     members: dict[str, str] = field(default_factory=dict)
     created: dict[str, int] = field(default_factory=dict)
     import_result: dict[str, Any] | None = None

@@ -26,15 +26,7 @@ const charts = {};
 
 // ---- small helpers ------------------------------------------------------------------------
 
-function $(id) { return document.getElementById(id); }
-function say(id, text, ok) {
-  const el = $(id);
-  if (!el) return;
-  el.textContent = text;
-  el.classList.toggle("ok", !!ok);
-}
 function pad(n) { return String(n).padStart(2, "0"); }
-function token() { return localStorage.getItem(TOKEN_KEY); }
 function local(iso) {
   if (!iso) return "—";
   const d = new Date(new Date(iso).getTime() + 8 * 3600e3);  // Asia/Shanghai, whatever the PC says
@@ -60,12 +52,12 @@ function fillTable(tableId, emptyId, rows, build) {
 
 async function api(path, options) {
   const opts = options || {};
-  const headers = Object.assign({Authorization: "Bearer " + token()}, opts.headers || {});
+  const headers = Object.assign({Authorization: "Bearer " + desk.token()}, opts.headers || {});
   return fetch(path, Object.assign({}, opts, {headers, cache: "no-store"}));
 }
 async function getJson(path) {
   const r = await api(path);
-  if (r.status === 401) { logout("登录已失效，请重新登录"); throw new Error("unauthorized"); }
+  if (r.status === 401) { desk.logout("登录已失效，请重新登录"); throw new Error("unauthorized"); }
   if (!r.ok) throw new Error(`${path}: ${r.status}`);
   return r.json();
 }
@@ -386,36 +378,13 @@ async function load() {
       say("toolbar-msg", "");
       document.body.dataset.loaded = week;
     } catch (e) {
-      if (token()) say("toolbar-msg", `加载失败，请稍后刷新（${e.message}）`);
+      if (desk.token()) say("toolbar-msg", `加载失败，请稍后刷新（${e.message}）`);
     }
   })();
   try { await loading; } finally { loading = null; }
 }
 
-// ---- sign-in ------------------------------------------------------------------------------
-
-async function signIn(t) {
-  let r;
-  try {
-    r = await fetch("/v1/auth/me", {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
-  } catch (e) { return "网络不可用，请稍后再试"; }
-  if (r.status === 401) return "令牌无效或已过期，请向县级管理员重新申请";
-  if (!r.ok) return `登录失败（${r.status}）`;
-  const who = await r.json();
-  if (who.role !== "organizer") return "该令牌不是社区组织者令牌";
-  localStorage.setItem(TOKEN_KEY, t);
-  const c = await fetch(`/v1/communities/${encodeURIComponent(who.subject_id)}`,
-    {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
-  state.community = c.ok ? await c.json() : {id: who.subject_id, name: who.subject_id};
-  return null;
-}
-
-function logout(message) {
-  localStorage.removeItem(TOKEN_KEY);
-  $("app").hidden = true;
-  $("login").hidden = false;
-  say("login-msg", message || "");
-}
+// ---- start (after desk.run has signed in) --------------------------------------------------
 
 async function start() {
   const params = new URLSearchParams(location.search);
@@ -431,34 +400,17 @@ async function start() {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const t = $("login-token").value.trim();
-    if (!t) { say("login-msg", "请粘贴令牌"); return; }
-    $("login-submit").disabled = true;
-    const err = await signIn(t);
-    $("login-submit").disabled = false;
-    if (err) { say("login-msg", err); return; }
-    $("login-token").value = "";
-    await start();
-  });
-  $("logout").addEventListener("click", () => logout("已退出登录"));
   $("refresh").addEventListener("click", load);
   $("week").addEventListener("change", () => { if ($("week").value) load(); });
   $("ranking-month").addEventListener("change", loadRanking);
   $("posters").addEventListener("click", openPosters);
   $("member-search").addEventListener("submit", searchMembers);
 
-  // `/org?t=<token>`: a link handed over by the admin signs in once; the token leaves the URL.
-  const params = new URLSearchParams(location.search);
-  const fromUrl = params.get("t");
-  if (fromUrl) {
-    params.delete("t");
-    history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
-  }
-  const t = fromUrl || token();
-  if (!t) { logout(); return; }
-  const err = await signIn(t);
-  if (err) { logout(err); return; }
-  await start();
+  await desk.run({
+    key: TOKEN_KEY,
+    role: "organizer",
+    wrongRole: "该令牌不是社区组织者令牌",
+    entityPath: "communities",
+    onSignedIn: async (entity) => { state.community = entity; await start(); },
+  });
 });

@@ -20,14 +20,6 @@ const RULE_LABEL = {
 
 const state = {unit: null, offset: 0, total: 0, rules: null};
 
-function $(id) { return document.getElementById(id); }
-function say(id, text, ok) {
-  const el = $(id);
-  if (!el) return;
-  el.textContent = text;
-  el.classList.toggle("ok", !!ok);
-}
-function token() { return localStorage.getItem(TOKEN_KEY); }
 function cell(tr, text, cls) {
   const td = document.createElement("td");
   td.textContent = text === null || text === undefined ? "—" : String(text);
@@ -36,8 +28,8 @@ function cell(tr, text, cls) {
 }
 
 async function api(path) {
-  const r = await fetch(path, {headers: {Authorization: "Bearer " + token()}, cache: "no-store"});
-  if (r.status === 401) { logout("登录已失效，请重新登录"); throw new Error("unauthorized"); }
+  const r = await fetch(path, {headers: {Authorization: "Bearer " + desk.token()}, cache: "no-store"});
+  if (r.status === 401) { desk.logout("登录已失效，请重新登录"); throw new Error("unauthorized"); }
   return r;
 }
 async function getJson(path) {
@@ -121,7 +113,7 @@ async function load() {
     say("toolbar-msg", "");
     document.body.dataset.loaded = String(y);
   } catch (e) {
-    if (token()) say("toolbar-msg", `加载失败，请稍后再试（${e.message}）`);
+    if (desk.token()) say("toolbar-msg", `加载失败，请稍后再试（${e.message}）`);
   }
 }
 
@@ -142,29 +134,6 @@ async function download(format) {
   say("toolbar-msg", `已下载 ${a.download}`, true);
 }
 
-async function signIn(t) {
-  let r;
-  try {
-    r = await fetch("/v1/auth/me", {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
-  } catch (e) { return "网络不可用，请稍后再试"; }
-  if (r.status === 401) return "令牌无效或已过期，请向县级管理员重新申请";
-  if (!r.ok) return `登录失败（${r.status}）`;
-  const who = await r.json();
-  if (who.role !== "hr") return "该令牌不是单位人事部门令牌";
-  localStorage.setItem(TOKEN_KEY, t);
-  const u = await fetch(`/v1/units/${encodeURIComponent(who.subject_id)}`,
-    {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
-  state.unit = u.ok ? await u.json() : {id: who.subject_id, name: who.subject_id};
-  return null;
-}
-
-function logout(message) {
-  localStorage.removeItem(TOKEN_KEY);
-  $("app").hidden = true;
-  $("login").hidden = false;
-  say("login-msg", message || "");
-}
-
 async function start() {
   const y = Number(new URLSearchParams(location.search).get("year"));
   $("year").value = String(y >= 2000 && y <= 2100 ? y : new Date().getFullYear());
@@ -178,18 +147,6 @@ async function start() {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const t = $("login-token").value.trim();
-    if (!t) { say("login-msg", "请粘贴令牌"); return; }
-    $("login-submit").disabled = true;
-    const err = await signIn(t);
-    $("login-submit").disabled = false;
-    if (err) { say("login-msg", err); return; }
-    $("login-token").value = "";
-    await start();
-  });
-  $("logout").addEventListener("click", () => logout("已退出登录"));
   $("refresh").addEventListener("click", () => { state.offset = 0; load(); });
   $("year").addEventListener("change", () => { state.offset = 0; load(); });
   $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); load(); });
@@ -197,15 +154,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("download-xlsx").addEventListener("click", () => download("xlsx"));
   $("download-csv").addEventListener("click", () => download("csv"));
 
-  const params = new URLSearchParams(location.search);
-  const fromUrl = params.get("t");
-  if (fromUrl) {
-    params.delete("t");
-    history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
-  }
-  const t = fromUrl || token();
-  if (!t) { logout(); return; }
-  const err = await signIn(t);
-  if (err) { logout(err); return; }
-  await start();
+  await desk.run({
+    key: TOKEN_KEY,
+    role: "hr",
+    wrongRole: "该令牌不是单位人事部门令牌",
+    entityPath: "units",
+    onSignedIn: async (entity) => { state.unit = entity; await start(); },
+  });
 });

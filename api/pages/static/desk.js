@@ -1,0 +1,71 @@
+// The desk pages' (/org, /hr) shared sign-in: a pasted bearer token, checked with
+// /v1/auth/me for the page's role, kept in this browser's localStorage under the page's own key;
+// `?t=<token>` (a link handed over by the admin) signs in once and leaves the address bar.
+"use strict";
+
+function $(id) { return document.getElementById(id); }
+function say(id, text, ok) {
+  const el = $(id);
+  if (!el) return;
+  el.textContent = text;
+  el.classList.toggle("ok", !!ok);
+}
+
+const desk = {
+  key: null,
+
+  token() { return localStorage.getItem(this.key); },
+
+  logout(message) {
+    localStorage.removeItem(this.key);
+    $("app").hidden = true;
+    $("login").hidden = false;
+    say("login-msg", message || "");
+  },
+
+  // Resolves to {error} or {entity}: the caller's community or unit, as the registry has it.
+  async signIn(t, role, wrongRole, entityPath) {
+    let r;
+    try {
+      r = await fetch("/v1/auth/me", {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
+    } catch (e) { return {error: "网络不可用，请稍后再试"}; }
+    if (r.status === 401) return {error: "令牌无效或已过期，请向县级管理员重新申请"};
+    if (!r.ok) return {error: `登录失败（${r.status}）`};
+    const who = await r.json();
+    if (who.role !== role) return {error: wrongRole};
+    localStorage.setItem(this.key, t);
+    const e = await fetch(`/v1/${entityPath}/${encodeURIComponent(who.subject_id)}`,
+      {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
+    return {entity: e.ok ? await e.json() : {id: who.subject_id, name: who.subject_id}};
+  },
+
+  // Wires the sign-in form and the log-out button, then signs in from `?t=` or the stored
+  // token; `onSignedIn(entity)` starts the page.
+  async run({key, role, wrongRole, entityPath, onSignedIn}) {
+    this.key = key;
+    $("login-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const t = $("login-token").value.trim();
+      if (!t) { say("login-msg", "请粘贴令牌"); return; }
+      $("login-submit").disabled = true;
+      const res = await this.signIn(t, role, wrongRole, entityPath);
+      $("login-submit").disabled = false;
+      if (res.error) { say("login-msg", res.error); return; }
+      $("login-token").value = "";
+      await onSignedIn(res.entity);
+    });
+    $("logout").addEventListener("click", () => this.logout("已退出登录"));
+
+    const params = new URLSearchParams(location.search);
+    const fromUrl = params.get("t");
+    if (fromUrl) {
+      params.delete("t");
+      history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
+    }
+    const t = fromUrl || this.token();
+    if (!t) { this.logout(); return; }
+    const res = await this.signIn(t, role, wrongRole, entityPath);
+    if (res.error) { this.logout(res.error); return; }
+    await onSignedIn(res.entity);
+  },
+};

@@ -9,7 +9,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import AppContext
 from api.errors import ApiError
+from services.events import Member
 from services.ratelimit import RateLimiter, retry_after_header
+from services.registry import NotFound
 from services.tokens import InvalidToken, Principal, Role, verify_bearer
 
 _bearer = HTTPBearer(
@@ -68,3 +70,27 @@ def may_manage_community(caller: Principal, community_id: str) -> bool:
 def hidden(kind: str, id_: str) -> ApiError:
     """A 404 that does not tell a caller outside the scope whether the id exists."""
     return ApiError(404, f"{kind}_not_found", f"no {kind} {id_!r} visible to this caller")
+
+
+def readable_member(ctx: AppContext, caller: Principal, member_id: str) -> Member:
+    """The member, if the caller may read their data; 404 otherwise, so ids can't be probed."""
+    try:
+        m = ctx.registry.member(member_id)
+    except NotFound:
+        m = None
+    allowed = m is not None and (
+        caller.role == "admin"
+        or (caller.role == "member" and caller.subject_id == m.id)
+        or (caller.role == "organizer" and caller.subject_id == m.community_id)
+        or (caller.role == "hr" and caller.subject_id == m.unit_id)
+    )
+    if not allowed or m is None:
+        raise ApiError(404, "member_not_found", f"no member {member_id!r} visible to this caller")
+    return m
+
+
+def readable_unit(ctx: AppContext, caller: Principal, unit_id: str) -> None:
+    """Passes for the unit's HR and the admin, for a unit that exists; the same 404 otherwise."""
+    allowed = caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)
+    if not allowed or not ctx.registry.exists("unit", unit_id):
+        raise hidden("unit", unit_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, readable_unit, require
 from api.errors import ApiError
 from services import topics
 from services.assessment import AssessmentRules, GradeThreshold
@@ -25,8 +25,6 @@ from services.assessment_facts import (
 from services.events import AssessmentRulesPublished, derived_id, utcnow
 from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
 from services.processors import route_for_event
-from services.registry import NotFound
-from services.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["assessments"])
 
@@ -188,12 +186,6 @@ def _row(i: AssessmentItem, community_names: dict[str, str], version: int) -> li
     ]
 
 
-def _may_read_unit(caller: Principal, unit_id: str) -> None:
-    if caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id):
-        return
-    raise ApiError(404, "unit_not_found", f"no unit {unit_id!r} visible to this caller")
-
-
 @router.get(
     "/units/{unit_id}/assessments",
     response_model=Assessment,
@@ -216,11 +208,7 @@ def unit_assessment(
 ) -> Any:
     """HR of the unit (or the admin): each member's year, score and grade under a rules version
     (the latest unless `rules_version` is given). Files hold every member, streamed."""
-    _may_read_unit(caller, unit_id)
-    try:
-        ctx.registry.unit(unit_id)
-    except NotFound:
-        raise ApiError(404, "unit_not_found", f"no unit {unit_id!r}") from None
+    readable_unit(ctx, caller, unit_id)
     y = year or datetime.now(UTC).year
     versions = rules_versions(ctx.warehouse)
     v = rules_version or max(versions)

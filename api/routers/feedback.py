@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import Caller, Ctx, may_manage_community, require
+from api.deps import Caller, Ctx, may_manage_community, readable_member, readable_unit, require
 from api.errors import ApiError
 from services import engagement, topics
 from services.events import FeedbackRecorded, Grade, Member, derived_id, utcnow
@@ -319,17 +319,7 @@ def member_feedback(
 ) -> MemberFeedbackOut:
     """Ratings and evaluations of one member: the member, their community's organizer, their
     unit's HR and the admin may read them."""
-    try:
-        m: Member | None = ctx.registry.member(member_id)
-    except NotFound:
-        m = None
-    if m is None or not (
-        caller.role == "admin"
-        or (caller.role == "member" and caller.subject_id == m.id)
-        or (caller.role == "organizer" and caller.subject_id == m.community_id)
-        or (caller.role == "hr" and caller.subject_id == m.unit_id)
-    ):
-        raise ApiError(404, "member_not_found", f"no member {member_id!r} visible to this caller")
+    m = readable_member(ctx, caller, member_id)
     d = engagement.feedback_summary(ctx.warehouse, "member", m.id, _period(period))
     return MemberFeedbackOut(member_id=m.id, **_out(d))
 
@@ -354,8 +344,6 @@ def unit_feedback(
     unit_id: str, caller: Caller, ctx: Ctx, period: PeriodQuery = None
 ) -> UnitFeedbackOut:
     """What the communities reported about the unit's members (双向反馈), per member."""
-    allowed = caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)
-    if not allowed or not ctx.registry.exists("unit", unit_id):
-        raise ApiError(404, "unit_not_found", f"no unit {unit_id!r} visible to this caller")
+    readable_unit(ctx, caller, unit_id)
     d = engagement.feedback_summary(ctx.warehouse, "unit", unit_id, _period(period))
     return UnitFeedbackOut(unit_id=unit_id, **_out(d))

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Ctx
-from api.routers.members import readable_member
+from api.deps import Caller, Ctx, readable_member
 from services.timeutil import LOCAL_TZ, iso_week
 
 router = APIRouter(prefix="/v1/members", tags=["members"])

@@ -8,31 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Ctx
-from api.errors import ApiError
+from api.deps import Caller, Ctx, readable_member
 from api.schemas import HoursOut
-from services.events import Member
-from services.registry import NotFound
-from services.tokens import Principal
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
-
-
-def readable_member(ctx: Ctx, caller: Principal, member_id: str) -> Member:
-    """The member, if the caller may read their data; 404 otherwise, so ids can't be probed."""
-    try:
-        m = ctx.registry.member(member_id)
-    except NotFound:
-        m = None
-    allowed = m is not None and (
-        caller.role == "admin"
-        or (caller.role == "member" and caller.subject_id == m.id)
-        or (caller.role == "organizer" and caller.subject_id == m.community_id)
-        or (caller.role == "hr" and caller.subject_id == m.unit_id)
-    )
-    if not allowed or m is None:
-        raise ApiError(404, "member_not_found", f"no member {member_id!r} visible to this caller")
-    return m
 
 
 @router.get("/{member_id}/hours", response_model=HoursOut)

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import Caller, Ctx
+from api.deps import Caller, Ctx, readable_member
 from api.errors import ApiError
-from api.routers.members import readable_member
 from services import topics
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession

@@ -16,9 +16,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx
+from api.deps import Caller, Ctx, readable_member
 from api.errors import ApiError
-from api.routers.members import readable_member
 from services import topics
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
 from services.timeutil import LOCAL_TZ

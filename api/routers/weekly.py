@@ -22,9 +22,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import Caller, Ctx, hidden, may_manage_community
+from api.deps import Caller, Ctx, hidden, may_manage_community, readable_member, readable_unit
 from api.errors import ApiError
-from api.routers.members import readable_member
 from services.events import utcnow
 from services.registry import NotFound
 from services.timeutil import iso_week
@@ -149,9 +148,7 @@ def grid_weekly(grid_id: str, caller: Caller, ctx: Ctx, week: WeekQuery = None) 
 def unit_weekly(unit_id: str, caller: Caller, ctx: Ctx, week: WeekQuery = None) -> WeeklyOut:
     """A unit's members: the unit's HR, or the admin."""
     w, end = parse_week(week)
-    allowed = caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)
-    if not allowed or not ctx.registry.exists("unit", unit_id):
-        raise hidden("unit", unit_id)
+    readable_unit(ctx, caller, unit_id)
     reg = "unit_id = %(u)s"
     scope = _Scope(reg, f"member_id IN ({_registered_sql(reg)})", served_any=False)
     return _weekly(ctx, scope, {"u": unit_id}, w, end)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, readable_member, readable_unit, require
 from api.errors import ApiError
 from services import engagement, topics
 from services.events import ListCommand, ResourceFields, WishFields, derived_id, utcnow
@@ -443,17 +443,7 @@ def member_wishes_fulfilled(
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> MemberFulfilled:
     """Wishes the member fulfilled in a local calendar year (the assessment's figure)."""
-    try:
-        m = ctx.registry.member(member_id)
-    except NotFound:
-        m = None
-    if m is None or not (
-        caller.role == "admin"
-        or (caller.role == "member" and caller.subject_id == m.id)
-        or (caller.role == "organizer" and caller.subject_id == m.community_id)
-        or (caller.role == "hr" and caller.subject_id == m.unit_id)
-    ):
-        raise ApiError(404, "member_not_found", f"no member {member_id!r} visible to this caller")
+    m = readable_member(ctx, caller, member_id)
     y = year or int(current_year(utcnow()).label)
     n = engagement.wishes_fulfilled(ctx.warehouse, y, member_id=m.id).get(m.id, 0)
     return MemberFulfilled(member_id=m.id, year=y, wishes_fulfilled=n)
@@ -467,9 +457,7 @@ def unit_wishes_fulfilled(
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> UnitFulfilled:
     """Wishes fulfilled by the unit's members in a local calendar year, per member."""
-    allowed = caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)
-    if not allowed or not ctx.registry.exists("unit", unit_id):
-        raise ApiError(404, "unit_not_found", f"no unit {unit_id!r} visible to this caller")
+    readable_unit(ctx, caller, unit_id)
     y = year or int(current_year(utcnow()).label)
     per = engagement.wishes_fulfilled(ctx.warehouse, y, unit_id=unit_id)
     return UnitFulfilled(unit_id=unit_id, year=y, wishes_fulfilled=sum(per.values()), members=per)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -12,10 +12,14 @@ def local(dt: datetime) -> datetime:
     return dt.astimezone(LOCAL_TZ)
 
 
+def local_midnight(d: date) -> datetime:
+    """The first instant of local day `d`, in UTC."""
+    return datetime(d.year, d.month, d.day, tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
 def end_of_local_day(dt: datetime) -> datetime:
     """The first instant of the next local day, in UTC."""
-    d = local(dt).date() + timedelta(days=1)
-    return datetime(d.year, d.month, d.day, tzinfo=LOCAL_TZ).astimezone(UTC)
+    return local_midnight(local(dt).date() + timedelta(days=1))
 
 
 def iso_week(dt: datetime) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, readable_member
-from services.timeutil import LOCAL_TZ, iso_week
+from services.timeutil import LOCAL_TZ, iso_week, local_midnight
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -26,10 +26,9 @@ class WeekOut(BaseModel):
 
 def week_bounds(now: datetime) -> tuple[datetime, datetime]:
     """Monday 00:00 to the next Monday 00:00 in Asia/Shanghai, as UTC instants."""
-    local = now.astimezone(LOCAL_TZ)
-    monday = (local - timedelta(days=local.weekday())).date()
-    start = datetime(monday.year, monday.month, monday.day, tzinfo=LOCAL_TZ)
-    return start.astimezone(UTC), (start + timedelta(days=7)).astimezone(UTC)
+    today = now.astimezone(LOCAL_TZ).date()
+    monday = today - timedelta(days=today.weekday())
+    return local_midnight(monday), local_midnight(monday + timedelta(days=7))
 
 
 @router.get("/{member_id}/week", response_model=WeekOut)

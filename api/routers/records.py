@@ -24,7 +24,7 @@ from services.service_records import (
     normalize_code,
     verification_code,
 )
-from services.timeutil import LOCAL_TZ
+from services.timeutil import LOCAL_TZ, local_midnight
 
 router = APIRouter(tags=["records"])
 
@@ -90,9 +90,7 @@ def _out(ctx: Ctx, r: ServiceRecordIssued) -> RecordOut:
 
 
 def _bounds(d_from: date, d_to: date) -> tuple[datetime, datetime]:
-    start = datetime(d_from.year, d_from.month, d_from.day, tzinfo=LOCAL_TZ)
-    end = datetime(d_to.year, d_to.month, d_to.day, tzinfo=LOCAL_TZ) + timedelta(days=1)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return local_midnight(d_from), local_midnight(d_to + timedelta(days=1))
 
 
 @router.post("/v1/members/{member_id}/service-records", response_model=RecordOut, status_code=201)

@@ -20,7 +20,7 @@ from api.deps import Caller, Ctx, readable_member
 from api.errors import ApiError
 from services import topics
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
-from services.timeutil import LOCAL_TZ
+from services.timeutil import local_midnight
 from services.tokens import Principal
 from streams.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
 
@@ -106,10 +106,6 @@ def _session_out(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _local_midnight(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day, tzinfo=LOCAL_TZ).astimezone(UTC)
-
-
 @router.get("/members/{member_id}/sessions", response_model=SessionPage)
 def member_sessions(
     member_id: str,
@@ -126,8 +122,8 @@ def member_sessions(
         raise ApiError(422, "invalid_range", "from: must not be after to")
     params: dict[str, Any] = {
         "m": m.id,
-        "a": _local_midnight(from_) if from_ else datetime(1970, 1, 1, tzinfo=UTC),
-        "b": _local_midnight(to + timedelta(days=1)) if to else datetime(2200, 1, 1, tzinfo=UTC),
+        "a": local_midnight(from_) if from_ else datetime(1970, 1, 1, tzinfo=UTC),
+        "b": local_midnight(to + timedelta(days=1)) if to else datetime(2200, 1, 1, tzinfo=UTC),
     }
     where = "member_id = %(m)s AND voided = 0 AND start >= %(a)s AND start < %(b)s"
     rows = ctx.warehouse.query_dicts(

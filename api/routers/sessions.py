@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, readable_member
+from api.deps import Caller, Ctx, may_manage_community, readable_member
 from api.errors import ApiError
 from services import topics
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
@@ -135,12 +135,6 @@ def member_sessions(
     return SessionPage(items=[SessionOut(**_session_out(r)) for r in rows], total=int(total[0][0]))
 
 
-def _may_organize(caller: Principal, community_id: str) -> bool:
-    return caller.role == "admin" or (
-        caller.role == "organizer" and caller.subject_id == community_id
-    )
-
-
 @router.get("/communities/{community_id}/review-queue", response_model=ReviewQueue)
 def review_queue(
     community_id: str,
@@ -153,7 +147,7 @@ def review_queue(
     capped sessions and check-outs without a check-in, not yet reviewed, still reviewable."""
     if caller.role not in ("admin", "organizer"):
         raise ApiError(403, "forbidden", "this action needs the role organizer or admin")
-    if not _may_organize(caller, community_id) or not ctx.registry.exists(
+    if not may_manage_community(caller, community_id) or not ctx.registry.exists(
         "community", community_id
     ):
         raise ApiError(
@@ -205,7 +199,11 @@ def _reviewable_session(ctx: Ctx, caller: Principal, session_id: str) -> dict[st
         "FROM sessions FINAL WHERE session_id = %(s)s LIMIT 1",
         {"s": session_id},
     )
-    if not rows or rows[0]["voided"] or not _may_organize(caller, rows[0]["station_community_id"]):
+    if (
+        not rows
+        or rows[0]["voided"]
+        or not may_manage_community(caller, rows[0]["station_community_id"])
+    ):
         raise ApiError(
             404, "session_not_found", f"no session {session_id!r} visible to this caller"
         )

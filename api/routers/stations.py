@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import Caller, Ctx
-from api.errors import ApiError
+from api.deps import Caller, Ctx, hidden, may_manage_community
 from services.qr import render, station_url
 from services.registry import NotFound
 
@@ -33,13 +32,8 @@ def station_qr(
         station = ctx.registry.station(station_id)
     except NotFound:
         station = None
-    if station is None or not (
-        caller.role == "admin"
-        or (caller.role == "organizer" and caller.subject_id == station.community_id)
-    ):
-        raise ApiError(
-            404, "station_not_found", f"no station {station_id!r} visible to this caller"
-        )
+    if station is None or not may_manage_community(caller, station.community_id):
+        raise hidden("station", station_id)
     data = render(station_url(ctx.settings, station.id), format)
     media = "image/svg+xml" if format == "svg" else "image/png"
     return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=300"})

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, readable_member, readable_unit, require
+from api.deps import Caller, Ctx, may_manage_community, readable_member, readable_unit, require
 from api.errors import ApiError
 from services import engagement, topics
 from services.events import ListCommand, ResourceFields, WishFields, derived_id, utcnow
@@ -679,8 +679,7 @@ def get_project(project_id: str, caller: Caller, ctx: Ctx) -> ProjectOut:
     items, _ = engagement.list_wishes(ctx.warehouse, {"project_id = {p}": project_id}, 1, 0)
     w = items[0] if items else None
     visible = w is not None and (
-        caller.role == "admin"
-        or (caller.role == "organizer" and caller.subject_id == w.community_id)
+        may_manage_community(caller, w.community_id)
         or (caller.role == "hr" and caller.subject_id == w.assignee_id)
     )
     if w is None or not visible:

@@ -11,7 +11,8 @@ services/warehouse/migrations (migrated first):
 - `member_weeks`: the agent's rollup of those sessions (week, member, station), version 1.
 
 Then, in this process and on the same engine, it times the naive figures over the raw
-`sessions` table (no rollup) and the same reads the API makes over the rollup, and prints JSON.
+`sessions` table (no rollup) and the same reads the API makes over the rollup (the export with
+its CSV encoding, the county's week through the county endpoint's query), and prints JSON.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from api.routers.assessments import HEADERS, export_row
+from api.routers.weekly import communities_week, parse_week
 from services.assessment import BUILTIN_RULES
 from services.assessment_facts import all_items, page
+from services.exports import csv_chunks
 from services.settings import get_settings
 from services.timeutil import iso_week
 from services.warehouse.client import Warehouse, connect
@@ -153,6 +157,14 @@ def rollup_weekly(wh: Warehouse, community: str, week: str) -> int:
     return len(registered) + len(rows)
 
 
+def export_csv(wh: Warehouse, year: int) -> bytes:
+    # What GET /v1/units/{id}/assessments?format=csv streams, gathered in memory.
+    rules = BUILTIN_RULES[max(BUILTIN_RULES)]
+    names = dict(wh.query("SELECT id, name FROM communities FINAL"))
+    rows = (export_row(i, names, rules.version) for i in all_items(wh, BIG_UNIT, year, rules))
+    return b"".join(csv_chunks(HEADERS, rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, required=True)
@@ -168,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     gen_s = time.perf_counter() - t
     year = now.isocalendar()[0]
     week = iso_week(now)
+    _, end = parse_week(week)
     rules = BUILTIN_RULES[max(BUILTIN_RULES)]
     communities = [f"c{i:02d}" for i in range(18)]
     counts = wh.query("SELECT (SELECT count() FROM sessions), (SELECT count() FROM member_weeks)")[
@@ -186,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rollup_ms": {
             "assessment_page": _time(lambda: page(wh, BIG_UNIT, year, rules, 100, 0), a.repeat),
-            "assessment_csv": _time(lambda: list(all_items(wh, BIG_UNIT, year, rules)), a.repeat),
-            "weekly_18": _time(lambda: [rollup_weekly(wh, c, week) for c in communities], a.repeat),
+            "assessment_csv": _time(lambda: export_csv(wh, year), a.repeat),
+            "weekly_18": _time(lambda: communities_week(wh, week, end, None), a.repeat),
+            "weekly_18_one_by_one": _time(
+                lambda: [rollup_weekly(wh, c, week) for c in communities], a.repeat
+            ),
             "weekly_1": _time(lambda: rollup_weekly(wh, "c00", week), a.repeat),
         },
     }

@@ -117,26 +117,50 @@ class Score(BaseModel):
 
 
 def score(facts: MemberFacts, rules: AssessmentRules) -> Score:
-    if facts.required_weeks <= 0:
-        return Score(score=None, grade=rules.not_assessed_grade, components={})
-    feedback = facts.feedback_avg if facts.feedback_avg is not None else rules.feedback_default
-    evaluation = (
-        rules.evaluation_points.get(facts.evaluation, rules.evaluation_default)
-        if facts.evaluation
+    value, grade, components = score_parts(
+        rules,
+        hours=facts.hours,
+        active_weeks=facts.active_weeks,
+        required_weeks=facts.required_weeks,
+        wishes_fulfilled=facts.wishes_fulfilled,
+        feedback_avg=facts.feedback_avg,
+        evaluation=facts.evaluation,
+    )
+    return Score(score=value, grade=grade, components=components)
+
+
+def score_parts(
+    rules: AssessmentRules,
+    *,
+    hours: float,
+    active_weeks: int,
+    required_weeks: int,
+    wishes_fulfilled: int,
+    feedback_avg: float | None,
+    evaluation: str | None,
+) -> tuple[float | None, str, dict[str, float]]:
+    """`score` without the models: a whole unit's export scores ten thousand members, and
+    building two validated models per member cost more than reading the unit's year."""
+    if required_weeks <= 0:
+        return None, rules.not_assessed_grade, {}
+    feedback = feedback_avg if feedback_avg is not None else rules.feedback_default
+    points = (
+        rules.evaluation_points.get(evaluation, rules.evaluation_default)
+        if evaluation
         else rules.evaluation_default
     )
     components = {
-        "participation": rules.weight_participation
-        * min(1.0, facts.active_weeks / facts.required_weeks),
-        "hours": rules.weight_hours * min(1.0, facts.hours / rules.hours_cap),
-        "wishes": rules.weight_wishes * min(1.0, facts.wishes_fulfilled / rules.wishes_cap),
-        "feedback": rules.weight_feedback * (feedback - 1) / 4,
-        "evaluation": rules.weight_evaluation * evaluation,
+        "participation": round(
+            rules.weight_participation * min(1.0, active_weeks / required_weeks), 2
+        ),
+        "hours": round(rules.weight_hours * min(1.0, hours / rules.hours_cap), 2),
+        "wishes": round(rules.weight_wishes * min(1.0, wishes_fulfilled / rules.wishes_cap), 2),
+        "feedback": round(rules.weight_feedback * (feedback - 1) / 4, 2),
+        "evaluation": round(rules.weight_evaluation * points, 2),
     }
-    components = {k: round(v, 2) for k, v in components.items()}
     total = round(sum(components.values()), 1)
     grade = next(g.grade for g in rules.grades if total >= g.min_score - 1e-9)
-    return Score(score=total, grade=grade, components=components)
+    return total, grade, components
 
 
 def iso_year_weeks(year: int) -> int:

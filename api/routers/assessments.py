@@ -17,7 +17,6 @@ from services.assessment import AssessmentRules, GradeThreshold
 from services.assessment_facts import (
     AssessmentItem,
     all_items,
-    count_members,
     page,
     rules_json,
     rules_versions,
@@ -168,7 +167,7 @@ HEADERS = [
 ]
 
 
-def _row(i: AssessmentItem, community_names: dict[str, str], version: int) -> list[Any]:
+def export_row(i: AssessmentItem, community_names: dict[str, str], version: int) -> list[Any]:
     return [
         i.member_id,
         i.name,
@@ -216,19 +215,19 @@ def unit_assessment(
         raise ApiError(404, "rules_version_not_found", f"no assessment rules version {v}")
     rules = versions[v]
     if format == "json":
-        items = page(ctx.warehouse, unit_id, y, rules, limit, offset)
+        items, total = page(ctx.warehouse, unit_id, y, rules, limit, offset)
         return Assessment(
             unit_id=unit_id,
             year=y,
             rules_version=v,
             items=[Item.model_validate(i, from_attributes=True) for i in items],
-            total=count_members(ctx.warehouse, unit_id, y),
+            total=total,
         )
     community_names = {
         c: n for c, n in ctx.warehouse.query("SELECT id, name FROM communities FINAL")
     }
     rows: Iterator[list[Any]] = (
-        _row(i, community_names, v) for i in all_items(ctx.warehouse, unit_id, y, rules)
+        export_row(i, community_names, v) for i in all_items(ctx.warehouse, unit_id, y, rules)
     )
     filename = f"assessment-{y}-{unit_id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}

@@ -118,6 +118,8 @@ def test_dashboard_draws_the_week_and_reviews_from_the_page(
     page = desk.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
     page.goto(f"{live.base_url}/org?week={week}")
     expect(page.locator("#login")).to_be_visible()
     page.fill("#login-token", "not-a-token")
@@ -127,6 +129,11 @@ def test_dashboard_draws_the_week_and_reviews_from_the_page(
     page.click("#login-submit")
     expect(page.locator("body")).to_have_attribute("data-loaded", week, timeout=20_000)
     expect(page.locator("#kpi-registered")).to_have_text("4")
+    # The week's own figures once; the 8-week trend from the county's weekly figures, which
+    # carry no list of who has not served.
+    paths = [u.removeprefix(live.base_url).split("?")[0] for u in requested]
+    assert paths.count(f"/v1/communities/{c}/weekly") == 1, paths
+    assert paths.count("/v1/weekly/communities") == 8, paths
     expect(page.locator("#kpi-served")).to_have_text(str(weekly["members_served"]))
 
     # Every chart is drawn on a canvas, and its data is the API's.

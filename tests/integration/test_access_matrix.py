@@ -299,6 +299,11 @@ CASES: dict[tuple[str, str], Case] = {
     # ---- weekly, dashboard, organizer
     ("GET", "/v1/communities/{community_id}/weekly"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/weekly/breakdown"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/weekly/communities"): Case(
+        frozenset({"org1", "org2", "admin"}),
+        entitled=ORG_OR_ADMIN,
+        why="confined to the caller: an organizer gets their own community's week",
+    ),
     ("GET", "/v1/communities/{community_id}/on-site"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/posters"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/feedback"): Case(ORG_OR_ADMIN),

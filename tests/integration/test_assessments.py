@@ -115,12 +115,15 @@ def served(stack: Stack, county: dict[str, Any]) -> dict[str, Any]:
     assert r.status_code == 201, r.text
 
     def member_weeks() -> bool:
+        # Every week's final totals (6.5 h), not only its rows: the agent re-emits a week's row
+        # (a higher version) as each scan of it is paired, so three rows may still be partial.
         rows = stack.client.app.state.ctx.warehouse.query(  # type: ignore[attr-defined]
-            "SELECT count() FROM member_weeks FINAL WHERE unit_id = %(u)s", {"u": c["unit"]["id"]}
+            "SELECT count(), sum(credited_seconds) FROM member_weeks FINAL WHERE unit_id = %(u)s",
+            {"u": c["unit"]["id"]},
         )
-        return bool(rows[0][0] == 3)
+        return bool(rows[0][0] == 3 and rows[0][1] == 6.5 * 3600)
 
-    assert stack.wait_for(member_weeks, timeout=30), "weekly records did not arrive"
+    assert stack.wait_for(member_weeks, timeout=60), "weekly records did not arrive"
     r = stack.client.patch(
         f"/v1/members/{c['d']['id']}", json={"unit_id": c["other_unit"]["id"]}, headers=stack.admin
     )

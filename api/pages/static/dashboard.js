@@ -345,6 +345,13 @@ async function loadOnce() {
   state.stations = new Map(stations.map((s) => [s.id, s]));
 }
 
+// A trend point needs only the week's figures, not who has not served: the county's weekly
+// figures (confined to this organizer's community by the API) carry exactly those.
+async function trendWeek(week) {
+  const county = await getJson(`/v1/weekly/communities?week=${week}`);
+  return county.items.find((i) => i.community_id === state.community.id) || null;
+}
+
 let loading = null;
 
 async function load() {
@@ -360,7 +367,7 @@ async function load() {
       const [weekly, breakdown, trend, queue, onsite] = await Promise.all([
         getJson(`/v1/communities/${c}/weekly?week=${week}`),
         getJson(`/v1/communities/${c}/weekly/breakdown?week=${week}`),
-        Promise.all(weeks.map((w) => getJson(`/v1/communities/${c}/weekly?week=${w}`).catch(() => null))),
+        Promise.all(weeks.map((w) => trendWeek(w).catch(() => null))),
         getJson(`/v1/communities/${c}/review-queue`),
         getJson(`/v1/communities/${c}/on-site`),
       ]);

@@ -50,20 +50,6 @@ def stream_rows(r: dict[str, Any]) -> list[Row]:
             + ("identical on both sides" if same else f"DIFFER: {p.check} vs {b.check}"),
         )
     ]
-    if w := r.get("whatif"):
-        qw = ratio(w.rate, b.rate)
-        rows.append(
-            Row(
-                "1'. the same with the fixes proposed for streams/ (what-if)",
-                f"{fmt(w.rate)}/s ({fmt(w.seconds, 1)} s)",
-                f"{fmt(b.rate)}/s",
-                fmt(qw),
-                "ratio ≥ 0.8",
-                qw >= 0.8,
-                "bench.whatif_worker: the parsed state kept beside the table; rows "
-                + ("identical" if w.check == b.check else "DIFFER"),
-            )
-        )
     return rows
 
 
@@ -240,7 +226,7 @@ def _rows_of(results: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     if r := results.get("stream"):
         r = dict(r)
-        for k in ("pipeline", "baseline", "whatif"):
+        for k in ("pipeline", "baseline"):
             if k in r:
                 d = {f: r[k][f] for f in ("events", "seconds", "publish_s", "check")}
                 r[k] = StreamResult(**d)

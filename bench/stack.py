@@ -142,13 +142,11 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
-def worker(
-    s: Settings, log: Path, extra_env: dict[str, str] | None = None, module: str = "streams"
-) -> Proc:
+def worker(s: Settings, log: Path) -> Proc:
     p = Proc(
         "faust worker",
-        [sys.executable, "-m", module, "worker", "-l", "info"],
-        env_of(s, extra_env),
+        [sys.executable, "-m", "streams", "worker", "-l", "info"],
+        env_of(s),
         log,
     )
     p.wait_log(b"Worker]: Ready")

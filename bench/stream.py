@@ -106,8 +106,6 @@ def run_pipeline(
     payload: list[tuple[bytes, bytes]],
     work: Path,
     timeout_s: float,
-    worker_env: dict[str, str] | None = None,
-    worker_module: str = "streams",
 ) -> StreamResult:
     root = Path(tempfile.mkdtemp(prefix="pipe-", dir=work))
     broker = stack.start_broker(root)
@@ -115,7 +113,7 @@ def run_pipeline(
     try:
         s = stack.make_settings(root, broker)
         stack.migrate(s, root / "migrate.log")
-        procs.append(stack.worker(s, root / "worker.log", worker_env, worker_module))
+        procs.append(stack.worker(s, root / "worker.log"))
         sink = stack.Proc(
             "sink", [sys.executable, "-m", "services.sink"], stack.env_of(s), root / "sink.log"
         )
@@ -207,16 +205,7 @@ def payload_for(n_scans: int, n_members: int) -> list[tuple[bytes, bytes]]:
     return [(e.member_id.encode(), e.to_bytes()) for e in generate(n_scans, n_members, utcnow())]
 
 
-# The fix proposed for streams/agents/sessions.py (see bench.whatif_worker), measured as a
-# what-if. A 10 ms producer linger (streams/app.py) was tried too and made things worse: the
-# table's changelog goes through faust's 100-message send buffer, which then fills and stalls
-# the agent ("producer buffer full" in the worker log).
-WHATIF_WORKER_ENV: dict[str, str] = {}
-
-
-def run(
-    n_scans: int, n_members: int, work: Path, timeout_s: float = 900, whatif: bool = True
-) -> dict[str, Any]:
+def run(n_scans: int, n_members: int, work: Path, timeout_s: float = 900) -> dict[str, Any]:
     # One payload for both sides: the same scans, generated once (recent relative to now).
     payload = payload_for(n_scans, n_members)
     base = run_baseline(payload, work, timeout_s)
@@ -227,8 +216,4 @@ def run(
         "scans": n_scans,
         "members": n_members,
     }
-    if whatif:
-        out["whatif"] = run_pipeline(
-            payload, work, timeout_s, WHATIF_WORKER_ENV, "bench.whatif_worker"
-        )
     return out

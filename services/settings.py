@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     session_review_window_days: int = Field(default=60, ge=1)
     # How often a worker ticks the session clock (closes forgotten check-outs without a scan).
     session_tick_s: float = Field(default=30.0, gt=0)
+    # The session agent takes up to this many events, or what came within this many seconds,
+    # and saves each touched member's state once per batch (one changelog record, not one per
+    # scan) and publishes only each session's and week's latest record.
+    session_batch_size: int = Field(default=1000, ge=1)
+    session_batch_within_s: float = Field(default=0.1, gt=0)
 
     # The largest member spreadsheet an import accepts (HTTP 413 above it).
     import_max_bytes: int = 50 * 1024 * 1024

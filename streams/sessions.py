@@ -539,3 +539,24 @@ def on_clock(
         return state, _replay(state)
     state = _advance(state, at).model_copy(update={"last_tick": tick_id})
     return _rebuild(state, rules)
+
+
+def latest_records(out: list[Event]) -> list[Event]:
+    """Of the records a batch produced, each session's latest revision and each member week's
+    latest version, in first-seen order. Readers keep only the latest (ReplacingMergeTree on
+    revision and version), so the superseded ones would be written only to be discarded."""
+    latest: dict[tuple[str, str], Event] = {}
+    for e in out:
+        if isinstance(e, SessionRecorded):
+            key = ("session", e.session_id)
+            kept = latest.get(key)
+            if kept is None or e.revision >= kept.revision:  # type: ignore[attr-defined]
+                latest[key] = e
+        elif isinstance(e, MemberWeekRecorded):
+            key = ("week", f"{e.member_id}|{e.week}|{e.station_id}")
+            kept = latest.get(key)
+            if kept is None or e.version >= kept.version:  # type: ignore[attr-defined]
+                latest[key] = e
+        else:
+            latest[("other", e.event_id)] = e
+    return list(latest.values())

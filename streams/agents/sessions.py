@@ -1,10 +1,16 @@
 """Turns each member's scans and reviews into sessions and weekly totals (rules: streams.sessions).
 
 One agent reads three co-partitioned topics keyed alike: `checkins` and `session-reviews`
-(key: member id) and `session-clock` (one tick per partition). faust writes a table entry to
-the changelog partition of the event being processed, so a member's state and the partition's
-index of members with open sessions both live with partition p of all three topics, and a
-worker that takes over partition p recovers exactly that state.
+(key: member id) and `session-clock` (one tick per partition). A member's state and the
+partition's index of members with open sessions are written to changelog partition p, with
+partition p of all three topics, so a worker that takes over partition p recovers exactly
+that state.
+
+Batches: the agent takes up to SESSION_BATCH_SIZE events (or what came within
+SESSION_BATCH_WITHIN_S), applies each partition's events in log order to the parsed states,
+then saves each touched state once and publishes only the latest revision of each session and
+week. Per scan, the state's JSON and its changelog record were most of the cost (bench/
+findings.md); per batch they are paid once per member.
 
 Delivery: faust flushes the producer (changelog and outputs) before committing input offsets,
 so a worker killed mid-way re-reads events whose effects may be partly saved. The rules make
@@ -14,9 +20,10 @@ again with the same ids and revisions, which every consumer deduplicates.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -34,9 +41,17 @@ from services.events import (
     parse_event,
     utcnow,
 )
-from services.topics import CHECKINS, MEMBER_WEEKS, SESSION_CLOCK, SESSION_REVIEWS
-from streams.app import app, dead_letter_topic, raw_topic, sessions_topic, settings
-from streams.sessions import LateScan, MemberState, SessionRules, on_clock, on_review, on_scan
+from services.topics import CHECKINS, MEMBER_WEEKS, SESSION_CLOCK, SESSION_REVIEWS, SESSIONS
+from streams.app import app, dead_letter_topic, raw_topic, settings
+from streams.sessions import (
+    LateScan,
+    MemberState,
+    SessionRules,
+    latest_records,
+    on_clock,
+    on_review,
+    on_scan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +60,75 @@ RULES = SessionRules.from_settings(settings)
 _CHECKINS = settings.topic(CHECKINS.name)
 _REVIEWS = settings.topic(SESSION_REVIEWS.name)
 _CLOCK = settings.topic(SESSION_CLOCK.name)
+_SESSIONS = settings.topic(SESSIONS.name)
+_MEMBER_WEEKS = settings.topic(MEMBER_WEEKS.name)
 
 session_input = raw_topic(CHECKINS, SESSION_REVIEWS, SESSION_CLOCK)
 clock_topic = raw_topic(SESSION_CLOCK)
-member_weeks_topic = raw_topic(MEMBER_WEEKS)
 
-# Keyed by member id; the value is MemberState as JSON.
+# Keyed by member id (bytes); the value is MemberState as JSON bytes, stored raw. (v2: the
+# first version kept JSON text inside a JSON string; a new name, so no worker reads both.)
 member_state = app.Table(
-    "member-session-state",
+    "member-session-state-v2",
     default=None,
-    key_type=str,
-    value_type=str,
+    key_type=bytes,
+    value_type=bytes,
     partitions=CHECKINS.partitions,
 )
-# Keyed "p<partition>": {"clock": latest tick (ISO), "open": [member ids with an open session]}.
+# Keyed b"p<partition>": {"clock": latest tick (ISO), "open": [member ids with an open session]}.
 # The clock ticks only these members, so a tick costs the open sessions, not every member.
 partition_index = app.Table(
-    "session-partition-index",
+    "session-partition-index-v2",
     default=None,
-    key_type=str,
-    value_type=str,
+    key_type=bytes,
+    value_type=bytes,
     partitions=CHECKINS.partitions,
 )
+
+for _table in (member_state, partition_index):
+    # faust's Table takes no serializer arguments (it derives "json" from the types); set
+    # before the changelog topic is first made, which copies them.
+    _table.key_serializer = _table.value_serializer = "raw"  # type: ignore[attr-defined]
+
+
+class Outbox:
+    """Everything one batch writes (changelog records and output records), sent straight to
+    faust's producer; `delivered` waits until Kafka acknowledged every one of them, so the
+    batch's input events are acknowledged, hence committed, only after their effects are in
+    Kafka. (Through faust's Topic.send and table item assignment the same records cost about
+    twice as much: a FutureMessage, sensors and a 100-message send buffer per record.)"""
+
+    def __init__(self) -> None:
+        self._acks: list[Awaitable[Any]] = []
+        self.sessions = 0
+        self.weeks = 0
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+        self._acks.append(await app.producer.send(topic, key, value, partition, None, None))
+
+    async def put(self, table: Any, partition: int, key: bytes, value: bytes) -> None:
+        """`table[key] = value`, with the changelog partition named: faust would take it from
+        the event being processed, but a batch holds events of several partitions, and the
+        state must land in changelog partition p, where the owner of partition p recovers it.
+        (The memory store needs no changelog offsets; a rocksdb store would, see
+        faust's Collection._on_changelog_sent.)"""
+        table.data[key] = value
+        await self.send(table.changelog_topic.get_topic_name(), key, value, partition)
+
+    async def publish(self, records: list[Event]) -> None:
+        for e in records:
+            if isinstance(e, SessionRecorded):
+                await self.send(_SESSIONS, e.session_id.encode(), e.to_bytes(), None)
+                self.sessions += 1
+            elif isinstance(e, MemberWeekRecorded):
+                key = f"{e.member_id}|{e.week}|{e.station_id}".encode()
+                await self.send(_MEMBER_WEEKS, key, e.to_bytes(), None)
+                self.weeks += 1
+
+    async def delivered(self) -> None:
+        await asyncio.gather(*self._acks)
+        metrics.AGENT_SESSIONS.inc(self.sessions)
+        metrics.AGENT_WEEKS.inc(self.weeks)
 
 
 def _expected(topic: str) -> type[Event]:
@@ -78,7 +140,7 @@ def _expected(topic: str) -> type[Event]:
 
 
 def _load_index(partition: int) -> tuple[datetime | None, set[str]]:
-    raw = partition_index.get(f"p{partition}")
+    raw = partition_index.get(b"p%d" % partition)
     if not raw:
         return None, set()
     data = json.loads(raw)
@@ -86,26 +148,29 @@ def _load_index(partition: int) -> tuple[datetime | None, set[str]]:
     return clock, set(data.get("open", []))
 
 
-def _save_index(partition: int, clock: datetime | None, members: set[str]) -> None:
-    partition_index[f"p{partition}"] = json.dumps(
-        {"clock": clock.isoformat() if clock else None, "open": sorted(members)}
-    )
+async def _save_index(
+    outbox: Outbox, partition: int, clock: datetime | None, members: set[str]
+) -> None:
+    value = json.dumps({"clock": clock.isoformat() if clock else None, "open": sorted(members)})
+    await outbox.put(partition_index, partition, b"p%d" % partition, value.encode())
+
+
+# The parsed state beside the table, so a member's JSON is parsed once, not on every batch.
+# An entry is used only while the table still holds the very bytes it was parsed from, so
+# after a recovery or a rebalance (new bytes in the table) the table is read again.
+_parsed: dict[str, tuple[bytes, MemberState]] = {}
 
 
 def _load_member(member_id: str) -> MemberState:
-    raw = member_state.get(member_id)
-    return MemberState.model_validate_json(raw) if raw else MemberState(member_id=member_id)
-
-
-async def _publish(out: list[Event]) -> None:
-    for e in out:
-        if isinstance(e, SessionRecorded):
-            await sessions_topic.send(key=e.session_id.encode(), value=e.to_bytes())
-            metrics.AGENT_SESSIONS.inc()
-        elif isinstance(e, MemberWeekRecorded):
-            key = f"{e.member_id}|{e.week}|{e.station_id}"
-            await member_weeks_topic.send(key=key.encode(), value=e.to_bytes())
-            metrics.AGENT_WEEKS.inc()
+    raw = member_state.get(member_id.encode())
+    if not raw:
+        return MemberState(member_id=member_id)
+    hit = _parsed.get(member_id)
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    state = MemberState.model_validate_json(raw)
+    _parsed[member_id] = (raw, state)
+    return state
 
 
 async def _dead_letter(key: bytes | None, raw: bytes, reason: str, topic: str = _CHECKINS) -> None:
@@ -126,60 +191,111 @@ async def _dead_letter(key: bytes | None, raw: bytes, reason: str, topic: str = 
 
 @app.agent(session_input)
 async def pair_sessions(stream: Any) -> AsyncIterator[None]:
-    # stream.events() (not take()): each event is acknowledged only after its body finished,
-    # so an event is never committed before its outputs were handed to the producer.
-    async for event in stream.events():
+    # noack_take, not take(): take() acknowledges a batch even when the body raised, which
+    # would commit events whose outputs were never sent. Here the events are acknowledged only
+    # after the whole batch's states and outputs were handed to the producer (faust flushes it
+    # before committing); an exception leaves the batch unacknowledged, read again on restart.
+    async for events in stream.noack_take(
+        settings.session_batch_size, within=settings.session_batch_within_s
+    ):
+        try:
+            await _process(events)
+        except Exception as exc:
+            # Crash the worker rather than let the agent be restarted past an unacknowledged
+            # batch (its offsets would hold every later commit of those partitions back).
+            log.exception("session batch failed; stopping the worker")
+            await app.crash(exc)
+            raise
+        for event in events:
+            await stream.ack(event)
+        yield None
+
+
+async def _process(events: list[Any]) -> None:
+    """One batch: parse, apply each partition's events in log order, publish the latest."""
+    by_partition: dict[int, list[tuple[Any, Event]]] = {}
+    for event in events:
         raw: bytes = event.value
         topic: str = event.message.topic
         metrics.AGENT_SCANS.labels(kind=topic.removeprefix(settings.topic_prefix)).inc()
-        partition: int = event.message.partition
         try:
             parsed = parse_event(raw)
-            expected = _expected(topic)
-            if not isinstance(parsed, expected):
+            if not isinstance(parsed, _expected(topic)):
                 raise ValueError(f"unexpected event type {parsed.event_type} on {topic}")
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             await _dead_letter(event.key, raw, str(exc), topic)
-            yield None
             continue
+        by_partition.setdefault(event.message.partition, []).append((event, parsed))
+    outbox = Outbox()
+    out: list[Event] = []
+    for partition, items in by_partition.items():
+        out.extend(await _apply_partition(outbox, partition, items))
+    await outbox.publish(latest_records(out))
+    await outbox.delivered()
 
-        clock, open_members = _load_index(partition)
-        before = set(open_members)
+
+async def _apply_partition(
+    outbox: Outbox, partition: int, items: list[tuple[Any, Event]]
+) -> list[Event]:
+    """Applies one partition's events in log order, then saves each touched state once."""
+    clock, open_members = _load_index(partition)
+    index_before = (clock, set(open_members))
+    states: dict[str, MemberState] = {}
+    dirty: set[str] = set()
+    out: list[Event] = []
+
+    def state_of(member_id: str) -> MemberState:
+        if member_id not in states:
+            states[member_id] = _load_member(member_id)
+        return states[member_id]
+
+    def settle(member_id: str, old: MemberState, new: MemberState) -> None:
+        if new is not old:
+            states[member_id] = new
+            dirty.add(member_id)
+        if new.has_open:
+            open_members.add(member_id)
+        else:
+            open_members.discard(member_id)
+
+    for event, parsed in items:
         if isinstance(parsed, ClockTicked):
             now = parsed.occurred_at
             clock = max(clock, now) if clock else now
             for member_id in sorted(open_members):
-                state, out = on_clock(_load_member(member_id), parsed.event_id, clock, RULES)
-                member_state[member_id] = state.model_dump_json()
-                await _publish(out)
-                if not state.has_open:
-                    open_members.discard(member_id)
-            _save_index(partition, clock, open_members)
-            yield None
+                old = state_of(member_id)
+                new, produced = on_clock(old, parsed.event_id, clock, RULES)
+                out.extend(produced)
+                settle(member_id, old, new)
             continue
-
         member_id = parsed.member_id  # type: ignore[attr-defined]
-        state = _load_member(member_id)
+        old = state_of(member_id)
         try:
             if isinstance(parsed, CheckinScanned):
-                new_state, out = on_scan(state, parsed, RULES, clock)
+                new, produced = on_scan(old, parsed, RULES, clock)
             else:
                 assert isinstance(parsed, SessionReviewed)
-                new_state, out = on_review(state, parsed, RULES)
+                new, produced = on_review(old, parsed, RULES)
         except LateScan as exc:
-            await _dead_letter(event.key, raw, str(exc), topic)
-            yield None
+            await _dead_letter(event.key, event.value, str(exc), event.message.topic)
             continue
-        if new_state != state:
-            member_state[member_id] = new_state.model_dump_json()
-        await _publish(out)
-        if new_state.has_open:
-            open_members.add(member_id)
-        else:
-            open_members.discard(member_id)
-        if open_members != before:
-            _save_index(partition, clock, open_members)
-        yield None
+        out.extend(produced)
+        settle(member_id, old, new)
+
+    for member_id in sorted(dirty):
+        state = states[member_id]
+        raw_state = state.model_dump_json().encode()
+        await outbox.put(member_state, partition, member_id.encode(), raw_state)
+        _parsed[member_id] = (raw_state, state)
+    if (clock, open_members) != index_before:
+        await _save_index(outbox, partition, clock, open_members)
+    return out
+
+
+@app.on_partitions_revoked.connect
+async def _forget_parsed(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    # Members of partitions that moved away would otherwise stay parsed here for good.
+    _parsed.clear()
 
 
 @app.timer(interval=settings.session_tick_s)  # type: ignore[untyped-decorator]

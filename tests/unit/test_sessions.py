@@ -20,6 +20,7 @@ from streams.sessions import (
     LateScan,
     MemberState,
     SessionRules,
+    latest_records,
     on_clock,
     on_review,
     on_scan,
@@ -284,3 +285,19 @@ def test_rules_come_from_settings() -> None:
     r = SessionRules.from_settings(s)
     assert r.cap == timedelta(hours=6) and r.forgotten_checkout_credit == timedelta(minutes=30)
     assert r.repeat_window == timedelta(seconds=30)
+
+
+def test_a_batch_publishes_only_the_latest_record_of_each_session_and_week() -> None:
+    # Check-in, check-out, then a late check-in that re-pairs the day: several revisions of
+    # the same sessions and weeks; the batch keeps the last of each, and they equal the state.
+    state, out = run(scan("in", at(9)), scan("out", at(11)), scan("in", at(8, 30), station="st_b"))
+    kept = latest_records(out)
+    recs = sessions(kept)
+    assert len(recs) == len({r.session_id for r in recs}) < len(sessions(out))
+    assert {r.session_id: r.revision for r in recs} == {
+        sid: k.last.revision for sid, k in state.sessions.items()
+    }
+    week_recs = [e for e in kept if isinstance(e, MemberWeekRecorded)]
+    assert {
+        f"{w.week}|{w.station_id}": (w.sessions, w.credited_seconds, w.version) for w in week_recs
+    } == {key: (w.sessions, w.seconds, w.version) for key, w in state.weeks.items()}

@@ -21,6 +21,7 @@ again with the same ids and revisions, which every consumer deduplicates.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -211,13 +212,18 @@ async def pair_sessions(stream: Any) -> AsyncIterator[None]:
         yield None
 
 
+@functools.cache
+def _counter(topic: str) -> Any:
+    return metrics.AGENT_SCANS.labels(kind=topic.removeprefix(settings.topic_prefix))
+
+
 async def _process(events: list[Any]) -> None:
     """One batch: parse, apply each partition's events in log order, publish the latest."""
     by_partition: dict[int, list[tuple[Any, Event]]] = {}
     for event in events:
         raw: bytes = event.value
         topic: str = event.message.topic
-        metrics.AGENT_SCANS.labels(kind=topic.removeprefix(settings.topic_prefix)).inc()
+        _counter(topic).inc()
         try:
             parsed = parse_event(raw)
             if not isinstance(parsed, _expected(topic)):

@@ -120,7 +120,7 @@ READS = (
     ("assessment_page", "assessment, first page (100 of 10,000)", 200),
     ("assessment_csv", "assessment CSV export (10,000 rows)", 500),
     ("weekly_1", "weekly, one community", 200),
-    ("weekly_18", "county weekly dashboard (18 communities)", 500),
+    ("weekly_18", "county week, 18 communities (one request)", 500),
 )
 
 

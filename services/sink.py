@@ -102,6 +102,11 @@ class Sink:
             auto_offset_reset="earliest",
             max_poll_records=self.settings.sink_batch_size,
             fetch_max_wait_ms=100,
+            # A sink that died without leaving the group holds its partitions until the session
+            # times out (kafka-python's default is 45 s): keep it short, like the worker's, so a
+            # restarted sink resumes within seconds (drills b and f).
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
             api_version=(3, 9),
         )
         sink = self

@@ -77,7 +77,8 @@ dead_letter_topic = raw_topic(DEAD_LETTER)
 @app.page("/metrics")
 async def prometheus_metrics(web: Any, request: Any) -> Any:
     """The worker's Prometheus metrics (operations, issue 7)."""
-    return web.bytes(metrics.render(), content_type=metrics.CONTENT_TYPE_LATEST)
+    # aiohttp refuses parameters (version, charset) in `content_type`: the header carries them.
+    return web.bytes(metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 
 
 # Registers the agents with the app.

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from kafka import KafkaProducer
 
@@ -33,6 +34,12 @@ def _metric(text: str, name: str, labels: str) -> float:
         if line.startswith(f"{name}{{") and labels in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_the_worker_serves_its_metrics(stack: Stack) -> None:
+    r = httpx.get(f"http://127.0.0.1:{stack.settings.worker_web_port}/metrics", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert "volunteer_agent_events_total" in r.text
 
 
 def test_metrics_count_checkins_by_result_and_stay_out_of_the_schema(stack: Stack) -> None:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,10 @@ class SendStats:
     retries: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     done: bool = False
+    # client_event_ids of the acknowledged scans (the rest were never accepted)
+    acked_ids: set[str] = field(default_factory=set)
+    # set by the drill when the stream stalled: the sender stops where it is
+    cancel: bool = False
 
 
 class DrillStack:
@@ -169,6 +174,16 @@ class DrillStack:
         self.api.restarts = restarts
         self.wait_api()
 
+    def arm_api(self, fault_env: dict[str, str]) -> None:
+        """Stops the API gracefully (its sink commits what it wrote) and starts it again with
+        the fault hooks set, before any scan is sent: the hooks count the sink's inserts from
+        the start of the stream, not from the registry's setup (not counted as a restart)."""
+        assert self.api is not None
+        self.api.stop()
+        self.api.env = {**self.api.env, **fault_env}
+        self.api.start()
+        self.wait_api()
+
     def wait_api(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -205,6 +220,21 @@ class DrillStack:
                 return
             time.sleep(0.3)
         raise RuntimeError(f"{w.name} not ready")
+
+    def worker_checkins(self, w: Proc) -> str | None:
+        """The `checkins` partitions faust last assigned to the worker, from its log (its
+        /metrics page would count its scans, but answers 500 under aiohttp 3.14)."""
+        if not w.log_path.exists():
+            return None
+        text = w.log_path.read_text(errors="replace")
+        at = text.rfind("Setting newly assigned partitions")
+        if at < 0:
+            return None
+        for line in text[at:].splitlines()[1:20]:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 2 and cells[0] == CHECKINS.name:
+                return cells[1]
+        return "none"
 
     def supervise(self) -> list[str]:
         """Restarts a process that died on its own (as systemd or Kubernetes would)."""
@@ -284,8 +314,12 @@ class DrillStack:
     def send_kafka(
         self, reg: Registry, scans: list[PlannedScan], rate: float, stats: SendStats
     ) -> threading.Thread:
-        """Publishes at `rate` scans/s with acks=all; a scan whose send failed (broker down) is
-        sent again, same event id, until acknowledged (bounded: 10 minutes)."""
+        """Publishes at `rate` scans/s with acks=all, in flush rounds of about 0.2 s of scans,
+        so acknowledgements (and the drills' faults, which fire on them) come progressively. A
+        scan whose send failed (broker down) goes back to the head of the queue and is sent
+        again, same event id, until acknowledged (bounded: 10 minutes past the planned end).
+        After a stall the sender catches up with its schedule, as phones flush what they
+        buffered."""
 
         def run() -> None:
             p = KafkaProducer(
@@ -300,13 +334,15 @@ class DrillStack:
                 reconnect_backoff_max_ms=1000,
             )
             topic = self.settings.topic(CHECKINS.name)
-            pending = list(scans)
+            queue = deque(scans)
+            per_round = max(50, int(rate * 0.2))
             t0 = time.monotonic()
-            deadline = t0 + 600
+            deadline = t0 + len(scans) / rate + 600
             try:
-                while pending and time.monotonic() < deadline:
-                    futures = []
-                    for s in pending:
+                while queue and time.monotonic() < deadline and not stats.cancel:
+                    futures: list[tuple[PlannedScan, Any]] = []
+                    while queue and len(futures) < per_round:
+                        s = queue.popleft()
                         # Pacing: never ahead of `rate`.
                         ahead = stats.sent / rate - (time.monotonic() - t0)
                         if ahead > 0:
@@ -330,13 +366,14 @@ class DrillStack:
                                 raise RuntimeError("not sent")
                             f.get(timeout=1)
                             stats.acked += 1
+                            stats.acked_ids.add(s.client_event_id)
                         except Exception:
                             again.append(s)
                     if again:
                         stats.retries += len(again)
                         self.log(f"kafka sender: re-sending {len(again)} unacknowledged scans")
+                        queue.extendleft(reversed(again))
                         time.sleep(2)
-                    pending = again
             finally:
                 p.close(timeout=5)
                 stats.done = True
@@ -346,10 +383,15 @@ class DrillStack:
         return t
 
     def send_http(
-        self, scans: list[PlannedScan], stats: SendStats, concurrency: int = 16
+        self,
+        scans: list[PlannedScan],
+        stats: SendStats,
+        rate: float | None = None,
+        concurrency: int = 16,
     ) -> threading.Thread:
-        """Through the API, as phones: on a connection error or 503, the same client_event_id
-        again after a pause (bounded: 10 minutes per scan)."""
+        """Through the API, as phones: at most `rate` scans/s started (None: as fast as
+        `concurrency` allows); on a connection error or 503, the same client_event_id again
+        after a pause (bounded: 10 minutes per scan)."""
         tokens: dict[str, str] = {}
         for s in scans:
             if s.member_id not in tokens:
@@ -366,11 +408,12 @@ class DrillStack:
             headers = {"Authorization": f"Bearer {tokens[s.member_id]}"}
             deadline = time.monotonic() + 600
             stats.sent += 1
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not stats.cancel:
                 try:
                     r = await c.post("/v1/checkins", json=body, headers=headers)
                     if r.status_code == 202:
                         stats.acked += 1
+                        stats.acked_ids.add(s.client_event_id)
                         return
                     if r.status_code not in (503, 429, 500):
                         code = r.json().get("error", {}).get("code", str(r.status_code))
@@ -380,19 +423,30 @@ class DrillStack:
                     pass
                 stats.retries += 1
                 await asyncio.sleep(0.5)
+            if stats.cancel:
+                return
             stats.refused["gave_up"] = stats.refused.get("gave_up", 0) + 1
 
         async def main() -> None:
             queue: asyncio.Queue[PlannedScan] = asyncio.Queue()
             for s in scans:
                 queue.put_nowait(s)
+            started = 0
+            t0 = time.monotonic()
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{self.api_port}", timeout=10
             ) as c:
 
                 async def worker() -> None:
-                    while not queue.empty():
-                        await one(c, queue.get_nowait())
+                    nonlocal started
+                    while not queue.empty() and not stats.cancel:
+                        s = queue.get_nowait()
+                        if rate:
+                            ahead = started / rate - (time.monotonic() - t0)
+                            started += 1
+                            if ahead > 0:
+                                await asyncio.sleep(ahead)
+                        await one(c, s)
 
                 await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -408,10 +462,11 @@ class DrillStack:
 
     # ---- progress --------------------------------------------------------------------------
 
-    def lags(self) -> dict[str, int] | None:
-        """Lag of the worker's group on `checkins` and of the sink's group on what it loads;
-        None while the broker does not answer."""
-        out: dict[str, int] = {}
+    def offsets(self) -> dict[str, tuple[int, int]] | None:
+        """(end offset, committed offset) summed over partitions, per `group:topic`: the
+        worker's group on `checkins` and the sink's on what it loads; None while the broker
+        does not answer."""
+        out: dict[str, tuple[int, int]] = {}
         for group, specs in (
             (FAUST_GROUP, (CHECKINS,)),
             (SINK_GROUP, (CHECKINS, SESSIONS, MEMBER_WEEKS)),
@@ -431,8 +486,10 @@ class DrillStack:
                 for spec in specs:
                     parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
                     ends = c.end_offsets(parts)
-                    out[f"{group}:{spec.name}"] = sum(
-                        max(0, ends[tp] - (c.committed(tp) or 0)) for tp in parts
+                    done = {tp: min(ends[tp], c.committed(tp) or 0) for tp in parts}
+                    out[f"{group}:{spec.name}"] = (
+                        sum(ends.values()),
+                        sum(done.values()),
                     )
             except Exception as exc:
                 self.log(f"lag not measured: {exc!r}")
@@ -440,6 +497,13 @@ class DrillStack:
             finally:
                 c.close()
         return out
+
+    def lags(self) -> dict[str, int] | None:
+        """Lag per `group:topic` (see offsets); None while the broker does not answer."""
+        offs = self.offsets()
+        if offs is None:
+            return None
+        return {k: end - done for k, (end, done) in offs.items()}
 
     def reconcile_counts(self) -> dict[str, Any]:
         """Counted seconds per member, read by a separate process (chDB: one per folder)."""

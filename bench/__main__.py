@@ -79,21 +79,6 @@ def api_rows(r: dict[str, Any]) -> list[Row]:
             f"statuses {f['statuses']}, errors {f['errors']}, unanswered after 30 s {f.get('unfinished', 0)}",
         ),
     ]
-    if w := r.get("whatif"):
-        fw = w["fixed"]
-        qw = ratio(w["wrk"]["rps"], bare["wrk"]["rps"])
-        rows.append(
-            Row(
-                "2'. the same with the fixes proposed for services/ (what-if)",
-                f"{fmt(w['wrk']['rps'])}/s; at {fmt(target)}/s p50 {_ms(fw['p50_ms'])}, "
-                f"p99 {_ms(fw['p99_ms'])}, achieved {fmt(fw['achieved_rate'])}/s",
-                f"{fmt(bare['wrk']['rps'])}/s",
-                fmt(qw),
-                "ratio ≥ 0.7; p99 < 50 ms",
-                qw >= 0.7 and fw["p99_ms"] < 50 and target >= 1000,
-                "bench.whatif_api: single-flight revocation refresh, registry replica (1 h TTL)",
-            )
-        )
     return rows
 
 

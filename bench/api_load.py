@@ -109,7 +109,7 @@ def _measure(
 
 
 def run(
-    work: Path, duration: int = 10, rate: float = 1000, n_members: int = 2000, whatif: bool = True
+    work: Path, duration: int = 10, rate: float = 1000, n_members: int = 2000
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="api-", dir=work))
     broker = stack.start_broker(root)
@@ -131,14 +131,7 @@ def run(
         bare_res = _measure(s, bare, tokens, stations, duration, rate)
         bare.stop()
         procs.clear()
-        out = {"real": real_res, "bare": bare_res, "rate": rate, "duration": duration}
-        if whatif:
-            fixed = stack.api(
-                s, root / "whatif.log", stack.UNLIMITED, app="bench.whatif_api:create_app"
-            )
-            procs.append(fixed)
-            out["whatif"] = _measure(s, fixed, tokens, stations, duration, rate)
-        return out
+        return {"real": real_res, "bare": bare_res, "rate": rate, "duration": duration}
     finally:
         for p in procs:
             p.stop()

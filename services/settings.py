@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     max_scan_age_h: float = 72.0
     max_clock_skew_s: float = 120.0
 
+    # How often each API process re-reads the registry changes made through other processes
+    # into its in-memory check-in replica (services.registry.CheckinReplica): a member set to
+    # inactive, moved or added through another API process is seen by this one's check-ins
+    # within about this long (through this process: at once). If refreshing fails, the replica
+    # is not used after max(5 s, 5 x this) and check-ins read the database instead.
+    registry_refresh_s: float = Field(default=1.0, gt=0, le=60)
+
     # Rate limits (token buckets per API process): a burst, then a steady rate per minute.
     # A member scans a few times per service; a station door sees a queue at most.
     limit_checkins_member_burst: int = 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,8 @@ import zxingcpp
 from kafka import KafkaConsumer, TopicPartition
 from PIL import Image
 
+from services.events import Member, MemberUpserted, derived_id
+from services.processors import route_for_event
 from services.tokens import sign_station
 from tests.integration.conftest import Stack
 
@@ -265,3 +268,41 @@ def test_a_member_who_left_cannot_check_in(stack: Stack, demo: dict[str, Any]) -
     r = checkin(stack, me, token, "out")
     assert r.status_code == 403 and r.json()["error"]["code"] == "member_not_active"
     assert checkins_in_log(stack) == before
+
+
+def test_a_member_set_inactive_through_another_api_process_is_refused_within_the_bound(
+    stack: Stack, demo: dict[str, Any]
+) -> None:
+    """Check-ins read members from an in-memory replica; a change made through another API
+    process (here: its write-through into ClickHouse, behind this process's back) must reach
+    this process's check-ins within REGISTRY_REFRESH_S (plus the refresh's own time)."""
+    m = stack.create(
+        "/v1/members",
+        {"name": "孙丽", "unit_id": demo["unit"]["id"], "community_id": demo["community"]["id"]},
+    )
+    me = stack.token("member", m["id"])
+    token = sign_station(stack.settings, demo["station"]["id"])
+    assert checkin(stack, me, token, "in").status_code == 202
+    ctx = stack.client.app.state.ctx  # type: ignore[attr-defined]
+    assert ctx.registry.replica.lookup(demo["station"]["id"], m["id"]) is not None
+    before = Member.model_validate(ctx.registry.member(m["id"]).model_dump())
+    left = before.model_copy(
+        update={"status": "left", "version": before.version + 1, "updated_by": "admin:other"}
+    )
+    event = MemberUpserted(
+        event_id=derived_id("member", left.id, str(left.version)),
+        occurred_at=left.updated_at,
+        record=left,
+    )
+    route = route_for_event(event)
+    ctx.warehouse.insert(route.table, [route.to_row(event)], route.columns)
+    t0 = time.monotonic()
+    while True:
+        refs = ctx.registry.replica.lookup(demo["station"]["id"], m["id"])
+        if refs is not None and refs[1].status == "left":
+            break
+        # Polled here rather than by scanning: the member's rate limit would answer first.
+        assert time.monotonic() - t0 < stack.settings.registry_refresh_s + 2.0, "not seen yet"
+        time.sleep(0.05)
+    r = checkin(stack, me, token, "out")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "member_not_active"

@@ -61,3 +61,17 @@ def test_expired_and_forged_bearers_are_refused() -> None:
     )
     with pytest.raises(InvalidToken):
         verify_bearer(S, forged)
+
+
+def test_derived_keys_follow_the_secret() -> None:
+    # Keys are memoised per secret, purpose and version: a token signed under one secret must
+    # never verify under another, whichever was derived first.
+    a, b = Settings(secret_key="a" * 40), Settings(secret_key="b" * 40)
+    token = sign_station(a, "st_1")
+    assert verify_station(a, token) == "st_1"
+    with pytest.raises(InvalidToken):
+        verify_station(b, token)
+    bearer = issue_bearer(b, "member", "mem_1")
+    assert verify_bearer(b, bearer).subject_id == "mem_1"
+    with pytest.raises(InvalidToken):
+        verify_bearer(a, bearer)

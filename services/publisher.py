@@ -77,6 +77,7 @@ class Publisher:
         self._aio_loop: asyncio.AbstractEventLoop | None = None
         self._aio_lock: asyncio.Lock | None = None
         self._aio_retry_at = 0.0
+        self._failing_since: float | None = None
         timeout_ms = int(settings.publish_timeout_s * 1000)
         self._producer = KafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap.split(","),
@@ -167,8 +168,24 @@ class Publisher:
             self._aio = producer
             return producer
 
+    def failing_for(self) -> float:
+        """Seconds since the asynchronous sends (check-ins) last stopped succeeding: 0 while
+        the latest one succeeded. A port that answers is not enough for `/healthz`: in drill c
+        the broker was up and every send failed (docs/drills.md)."""
+        since = self._failing_since
+        return 0.0 if since is None else time.monotonic() - since
+
     async def send(self, spec: TopicSpec, key: str, event: Event) -> None:
         """Waits for the broker's acknowledgement without blocking the event loop."""
+        try:
+            await self._send(spec, key, event)
+        except PublishUnavailable:
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+            raise
+        self._failing_since = None
+
+    async def _send(self, spec: TopicSpec, key: str, event: Event) -> None:
         if self._aio_loop is not asyncio.get_running_loop():
             await self._send_threaded(spec, key, event)
             return

@@ -11,6 +11,9 @@ from services.net import port_open
 
 router = APIRouter(tags=["health"])
 
+# Check-ins failing without a success for this long make Kafka count as down.
+PUBLISH_FAILING_S = 10.0
+
 
 @router.get(
     "/healthz",
@@ -18,7 +21,8 @@ router = APIRouter(tags=["health"])
     responses={503: {"model": Health, "description": "a component is down; it is named"}},
 )
 async def healthz(ctx: Ctx) -> JSONResponse:
-    """Kafka and ClickHouse reachable: 200, or 503 naming what is down. No auth."""
+    """Kafka and ClickHouse reachable, and check-ins not all failing for 10 s: 200, or 503
+    naming what is down. No auth."""
 
     async def kafka_ok() -> bool:
         hosts = [h.rsplit(":", 1) for h in ctx.settings.kafka_bootstrap.split(",")]
@@ -28,6 +32,8 @@ async def healthz(ctx: Ctx) -> JSONResponse:
         return False
 
     k, c = await asyncio.gather(kafka_ok(), asyncio.to_thread(ctx.warehouse.ping))
+    # Reachable but refusing every record (e.g. a producer that cannot recover) is down too.
+    k = k and ctx.publisher.failing_for() < PUBLISH_FAILING_S
     body = {
         "status": "ok" if k and c else "degraded",
         "kafka": "ok" if k else "down",

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
+from services import topics
+from services.processors import ROUTES
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -27,19 +29,8 @@ CST = timezone(timedelta(hours=8))
 YEAR = datetime.now(CST).date().isocalendar()[0] - 1
 WEEKS_IN_YEAR = date(YEAR, 12, 28).isocalendar()[1]
 
-MEMBER_WEEKS = [
-    "week",
-    "member_id",
-    "station_id",
-    "station_community_id",
-    "member_community_id",
-    "member_grid_id",
-    "unit_id",
-    "sessions",
-    "credited_seconds",
-    "version",
-    "as_of",
-]
+# The sink's own columns for the table these tests fill directly.
+MEMBER_WEEKS = ROUTES[topics.MEMBER_WEEKS.name].columns
 FEEDBACK = [
     "feedback_id",
     "version",

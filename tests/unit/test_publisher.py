@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kafka.partitioner.default import DefaultPartitioner
@@ -72,4 +73,6 @@ def test_health_sees_sends_that_keep_failing_and_forgets_them_on_a_success() -> 
         await p.send(CHECKINS, "k", None)  # type: ignore[arg-type]
         assert p.failing_for() == 0.0
 
-    asyncio.run(scenario())
+    # In a thread of its own: an earlier test in the session may leave a loop running here.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()

@@ -101,7 +101,14 @@ class Sink:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.sink_batch_size,
+            # Let the broker gather 64 KiB (or wait 100 ms) per fetch. With kafka-python's
+            # default of 1 byte every fetch returned a handful of records, so at 1,000 check-ins/s
+            # the sink's threads spent ~19% of a core in fetch round trips, inside the API's
+            # process in the embedded mode, where they compete with the serving loop for the
+            # GIL (bench/findings.md, section 2: p50 at 1,000/s 22 ms -> 10 ms). Freshness pays
+            # at most the 100 ms wait, well inside the 500 ms batch time.
             fetch_max_wait_ms=100,
+            fetch_min_bytes=64 * 1024,
             # A sink that died without leaving the group holds its partitions until the session
             # times out (kafka-python's default is 45 s): keep it short, like the worker's, so a
             # restarted sink resumes within seconds (drills b and f).

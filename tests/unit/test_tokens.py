@@ -75,3 +75,15 @@ def test_derived_keys_follow_the_secret() -> None:
     assert verify_bearer(b, bearer).subject_id == "mem_1"
     with pytest.raises(InvalidToken):
         verify_bearer(a, bearer)
+
+
+def test_a_verified_bearer_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Verified tokens are remembered (the JWT decode is skipped on a member's next scan): the
+    # expiry must hold on a remembered token too.
+    token = issue_bearer(S, "member", "mem_9", ttl_s=60)
+    first = verify_bearer(S, token)
+    assert verify_bearer(S, token) is first
+    later = time.time() + 61
+    monkeypatch.setattr("services.tokens.time.time", lambda: later)
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_bearer(S, token)

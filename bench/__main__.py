@@ -50,6 +50,20 @@ def stream_rows(r: dict[str, Any]) -> list[Row]:
             + ("identical on both sides" if same else f"DIFFER: {p.check} vs {b.check}"),
         )
     ]
+    if (p2 := r.get("pipeline_2_workers")) is not None:
+        q2 = ratio(p2.rate, b.rate)
+        rows.append(
+            Row(
+                "1b. the same, two faust worker processes (6 partitions shared)",
+                f"{fmt(p2.rate)}/s ({fmt(p2.seconds, 1)} s)",
+                f"{fmt(b.rate)}/s (one consumer process)",
+                fmt(q2),
+                "ratio ≥ 0.8",
+                q2 >= 0.8,
+                "rows in ClickHouse "
+                + ("identical" if p2.check == b.check else f"DIFFER: {p2.check} vs {b.check}"),
+            )
+        )
     return rows
 
 
@@ -211,7 +225,7 @@ def _rows_of(results: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     if r := results.get("stream"):
         r = dict(r)
-        for k in ("pipeline", "baseline"):
+        for k in ("pipeline", "pipeline_2_workers", "baseline"):
             if k in r:
                 d = {f: r[k][f] for f in ("events", "seconds", "publish_s", "check")}
                 r[k] = StreamResult(**d)

@@ -142,11 +142,11 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
-def worker(s: Settings, log: Path) -> Proc:
+def worker(s: Settings, log: Path, extra_env: dict[str, str] | None = None) -> Proc:
     p = Proc(
         "faust worker",
         [sys.executable, "-m", "streams", "worker", "-l", "info"],
-        env_of(s),
+        env_of(s, extra_env),
         log,
     )
     p.wait_log(b"Worker]: Ready")

@@ -15,6 +15,9 @@ from services import metrics
 from services.logging import dict_config as log_dict_config
 from services.settings import get_settings
 from services.topics import CHECKINS, DEAD_LETTER, TopicSpec
+from streams import faust_fixes
+
+faust_fixes.apply()
 
 settings = get_settings()
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from services.events import (
     CheckinScanned,
@@ -123,11 +123,59 @@ class Review(_Frozen):
 
 
 class Kept(_Frozen):
-    base: Derived
+    """A session in state: its latest record, and what the scans alone made of it (status,
+    credit and flags before any review), which a later review applies to.
+
+    The record already holds everything else of the derived session. States written before
+    held the whole `Derived` session as `base` beside the record, repeating most of it (about
+    45% of a member's state, serialised once a batch); they are read as before (`_from_v2`).
+    """
+
     last: SessionRecorded
+    status: SessionStatus
+    credited_seconds: int
+    flags: tuple[str, ...] = ()
     # Live: still re-derived from the scans in state. A session that fell behind the horizon is
     # final: only a review can change it.
     live: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_v2(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "base" in data:
+            base = data["base"]
+            if isinstance(base, BaseModel):
+                base = base.model_dump()
+            return {
+                "last": data["last"],
+                "live": data.get("live", True),
+                "status": base["status"],
+                "credited_seconds": base["credited_seconds"],
+                "flags": tuple(base.get("flags", ())),
+            }
+        return data
+
+    @classmethod
+    def of(cls, d: Derived, last: SessionRecorded) -> Kept:
+        return cls(last=last, status=d.status, credited_seconds=d.credited_seconds, flags=d.flags)
+
+    def made_by(self, d: Derived) -> bool:
+        """Whether the scans' session `d` is the one kept, so its record would not change."""
+        r, o = self.last, d.opening
+        return (
+            d.status == self.status
+            and d.credited_seconds == self.credited_seconds
+            and d.flags == self.flags
+            and d.start == r.start
+            and d.end == r.end
+            and d.checkin_event_id == r.checkin_event_id
+            and d.checkout_event_id == r.checkout_event_id
+            and o.station_id == r.station_id
+            and o.station_community_id == r.station_community_id
+            and o.unit_id == r.unit_id
+            and o.member_community_id == r.member_community_id
+            and o.member_grid_id == r.member_grid_id
+        )
 
 
 class WeekTotal(_Frozen):
@@ -159,7 +207,7 @@ class MemberState(_Frozen):
 
     @property
     def has_open(self) -> bool:
-        return any(k.live and k.base.status == "open" for k in self.sessions.values())
+        return any(k.live and k.status == "open" for k in self.sessions.values())
 
 
 class LateScan(ValueError):
@@ -267,13 +315,15 @@ def _auto_close(o: Scan, rules: SessionRules) -> Derived:
     )
 
 
-def reviewed(base: Derived, review: Review | None) -> tuple[SessionStatus, int, list[str]]:
+def reviewed(
+    status: SessionStatus, credited: int, scan_flags: tuple[str, ...], review: Review | None
+) -> tuple[SessionStatus, int, list[str]]:
     """The status, credit and flags after the latest review (the scans' flags stay visible)."""
-    flags = list(base.flags)
+    flags = list(scan_flags)
     if review is None:
-        return base.status, base.credited_seconds, flags
+        return status, credited, flags
     if review.action == "approve":
-        return base.status, base.credited_seconds, [*flags, "approved"]
+        return status, credited, [*flags, "approved"]
     if review.action == "adjust":
         return "adjusted", review.credited_seconds or 0, [*flags, "adjusted"]
     return "rejected", 0, [*flags, "rejected"]
@@ -282,7 +332,7 @@ def reviewed(base: Derived, review: Review | None) -> tuple[SessionStatus, int, 
 def _record(
     member_id: str, base: Derived, review: Review | None, revision: int, voided: bool = False
 ) -> SessionRecorded:
-    status, credited, flags = reviewed(base, review)
+    status, credited, flags = reviewed(base.status, base.credited_seconds, base.flags, review)
     o = base.opening
     return SessionRecorded(
         event_id=derived_id("session", base.session_id, str(revision)),
@@ -303,6 +353,23 @@ def _record(
         checkin_event_id=base.checkin_event_id,
         checkout_event_id=base.checkout_event_id,
         voided=voided,
+    )
+
+
+def _revise(
+    kept: Kept, review: Review | None, revision: int, voided: bool = False
+) -> SessionRecorded:
+    """A new revision of a kept session, from its scans' status and credit and `review`."""
+    status, credited, flags = reviewed(kept.status, kept.credited_seconds, kept.flags, review)
+    return kept.last.model_copy(
+        update={
+            "event_id": derived_id("session", kept.last.session_id, str(revision)),
+            "revision": revision,
+            "status": status,
+            "credited_seconds": credited,
+            "flags": flags,
+            "voided": voided,
+        }
     )
 
 
@@ -428,7 +495,7 @@ def _rebuild(
             and kept.live
             and not kept.last.voided
             and d.session_id != reviewed_now
-            and kept.base == d
+            and kept.made_by(d)
         ):
             # The same scans made the same session and its review did not change: its record
             # would be the one kept. Most sessions of the horizon are like this on each scan.
@@ -437,17 +504,11 @@ def _rebuild(
         rev = kept.last.revision + 1 if kept else 1
         rec = _record(state.member_id, d, review, rev)
         if kept is None or not _same(kept.last, rec) or not kept.live:
-            changed.append((kept.last if kept else None, rec, Kept(base=d, last=rec)))
+            changed.append((kept.last if kept else None, rec, Kept.of(d, rec)))
     for sid, kept in state.sessions.items():
         if kept.live and sid not in seen and not kept.last.voided:
             # Re-pairing made this session disappear (a late scan joined it to another one).
-            rec = _record(
-                state.member_id,
-                kept.base,
-                state.reviews.get(sid),
-                kept.last.revision + 1,
-                voided=True,
-            )
+            rec = _revise(kept, state.reviews.get(sid), kept.last.revision + 1, voided=True)
             changed.append((kept.last, rec, kept.model_copy(update={"last": rec})))
     state, out = _commit(state, changed)
     return _finalize(state, derived, rules), out
@@ -467,9 +528,9 @@ def _finalize(state: MemberState, derived: list[Derived], rules: SessionRules) -
     keep_from = bisect.bisect_left([s.at for s in state.scans], boundary)
     dropped = state.scans[:keep_from]
     sessions = {
-        sid: (k.model_copy(update={"live": False}) if k.live and k.base.start < boundary else k)
+        sid: (k.model_copy(update={"live": False}) if k.live and k.last.start < boundary else k)
         for sid, k in state.sessions.items()
-        if k.base.start >= state.watermark - rules.review_window
+        if k.last.start >= state.watermark - rules.review_window
     }
     old_weeks = {week_key(k.last) for k in sessions.values()}
     review_floor = state.watermark - rules.review_window
@@ -544,7 +605,7 @@ def on_review(
         return state, []
     if kept.live:
         return _rebuild(state, rules, reviewed_now=review.session_id)
-    rec = _record(state.member_id, kept.base, r, kept.last.revision + 1)
+    rec = _revise(kept, r, kept.last.revision + 1)
     if _same(kept.last, rec):
         return state, []
     return _commit(state, [(kept.last, rec, kept.model_copy(update={"last": rec}))])

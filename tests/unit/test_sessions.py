@@ -301,3 +301,45 @@ def test_a_batch_publishes_only_the_latest_record_of_each_session_and_week() -> 
     assert {
         f"{w.week}|{w.station_id}": (w.sessions, w.credited_seconds, w.version) for w in week_recs
     } == {key: (w.sessions, w.seconds, w.version) for key, w in state.weeks.items()}
+
+
+# A member's state as workers wrote it before the compact `Kept` (each session's whole Derived
+# `base` beside its record): in 9:00, out 11:00 at st_a. Made with the rules of that time.
+V2_STATE = (
+    '{"member_id":"mem_1","scans":[{"event_id":"e-in-9","at":"2026-11-02T01:00:00Z","received'
+    '_at":"2026-11-02T01:00:00Z","action":"in","station_id":"st_a","station_community_id":"co'
+    'mm_1","unit_id":"unit_1","member_community_id":"comm_1","member_grid_id":"grid_1"},{"eve'
+    'nt_id":"e-out-11","at":"2026-11-02T03:00:00Z","received_at":"2026-11-02T03:00:00Z","acti'
+    'on":"out","station_id":"st_a","station_community_id":"comm_1","unit_id":"unit_1","member'
+    '_community_id":"comm_1","member_grid_id":"grid_1"}],"floor":"2026-10-29T03:00:00Z","drop'
+    'ped_ids":[],"sessions":{"e72fe9d5-31bb-5233-9f55-20c9d57a486d":{"base":{"session_id":"e7'
+    '2fe9d5-31bb-5233-9f55-20c9d57a486d","opening":{"event_id":"e-in-9","at":"2026-11-02T01:0'
+    '0:00Z","received_at":"2026-11-02T01:00:00Z","action":"in","station_id":"st_a","station_c'
+    'ommunity_id":"comm_1","unit_id":"unit_1","member_community_id":"comm_1","member_grid_id"'
+    ':"grid_1"},"start":"2026-11-02T01:00:00Z","end":"2026-11-02T03:00:00Z","credited_seconds'
+    '":7200,"status":"closed","flags":[],"checkin_event_id":"e-in-9","checkout_event_id":"e-o'
+    'ut-11"},"last":{"event_id":"75825fd9-02a4-567f-9053-54aa55d45736","event_type":"session.'
+    'recorded","schema_version":1,"occurred_at":"2026-11-02T03:00:00Z","session_id":"e72fe9d5'
+    '-31bb-5233-9f55-20c9d57a486d","revision":2,"member_id":"mem_1","unit_id":"unit_1","membe'
+    'r_community_id":"comm_1","station_id":"st_a","station_community_id":"comm_1","start":"20'
+    '26-11-02T01:00:00Z","end":"2026-11-02T03:00:00Z","credited_seconds":7200,"status":"close'
+    'd","flags":[],"checkin_event_id":"e-in-9","checkout_event_id":"e-out-11","member_grid_id'
+    '":"grid_1","voided":false},"live":true}},"reviews":{},"applied_reviews":[],"weeks":{"202'
+    '6-W45|st_a":{"sessions":1,"seconds":7200,"version":2,"station_community_id":"comm_1","me'
+    'mber_community_id":"comm_1","member_grid_id":"grid_1","unit_id":"unit_1","as_of":"2026-1'
+    '1-02T03:00:00Z"}},"week_version":2,"watermark":"2026-11-02T03:00:00Z","last_tick":null}'
+)
+
+
+def test_a_state_written_before_the_compact_form_reads_and_goes_on() -> None:
+    state = MemberState.model_validate_json(V2_STATE)
+    ((sid, kept),) = state.sessions.items()
+    assert (kept.status, kept.credited_seconds, kept.flags, kept.live) == ("closed", 7200, (), True)
+    # A later scan re-derives the same session: nothing to publish for it.
+    state, out = run(scan("in", at(14)), state=state)
+    assert sid not in {r.session_id for r in sessions(out)}
+    # A review applies to the scans' credit kept from the old form.
+    state, out = run(review(sid, "adjust", credited_seconds=3600, reason="核实"), state=state)
+    (r,) = sessions(out)
+    assert (r.session_id, r.status, r.credited_seconds, r.revision) == (sid, "adjusted", 3600, 3)
+    assert weeks(state)["2026-W45|st_a"] == (1, 3600)

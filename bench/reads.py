@@ -106,6 +106,10 @@ def run(work: Path, n_sessions: int, repeat: int = 5) -> dict[str, Any]:
                 "assessment_csv": _time(
                     lambda: get(f"/v1/units/{BIG_UNIT}/assessments", format="csv") and None, repeat
                 ),
+                "assessment_xlsx": _time(
+                    lambda: get(f"/v1/units/{BIG_UNIT}/assessments", format="xlsx") and None,
+                    repeat,
+                ),
                 "weekly_1": _time(lambda: get("/v1/communities/c00/weekly") and None, repeat),
                 "weekly_18": _time(lambda: get("/v1/weekly/communities") and None, repeat),
                 "weekly_18_one_by_one": _time(

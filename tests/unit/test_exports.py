@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 
 from openpyxl import load_workbook
 
@@ -32,3 +33,28 @@ def test_xlsx_opens_with_the_same_cells() -> None:
     # Read-only mode drops trailing empty cells; pad rows back to the header's width.
     values = [list(r) + [None] * (len(HEADERS) - len(r)) for r in ws.iter_rows(values_only=True)]
     assert values == [HEADERS, ["张伟", 12.5, "优秀"], ["李娜", 0, None]]
+
+
+def test_xlsx_carries_what_a_member_list_can_hold() -> None:
+    rows = [
+        ["A&B <社区>", True, Decimal("3.25"), float("nan"), "控制\x07字符", "  两端空格  "],
+        [None, False, 0, -1.5e-7, 12345678901, ""],
+    ]
+    data = b"".join(xlsx_chunks("2026: [年度]/考核*?" + "长" * 40, HEADERS * 2, iter(rows)))
+    wb = load_workbook(io.BytesIO(data), read_only=True)
+    (title,) = wb.sheetnames
+    assert len(title) <= 31 and not set(title) & set("[]:*?/\\")
+    got = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+    assert got[0] == HEADERS * 2
+    assert got[1] == ["A&B <社区>", True, 3.25, "nan", "控制字符", "  两端空格  "]
+    assert got[2][:5] == [None, False, 0, -1.5e-7, 12345678901]
+
+
+def test_xlsx_streams_a_large_export_in_chunks_with_every_row() -> None:
+    rows = ([f"mem_{i:06d}", f"成员{i}", i * 0.5] for i in range(20_000))
+    chunks = list(xlsx_chunks("考核", HEADERS, rows, chunk_size=64 * 1024))
+    assert len(chunks) >= 3  # parts leave while later rows are still being written
+    ws = load_workbook(io.BytesIO(b"".join(chunks)), read_only=True).worksheets[0]
+    values = list(ws.iter_rows(values_only=True))
+    assert len(values) == 20_001
+    assert list(values[-1]) == ["mem_019999", "成员19999", 9999.5]

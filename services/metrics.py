@@ -30,6 +30,12 @@ SINK_LAG = Gauge(
     "Messages on the sink's topics not yet committed to ClickHouse (end offset - committed).",
     ["topic"],
 )
+AGENT_LAG = Gauge(
+    "volunteer_agent_lag",
+    "Events on the worker's input topics not yet committed by this worker (end offset - "
+    "committed, over the partitions it owns), as of the scrape.",
+    ["topic"],
+)
 SINK_BATCH_ROWS = Histogram(
     "volunteer_sink_batch_rows",
     "Rows per table insert made by the sink.",

@@ -77,9 +77,29 @@ checkins_topic = raw_topic(CHECKINS)
 dead_letter_topic = raw_topic(DEAD_LETTER)
 
 
+def update_lag() -> dict[str, int]:
+    """`volunteer_agent_lag` per input topic, from faust's monitor: the end offset seen with the
+    last fetched records minus the committed offset, over the partitions this worker owns."""
+    mon = app.monitor
+    ends: dict[tuple[str, int], int] = {}
+    done: dict[tuple[str, int], int] = {}
+    for tp in app.assignor.assigned_actives():
+        if tp.topic.endswith("-changelog") or tp not in mon.tp_end_offsets:
+            continue
+        key = (tp.topic.removeprefix(settings.topic_prefix), tp.partition)
+        ends[key] = mon.tp_end_offsets[tp]
+        if tp in mon.tp_committed_offsets:
+            done[key] = mon.tp_committed_offsets[tp]
+    lag = metrics.lag_by_topic(ends, done)
+    for topic, n in lag.items():
+        metrics.AGENT_LAG.labels(topic=topic).set(n)
+    return lag
+
+
 @app.page("/metrics")
 async def prometheus_metrics(web: Any, request: Any) -> Any:
     """The worker's Prometheus metrics (operations, issue 7)."""
+    update_lag()
     # aiohttp refuses parameters (version, charset) in `content_type`: the header carries them.
     return web.bytes(metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 

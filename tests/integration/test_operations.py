@@ -42,6 +42,40 @@ def test_the_worker_serves_its_metrics(stack: Stack) -> None:
     assert "volunteer_agent_events_total" in r.text
 
 
+def test_the_worker_reports_its_lag_until_it_caught_up(stack: Stack) -> None:
+    # Scans published straight to Kafka: the worker's lag on `checkins` appears, then falls to
+    # 0 once it committed them.
+    producer = KafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all")
+    now = datetime.now(UTC)
+    for i in range(50):
+        member = f"lag_member_{i}"
+        scan = CheckinScanned(
+            event_id=derived_id("checkin", member, "lag"),
+            occurred_at=now,
+            member_id=member,
+            station_id="st_lag",
+            station_community_id="c_lag",
+            unit_id="u_lag",
+            member_community_id="c_lag",
+            action="in",
+            client_event_id=str(uuid.uuid4()),
+            received_at=now,
+        )
+        producer.send(stack.settings.topic(topics.CHECKINS.name), scan.to_bytes(), member.encode())
+    producer.flush()
+    producer.close()
+    url = f"http://127.0.0.1:{stack.settings.worker_web_port}/metrics"
+
+    def lag() -> float | None:
+        text = httpx.get(url, timeout=10).text
+        if 'volunteer_agent_lag{topic="checkins"}' not in text:
+            return None
+        return _metric(text, "volunteer_agent_lag", 'topic="checkins"')
+
+    stack.wait_for(lambda: lag() is not None)
+    assert stack.wait_for(lambda: lag() == 0.0) is True
+
+
 def test_metrics_count_checkins_by_result_and_stay_out_of_the_schema(stack: Stack) -> None:
     unit = stack.create("/v1/units", {"name": "运维测试单位"})
     community = stack.create("/v1/communities", {"name": "运维测试社区"})

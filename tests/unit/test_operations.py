@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +25,30 @@ def test_lag_sums_partitions_per_topic_and_never_goes_negative() -> None:
     done = {("checkins", 0): 4, ("checkins", 1): 9, ("sessions", 0): 7}
     assert metrics.lag_by_topic(ends, done) == {"checkins": 6, "sessions": 0}
     assert metrics.lag_by_topic({("x", 0): 3}, {}) == {"x": 3}
+
+
+def test_the_worker_lag_counts_its_input_partitions_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from faust.types import TP
+
+    from streams import app as streams_app
+
+    p = streams_app.settings.topic_prefix
+    ends = {
+        TP(p + "checkins", 0): 100,
+        TP(p + "checkins", 1): 50,
+        TP(p + "session-clock", 0): 7,
+        TP(p + "member-session-state-v2-changelog", 0): 9,
+    }
+    monitor = SimpleNamespace(
+        tp_end_offsets=ends,
+        tp_committed_offsets={TP(p + "checkins", 0): 90, TP(p + "session-clock", 0): 7},
+    )
+    monkeypatch.setattr(streams_app.app, "monitor", monitor)
+    monkeypatch.setattr(
+        streams_app.app, "assignor", SimpleNamespace(assigned_actives=lambda: set(ends))
+    )
+    assert streams_app.update_lag() == {"checkins": 60, "session-clock": 0}
+    assert 'volunteer_agent_lag{topic="checkins"} 60.0' in metrics.render().decode()
 
 
 def test_json_formatter_prints_one_object_with_extras() -> None:

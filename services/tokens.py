@@ -106,7 +106,7 @@ def verify_bearer(settings: Settings, token: str) -> Principal:
     known = _VERIFIED.get(key)
     if known is not None:
         if known.expires_at is not None and known.expires_at <= time.time():
-            del _VERIFIED[key]
+            _VERIFIED.pop(key, None)  # (threads of sync routes verify too)
             raise InvalidToken("token expired")
         return known
     principal = _decode_bearer(settings, token)

@@ -209,6 +209,12 @@ class MemberState(_Frozen):
     def has_open(self) -> bool:
         return any(k.live and k.status == "open" for k in self.sessions.values())
 
+    def open_deadline(self, rules: SessionRules) -> datetime | None:
+        """When the clock alone would close the member's open session as forgotten (None: no
+        open session). Until then a clock tick changes nothing the member can see."""
+        starts = [k.last.start for k in self.sessions.values() if k.live and k.status == "open"]
+        return rules.deadline(min(starts)) if starts else None
+
 
 class LateScan(ValueError):
     """A scan older than everything the state can still re-pair: it goes to the dead letters."""

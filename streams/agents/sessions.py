@@ -140,20 +140,39 @@ def _expected(topic: str) -> type[Event]:
     return CheckinScanned
 
 
-def _load_index(partition: int) -> tuple[datetime | None, set[str]]:
+# The partition's index, parsed, beside the table (as for member states below): it is read on
+# every batch and holds every member with an open session, so it is parsed only when the
+# table holds bytes other than those it was parsed from (after a recovery or a rebalance).
+_parsed_index: dict[int, tuple[bytes, datetime | None, dict[str, int]]] = {}
+
+
+def _load_index(partition: int) -> tuple[datetime | None, dict[str, int]]:
+    """The partition's clock and its members with an open session, each with the epoch second
+    at which the clock alone would close that session (`MemberState.open_deadline`)."""
     raw = partition_index.get(b"p%d" % partition)
     if not raw:
-        return None, set()
+        return None, {}
+    hit = _parsed_index.get(partition)
+    if hit is not None and hit[0] is raw:
+        return hit[1], dict(hit[2])
     data = json.loads(raw)
     clock = datetime.fromisoformat(data["clock"]) if data.get("clock") else None
-    return clock, set(data.get("open", []))
+    members = data.get("open", {})
+    if isinstance(members, list):
+        # Written before deadlines were kept: due at once, the next tick learns each deadline.
+        members = dict.fromkeys(members, 0)
+    _parsed_index[partition] = (raw, clock, members)
+    return clock, dict(members)
 
 
 async def _save_index(
-    outbox: Outbox, partition: int, clock: datetime | None, members: set[str]
+    outbox: Outbox, partition: int, clock: datetime | None, members: dict[str, int]
 ) -> None:
-    value = json.dumps({"clock": clock.isoformat() if clock else None, "open": sorted(members)})
-    await outbox.put(partition_index, partition, b"p%d" % partition, value.encode())
+    value = json.dumps(
+        {"clock": clock.isoformat() if clock else None, "open": members}, sort_keys=True
+    ).encode()
+    await outbox.put(partition_index, partition, b"p%d" % partition, value)
+    _parsed_index[partition] = (value, clock, dict(members))
 
 
 # The parsed state beside the table, so a member's JSON is parsed once, not on every batch.
@@ -245,7 +264,7 @@ async def _apply_partition(
 ) -> list[Event]:
     """Applies one partition's events in log order, then saves each touched state once."""
     clock, open_members = _load_index(partition)
-    index_before = (clock, set(open_members))
+    index_before = (clock, dict(open_members))
     states: dict[str, MemberState] = {}
     dirty: set[str] = set()
     out: list[Event] = []
@@ -259,16 +278,21 @@ async def _apply_partition(
         if new is not old:
             states[member_id] = new
             dirty.add(member_id)
-        if new.has_open:
-            open_members.add(member_id)
+        deadline = new.open_deadline(RULES)
+        if deadline is None:
+            open_members.pop(member_id, None)
         else:
-            open_members.discard(member_id)
+            open_members[member_id] = int(deadline.timestamp())
 
     for event, parsed in items:
         if isinstance(parsed, ClockTicked):
             now = parsed.occurred_at
             clock = max(clock, now) if clock else now
-            for member_id in sorted(open_members):
+            # Only members whose open session the clock closes now: a tick that re-derived
+            # and re-saved every open member cost O(open members) per partition and tick,
+            # which at 100,000 members blocked the loop for seconds (the million-scan drill).
+            due_at = clock.timestamp()
+            for member_id in sorted(m for m, dl in open_members.items() if dl <= due_at):
                 old = state_of(member_id)
                 new, produced = on_clock(old, parsed.event_id, clock, RULES)
                 out.extend(produced)
@@ -302,6 +326,7 @@ async def _apply_partition(
 async def _forget_parsed(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     # Members of partitions that moved away would otherwise stay parsed here for good.
     _parsed.clear()
+    _parsed_index.clear()
 
 
 @app.timer(interval=settings.session_tick_s)  # type: ignore[untyped-decorator]

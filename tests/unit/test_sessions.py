@@ -343,3 +343,16 @@ def test_a_state_written_before_the_compact_form_reads_and_goes_on() -> None:
     (r,) = sessions(out)
     assert (r.session_id, r.status, r.credited_seconds, r.revision) == (sid, "adjusted", 3600, 3)
     assert weeks(state)["2026-W45|st_a"] == (1, 3600)
+
+
+def test_the_open_deadline_is_when_the_clock_alone_closes_the_session() -> None:
+    # The agent ticks only members whose deadline passed: before it a tick must change nothing
+    # the member can see, at it the session closes.
+    state, _ = run(scan("in", at(9)))
+    deadline = state.open_deadline(RULES)
+    assert deadline == at(4, day=3)  # the end of the local day, plus the 4 h grace
+    _, out = run(deadline - timedelta(seconds=1), state=state)
+    assert sessions(out) == []
+    state, out = run(deadline, state=state)
+    assert [r.status for r in sessions(out)] == ["auto_closed"]
+    assert state.open_deadline(RULES) is None

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # scan) and publishes only each session's and week's latest record.
     session_batch_size: int = Field(default=1000, ge=1)
     session_batch_within_s: float = Field(default=0.1, gt=0)
+    # Members whose parsed state a worker keeps beside the table (least recently used go).
+    # Unbounded, 100,000 members' parsed states were ~6 M objects for Python's garbage
+    # collector: full collections of seconds stalled the worker past its session timeout
+    # (the million-scan drill). Above it a state is parsed again from the table's bytes.
+    session_state_cache: int = Field(default=20_000, ge=0)
 
     # The largest member spreadsheet an import accepts (HTTP 413 above it).
     import_max_bytes: int = 50 * 1024 * 1024

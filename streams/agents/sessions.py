@@ -24,6 +24,7 @@ import asyncio
 import functools
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Any
@@ -175,10 +176,18 @@ async def _save_index(
     _parsed_index[partition] = (value, clock, dict(members))
 
 
-# The parsed state beside the table, so a member's JSON is parsed once, not on every batch.
+# The parsed state beside the table, so an active member's JSON is parsed once, not on every
+# batch; at most SESSION_STATE_CACHE members, least recently used dropped first (settings).
 # An entry is used only while the table still holds the very bytes it was parsed from, so
 # after a recovery or a rebalance (new bytes in the table) the table is read again.
-_parsed: dict[str, tuple[bytes, MemberState]] = {}
+_parsed: OrderedDict[str, tuple[bytes, MemberState]] = OrderedDict()
+
+
+def _keep_parsed(member_id: str, raw: bytes, state: MemberState) -> None:
+    _parsed[member_id] = (raw, state)
+    _parsed.move_to_end(member_id)
+    while len(_parsed) > settings.session_state_cache:
+        _parsed.popitem(last=False)
 
 
 def _load_member(member_id: str) -> MemberState:
@@ -187,9 +196,10 @@ def _load_member(member_id: str) -> MemberState:
         return MemberState(member_id=member_id)
     hit = _parsed.get(member_id)
     if hit is not None and hit[0] is raw:
+        _parsed.move_to_end(member_id)
         return hit[1]
     state = MemberState.model_validate_json(raw)
-    _parsed[member_id] = (raw, state)
+    _keep_parsed(member_id, raw, state)
     return state
 
 
@@ -320,7 +330,7 @@ async def _apply_partition(
         state = states[member_id]
         raw_state = state.model_dump_json().encode()
         await outbox.put(member_state, partition, member_id.encode(), raw_state)
-        _parsed[member_id] = (raw_state, state)
+        _keep_parsed(member_id, raw_state, state)
     if (clock, open_members) != index_before:
         await _save_index(outbox, partition, clock, open_members)
     return out

@@ -15,9 +15,10 @@ while processing ran normally (here: ~100 s for 6,000 events; in drill a ~110 s 
 Reported upstream as robinhood/faust#559 and #625; faust-streaming/faust#606 is still open.
 
 The fix: a gap offset counts as done only if it is neither acknowledged already (that would be
-a duplicate) nor delivered and still in flight (committing past it could lose it on a crash;
-it joins the list when the agent acknowledges it). A real gap, an offset never delivered,
-still counts as done, as faust intends.
+a duplicate) nor delivered in the current generation and still in flight (committing past it
+could lose it on a crash; it joins the list when the agent acknowledges it). A real gap, an
+offset never delivered, still counts as done, as faust intends; so does the offset of a message
+left from before a rebalance, which faust's streams skip and never acknowledge.
 """
 
 from __future__ import annotations
@@ -42,8 +43,15 @@ def new_offset(self: Any, tp: TP) -> int | None:
         max_offset = max(acked)
         candidates = sorted(gaps.overlap(0, max_offset), key=lambda iv: iv.begin)
         if candidates:
-            # Already acknowledged, or delivered and not yet acknowledged.
-            skip = set(acked) | {m.offset for m in list(self._unacked_messages) if m.tp == tp}
+            # Already acknowledged, or delivered in this generation and not yet acknowledged.
+            # A message of an earlier generation is never acknowledged (faust's streams skip
+            # it after a rebalance), so it must not hold the commit back for good.
+            gen = self.app.consumer_generation_id
+            skip = set(acked) | {
+                m.offset
+                for m in list(self._unacked_messages)
+                if m.tp == tp and m.generation_id in (None, gen)
+            }
             end = max_offset + 1
             for iv in candidates:
                 acked.extend(o for o in range(iv.begin, iv.end) if o not in skip)

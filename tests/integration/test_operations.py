@@ -45,14 +45,12 @@ def test_the_worker_serves_its_metrics(stack: Stack) -> None:
 def test_the_worker_reports_its_lag_until_it_caught_up(stack: Stack) -> None:
     # Scans published straight to Kafka: the worker's lag on `checkins` appears, then falls to
     # 0 once it committed them.
-    producer = KafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all")
     now = datetime.now(UTC)
-    for i in range(50):
-        member = f"lag_member_{i}"
-        scan = CheckinScanned(
-            event_id=derived_id("checkin", member, "lag"),
+    scans = [
+        CheckinScanned(
+            event_id=derived_id("checkin", f"lag_member_{i}", "lag"),
             occurred_at=now,
-            member_id=member,
+            member_id=f"lag_member_{i}",
             station_id="st_lag",
             station_community_id="c_lag",
             unit_id="u_lag",
@@ -61,9 +59,10 @@ def test_the_worker_reports_its_lag_until_it_caught_up(stack: Stack) -> None:
             client_event_id=str(uuid.uuid4()),
             received_at=now,
         )
-        producer.send(stack.settings.topic(topics.CHECKINS.name), scan.to_bytes(), member.encode())
-    producer.flush()
-    producer.close()
+        for i in range(50)
+    ]
+    publisher = stack.client.app.state.ctx.publisher  # type: ignore[attr-defined]
+    publisher.send_many_sync([(topics.CHECKINS, s.member_id, s) for s in scans])
     url = f"http://127.0.0.1:{stack.settings.worker_web_port}/metrics"
 
     def lag() -> float | None:

@@ -67,6 +67,17 @@ AGENT_WEEKS = Counter(
     "volunteer_agent_member_weeks_emitted", "MemberWeekRecorded records emitted by the agent."
 )
 
+AGENT_REDELIVERED = Counter(
+    "volunteer_agent_redelivered",
+    "Input messages the session agent skipped because its ledger shows them applied already.",
+    ["topic"],
+)
+AGENT_HOLES = Counter(
+    "volunteer_agent_holes",
+    "Times the session agent found offsets skipped before a message and sought back to them.",
+    ["topic"],
+)
+
 
 def render() -> bytes:
     """The process's metrics in the Prometheus text format."""

@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     # collector: full collections of seconds stalled the worker past its session timeout
     # (the million-scan drill). Above it a state is parsed again from the table's bytes.
     session_state_cache: int = Field(default=20_000, ge=0)
+    # FAULT INJECTION, for tests and drills only; off by default, never set in production.
+    # SESSION_FAULT_SKIP: comma-separated `topic:partition:offset` (partition `*` for any): the
+    # session agent drops the first delivery of each such message as faust's streams do with a
+    # message fetched before a rebalance, so the ledger's hole-and-seek path is exercised.
+    session_fault_skip: str = Field(default="", pattern=r"^([\w.-]+:(\d+|\*):\d+(,|$))*$")
+    # SESSION_FAULT_HOLD_FILE: while this file exists, every batch waits (at most
+    # SESSION_FAULT_HOLD_S) between applying its events and sending its records, so a test can
+    # rebalance the group while a batch is in flight.
+    session_fault_hold_file: str = ""
+    session_fault_hold_s: float = Field(default=60.0, ge=0, le=600)
 
     # The largest member spreadsheet an import accepts (HTTP 413 above it).
     import_max_bytes: int = 50 * 1024 * 1024

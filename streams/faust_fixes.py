@@ -23,6 +23,7 @@ left from before a rebalance, which faust's streams skip and never acknowledge.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -31,10 +32,31 @@ from faust.utils.functional import consecutive_numbers
 
 ORIGINAL_NEW_OFFSET = Consumer._new_offset
 
+# Topics whose commits an agent's ledger decides (streams/ledger.py), and how.
+_ledgered: set[str] = set()
+_committable: Callable[[TP], int | None] | None = None
+
+
+def commit_from(committable: Callable[[TP], int | None], topics: set[str]) -> None:
+    """The offsets of these topics are committed where `committable` says (an agent's ledger:
+    every message before it applied, its effects acknowledged), never from faust's
+    acknowledgements, which can pass a message that was skipped (streams/ledger.py)."""
+    global _committable
+    _committable = committable
+    _ledgered.update(topics)
+
 
 def new_offset(self: Any, tp: TP) -> int | None:
     """`Consumer._new_offset` with gap offsets filtered as described above; otherwise the
-    same: the offset after the first contiguous run of acknowledged offsets, or None."""
+    same: the offset after the first contiguous run of acknowledged offsets, or None. For a
+    ledgered topic, the ledger's offset (faust's bookkeeping of it is dropped, not to grow)."""
+    if tp.topic in _ledgered and _committable is not None:
+        self._acked[tp].clear()
+        self._acked_index[tp].clear()
+        self._gap.pop(tp, None)
+        offset = _committable(tp)
+        committed = self._committed_offset[tp]
+        return offset if offset is not None and (committed is None or offset > committed) else None
     acked: list[int] = self._acked[tp]
     if not acked:
         return None

@@ -24,6 +24,8 @@ import asyncio
 import functools
 import json
 import logging
+import os
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
@@ -43,8 +45,17 @@ from services.events import (
     parse_event,
     utcnow,
 )
-from services.topics import CHECKINS, MEMBER_WEEKS, SESSION_CLOCK, SESSION_REVIEWS, SESSIONS
-from streams.app import app, dead_letter_topic, raw_topic, settings
+from services.topics import (
+    CHECKINS,
+    DEAD_LETTER,
+    MEMBER_WEEKS,
+    SESSION_CLOCK,
+    SESSION_REVIEWS,
+    SESSIONS,
+)
+from streams import faust_fixes
+from streams.app import app, raw_topic, settings
+from streams.ledger import Batch, Ledger, Verdict
 from streams.sessions import (
     LateScan,
     MemberState,
@@ -64,8 +75,51 @@ _REVIEWS = settings.topic(SESSION_REVIEWS.name)
 _CLOCK = settings.topic(SESSION_CLOCK.name)
 _SESSIONS = settings.topic(SESSIONS.name)
 _MEMBER_WEEKS = settings.topic(MEMBER_WEEKS.name)
+_DEAD_LETTER = settings.topic(DEAD_LETTER.name)
 
 session_input = raw_topic(CHECKINS, SESSION_REVIEWS, SESSION_CLOCK)
+
+# What this worker has applied of each input partition; the only source of the offsets it
+# commits (streams/ledger.py). The clock topic is compacted: its offsets may jump.
+LEDGER = Ledger(gapped_topics=frozenset({_CLOCK}))
+faust_fixes.commit_from(LEDGER.committable, {_CHECKINS, _REVIEWS, _CLOCK})
+
+
+class _Faults:
+    """FAULT INJECTION for tests and drills (settings SESSION_FAULT_*): drop the first delivery
+    of given messages, as faust's streams drop a message fetched before a rebalance; hold
+    batches in flight while a file exists."""
+
+    def __init__(self, spec: str, prefix: str) -> None:
+        self.prefix = prefix
+        self.pending: set[tuple[str, str, int]] = set()
+        for item in filter(None, spec.split(",")):
+            topic, partition, offset = item.rsplit(":", 2)
+            self.pending.add((topic, partition, int(offset)))
+
+    def skip(self, topic: str, partition: int, offset: int) -> bool:
+        if not self.pending:
+            return False
+        name = topic.removeprefix(self.prefix)
+        for key in ((name, str(partition), offset), (name, "*", offset)):
+            if key in self.pending:
+                self.pending.discard(key)
+                log.warning("fault injection: dropped %s[%d]@%d once", topic, partition, offset)
+                return True
+        return False
+
+    async def hold(self, n: int) -> None:
+        path = settings.session_fault_hold_file
+        if not path or not os.path.exists(path):
+            return
+        log.warning("fault injection: holding a batch of %d events", n)
+        deadline = time.monotonic() + settings.session_fault_hold_s
+        while os.path.exists(path) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        log.warning("fault injection: batch released")
+
+
+_faults = _Faults(settings.session_fault_skip, settings.topic_prefix)
 clock_topic = raw_topic(SESSION_CLOCK)
 
 # Keyed by member id (bytes); the value is MemberState as JSON bytes, stored raw. (v2: the
@@ -105,8 +159,15 @@ class Outbox:
         self.sessions = 0
         self.weeks = 0
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
-        self._acks.append(await app.producer.send(topic, key, value, partition, None, None))
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None,
+        headers: dict[str, bytes] | None = None,
+    ) -> None:
+        self._acks.append(await app.producer.send(topic, key, value, partition, None, headers))
 
     async def put(self, table: Any, partition: int, key: bytes, value: bytes) -> None:
         """`table[key] = value`, with the changelog partition named: faust would take it from
@@ -203,17 +264,17 @@ def _load_member(member_id: str) -> MemberState:
     return state
 
 
-async def _dead_letter(key: bytes | None, raw: bytes, reason: str, topic: str = _CHECKINS) -> None:
+async def _dead_letter(
+    outbox: Outbox, key: bytes | None, raw: bytes, reason: str, topic: str = _CHECKINS
+) -> None:
+    # Through the batch's outbox: acknowledged before the batch's offsets count as applied.
     # source_topic: where `python -m services.deadletter replay` sends it back once fixed.
-    await dead_letter_topic.send(
-        key=key,
-        value=raw,
-        headers={
-            "reason": reason[:2000].encode(),
-            "source": b"pair_sessions",
-            "source_topic": topic.encode(),
-        },
-    )
+    headers = {
+        "reason": reason[:2000].encode(),
+        "source": b"pair_sessions",
+        "source_topic": topic.encode(),
+    }
+    await outbox.send(_DEAD_LETTER, key, raw, None, headers)
     metrics.DEAD_LETTERS.labels(
         source="pair_sessions", topic=topic.removeprefix(settings.topic_prefix)
     ).inc()
@@ -221,18 +282,18 @@ async def _dead_letter(key: bytes | None, raw: bytes, reason: str, topic: str = 
 
 @app.agent(session_input)
 async def pair_sessions(stream: Any) -> AsyncIterator[None]:
-    # noack_take, not take(): take() acknowledges a batch even when the body raised, which
-    # would commit events whose outputs were never sent. Here the events are acknowledged only
-    # after the whole batch's states and outputs were handed to the producer (faust flushes it
-    # before committing); an exception leaves the batch unacknowledged, read again on restart.
+    # noack_take, not take(): take() acknowledges a batch even when the body raised. The
+    # acknowledgements no longer decide what is committed (the ledger does, see _process), but
+    # faust's rebalance waits for them (wait_empty), so a batch's writes all land before the
+    # partitions move on.
     async for events in stream.noack_take(
         settings.session_batch_size, within=settings.session_batch_within_s
     ):
         try:
             await _process(events)
         except Exception as exc:
-            # Crash the worker rather than let the agent be restarted past an unacknowledged
-            # batch (its offsets would hold every later commit of those partitions back).
+            # Crash the worker: the ledger did not move, so whoever owns these partitions next
+            # applies the batch again from the changelog's saved offsets.
             log.exception("session batch failed; stopping the worker")
             await app.crash(exc)
             raise
@@ -246,22 +307,45 @@ def _counter(topic: str) -> Any:
     return metrics.AGENT_SCANS.labels(kind=topic.removeprefix(settings.topic_prefix))
 
 
+@functools.cache
+def _redelivered(topic: str) -> Any:
+    return metrics.AGENT_REDELIVERED.labels(topic=topic.removeprefix(settings.topic_prefix))
+
+
+@functools.cache
+def _holes(topic: str) -> Any:
+    return metrics.AGENT_HOLES.labels(topic=topic.removeprefix(settings.topic_prefix))
+
+
 async def _process(events: list[Any]) -> None:
-    """One batch: parse, apply each partition's events in log order, publish the latest."""
+    """One batch: parse, apply each partition's new events in log order, publish the latest
+    records, then save and settle the ledger (streams/ledger.py)."""
+    batch = LEDGER.batch()
+    outbox = Outbox()
     by_partition: dict[int, list[tuple[Any, Event]]] = {}
     for event in events:
         raw: bytes = event.value
-        topic: str = event.message.topic
+        message = event.message
+        topic: str = message.topic
+        if _faults.skip(topic, message.partition, message.offset):
+            continue
+        tp = (topic, message.partition)
+        if not LEDGER.knows(tp):
+            _start(tp)
+        verdict = batch.verdict(tp, message.offset)
+        if verdict is not Verdict.APPLY:
+            if verdict is Verdict.SEEN:
+                _redelivered(topic).inc()
+            continue
         _counter(topic).inc()
         try:
             parsed = parse_event(raw)
             if not isinstance(parsed, _expected(topic)):
                 raise ValueError(f"unexpected event type {parsed.event_type} on {topic}")
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            await _dead_letter(event.key, raw, str(exc), topic)
+            await _dead_letter(outbox, event.key, raw, str(exc), topic)
             continue
-        by_partition.setdefault(event.message.partition, []).append((event, parsed))
-    outbox = Outbox()
+        by_partition.setdefault(message.partition, []).append((event, parsed))
     out: list[Event] = []
     for partition, items in by_partition.items():
         out.extend(await _apply_partition(outbox, partition, items))
@@ -269,8 +353,70 @@ async def _process(events: list[Any]) -> None:
         # timers and the consumer thread's keepalive run between partitions (the million-scan
         # drill saw timers drift 4-5 s on the shared 2 cores).
         await asyncio.sleep(0)
+    await _faults.hold(len(events))
     await outbox.publish(latest_records(out))
     await outbox.delivered()
+    # Only now, with the states and outputs acknowledged, the offsets count as applied: saved
+    # last, so a worker that dies before this re-applies the batch (the rules recognise its
+    # events and publish their latest records again) instead of skipping it.
+    saved = Outbox()
+    for p, offsets in _by_partition(batch.advanced()).items():
+        await saved.put(partition_index, p, _applied_key(p), _applied_value(p, offsets))
+    await saved.delivered()
+    batch.settle()
+    await _seek_holes(batch)
+
+
+def _start(tp: tuple[str, int]) -> None:
+    """A partition's first event since it was assigned here: start the ledger where the
+    changelog says the state stands, else (a state saved before the ledger existed, or none)
+    at the offset faust sought to, the committed one."""
+    topic, partition = tp
+    saved = _load_applied(partition).get(topic)
+    if saved is None:
+        consumer: Any = app.consumer  # faust keeps the committed offsets it sought to here
+        committed = consumer._committed_offset.get(TP(topic, partition))
+        if committed is None:
+            # Nothing committed and nothing saved: the group reads from the earliest offset
+            # (consumer_auto_offset_reset), and the first event delivered is the start.
+            LEDGER.start_at_first(tp)
+            return
+        saved = int(committed)
+    LEDGER.start(tp, saved)
+
+
+def _applied_key(partition: int) -> bytes:
+    return b"applied-p%d" % partition
+
+
+def _load_applied(partition: int) -> dict[str, int]:
+    raw = partition_index.get(_applied_key(partition))
+    return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+def _applied_value(partition: int, offsets: dict[str, int]) -> bytes:
+    return json.dumps({**_load_applied(partition), **offsets}, sort_keys=True).encode()
+
+
+def _by_partition(advanced: dict[tuple[str, int], int]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {}
+    for (topic, partition), offset in advanced.items():
+        out.setdefault(partition, {})[topic] = offset
+    return out
+
+
+async def _seek_holes(batch: Batch) -> None:
+    """Seek back to the first offset faust skipped, so it is delivered again. During a
+    rebalance faust seeks every partition to its committed offset itself (and the ledger starts
+    again from the changelog), so nothing is sought then."""
+    seeks = batch.seeks(time.monotonic())
+    if not seeks or not app.flow_control.is_active():
+        return
+    for (topic, partition), offset in seeks.items():
+        _holes(topic).inc()
+        log.warning("offsets skipped before %s[%d]; seeking back to %d", topic, partition, offset)
+        await app.consumer.seek(TP(topic, partition), offset)
+    batch.sought(seeks, time.monotonic())
 
 
 async def _apply_partition(
@@ -321,7 +467,7 @@ async def _apply_partition(
                 assert isinstance(parsed, SessionReviewed)
                 new, produced = on_review(old, parsed, RULES)
         except LateScan as exc:
-            await _dead_letter(event.key, event.value, str(exc), event.message.topic)
+            await _dead_letter(outbox, event.key, event.value, str(exc), event.message.topic)
             continue
         out.extend(produced)
         settle(member_id, old, new)
@@ -341,6 +487,9 @@ async def _forget_parsed(sender: Any, /, *args: Any, signal: Any, **kwargs: Any)
     # Members of partitions that moved away would otherwise stay parsed here for good.
     _parsed.clear()
     _parsed_index.clear()
+    # faust revokes every partition at a rebalance (eager protocol) and waited for the batch in
+    # flight: the ledger starts each partition again from its changelog.
+    LEDGER.forget_all()
 
 
 @app.timer(interval=settings.session_tick_s)  # type: ignore[untyped-decorator]

@@ -1,4 +1,10 @@
-"""A fix for faust-streaming's offset bookkeeping after a rebalance (0.15.3), applied on import.
+"""faust-streaming's (0.15.3) offset commits, patched on import.
+
+For the topics of an agent with a ledger (`commit_from`; streams/ledger.py, docs/delivery.md)
+the committed offset is the ledger's: every message before it applied and its effects
+acknowledged; faust's acknowledgements, which can pass a message never processed, are ignored.
+
+For any other topic, a fix of faust's gap bookkeeping after a rebalance:
 
 The bug (reproduced in drills a and e, and alone with a worker killed and restarted under a
 backlog): faust commits the highest *contiguous* acknowledged offset of each partition
@@ -33,28 +39,27 @@ from faust.utils.functional import consecutive_numbers
 ORIGINAL_NEW_OFFSET = Consumer._new_offset
 
 # Topics whose commits an agent's ledger decides (streams/ledger.py), and how.
-_ledgered: set[str] = set()
-_committable: Callable[[TP], int | None] | None = None
+_ledgered: dict[str, Callable[[TP], int | None]] = {}
 
 
 def commit_from(committable: Callable[[TP], int | None], topics: set[str]) -> None:
     """The offsets of these topics are committed where `committable` says (an agent's ledger:
     every message before it applied, its effects acknowledged), never from faust's
     acknowledgements, which can pass a message that was skipped (streams/ledger.py)."""
-    global _committable
-    _committable = committable
-    _ledgered.update(topics)
+    for topic in topics:
+        _ledgered[topic] = committable
 
 
 def new_offset(self: Any, tp: TP) -> int | None:
     """`Consumer._new_offset` with gap offsets filtered as described above; otherwise the
     same: the offset after the first contiguous run of acknowledged offsets, or None. For a
     ledgered topic, the ledger's offset (faust's bookkeeping of it is dropped, not to grow)."""
-    if tp.topic in _ledgered and _committable is not None:
+    committable = _ledgered.get(tp.topic)
+    if committable is not None:
         self._acked[tp].clear()
         self._acked_index[tp].clear()
         self._gap.pop(tp, None)
-        offset = _committable(tp)
+        offset = committable(tp)
         committed = self._committed_offset[tp]
         return offset if offset is not None and (committed is None or offset > committed) else None
     acked: list[int] = self._acked[tp]

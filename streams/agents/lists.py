@@ -15,7 +15,8 @@ from typing import Any
 
 from services.events import ListCommand, ResourceRecorded, WishRecorded, derived_id, parse_event
 from services.topics import LIST_COMMANDS, LIST_REJECTIONS, LIST_TRANSITIONS, RESOURCES, WISHES
-from streams.app import app, dead_letter_topic, raw_topic
+from streams.app import app, dead_letter_topic, raw_topic, settings
+from streams.guarantee import Guarantee, applied_key
 from streams.lists import ItemState, apply
 
 log = logging.getLogger(__name__)
@@ -34,54 +35,74 @@ item_state = app.Table(
     value_type=str,
     partitions=LIST_COMMANDS.partitions,
 )
+GUARANTEE = Guarantee(
+    app,
+    {settings.topic(LIST_COMMANDS.name)},
+    lambda p: item_state.get(applied_key(p)),
+    prefix=settings.topic_prefix,
+)
 
 
 @app.agent(commands_topic)
 async def judge_list_commands(stream: Any) -> AsyncIterator[None]:
+    # One command at a time, in log order; the ledger decides what is committed (a command
+    # faust skipped around a rebalance is sought back, never passed; streams/ledger.py). Every
+    # record is handed to faust's producer before the offset counts as applied, and faust
+    # flushes the producer before it commits.
     async for event in stream.events():
-        raw: bytes = event.value
-        try:
-            cmd = parse_event(raw)
-            if not isinstance(cmd, ListCommand):
-                raise ValueError(f"unexpected event type {cmd.event_type} on {LIST_COMMANDS.name}")
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            await dead_letter_topic.send(
-                key=event.key,
-                value=raw,
-                headers={"reason": str(exc)[:2000].encode(), "source": b"judge_list_commands"},
-            )
-            continue
-        stored = item_state.get(cmd.item_id)
-        state = ItemState.model_validate_json(stored) if stored else ItemState()
-        out = apply(state, cmd)
-        if out.duplicate:
-            yield None
-            continue
-        if out.changed:
-            item_state[cmd.item_id] = out.state.model_dump_json()
-            if out.state.wish is not None and cmd.item_kind == "wish":
-                w = out.state.wish
-                rec_w = WishRecorded(
-                    event_id=derived_id("wish.recorded", w.wish_id, str(w.revision)),
-                    occurred_at=w.updated_at,
-                    wish=w,
-                )
-                await wishes_topic.send(key=w.wish_id.encode(), value=rec_w.to_bytes())
-            if out.state.resource is not None and cmd.item_kind == "resource":
-                r = out.state.resource
-                rec_r = ResourceRecorded(
-                    event_id=derived_id("resource.recorded", r.resource_id, str(r.revision)),
-                    occurred_at=r.updated_at,
-                    resource=r,
-                )
-                await resources_topic.send(key=r.resource_id.encode(), value=rec_r.to_bytes())
-        applied = out.applied(cmd)
-        if applied is not None:
-            await transitions_topic.send(key=cmd.item_id.encode(), value=applied.to_bytes())
-        rejection = out.rejection(cmd)
-        if rejection is not None:
-            log.info("refused %s %s: %s", cmd.action, cmd.item_id, rejection.reason)
-            await rejections_topic.send(key=cmd.item_id.encode(), value=rejection.to_bytes())
-        for f in out.follow_ups:
-            await commands_topic.send(key=f.item_id.encode(), value=f.to_bytes())
+        message = event.message
+        batch = GUARANTEE.ledger.batch()
+        if GUARANTEE.admit(batch, message.topic, message.partition, message.offset):
+            await _judge(event)
+            for p, value in GUARANTEE.to_save(batch).items():
+                item_state[applied_key(p)] = value.decode()
+            batch.settle()
+        await GUARANTEE.seek_holes(batch)
         yield None
+
+
+async def _judge(event: Any) -> None:
+    raw: bytes = event.value
+    try:
+        cmd = parse_event(raw)
+        if not isinstance(cmd, ListCommand):
+            raise ValueError(f"unexpected event type {cmd.event_type} on {LIST_COMMANDS.name}")
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        await dead_letter_topic.send(
+            key=event.key,
+            value=raw,
+            headers={"reason": str(exc)[:2000].encode(), "source": b"judge_list_commands"},
+        )
+        return
+    stored = item_state.get(cmd.item_id)
+    state = ItemState.model_validate_json(stored) if stored else ItemState()
+    out = apply(state, cmd)
+    if out.duplicate:
+        return
+    if out.changed:
+        item_state[cmd.item_id] = out.state.model_dump_json()
+        if out.state.wish is not None and cmd.item_kind == "wish":
+            w = out.state.wish
+            rec_w = WishRecorded(
+                event_id=derived_id("wish.recorded", w.wish_id, str(w.revision)),
+                occurred_at=w.updated_at,
+                wish=w,
+            )
+            await wishes_topic.send(key=w.wish_id.encode(), value=rec_w.to_bytes())
+        if out.state.resource is not None and cmd.item_kind == "resource":
+            r = out.state.resource
+            rec_r = ResourceRecorded(
+                event_id=derived_id("resource.recorded", r.resource_id, str(r.revision)),
+                occurred_at=r.updated_at,
+                resource=r,
+            )
+            await resources_topic.send(key=r.resource_id.encode(), value=rec_r.to_bytes())
+    applied = out.applied(cmd)
+    if applied is not None:
+        await transitions_topic.send(key=cmd.item_id.encode(), value=applied.to_bytes())
+    rejection = out.rejection(cmd)
+    if rejection is not None:
+        log.info("refused %s %s: %s", cmd.action, cmd.item_id, rejection.reason)
+        await rejections_topic.send(key=cmd.item_id.encode(), value=rejection.to_bytes())
+    for f in out.follow_ups:
+        await commands_topic.send(key=f.item_id.encode(), value=f.to_bytes())

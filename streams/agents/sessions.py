@@ -53,9 +53,8 @@ from services.topics import (
     SESSION_REVIEWS,
     SESSIONS,
 )
-from streams import faust_fixes
 from streams.app import app, raw_topic, settings
-from streams.ledger import Batch, Ledger, Verdict
+from streams.guarantee import Guarantee, applied_key
 from streams.sessions import (
     LateScan,
     MemberState,
@@ -78,11 +77,6 @@ _MEMBER_WEEKS = settings.topic(MEMBER_WEEKS.name)
 _DEAD_LETTER = settings.topic(DEAD_LETTER.name)
 
 session_input = raw_topic(CHECKINS, SESSION_REVIEWS, SESSION_CLOCK)
-
-# What this worker has applied of each input partition; the only source of the offsets it
-# commits (streams/ledger.py). The clock topic is compacted: its offsets may jump.
-LEDGER = Ledger(gapped_topics=frozenset({_CLOCK}))
-faust_fixes.commit_from(LEDGER.committable, {_CHECKINS, _REVIEWS, _CLOCK})
 
 
 class _Faults:
@@ -145,6 +139,17 @@ for _table in (member_state, partition_index):
     # faust's Table takes no serializer arguments (it derives "json" from the types); set
     # before the changelog topic is first made, which copies them.
     _table.key_serializer = _table.value_serializer = "raw"  # type: ignore[attr-defined]
+
+# What this worker has applied of each input partition, saved in the partition index table: the
+# only source of the offsets it commits (streams/ledger.py). The clock topic is compacted: its
+# offsets may jump.
+GUARANTEE = Guarantee(
+    app,
+    {_CHECKINS, _REVIEWS, _CLOCK},
+    lambda p: partition_index.get(applied_key(p).encode()),
+    gapped_topics=frozenset({_CLOCK}),
+    prefix=settings.topic_prefix,
+)
 
 
 class Outbox:
@@ -307,20 +312,10 @@ def _counter(topic: str) -> Any:
     return metrics.AGENT_SCANS.labels(kind=topic.removeprefix(settings.topic_prefix))
 
 
-@functools.cache
-def _redelivered(topic: str) -> Any:
-    return metrics.AGENT_REDELIVERED.labels(topic=topic.removeprefix(settings.topic_prefix))
-
-
-@functools.cache
-def _holes(topic: str) -> Any:
-    return metrics.AGENT_HOLES.labels(topic=topic.removeprefix(settings.topic_prefix))
-
-
 async def _process(events: list[Any]) -> None:
     """One batch: parse, apply each partition's new events in log order, publish the latest
     records, then save and settle the ledger (streams/ledger.py)."""
-    batch = LEDGER.batch()
+    batch = GUARANTEE.ledger.batch()
     outbox = Outbox()
     by_partition: dict[int, list[tuple[Any, Event]]] = {}
     for event in events:
@@ -329,13 +324,7 @@ async def _process(events: list[Any]) -> None:
         topic: str = message.topic
         if _faults.skip(topic, message.partition, message.offset):
             continue
-        tp = (topic, message.partition)
-        if not LEDGER.knows(tp):
-            _start(tp)
-        verdict = batch.verdict(tp, message.offset)
-        if verdict is not Verdict.APPLY:
-            if verdict is Verdict.SEEN:
-                _redelivered(topic).inc()
+        if not GUARANTEE.admit(batch, topic, message.partition, message.offset):
             continue
         _counter(topic).inc()
         try:
@@ -360,63 +349,11 @@ async def _process(events: list[Any]) -> None:
     # last, so a worker that dies before this re-applies the batch (the rules recognise its
     # events and publish their latest records again) instead of skipping it.
     saved = Outbox()
-    for p, offsets in _by_partition(batch.advanced()).items():
-        await saved.put(partition_index, p, _applied_key(p), _applied_value(p, offsets))
+    for p, value in GUARANTEE.to_save(batch).items():
+        await saved.put(partition_index, p, applied_key(p).encode(), value)
     await saved.delivered()
     batch.settle()
-    await _seek_holes(batch)
-
-
-def _start(tp: tuple[str, int]) -> None:
-    """A partition's first event since it was assigned here: start the ledger where the
-    changelog says the state stands, else (a state saved before the ledger existed, or none)
-    at the offset faust sought to, the committed one."""
-    topic, partition = tp
-    saved = _load_applied(partition).get(topic)
-    if saved is None:
-        consumer: Any = app.consumer  # faust keeps the committed offsets it sought to here
-        committed = consumer._committed_offset.get(TP(topic, partition))
-        if committed is None:
-            # Nothing committed and nothing saved: the group reads from the earliest offset
-            # (consumer_auto_offset_reset), and the first event delivered is the start.
-            LEDGER.start_at_first(tp)
-            return
-        saved = int(committed)
-    LEDGER.start(tp, saved)
-
-
-def _applied_key(partition: int) -> bytes:
-    return b"applied-p%d" % partition
-
-
-def _load_applied(partition: int) -> dict[str, int]:
-    raw = partition_index.get(_applied_key(partition))
-    return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
-
-
-def _applied_value(partition: int, offsets: dict[str, int]) -> bytes:
-    return json.dumps({**_load_applied(partition), **offsets}, sort_keys=True).encode()
-
-
-def _by_partition(advanced: dict[tuple[str, int], int]) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = {}
-    for (topic, partition), offset in advanced.items():
-        out.setdefault(partition, {})[topic] = offset
-    return out
-
-
-async def _seek_holes(batch: Batch) -> None:
-    """Seek back to the first offset faust skipped, so it is delivered again. During a
-    rebalance faust seeks every partition to its committed offset itself (and the ledger starts
-    again from the changelog), so nothing is sought then."""
-    seeks = batch.seeks(time.monotonic())
-    if not seeks or not app.flow_control.is_active():
-        return
-    for (topic, partition), offset in seeks.items():
-        _holes(topic).inc()
-        log.warning("offsets skipped before %s[%d]; seeking back to %d", topic, partition, offset)
-        await app.consumer.seek(TP(topic, partition), offset)
-    batch.sought(seeks, time.monotonic())
+    await GUARANTEE.seek_holes(batch)
 
 
 async def _apply_partition(
@@ -487,9 +424,6 @@ async def _forget_parsed(sender: Any, /, *args: Any, signal: Any, **kwargs: Any)
     # Members of partitions that moved away would otherwise stay parsed here for good.
     _parsed.clear()
     _parsed_index.clear()
-    # faust revokes every partition at a rebalance (eager protocol) and waited for the batch in
-    # flight: the ledger starts each partition again from its changelog.
-    LEDGER.forget_all()
 
 
 @app.timer(interval=settings.session_tick_s)  # type: ignore[untyped-decorator]

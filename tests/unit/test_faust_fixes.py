@@ -25,13 +25,11 @@ GENERATION = 4
 def _no_ledger() -> Iterator[None]:
     """faust's own bookkeeping, as for a topic no agent's ledger commits (the session agent,
     when imported by another test, registers its topics)."""
-    saved = (set(faust_fixes._ledgered), faust_fixes._committable)
+    saved = dict(faust_fixes._ledgered)
     faust_fixes._ledgered.clear()
-    faust_fixes._committable = None
     yield
     faust_fixes._ledgered.clear()
-    faust_fixes._ledgered.update(saved[0])
-    faust_fixes._committable = saved[1]
+    faust_fixes._ledgered.update(saved)
 
 
 def consumer(

@@ -21,11 +21,11 @@ from kafka import KafkaConsumer
 
 from services.events import CheckinScanned, parse_event
 from services.processors import route_for_event
+from services.sessions import LateScan, MemberState, SessionRules, on_scan
 from services.settings import get_settings
 from services.topics import CHECKINS
 from services.warehouse.client import connect
 from services.warehouse.migrate import migrate
-from streams.sessions import LateScan, MemberState, SessionRules, on_scan
 
 
 def main(argv: list[str] | None = None) -> int:

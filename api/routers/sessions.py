@@ -20,9 +20,9 @@ from api.deps import Caller, Ctx, may_manage_community, readable_member
 from api.errors import ApiError
 from services import topics
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
+from services.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
 from services.timeutil import local_midnight
 from services.tokens import Principal
-from streams.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
 

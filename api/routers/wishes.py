@@ -23,10 +23,10 @@ from api.errors import ApiError
 from services import engagement, topics
 from services.events import ListCommand, ResourceFields, WishFields, derived_id, utcnow
 from services.events.engagement import ResourceStatus, WishStatus
+from services.lists import ItemState, apply, command
 from services.periods import current_year
 from services.registry import NotFound
 from services.tokens import Principal
-from streams.lists import ItemState, apply, command
 
 router = APIRouter(prefix="/v1", tags=["wishes"])
 

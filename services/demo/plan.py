@@ -22,8 +22,8 @@ from typing import Literal
 
 from services.demo.county import County, DemoMember
 from services.events import CheckinScanned, Event, SessionRecorded, derived_id
+from services.sessions import MemberState, SessionRules, contributes, on_clock, on_scan
 from services.timeutil import LOCAL_TZ
-from streams.sessions import MemberState, SessionRules, contributes, on_clock, on_scan
 
 Habit = Literal["never", "rare", "weekly", "keen"]
 # Shares of members by habit: the program asks for one service a week; some never show up.

@@ -42,10 +42,10 @@ import httpx
 from services.demo.county import DEFAULT_SEED, County, generate, slice_county
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.demo.plan import PlannedScan, expected_truth, plan_scans
+from services.sessions import SessionRules
 from services.settings import Settings, get_settings
 from services.timeutil import LOCAL_TZ
 from services.tokens import issue_bearer
-from streams.sessions import SessionRules
 
 RETRIES = 6
 

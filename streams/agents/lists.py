@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from services.events import ListCommand, ResourceRecorded, WishRecorded, derived_id, parse_event
+from services.lists import ItemState, apply
 from services.topics import LIST_COMMANDS, LIST_REJECTIONS, LIST_TRANSITIONS, RESOURCES, WISHES
 from streams.app import app, dead_letter_topic, raw_topic, settings
 from streams.guarantee import Guarantee, applied_key
-from streams.lists import ItemState, apply
 
 log = logging.getLogger(__name__)
 

@@ -45,6 +45,15 @@ from services.events import (
     parse_event,
     utcnow,
 )
+from services.sessions import (
+    LateScan,
+    MemberState,
+    SessionRules,
+    latest_records,
+    on_clock,
+    on_review,
+    on_scan,
+)
 from services.topics import (
     CHECKINS,
     DEAD_LETTER,
@@ -55,15 +64,6 @@ from services.topics import (
 )
 from streams.app import app, raw_topic, settings
 from streams.guarantee import Guarantee, applied_key
-from streams.sessions import (
-    LateScan,
-    MemberState,
-    SessionRules,
-    latest_records,
-    on_clock,
-    on_review,
-    on_scan,
-)
 
 log = logging.getLogger(__name__)
 

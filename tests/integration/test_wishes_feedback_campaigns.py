@@ -13,11 +13,11 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from services import topics
 from services.events import utcnow
+from services.lists import command
 from services.periods import parse_period
 from services.publisher import Publisher
 from services.timeutil import local
 from services.tokens import sign_station
-from streams.lists import command
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.sessions import MemberState
 from streams.agents import sessions as agent
-from streams.sessions import MemberState
 
 
 def test_the_parsed_states_keep_the_most_recently_used_members(

@@ -15,8 +15,7 @@ from services.events import (
     SessionRecorded,
     SessionReviewed,
 )
-from services.settings import Settings
-from streams.sessions import (
+from services.sessions import (
     LateScan,
     MemberState,
     SessionRules,
@@ -25,6 +24,7 @@ from streams.sessions import (
     on_review,
     on_scan,
 )
+from services.settings import Settings
 
 CST = timezone(timedelta(hours=8))
 RULES = SessionRules()

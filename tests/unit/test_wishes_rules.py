@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from services.events import ListCommand
+from services.lists import ItemState, Outcome, apply, command
 from services.processors import process
-from streams.lists import ItemState, Outcome, apply, command
 
 T0 = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
 COMM, OTHER_COMM = "comm_a", "comm_b"

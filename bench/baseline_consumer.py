@@ -1,7 +1,7 @@
 """The bare baseline of the stream benchmark, run as its own process by bench.stream.
 
 A kafka-python consumer reads the scans, computes sessions and weekly totals with the same pure
-rules as the faust agent (streams.sessions, state in a dict), and inserts the same rows (raw
+rules as the faust agent (services.sessions, state in a dict), and inserts the same rows (raw
 scans, sessions, member weeks, with the sink's row functions and dedup tokens) in batches with
 clickhouse-connect, committing offsets after each insert. Prints READY once assigned, then one
 JSON line with the wall-clock time it finished.

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     sink_fault_inserts_down_s: float = Field(default=0.0, ge=0)
     sink_fault_inserts_down_after: int = Field(default=1, ge=0)
 
-    # Session rules (streams.sessions.SessionRules). A second identical scan this soon is ignored.
+    # Session rules (services.sessions.SessionRules). A second identical scan this soon is ignored.
     session_repeat_window_s: float = Field(default=120.0, ge=0)
     # A longer session is credited this many hours and flagged for review.
     session_cap_h: float = Field(default=8.0, gt=0)

@@ -162,7 +162,7 @@ class UnitFulfilled(FulfilledOut):
     members: dict[str, int]
 
 
-# HTTP status for each refusal code of streams.lists.
+# HTTP status for each refusal code of services.lists.
 _STATUS = {
     "forbidden": 403,
     "not_assignee": 403,

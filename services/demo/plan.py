@@ -3,7 +3,7 @@
 `plan_scans` turns a county and a span of simulated time into every scan members make, each with
 the simulated time the phone scanned (`scanned_at`) and the simulated time it reaches the server
 (`send_at`, later than `scanned_at` for a phone that was offline). `expected_truth` applies the
-session rules the stream worker applies (`streams.sessions.apply`) to the scans the server
+session rules the stream worker applies (`services.sessions.apply`) to the scans the server
 accepted, in the order they were sent, so a run can be reconciled with ClickHouse exactly.
 
 Behaviour (per member, fixed by the seed): most serve once a week (the program's rule), some two

@@ -80,7 +80,7 @@ class ListCommand(Event):
     """A requested transition of one wish or resource; keyed (and ordered) by `item_id`.
 
     Fields beyond the actor are the transition's arguments; which ones an action needs is the
-    lists rules' business (streams.lists), which refuse a command missing one.
+    lists rules' business (services.lists), which refuse a command missing one.
     """
 
     event_type: Literal["lists.command"] = "lists.command"

@@ -1,4 +1,4 @@
-"""Judges every wish and resource command in log order (see streams.lists for the rules).
+"""Judges every wish and resource command in log order (see services.lists for the rules).
 
 The state of an item lives in a changelog-backed table keyed by the item id, partitioned like
 the commands topic (same key), so the worker owning a partition owns those items. Accepted

@@ -1,4 +1,4 @@
-"""Turns each member's scans and reviews into sessions and weekly totals (rules: streams.sessions).
+"""Turns each member's scans and reviews into sessions and weekly totals (rules: services.sessions).
 
 One agent reads three co-partitioned topics keyed alike: `checkins` and `session-reviews`
 (key: member id) and `session-clock` (one tick per partition). A member's state and the

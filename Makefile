@@ -30,10 +30,13 @@ kafka-jars: install
 run: install kafka-jars
 	$(PY) -m infra.run_local
 
+# lint-imports checks the layers contract in .importlinter (services is the core; routers do
+# not import routers; docs/conventions.md).
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 # The whole suite against real parts: the tests start their own broker from the fetched jars.
 test: install kafka-jars chromium lint

@@ -2,47 +2,25 @@
 
 A test that needs Kafka is marked `kafka` and uses the broker this session starts from the
 official jars (free ports, a temporary folder); one that needs ClickHouse is marked
-`clickhouse` and uses embedded chDB. The guard below makes an unmarked test that reaches for
-either fail loudly, so the split stays honest.
+`clickhouse` and uses embedded chDB. The network guard (tests/support/network_guard.py) fails an
+unmarked test that reaches for either, even when the code under test caught the refusal, so the
+split stays honest. Shared helpers are plain modules in tests/support/; conftest files hold
+fixtures and hooks only.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 
-from infra.kafka import Broker
+# Before the support modules are imported, so their asserts explain themselves like a test's.
+pytest.register_assert_rewrite("tests.support")
 
-_SERVICE_MARKS = {"kafka", "clickhouse"}
+from infra.kafka import Broker  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _no_services_in_unit_tests(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    if _SERVICE_MARKS & {m.name for m in request.node.iter_markers()}:
-        yield
-        return
-
-    def refuse(*_: object, **__: object) -> None:
-        raise RuntimeError(
-            f"{request.node.nodeid} is not marked kafka/clickhouse but tried to reach a service"
-        )
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    import clickhouse_connect
-
-    monkeypatch.setattr(clickhouse_connect, "get_client", refuse)
-    yield
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytest_plugins = ["tests.support.network_guard", "pytester"]
 
 
 @pytest.fixture(scope="session")

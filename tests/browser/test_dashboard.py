@@ -15,27 +15,12 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from services.timeutil import iso_week
-from services.tokens import sign_station
-from tests.browser.conftest import BROWSER_MARKS, ROOT, Live
+from tests.support.live import BROWSER_MARKS, ROOT, Live, scan
 
 pytestmark = BROWSER_MARKS
 
 Shot = Callable[[Page, str], Path]
 VENDORED = ROOT / "api" / "pages" / "static" / "vendor" / "echarts.min.js"
-
-
-def scan(live: Live, member_id: str, station_id: str, action: str, at: datetime) -> None:
-    r = live.http.post(
-        "/v1/checkins",
-        json={
-            "station_token": sign_station(live.settings, station_id),
-            "action": action,
-            "client_event_id": str(uuid.uuid4()),
-            "scanned_at": at.isoformat(),
-        },
-        headers=live.auth("member", member_id),
-    )
-    assert r.status_code == 202, r.text
 
 
 def seed_community(live: Live) -> dict[str, Any]:

@@ -15,8 +15,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from services.timeutil import LOCAL_TZ
-from tests.browser.conftest import BROWSER_MARKS, Live
-from tests.browser.test_dashboard import scan
+from tests.support.live import BROWSER_MARKS, Live, scan
 
 pytestmark = BROWSER_MARKS
 

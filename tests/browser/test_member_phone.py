@@ -14,7 +14,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
-from tests.browser.conftest import BROWSER_MARKS, Live
+from tests.support.live import BROWSER_MARKS, Live
 
 pytestmark = BROWSER_MARKS
 

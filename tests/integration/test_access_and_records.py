@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.tokens import sign_station
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -31,7 +31,7 @@ import pytest
 from api.main import create_app
 from services.settings import Settings
 from services.tokens import _key, issue_bearer, sign_station
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

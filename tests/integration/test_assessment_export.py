@@ -20,7 +20,7 @@ from openpyxl import load_workbook
 
 from services import topics
 from services.processors import ROUTES
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

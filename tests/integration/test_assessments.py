@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from services import topics
 from services.events import CheckinScanned, derived_id
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -16,7 +16,7 @@ from PIL import Image
 from services.events import Member, MemberUpserted, derived_id
 from services.processors import route_for_event
 from services.tokens import sign_station
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.timeutil import iso_week
 from services.tokens import sign_station
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -19,7 +19,7 @@ from services.sink import Sink
 from services.tokens import sign_station
 from services.warehouse.client import Warehouse, connect
 from services.warehouse.migrate import migrate
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 

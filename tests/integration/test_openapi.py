@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from api.main import create_app
 from api.openapi import REQUEST_EXAMPLES
 from services.settings import Settings
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 APP = create_app(Settings())
 DOC = APP.openapi()

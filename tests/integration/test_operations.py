@@ -19,7 +19,7 @@ from services.processors import InvalidMessage, Route, Row
 from services.processors import process as real_process
 from services.tokens import sign_station
 from services.warehouse.client import Warehouse
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

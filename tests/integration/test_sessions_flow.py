@@ -14,7 +14,7 @@ from services import topics
 from services.events import CheckinScanned, derived_id
 from services.timeutil import iso_week
 from services.tokens import sign_station
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

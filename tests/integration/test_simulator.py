@@ -19,7 +19,7 @@ import pytest
 from services.demo.county import County, generate, slice_county
 from services.demo.loader import load_county
 from services.demo.simulate import Simulation, simulate
-from tests.integration.conftest import Stack, run_async
+from tests.support.stack import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -19,7 +19,7 @@ from services import topics
 from services.processors import ROUTES
 from services.timeutil import iso_week
 from services.tokens import issue_bearer
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

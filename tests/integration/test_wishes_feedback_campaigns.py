@@ -18,7 +18,7 @@ from services.periods import parse_period
 from services.publisher import Publisher
 from services.timeutil import local
 from services.tokens import sign_station
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -8,6 +8,7 @@ working directory first on sys.path, ahead of the editable install of the real p
 
 from __future__ import annotations
 
+import ast
 import configparser
 import subprocess
 import sys
@@ -108,3 +109,19 @@ def test_one_violation_breaks_its_contract_only(contract: str, tmp_path: Path) -
     expected = {name: "KEPT" for name in names.values()}
     expected[names[contract]] = "BROKEN"
     assert lint(tree, tmp_path) == expected
+
+
+def test_no_test_module_imports_a_conftest() -> None:
+    """Helpers shared by tests are plain modules (tests/support/); a conftest holds fixtures and
+    hooks, which pytest finds by itself."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n == "conftest" or n.endswith(".conftest") for n in names):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []

@@ -57,6 +57,7 @@ def test_swallowed_attempts_through_socket_methods_and_clickhouse_fail(
 
         def test_async_connect():
             import asyncio
+            import threading
 
             async def probe():
                 try:
@@ -64,11 +65,25 @@ def test_swallowed_attempts_through_socket_methods_and_clickhouse_fail(
                 except Exception:
                     return None
 
-            asyncio.run(probe())
+            # A loop of its own: the suite may run with a loop already in this thread.
+            t = threading.Thread(target=asyncio.run, args=(probe(),))
+            t.start()
+            t.join()
         """
     )
     result = pytester.runpytest(*GUARD)
     result.assert_outcomes(failed=3)
+    # Each failed for trying, not for something else.
+    result.stdout.fnmatch_lines(
+        [
+            "*test_connect_ex_returns_no_error_to_check* tried to reach a service 1*",
+            "*socket.connect_ex(('127.0.0.1', 9))*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*test_warehouse_probe* tried to reach a service 1*"])
+    result.stdout.fnmatch_lines(["*clickhouse_connect.get_client({'dsn': 'chdb:///tmp/x'})*"])
+    result.stdout.fnmatch_lines(["*test_async_connect* tried to reach a service 1*"])
+    result.stdout.fnmatch_lines(["*socket.connect(('127.0.0.1', 9))*"])
 
 
 def test_an_attempt_in_a_fixture_fails_the_test_at_teardown(pytester: pytest.Pytester) -> None:
@@ -91,6 +106,7 @@ def test_an_attempt_in_a_fixture_fails_the_test_at_teardown(pytester: pytest.Pyt
     )
     result = pytester.runpytest(*GUARD)
     result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*test_uses_client* tried to reach a service 1*"])
 
 
 def test_local_work_and_marked_tests_pass(

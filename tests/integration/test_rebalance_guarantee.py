@@ -21,8 +21,8 @@ import pytest
 
 from services import topics
 from services.events import CheckinScanned, derived_id
-from tests.conftest import free_port
-from tests.integration.conftest import Stack, Worker
+from tests.support.net import free_port
+from tests.support.stack import Stack, Worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 

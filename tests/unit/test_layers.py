@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,8 @@ def lint(tree: dict[str, str], where: Path) -> dict[str, str]:
             str(CONFIG),
         ],
         cwd=where,
+        # Wide enough that no contract's line is wrapped.
+        env={**os.environ, "COLUMNS": "1000"},
         capture_output=True,
         text=True,
         timeout=60,

@@ -26,7 +26,7 @@ from kafka.structs import OffsetAndMetadata
 
 from services import metrics
 from services.logging import configure as configure_logging
-from services.processors import ROUTES, InvalidMessage, Route, process
+from services.processors import ROUTES, InvalidMessage, Route, at_position, process
 from services.settings import Settings, get_settings
 from services.topics import DEAD_LETTER
 from services.warehouse.client import Warehouse, connect
@@ -184,6 +184,8 @@ class Sink:
                 except InvalidMessage as exc:
                     self._batch.dead.append((m.key, m.value, tp.topic, str(exc)))
                 else:
+                    if route.positioned:
+                        row = at_position(row, m.partition, m.offset)
                     self._batch.rows[route.table].append(row)
                     self._batch.routes[route.table] = route
                 first, _ = self._batch.ranges.get(tp, (m.offset, m.offset))

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     sink_fault_inserts_down_s: float = Field(default=0.0, ge=0)
     sink_fault_inserts_down_after: int = Field(default=1, ge=0)
 
+    # The reconciliation of raw scans against sessions (services.reconcile), run where the
+    # sink runs: every RECONCILE_INTERVAL_S (0 = off), over scans received in the last
+    # RECONCILE_LOOKBACK_H. A scan is due once the session agent's committed offset passed it
+    # at least RECONCILE_SETTLE_S ago (the time its session record needs to reach ClickHouse),
+    # so a worker that is merely behind is not an alarm. At most RECONCILE_REPORT_LIMIT
+    # unaccounted scans are listed per run (all are counted).
+    reconcile_interval_s: float = Field(default=60.0, ge=0)
+    reconcile_settle_s: float = Field(default=120.0, ge=0)
+    reconcile_lookback_h: float = Field(default=48.0, gt=0)
+    reconcile_report_limit: int = Field(default=100, ge=1, le=10_000)
+
     # Session rules (streams.sessions.SessionRules). A second identical scan this soon is ignored.
     session_repeat_window_s: float = Field(default=120.0, ge=0)
     # A longer session is credited this many hours and flagged for review.

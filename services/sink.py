@@ -24,7 +24,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from services import metrics
+from services import metrics, reconcile
 from services.logging import configure as configure_logging
 from services.processors import ROUTES, InvalidMessage, Route, at_position, process
 from services.settings import Settings, get_settings
@@ -365,6 +365,8 @@ def run_in_thread(settings: Settings) -> tuple[Sink, threading.Thread]:
 
     thread = threading.Thread(target=target, name="clickhouse-sink", daemon=True)
     thread.start()
+    # The guard runs where the sink runs, and stops with it.
+    reconcile.start(settings, connect(settings, create_database=False), sink._stop)
     return sink, thread
 
 
@@ -379,6 +381,7 @@ def main() -> None:
     sink = Sink(settings, connect(settings))
     signal.signal(signal.SIGTERM, lambda *_: sink.stop())
     signal.signal(signal.SIGINT, lambda *_: sink.stop())
+    reconcile.start(settings, connect(settings, create_database=False), sink._stop)
     try:
         sink.run()
     except SinkStopped:

@@ -236,6 +236,13 @@ def committed_offsets(settings: Settings, admin: Any) -> dict[int, int]:
 
 _latest: Reconciliation | None = None
 _latest_lock = threading.Lock()
+_running = 0
+
+
+def running() -> bool:
+    """Whether this process runs the job."""
+    with _latest_lock:
+        return _running > 0
 
 
 def latest_result() -> Reconciliation | None:
@@ -401,6 +408,20 @@ def start(
     if not settings.reconcile_interval_s:
         return None
     reconciler = Reconciler(settings, warehouse)
-    thread = threading.Thread(target=reconciler.run, args=(stop,), name="reconcile", daemon=True)
+
+    def target() -> None:
+        global _latest, _running
+        with _latest_lock:
+            # A result of an earlier job in this process (another database, in tests) is not
+            # this one's.
+            _latest = None
+            _running += 1
+        try:
+            reconciler.run(stop)
+        finally:
+            with _latest_lock:
+                _running -= 1
+
+    thread = threading.Thread(target=target, name="reconcile", daemon=True)
     thread.start()
     return thread

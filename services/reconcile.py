@@ -59,35 +59,36 @@ WITH
     raw AS (
         SELECT
             event_id,
-            any(member_id) AS member_id,
-            max(kafka_partition) AS partition,
+            any(member_id) AS member,
+            max(kafka_partition) AS part,
             min(kafka_offset) AS log_offset,
-            min(scanned_at) AS scanned_at
+            min(scanned_at) AS scan_time
         FROM checkins
         WHERE scanned_at >= %(scanned_from)s
           AND received_at >= %(since)s AND received_at < %(settled)s
         GROUP BY event_id
-        HAVING log_offset < 0 OR log_offset < arrayElement(%(bounds)s, partition + 1)
+        HAVING log_offset < 0
+            OR log_offset < arrayElement(CAST(%(bounds)s AS Array(Int64)), part + 1)
     ),
     named AS (
         SELECT arrayJoin(arrayConcat(
             arrayFilter(x -> x != '', [ifNull(checkin_event_id, ''), ifNull(checkout_event_id, '')]),
             absorbed_event_ids
-        )) AS event_id
+        )) AS named_id
         FROM sessions FINAL
-        WHERE member_id IN (SELECT member_id FROM raw)
+        WHERE member_id IN (SELECT member FROM raw)
           AND start >= %(sessions_from)s
           AND voided = 0
     )
 SELECT
-    partition,
-    toDate(scanned_at, 'Asia/Shanghai') AS day,
+    part,
+    toDate(scan_time, 'Asia/Shanghai') AS day,
     count() AS raw_scans,
-    countIf(accounted) AS accounted,
-    groupArrayIf(%(limit)s)((member_id, event_id, log_offset, scanned_at), NOT accounted) AS missing
-FROM (SELECT *, event_id IN (SELECT event_id FROM named) AS accounted FROM raw)
-GROUP BY partition, day
-ORDER BY partition, day
+    countIf(accounted) AS accounted_scans,
+    groupArrayIf(%(limit)s)((member, event_id, log_offset, scan_time), NOT accounted) AS missing
+FROM (SELECT *, event_id IN (SELECT named_id FROM named) AS accounted FROM raw)
+GROUP BY part, day
+ORDER BY part, day
 """
 
 

@@ -53,7 +53,8 @@ SESSION_SPAN = timedelta(days=2)
 # ids received in the window whose offset the agent's committed offset had passed, given as
 # `bounds`: bounds[p + 1] is partition p's), how many of them the live sessions name, and the
 # first `limit` that none names. `member_id IN` keeps the sessions read to the members
-# concerned (the table's key starts with the member).
+# concerned (the table's key starts with the member). One thread: a background check should
+# not take the cores the API (beside it in the embedded mode) serves check-ins with.
 ACCOUNT_SQL = """
 WITH
     raw AS (
@@ -89,6 +90,7 @@ SELECT
 FROM (SELECT *, event_id IN (SELECT named_id FROM named) AS accounted FROM raw)
 GROUP BY part, day
 ORDER BY part, day
+SETTINGS max_threads = 1
 """
 
 

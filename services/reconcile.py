@@ -14,7 +14,9 @@ When a scan is due: the agent's committed offsets on `checkins` are read every r
 checked only once a snapshot taken at least RECONCILE_SETTLE_S ago had passed its offset, so
 its session records had that long to reach ClickHouse. A worker that is behind (a backlog, a
 restart) is therefore not an alarm; its lag has its own metric (`volunteer_agent_lag`). Rows
-written before raw scans carried their offset (partition -1) are due on their receipt time.
+written before raw scans carried their offset (partition -1) are due on their receipt time;
+sessions recorded before then did not name double taps, so partition -1 is reported and logged,
+but the alert rule (infra/prometheus/rules.yml) does not page on it.
 
 Runs where the sink runs (in the API process in the embedded mode, beside the sink; in every
 standalone sink otherwise), every RECONCILE_INTERVAL_S; results on /metrics

@@ -36,7 +36,8 @@ def _exported() -> set[str]:
 def test_unaccounted_scans_alert_when_they_stay_above_zero_for_minutes() -> None:
     rule = _rules()["VolunteerScansUnaccounted"]
     assert re.fullmatch(
-        r"max by \(partition\) \(volunteer_unaccounted_scans\) > 0", rule["expr"]
+        r'max by \(partition\) \(volunteer_unaccounted_scans\{partition!="-1"\}\) > 0',
+        rule["expr"],
     ), rule["expr"]
     minutes = int(re.fullmatch(r"(\d+)m", rule["for"]).group(1))  # type: ignore[union-attr]
     assert 5 <= minutes <= 30

@@ -80,14 +80,6 @@ class Settings(BaseSettings):
     sink_metrics_port: int = Field(default=0, ge=0, le=65535)
     # How often the sink asks the broker for end offsets to publish its lag.
     sink_lag_interval_s: float = Field(default=10.0, gt=0)
-    # FAULT INJECTION, for the drills (bench/drills) only; off by default, never set in
-    # production. After the n-th acknowledged insert the sink exits the process (os._exit(137))
-    # before committing, like a SIGKILL between insert and commit.
-    sink_fault_after_insert: int = Field(default=0, ge=0)
-    # FAULT INJECTION: once the sink has made SINK_FAULT_INSERTS_DOWN_AFTER acknowledged
-    # inserts, every insert fails for SINK_FAULT_INSERTS_DOWN_S seconds (ClickHouse unavailable).
-    sink_fault_inserts_down_s: float = Field(default=0.0, ge=0)
-    sink_fault_inserts_down_after: int = Field(default=1, ge=0)
 
     # The reconciliation of raw scans against sessions (services.reconcile), run where the
     # sink runs: every RECONCILE_INTERVAL_S (0 = off), over scans received in the last
@@ -99,6 +91,15 @@ class Settings(BaseSettings):
     reconcile_settle_s: float = Field(default=120.0, ge=0)
     reconcile_lookback_h: float = Field(default=48.0, gt=0)
     reconcile_report_limit: int = Field(default=100, ge=1, le=10_000)
+
+    # FAULT INJECTION, for the drills (bench/drills) only; off by default, never set in
+    # production. After the n-th acknowledged insert the sink exits the process (os._exit(137))
+    # before committing, like a SIGKILL between insert and commit.
+    sink_fault_after_insert: int = Field(default=0, ge=0)
+    # FAULT INJECTION: once the sink has made SINK_FAULT_INSERTS_DOWN_AFTER acknowledged
+    # inserts, every insert fails for SINK_FAULT_INSERTS_DOWN_S seconds (ClickHouse unavailable).
+    sink_fault_inserts_down_s: float = Field(default=0.0, ge=0)
+    sink_fault_inserts_down_after: int = Field(default=1, ge=0)
 
     # Session rules (streams.sessions.SessionRules). A second identical scan this soon is ignored.
     session_repeat_window_s: float = Field(default=120.0, ge=0)

@@ -28,6 +28,7 @@ from api.routers import (
     members,
     organizer,
     rankings,
+    reconciliation,
     records,
     registry,
     sessions,
@@ -128,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(r)
     # The organizer dashboard's per-station and per-grid week (issue 6).
     app.include_router(dashboard.router)
+    # The latest reconciliation of raw scans against sessions (issue 18).
+    app.include_router(reconciliation.router)
 
     # Operations (issue 7): Prometheus metrics of this process (and its embedded sink).
     @app.get("/metrics", include_in_schema=False)

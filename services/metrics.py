@@ -56,6 +56,30 @@ DEAD_LETTERS = Counter(
     ["source", "topic"],
 )
 
+# The reconciliation of raw scans against sessions (services.reconcile), beside the sink.
+UNACCOUNTED_SCANS = Gauge(
+    "volunteer_unaccounted_scans",
+    "Raw scans the session agent committed past (RECONCILE_SETTLE_S ago or more) that no "
+    "non-voided session names, by Kafka partition (-1: written before positions were kept), "
+    "as of the latest reconciliation.",
+    ["partition"],
+)
+RECONCILED_SCANS = Gauge(
+    "volunteer_reconciled_scans",
+    "Raw scans the latest reconciliation checked (due, within RECONCILE_LOOKBACK_H), by Kafka "
+    "partition.",
+    ["partition"],
+)
+RECONCILE_RUNS = Counter(
+    "volunteer_reconcile_runs",
+    "Reconciliation runs, by result: ok, waiting (no committed offsets old enough yet), error.",
+    ["result"],
+)
+RECONCILE_LAST_SUCCESS = Gauge(
+    "volunteer_reconcile_last_success_timestamp_seconds",
+    "When the latest reconciliation that compared anything finished (Unix time).",
+)
+
 # faust worker (pair_sessions)
 AGENT_SCANS = Counter(
     "volunteer_agent_events", "Events processed by the session agent, by kind.", ["kind"]

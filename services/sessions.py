@@ -113,6 +113,9 @@ class Derived(_Frozen):
     flags: tuple[str, ...] = ()
     checkin_event_id: str | None
     checkout_event_id: str | None
+    # The other scans it took in (repeats, a same-station check-in while open): every scan the
+    # rules receive is named by the session it ended up in, so none goes unaccounted.
+    absorbed: tuple[str, ...] = ()
 
 
 class Review(_Frozen):
@@ -170,6 +173,7 @@ class Kept(_Frozen):
             and d.end == r.end
             and d.checkin_event_id == r.checkin_event_id
             and d.checkout_event_id == r.checkout_event_id
+            and d.absorbed == tuple(r.absorbed_event_ids)
             and o.station_id == r.station_id
             and o.station_community_id == r.station_community_id
             and o.unit_id == r.unit_id
@@ -233,6 +237,8 @@ def derive(
     """Sessions from scans sorted by time; `watermark` is a lower bound of the current time."""
     out: list[Derived] = []
     cur: Scan | None = None
+    # Scans the open session `cur` took in besides its check-in.
+    absorbed: list[str] = []
     prev: Scan | None = None
     for s in scans:
         repeat = (
@@ -243,17 +249,25 @@ def derive(
         )
         prev = s
         if repeat:
+            # A repeated check-in follows a check-in, so `cur` is open; a repeated check-out
+            # follows a check-out, which closed the session last appended.
+            if s.action == "in" and cur is not None:
+                absorbed.append(s.event_id)
+            elif out:
+                out[-1] = out[-1].model_copy(update={"absorbed": (*out[-1].absorbed, s.event_id)})
             continue
         if cur is not None and s.at >= rules.deadline(cur.at):
-            out.append(_auto_close(cur, rules))
+            out.append(_auto_close(cur, rules, absorbed))
             cur = None
         if s.action == "in":
             if cur is not None:
                 if cur.station_id == s.station_id:
                     # Checked in again at the same station the same day: the session goes on.
+                    absorbed.append(s.event_id)
                     continue
-                out.append(_close(cur, s, rules, ("closed_by_next_checkin",)))
+                out.append(_close(cur, s, rules, ("closed_by_next_checkin",), absorbed))
             cur = s
+            absorbed = []
             continue
         if cur is None:
             out.append(
@@ -270,11 +284,11 @@ def derive(
                 )
             )
         else:
-            out.append(_close(cur, s, rules, ()))
+            out.append(_close(cur, s, rules, (), absorbed))
             cur = None
     if cur is not None:
         if watermark is not None and watermark >= rules.deadline(cur.at):
-            out.append(_auto_close(cur, rules))
+            out.append(_auto_close(cur, rules, absorbed))
         else:
             out.append(
                 Derived(
@@ -286,12 +300,15 @@ def derive(
                     status="open",
                     checkin_event_id=cur.event_id,
                     checkout_event_id=None,
+                    absorbed=tuple(absorbed),
                 )
             )
     return out
 
 
-def _close(o: Scan, s: Scan, rules: SessionRules, flags: tuple[str, ...]) -> Derived:
+def _close(
+    o: Scan, s: Scan, rules: SessionRules, flags: tuple[str, ...], absorbed: list[str]
+) -> Derived:
     duration = s.at - o.at
     capped = duration > rules.cap
     return Derived(
@@ -304,10 +321,11 @@ def _close(o: Scan, s: Scan, rules: SessionRules, flags: tuple[str, ...]) -> Der
         flags=(*flags, "over_cap") if capped else flags,
         checkin_event_id=o.event_id,
         checkout_event_id=s.event_id,
+        absorbed=tuple(absorbed),
     )
 
 
-def _auto_close(o: Scan, rules: SessionRules) -> Derived:
+def _auto_close(o: Scan, rules: SessionRules, absorbed: list[str]) -> Derived:
     return Derived(
         session_id=derived_id("session", o.event_id),
         opening=o,
@@ -318,6 +336,7 @@ def _auto_close(o: Scan, rules: SessionRules) -> Derived:
         flags=("forgotten_checkout",),
         checkin_event_id=o.event_id,
         checkout_event_id=None,
+        absorbed=tuple(absorbed),
     )
 
 
@@ -359,6 +378,7 @@ def _record(
         checkin_event_id=base.checkin_event_id,
         checkout_event_id=base.checkout_event_id,
         voided=voided,
+        absorbed_event_ids=list(base.absorbed),
     )
 
 

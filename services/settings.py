@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     sink_metrics_port: int = Field(default=0, ge=0, le=65535)
     # How often the sink asks the broker for end offsets to publish its lag.
     sink_lag_interval_s: float = Field(default=10.0, gt=0)
+
+    # The reconciliation of raw scans against sessions (services.reconcile), run where the
+    # sink runs: every RECONCILE_INTERVAL_S (0 = off), over scans received in the last
+    # RECONCILE_LOOKBACK_H. A scan is due once the session agent's committed offset passed it
+    # at least RECONCILE_SETTLE_S ago (the time its session record needs to reach ClickHouse),
+    # so a worker that is merely behind is not an alarm. At most RECONCILE_REPORT_LIMIT
+    # unaccounted scans are listed per run (all are counted).
+    reconcile_interval_s: float = Field(default=60.0, ge=0)
+    reconcile_settle_s: float = Field(default=120.0, ge=0)
+    reconcile_lookback_h: float = Field(default=48.0, gt=0)
+    reconcile_report_limit: int = Field(default=100, ge=1, le=10_000)
+
     # FAULT INJECTION, for the drills (bench/drills) only; off by default, never set in
     # production. After the n-th acknowledged insert the sink exits the process (os._exit(137))
     # before committing, like a SIGKILL between insert and commit.

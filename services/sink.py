@@ -24,9 +24,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from services import metrics
+from services import metrics, reconcile
 from services.logging import configure as configure_logging
-from services.processors import ROUTES, InvalidMessage, Route, process
+from services.processors import ROUTES, InvalidMessage, Route, at_position, process
 from services.settings import Settings, get_settings
 from services.topics import DEAD_LETTER
 from services.warehouse.client import Warehouse, connect
@@ -184,6 +184,8 @@ class Sink:
                 except InvalidMessage as exc:
                     self._batch.dead.append((m.key, m.value, tp.topic, str(exc)))
                 else:
+                    if route.positioned:
+                        row = at_position(row, m.partition, m.offset)
                     self._batch.rows[route.table].append(row)
                     self._batch.routes[route.table] = route
                 first, _ = self._batch.ranges.get(tp, (m.offset, m.offset))
@@ -363,6 +365,8 @@ def run_in_thread(settings: Settings) -> tuple[Sink, threading.Thread]:
 
     thread = threading.Thread(target=target, name="clickhouse-sink", daemon=True)
     thread.start()
+    # The guard runs where the sink runs, and stops with it.
+    reconcile.start(settings, connect(settings, create_database=False), sink._stop)
     return sink, thread
 
 
@@ -377,6 +381,7 @@ def main() -> None:
     sink = Sink(settings, connect(settings))
     signal.signal(signal.SIGTERM, lambda *_: sink.stop())
     signal.signal(signal.SIGINT, lambda *_: sink.stop())
+    reconcile.start(settings, connect(settings, create_database=False), sink._stop)
     try:
         sink.run()
     except SinkStopped:

@@ -56,6 +56,11 @@ class SessionRecorded(Event):
     # this session no longer exists (e.g. a check-out without check-in whose check-in arrived
     # late). Kept as a revision, not a delete, so every copy downstream converges.
     voided: bool = False
+    # Scans this session took in besides its check-in and check-out: a double tap within the
+    # repeat window, a check-in again at the same station while the session is open. With
+    # them every scan the rules applied is named by a session, which the reconciliation of raw
+    # scans against sessions (services.reconcile) relies on. Empty in records written before.
+    absorbed_event_ids: list[str] = Field(default_factory=list)
 
     @property
     def counted(self) -> bool:

@@ -9,13 +9,22 @@ from services.processors import activations as activations
 from services.processors import auth as auth
 from services.processors import checkins, registry
 from services.processors import engagement as engagement
-from services.processors.base import ROUTES, InvalidMessage, Route, Row, process, route_for_event
+from services.processors.base import (
+    ROUTES,
+    InvalidMessage,
+    Route,
+    Row,
+    at_position,
+    process,
+    route_for_event,
+)
 
 __all__ = [
     "ROUTES",
     "InvalidMessage",
     "Route",
     "Row",
+    "at_position",
     "checkins",
     "process",
     "registry",

@@ -27,6 +27,17 @@ class Route:
     columns: tuple[str, ...]
     event_types: tuple[type[Event], ...]
     to_row: Callable[[Any], Row]
+    # The row ends with the message's Kafka partition and offset (the last two columns): the
+    # sink sets them with `at_position`; `process` alone, which sees no message, leaves -1.
+    positioned: bool = False
+
+
+UNKNOWN_POSITION = (-1, -1)
+
+
+def at_position(row: Row, partition: int, offset: int) -> Row:
+    """A positioned route's row with the message's place in the log."""
+    return (*row[: -len(UNKNOWN_POSITION)], partition, offset)
 
 
 ROUTES: dict[str, Route] = {}
@@ -61,4 +72,5 @@ def process(topic: str, raw: bytes | None) -> tuple[Route, Row]:
         raise InvalidMessage(f"invalid event: {exc}") from exc
     if not isinstance(event, r.event_types):
         raise InvalidMessage(f"event type {event.event_type} does not belong on topic {topic!r}")
-    return r, r.to_row(event)
+    row = r.to_row(event)
+    return r, (*row, *UNKNOWN_POSITION) if r.positioned else row

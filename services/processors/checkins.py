@@ -41,6 +41,7 @@ def _session_row(e: SessionRecorded) -> Row:
         e.member_grid_id,
         int(e.voided),
         int(e.counted),
+        e.absorbed_event_ids,
     )
 
 
@@ -90,9 +91,12 @@ CHECKINS = route(
             "client_event_id",
             "scanned_at",
             "received_at",
+            "kafka_partition",
+            "kafka_offset",
         ),
         (CheckinScanned,),
         _checkin_row,
+        positioned=True,
     )
 )
 
@@ -118,6 +122,7 @@ SESSIONS = route(
             "member_grid_id",
             "voided",
             "counted",
+            "absorbed_event_ids",
         ),
         (SessionRecorded,),
         _session_row,

@@ -315,6 +315,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/assessment-rules"): Case(ALL, entitled=ALL, why="rules are public to all"),
     ("POST", "/v1/assessment-rules"): Case(frozenset({"admin"}), body=_rules_body),
     ("GET", "/v1/rankings"): Case(ALL, entitled=ALL, why="county rankings are public"),
+    # ---- operations
+    ("GET", "/v1/admin/reconciliation"): Case(frozenset({"admin"})),
     # ---- feedback
     ("POST", "/v1/feedback/member-service"): Case(
         ORG_OR_ADMIN,

@@ -49,7 +49,7 @@ def _session(
         start=start,
         end=start + timedelta(hours=2),
         credited_seconds=3600 + i,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         flags=flags,
         checkin_event_id=None,
         checkout_event_id=None,

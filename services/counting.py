@@ -103,6 +103,12 @@ def year_bounds(year: int) -> tuple[datetime, datetime]:
 # Over a `start` column: the same rule in SQL.
 YEAR_SQL = f"toYear(start, '{TZ}')"
 
+# The year rule as the member page, the record of service and the HR assessment state it.
+YEAR_RULE = (
+    "服务时长、服务次数、完成微心愿与评价按服务开始（完成）时间的北京时间日期所在自然年计入年度；"
+    "服务周按ISO周（周一至周日）计，一周属于其周四所在的年度。"
+)
+
 
 def week_year(week: str) -> int:
     """The year an ISO week (`2026-W01`) belongs to: the year of its Thursday, as named."""

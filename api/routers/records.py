@@ -226,6 +226,7 @@ th, td {{ border: 1px solid #000; padding: 4px; text-align: center; }}
 <p>兹证明 <b>{e(r.member_name)}</b>（工作单位：{e(r.unit_name)}；报到社区：{e(r.community_name)}）
 于 {r.period_from.isoformat()} 至 {r.period_to.isoformat()} 期间，在居住地社区参加志愿服务
 <b>{r.sessions}</b> 次，累计服务时长 <b>{r.hours:.2f}</b> 小时。</p>
+<p>服务以开始时间（北京时间）所在日期计入期间；时长为认定时长；尚未结束、被驳回或因补传扫码已被重新配对取代的记录不计。</p>
 <p>开具时间：{local(r.occurred_at)}　　验证码：<span class="code">{e(format_code(r.code))}</span></p>
 <p>核验方式：访问 {e(ctx.settings.public_url)}/v1/verify/{e(r.code)} ，核对姓名、时长与次数（谁记录谁证明）。</p>
 </div>

@@ -4,6 +4,8 @@ Single records by id come from `services.registry` (cached); these read lists of
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.warehouse.client import Warehouse
 
 
@@ -23,3 +25,11 @@ def community_stations(wh: Warehouse, community_id: str) -> list[tuple[str, str,
         {"c": community_id},
     )
     return [(str(i), str(n), str(k)) for i, n, k in rows]
+
+
+def activation(wh: Warehouse, code_hash: str) -> dict[str, Any] | None:
+    """An activation code's latest state (issued, or redeemed), by the code's HMAC."""
+    rows = wh.query_dicts(
+        "SELECT * FROM activations FINAL WHERE code_hash = %(h)s", {"h": code_hash}
+    )
+    return rows[0] if rows else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -14,7 +13,7 @@ from api.deps import Caller, Ctx, readable_unit, require
 from api.errors import ApiError
 from services import topics
 from services.assessment import AssessmentRules, GradeThreshold
-from services.counting import YEAR_RULE
+from services.counting import YEAR_RULE, current_year
 from services.events import AssessmentRulesPublished, derived_id, utcnow
 from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
 from services.processors import route_for_event
@@ -184,9 +183,11 @@ def unit_assessment(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> Any:
     """HR of the unit (or the admin): each member's year, score and grade under a rules version
-    (the latest unless `rules_version` is given). Files hold every member, streamed."""
+    (the latest unless `rules_version` is given). Files hold every member, streamed. Hours and
+    sessions are those of the calendar year (local date of the session's start), active weeks
+    the ISO weeks of the year (a week belongs to the year of its Thursday): see `year_rule`."""
     readable_unit(ctx, caller, unit_id)
-    y = year or datetime.now(UTC).year
+    y = year or current_year()
     versions = rules_versions(ctx.warehouse)
     v = rules_version or max(versions)
     if v not in versions:

@@ -124,6 +124,14 @@ def weeks_in_year(year: int) -> int:
     return date(year, 12, 28).isocalendar()[1]
 
 
+def iso_year_bounds(year: int) -> tuple[datetime, datetime]:
+    """[Monday of week 1, Monday of the next year's week 1) local, as UTC instants."""
+    return (
+        local_midnight(date.fromisocalendar(year, 1, 1)),
+        local_midnight(date.fromisocalendar(year + 1, 1, 1)),
+    )
+
+
 def last_day_of_week_year(year: int) -> date:
     return date.fromisocalendar(year, weeks_in_year(year), 7)
 

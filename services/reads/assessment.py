@@ -31,6 +31,7 @@ from services.counting import (
     TZ,
     YEAR_SQL,
     hours,
+    iso_year_bounds,
     last_day_of_week_year,
     week_range,
 )
@@ -70,16 +71,18 @@ def _today_local() -> date:
     return datetime.now(UTC).astimezone(LOCAL_TZ).date()
 
 
-# The members of the unit's year: its members now, and whoever served for it that year (by the
-# calendar year of a session or the ISO year of an active week).
+# The members of the unit's year: its members now, and whoever has a session row for the unit
+# in the year (a weekly row of an ISO week of the year, or a session on the days of the calendar
+# year that fall in another ISO year's weeks: a few days at each edge, so a cheap key range read
+# without FINAL, where only the member ids matter).
 _MEMBERS_OF_YEAR = f"""
     SELECT id FROM members FINAL WHERE unit_id = %(u)s
     UNION DISTINCT
     SELECT DISTINCT member_id AS id FROM unit_member_weeks FINAL
-    WHERE week >= %(w0)s AND week <= %(w1)s AND unit_id = %(u)s AND sessions > 0
+    WHERE week >= %(w0)s AND week <= %(w1)s AND unit_id = %(u)s
     UNION DISTINCT
-    SELECT DISTINCT member_id AS id FROM unit_sessions FINAL
-    WHERE unit_id = %(u)s AND {YEAR_SQL} = %(y)s AND {COUNTED_SQL}
+    SELECT DISTINCT member_id AS id FROM unit_sessions
+    WHERE unit_id = %(u)s AND {YEAR_SQL} = %(y)s AND (start < %(iso0)s OR start >= %(iso1)s)
 """
 
 # Per member: counted sessions and credited seconds of the calendar year.
@@ -140,7 +143,8 @@ class _Year:
 
 def _params(unit_id: str, year: int) -> dict[str, Any]:
     w0, w1 = week_range(year)
-    return {"u": unit_id, "w0": w0, "w1": w1, "y": year}
+    iso0, iso1 = iso_year_bounds(year)
+    return {"u": unit_id, "w0": w0, "w1": w1, "y": year, "iso0": iso0, "iso1": iso1}
 
 
 def _feedback(wh: Warehouse, sql: str, p: dict[str, Any], year: _Year) -> None:
@@ -191,8 +195,7 @@ def _read_unit(wh: Warehouse, p: dict[str, Any]) -> tuple[list[str], _Year]:
     )
     # Feedback rows about members outside this year's set are never looked up.
     _feedback(wh, _FEEDBACK.format(ids=""), p, year)
-    served = {m for m, r in sessions.items() if int(r[1]) > 0} | {m for m, n in weeks.items() if n}
-    return sorted(members.keys() | served), year
+    return sorted(members.keys() | weeks.keys() | sessions.keys()), year
 
 
 def _items(

@@ -127,18 +127,6 @@ def test_year_sql_is_the_local_calendar_year(wh: Warehouse, instant: datetime) -
     assert lo <= instant < hi
 
 
-def test_week_year_is_the_year_of_the_thursday() -> None:
-    # 2027-01-01 is a Friday: its week is 2026-W53, a week of 2026; 2025-12-29 (Monday) opens
-    # 2026-W01, a week of 2026.
-    from services.timeutil import iso_week
-
-    assert iso_week(datetime(2026, 12, 31, 17, tzinfo=UTC)) == "2026-W53"
-    assert counting.week_year("2026-W53") == 2026
-    assert iso_week(datetime(2025, 12, 29, 1, tzinfo=UTC)) == "2026-W01"
-    assert counting.weeks_in_year(2026) == 53
-    assert counting.last_day_of_week_year(2026) == date(2027, 1, 3)
-
-
 def _history(
     wh: Warehouse, member: str, version: int, at: datetime, changes: dict[str, tuple[str, str]]
 ) -> None:
@@ -218,10 +206,3 @@ def test_registered_as_of_a_week_undoes_later_changes(wh: Warehouse) -> None:
         "r5",
         "r6",
     ]
-
-
-def test_hours_is_one_rounding() -> None:
-    assert counting.hours(3 * 3600) == 3.0
-    assert counting.hours(10_799) == 3.0
-    assert counting.hours(1800 + 18) == 0.51
-    assert counting.seconds_of_hours(1.5) == 5400

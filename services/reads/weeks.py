@@ -45,6 +45,9 @@ def parse_week(week: str) -> tuple[str, date]:
     m = _WEEK.match(week)
     if not m:
         raise InvalidWeek(f"week: expected YYYY-Www, got {week!r}")
+    if not 2000 <= int(m.group(1)) <= 2100:
+        # As every `year` parameter: the warehouse's date types hold nothing far outside.
+        raise InvalidWeek(f"week: {week!r} lies outside the years 2000-2100")
     try:
         monday = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
     except ValueError as exc:

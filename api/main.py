@@ -27,10 +27,12 @@ from api.routers import (
     member_week,
     members,
     organizer,
+    projects,
     rankings,
     reconciliation,
     records,
     registry,
+    resources,
     sessions,
     station_screen,
     stations,
@@ -122,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(r)
     # Feedback, micro-wishes and the three lists, campaigns (issue 4).
-    for r in (feedback.router, wishes.router, campaigns.router):
+    for r in (feedback.router, wishes.router, resources.router, projects.router, campaigns.router):
         app.include_router(r)
     # Phone binding, the member's week, station screens (issue 6).
     for r in (activation.router, member_week.router, station_screen.router):

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.counting import YEAR_RULE
 from services.events import StationKind
 from services.tokens import Role
 
@@ -77,6 +78,9 @@ class HoursOut(BaseModel):
     year: int
     hours: float
     sessions: int
+    year_rule: str = Field(
+        default=YEAR_RULE, description="which sessions belong to the year (services.counting)"
+    )
 
 
 class Health(BaseModel):

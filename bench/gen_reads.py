@@ -26,11 +26,12 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from api.routers.assessments import HEADERS, export_row
-from api.routers.weekly import communities_week, parse_week
 from services.assessment import BUILTIN_RULES
-from services.assessment_facts import all_items, page
+from services.counting import current_year
 from services.exports import csv_chunks
+from services.reads.assessment import EXPORT_HEADERS, all_items, export_row, page
+from services.reads.registry import community_names
+from services.reads.weeks import communities_week, community_week, parse_week
 from services.settings import get_settings
 from services.timeutil import iso_week
 from services.warehouse.client import Warehouse, connect
@@ -55,7 +56,8 @@ def generate(wh: Warehouse, n_sessions: int, n_members: int, now: datetime) -> N
     )
     span = max(3600, int((now - y0).total_seconds()) - 4 * 3600)
     t0 = int(y0.timestamp())
-    for table in ("units", "communities", "stations", "members", "sessions", "member_weeks"):
+    tables = ("units", "communities", "stations", "members", "sessions", "member_weeks")
+    for table in (*tables, "unit_sessions", "unit_member_weeks"):
         wh.command(f"TRUNCATE TABLE IF EXISTS {table}")
     wh.command(
         "INSERT INTO units (id, name, version, updated_at, updated_by) "
@@ -119,7 +121,7 @@ def naive_assessment(wh: Warehouse, year: int, limit: int | None) -> list[tuple[
             SELECT member_id, sum(credited_seconds) AS secs, countIf(counted = 1) AS n,
                    uniqExactIf(toStartOfWeek(toTimezone(start, '{TZ}'), 1), counted = 1) AS weeks
             FROM sessions FINAL
-            WHERE unit_id = %(u)s AND toISOYear(toTimezone(start, '{TZ}')) = %(y)s
+            WHERE unit_id = %(u)s AND toYear(toTimezone(start, '{TZ}')) = %(y)s
               AND voided = 0 AND status NOT IN ('open', 'rejected')
             GROUP BY member_id) AS s ON s.member_id = m.id
         WHERE m.unit_id = %(u)s ORDER BY m.id {lim}
@@ -145,24 +147,18 @@ def naive_weekly(wh: Warehouse, community: str, week: str) -> list[tuple[Any, ..
     )
 
 
-def rollup_weekly(wh: Warehouse, community: str, week: str) -> int:
-    # The two reads GET /v1/communities/{id}/weekly makes (api.routers.weekly).
-    reg = "SELECT id FROM members FINAL WHERE community_id = %(c)s AND status = 'active'"
-    registered = wh.query(reg, {"c": community})
-    rows = wh.query(
-        "SELECT member_id, sum(sessions), sum(credited_seconds) FROM member_weeks FINAL "
-        f"WHERE week = %(w)s AND member_id IN ({reg}) GROUP BY member_id",
-        {"c": community, "w": week},
-    )
-    return len(registered) + len(rows)
+def rollup_weekly(wh: Warehouse, community: str, week: str, now: datetime) -> int:
+    # The read GET /v1/communities/{id}/weekly makes (services.reads.weeks).
+    _, end = parse_week(week)
+    return community_week(wh, community, week, end, now).registered
 
 
 def export_csv(wh: Warehouse, year: int) -> bytes:
     # What GET /v1/units/{id}/assessments?format=csv streams, gathered in memory.
     rules = BUILTIN_RULES[max(BUILTIN_RULES)]
-    names = dict(wh.query("SELECT id, name FROM communities FINAL"))
+    names = dict(community_names(wh))
     rows = (export_row(i, names, rules.version) for i in all_items(wh, BIG_UNIT, year, rules))
-    return b"".join(csv_chunks(HEADERS, rows))
+    return b"".join(csv_chunks(EXPORT_HEADERS, rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     generate(wh, a.sessions, n_members, now)
     gen_s = time.perf_counter() - t
-    year = now.isocalendar()[0]
+    # The assessment's hours and sessions are the calendar year's (services.counting).
+    year = current_year(now)
     week = iso_week(now)
     _, end = parse_week(week)
     rules = BUILTIN_RULES[max(BUILTIN_RULES)]
@@ -200,11 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         "rollup_ms": {
             "assessment_page": _time(lambda: page(wh, BIG_UNIT, year, rules, 100, 0), a.repeat),
             "assessment_csv": _time(lambda: export_csv(wh, year), a.repeat),
-            "weekly_18": _time(lambda: communities_week(wh, week, end, None), a.repeat),
+            "weekly_18": _time(lambda: communities_week(wh, week, end, None, now), a.repeat),
             "weekly_18_one_by_one": _time(
-                lambda: [rollup_weekly(wh, c, week) for c in communities], a.repeat
+                lambda: [rollup_weekly(wh, c, week, now) for c in communities], a.repeat
             ),
-            "weekly_1": _time(lambda: rollup_weekly(wh, "c00", week), a.repeat),
+            "weekly_1": _time(lambda: rollup_weekly(wh, "c00", week, now), a.repeat),
         },
     }
     print(json.dumps(out))

@@ -10,9 +10,10 @@ The first in the ranking holds the flag for the period.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from services.counting import registered_sql, week_cutoff
 from services.periods import Period
 from services.warehouse.client import Warehouse
 
@@ -79,14 +80,15 @@ def rank(wh: Warehouse, kind: Kind, period: Period) -> list[Entry]:
     table = "communities" if kind == "communities" else "units"
     p = {"weeks": weeks or [""], "end": period.end, "start": period.start}
     names = dict(wh.query(f"SELECT id, name FROM {table} FINAL"))
+    # Registered as every weekly figure counts it (services.counting), as of the period's end.
+    now = datetime.now(UTC)
+    last_day = period.end - timedelta(days=1)
+    cutoff = week_cutoff(last_day, now)
     registered = dict(
         wh.query(
-            f"""
-            SELECT {member_key}, count() FROM members FINAL
-            WHERE status = 'active' AND (reported_on IS NULL OR reported_on < %(end)s)
-            GROUP BY {member_key}
-            """,
-            p,
+            f"SELECT {member_key}, count() FROM ({registered_sql('1', cutoff, now)}) "
+            f"GROUP BY {member_key}",
+            {"end": last_day, "cutoff": cutoff},
         )
     )
     served: dict[str, list[int]] = {}

@@ -14,6 +14,7 @@ import logging
 import uuid
 from typing import Any
 
+from services.counting import COUNTED_SQL, CREDITS_SQL, SECONDS_SQL, YEAR_SQL
 from services.settings import Settings, get_settings
 from services.sink import Sink
 from services.warehouse.client import Warehouse, connect
@@ -33,10 +34,8 @@ def figures(wh: Warehouse) -> dict[str, Any]:
         "flags, voided FROM sessions FINAL ORDER BY session_id"
     )
     hours = wh.query(
-        "SELECT member_id, toYear(start, 'Asia/Shanghai') AS y, sum(credited_seconds), "
-        "countIf(counted = 1) FROM sessions FINAL "
-        "WHERE status NOT IN ('open', 'rejected') AND voided = 0 GROUP BY member_id, y "
-        "ORDER BY member_id, y"
+        f"SELECT member_id, {YEAR_SQL} AS y, sum({SECONDS_SQL}), countIf({COUNTED_SQL}) "
+        f"FROM sessions FINAL WHERE {CREDITS_SQL} GROUP BY member_id, y ORDER BY member_id, y"
     )
     weeks = wh.query(
         "SELECT week, member_id, station_id, sessions, credited_seconds FROM member_weeks FINAL "

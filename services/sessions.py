@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from services import counting
 from services.events import (
     CheckinScanned,
     Event,
@@ -412,9 +413,7 @@ def _same(a: SessionRecorded, b: SessionRecorded) -> bool:
 
 def contributes(r: SessionRecorded) -> tuple[int, int]:
     """(sessions, seconds) a session adds to its week: the same rule the warehouse reads use."""
-    if r.voided or r.status in ("open", "rejected"):
-        return 0, 0
-    return int(r.counted), r.credited_seconds
+    return counting.contribution(r.status, r.flags, r.voided, r.credited_seconds)
 
 
 def week_key(r: SessionRecorded) -> str:

@@ -23,6 +23,7 @@ from api.errors import ApiError
 from services import topics
 from services.events import ActivationRecorded, derived_id
 from services.processors.activations import ACTIVATIONS
+from services.reads.registry import activation as read_activation
 from services.registry import NotFound, actor
 from services.station_codes import (
     FailureLimiter,
@@ -152,13 +153,11 @@ def redeem_activation(body: RedeemIn, request: Request, ctx: Ctx) -> RedeemOut:
         raise ApiError(404, "activation_not_found", "no such activation code")
     h = activation_code_hash(ctx.settings, code)
     with _redeem_lock:
-        rows = ctx.warehouse.query_dicts(
-            "SELECT * FROM activations FINAL WHERE code_hash = %(h)s", {"h": h}
-        )
-        if not rows:
+        found = read_activation(ctx.warehouse, h)
+        if found is None:
             limiter.fail(client)
             raise ApiError(404, "activation_not_found", "no such activation code")
-        row = rows[0]
+        row = found
         now = datetime.now(UTC)
         if row["redeemed_at"] is not None:
             limiter.fail(client)

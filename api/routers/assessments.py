@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -14,16 +13,19 @@ from api.deps import Caller, Ctx, readable_unit, require
 from api.errors import ApiError
 from services import topics
 from services.assessment import AssessmentRules, GradeThreshold
-from services.assessment_facts import (
-    AssessmentItem,
+from services.counting import YEAR_RULE, current_year
+from services.events import AssessmentRulesPublished, derived_id, utcnow
+from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
+from services.processors import route_for_event
+from services.reads.assessment import (
+    EXPORT_HEADERS,
     all_items,
+    export_row,
     page,
     rules_json,
     rules_versions,
 )
-from services.events import AssessmentRulesPublished, derived_id, utcnow
-from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
-from services.processors import route_for_event
+from services.reads.registry import community_names as read_community_names
 
 router = APIRouter(prefix="/v1", tags=["assessments"])
 
@@ -83,6 +85,12 @@ class Assessment(BaseModel):
     rules_version: int
     items: list[Item]
     total: int
+    year_rule: str = Field(
+        default=YEAR_RULE,
+        description="which service belongs to the year: hours, sessions, wishes and feedback by "
+        "the calendar year of their local date; active weeks by ISO week (the year of its "
+        "Thursday)",
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -150,39 +158,8 @@ def publish_rules(body: RulesIn, caller: Caller, ctx: Ctx) -> AssessmentRules:
     return rules
 
 
-HEADERS = [
-    "成员编号",
-    "姓名",
-    "居住社区",
-    "服务时长（小时）",
-    "服务次数",
-    "实际服务周数",
-    "应服务周数",
-    "完成微心愿",
-    "服务评价均分",
-    "社区鉴定",
-    "得分",
-    "等次",
-    "规则版本",
-]
-
-
-def export_row(i: AssessmentItem, community_names: dict[str, str], version: int) -> list[Any]:
-    return [
-        i.member_id,
-        i.name,
-        community_names.get(i.community_id, i.community_id),
-        i.hours,
-        i.sessions,
-        i.active_weeks,
-        i.required_weeks,
-        i.wishes_fulfilled,
-        i.feedback_avg,
-        i.evaluation,
-        i.score,
-        i.grade,
-        version,
-    ]
+# The export's columns and rows live with the read (`services.reads.assessment`).
+HEADERS = EXPORT_HEADERS
 
 
 @router.get(
@@ -206,9 +183,11 @@ def unit_assessment(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> Any:
     """HR of the unit (or the admin): each member's year, score and grade under a rules version
-    (the latest unless `rules_version` is given). Files hold every member, streamed."""
+    (the latest unless `rules_version` is given). Files hold every member, streamed. Hours and
+    sessions are those of the calendar year (local date of the session's start), active weeks
+    the ISO weeks of the year (a week belongs to the year of its Thursday): see `year_rule`."""
     readable_unit(ctx, caller, unit_id)
-    y = year or datetime.now(UTC).year
+    y = year or current_year()
     versions = rules_versions(ctx.warehouse)
     v = rules_version or max(versions)
     if v not in versions:
@@ -223,9 +202,7 @@ def unit_assessment(
             items=[Item.model_validate(i, from_attributes=True) for i in items],
             total=total,
         )
-    community_names = {
-        c: n for c, n in ctx.warehouse.query("SELECT id, name FROM communities FINAL")
-    }
+    community_names = dict(read_community_names(ctx.warehouse))
     rows: Iterator[list[Any]] = (
         export_row(i, community_names, v) for i in all_items(ctx.warehouse, unit_id, y, rules)
     )

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Ctx, may_manage_community, require
 from api.errors import ApiError
-from services import engagement, topics
+from services import topics
 from services.events import Campaign, CampaignUpserted, GridAssignment, derived_id, utcnow
 from services.processors import route_for_event
+from services.reads import engagement
 from services.registry import NotFound, new_id
 from services.tokens import Principal
 

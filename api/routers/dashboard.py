@@ -1,32 +1,23 @@
 """The organizer dashboard's week in one call: hours and served counts per station and per grid.
 
-Reads one week's rows of `member_weeks` (its key starts with the week) and the community's
-registry rows, so it costs the same as `GET /v1/communities/{id}/weekly` and not one call per
-station and grid.
-
-- stations: service done at this community's stations by anyone (as the station weekly does).
-- grids: the community's registered members by their level-4 grid (a level-5 grid counts in its
-  parent; members without a grid under `grid_id: null`), served anywhere and their hours, so the
-  grids add up to the community's weekly figures.
+Counted as `GET /v1/communities/{id}/weekly` counts the week (`services.reads.weeks`): a session
+is the week of the community and grid its member had when serving. The stations are the
+community's members' service at its stations, `elsewhere` the rest of their service, so
+stations + elsewhere = grids = the week's hours; `visitors` is other communities' members'
+service at these stations, which counts in their own communities.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, hidden, may_manage_community
-from api.routers.weekly import WeekQuery, parse_week
+from api.weeks import WeekQuery, parse_week
+from services.events import utcnow
+from services.reads import weeks as week_reads
 
 router = APIRouter(prefix="/v1/communities", tags=["weekly"])
-
-# Registered as `GET /v1/communities/{id}/weekly` counts them: active, reported by the week's end.
-_REGISTERED = (
-    "WHERE community_id = %(c)s AND status = 'active' "
-    "AND (reported_on IS NULL OR reported_on <= %(end)s)"
-)
 
 
 class StationWeek(BaseModel):
@@ -46,11 +37,26 @@ class GridWeek(BaseModel):
     hours: float
 
 
+class ServiceWeek(BaseModel):
+    members_served: int
+    sessions: int
+    hours: float
+
+
 class Breakdown(BaseModel):
     community_id: str
     week: str
     stations: list[StationWeek]
     grids: list[GridWeek]
+    elsewhere: ServiceWeek = Field(
+        description="the community's members' service at other communities' stations (in the "
+        "community's totals: stations + elsewhere = the week's hours)"
+    )
+    visitors: ServiceWeek = Field(
+        description="other communities' members' service at this community's stations (counted "
+        "in their own communities' figures, not in this one's)"
+    )
+    hours: float = Field(description="the week's hours, as GET /v1/communities/{id}/weekly")
 
 
 @router.get("/{community_id}/weekly/breakdown", response_model=Breakdown)
@@ -63,76 +69,40 @@ def community_breakdown(
         "community", community_id
     ):
         raise hidden("community", community_id)
-    p = {"c": community_id, "w": w, "end": end}
-
-    stations = ctx.warehouse.query(
-        "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY name, id", p
-    )
-    at_station = {
-        str(sid): (int(served), int(n), int(secs))
-        for sid, served, n, secs in ctx.warehouse.query(
-            "SELECT station_id, uniqExactIf(member_id, sessions > 0), sum(sessions), "
-            "sum(credited_seconds) FROM member_weeks FINAL "
-            "WHERE week = %(w)s AND station_community_id = %(c)s GROUP BY station_id",
-            p,
-        )
-    }
-
-    grids = ctx.warehouse.query(
-        "SELECT id, name, level, parent_id FROM grids FINAL WHERE community_id = %(c)s "
-        "ORDER BY name, id",
-        p,
-    )
-    level4 = {
-        str(g): str(g) if int(lv) == 4 or not parent else str(parent) for g, _, lv, parent in grids
-    }
-    names = {str(g): str(n) for g, n, _, _ in grids}
-    member_grid = {
-        str(m): level4.get(str(g), str(g)) if g else None
-        for m, g in ctx.warehouse.query(f"SELECT id, grid_id FROM members FINAL {_REGISTERED}", p)
-    }
-    week_rows = ctx.warehouse.query(
-        "SELECT member_id, sum(sessions), sum(credited_seconds) FROM member_weeks FINAL "
-        f"WHERE week = %(w)s AND member_id IN (SELECT id FROM members FINAL {_REGISTERED}) "
-        "GROUP BY member_id",
-        p,
-    )
-    registered: dict[str | None, int] = defaultdict(int)
-    served: dict[str | None, int] = defaultdict(int)
-    seconds: dict[str | None, int] = defaultdict(int)
-    for grid in member_grid.values():
-        registered[grid] += 1
-    for m, n, secs in week_rows:
-        grid = member_grid.get(str(m))
-        served[grid] += int(n) > 0
-        seconds[grid] += int(secs)
-
-    grid_ids: list[str | None] = [str(g) for g, _, lv, _ in grids if int(lv) == 4]
-    grid_ids += sorted({g for g in registered if g is not None and g not in grid_ids})
-    if None in registered:
-        grid_ids.append(None)
+    b = week_reads.community_breakdown(ctx.warehouse, community_id, w, end, utcnow())
     return Breakdown(
         community_id=community_id,
         week=w,
         stations=[
             StationWeek(
-                station_id=str(sid),
-                name=str(name),
-                kind=str(kind),
-                members_served=at_station.get(str(sid), (0, 0, 0))[0],
-                sessions=at_station.get(str(sid), (0, 0, 0))[1],
-                hours=round(at_station.get(str(sid), (0, 0, 0))[2] / 3600, 2),
+                station_id=st.station_id,
+                name=st.name,
+                kind=st.kind,
+                members_served=st.served,
+                sessions=st.sessions,
+                hours=st.hours,
             )
-            for sid, name, kind in stations
+            for st in b.stations
         ],
         grids=[
             GridWeek(
-                grid_id=g,
-                name=names.get(g, g) if g else "未划分网格",
-                members_registered=registered.get(g, 0),
-                members_served=served.get(g, 0),
-                hours=round(seconds.get(g, 0) / 3600, 2),
+                grid_id=g.grid_id,
+                name=g.name if g.name is not None else "未划分网格",
+                members_registered=g.registered,
+                members_served=g.served,
+                hours=g.hours,
             )
-            for g in grid_ids
+            for g in b.grids
         ],
+        elsewhere=ServiceWeek(
+            members_served=b.elsewhere.served,
+            sessions=b.elsewhere.sessions,
+            hours=b.elsewhere.hours,
+        ),
+        visitors=ServiceWeek(
+            members_served=b.visitors.served,
+            sessions=b.visitors.sessions,
+            hours=b.visitors.hours,
+        ),
+        hours=b.total.hours,
     )

@@ -9,7 +9,6 @@ the caller reads it at once; the sink's later copy of the same version is a no-o
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -17,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Caller, Ctx, may_manage_community, readable_member, readable_unit, require
 from api.errors import ApiError
-from services import engagement, topics
+from services import topics
 from services.events import FeedbackRecorded, Grade, Member, derived_id, utcnow
 from services.periods import InvalidPeriod, Period, current_year, day_of, parse_period
 from services.processors import route_for_event
+from services.reads import engagement
+from services.reads import sessions as session_reads
 from services.registry import NotFound
 from services.tokens import Principal
 
@@ -175,25 +176,21 @@ def rate_member_service(body: MemberServiceIn, caller: Caller, ctx: Ctx) -> Feed
     require(caller, "organizer", "admin")
     m = _member(ctx, body.member_id)
     if body.session_id is not None:
-        rows = ctx.warehouse.query_dicts(
-            "SELECT member_id, unit_id, member_community_id, station_community_id, start, status "
-            "FROM sessions FINAL WHERE session_id = %(s)s AND voided = 0 LIMIT 1",
-            {"s": body.session_id},
-        )
-        if not rows or rows[0]["member_id"] != m.id:
+        found = session_reads.session(ctx.warehouse, body.session_id)
+        if found is None or found["member_id"] != m.id:
             raise ApiError(
                 422, "unknown_session", f"session_id: no session {body.session_id!r} of {m.id}"
             )
-        s = rows[0]
+        s = found
         # The community where the member served, or the one they reported to, may rate it.
         if not (
             may_manage_community(caller, s["station_community_id"])
             or may_manage_community(caller, s["member_community_id"])
         ):
             raise ApiError(403, "forbidden", "only the organizer of the session's community")
-        if s["status"] in ("open", "rejected"):
+        if not session_reads.is_evidence(s["status"]):
             raise ApiError(422, "session_not_rateable", f"session_id: the session is {s['status']}")
-        span = day_of(s["start"].replace(tzinfo=UTC))
+        span = day_of(s["start"])
         key: tuple[str, ...] = ("member_service", "session", body.session_id)
         unit_id, community_id = s["unit_id"], s["member_community_id"]
     else:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, readable_member
-from services.timeutil import LOCAL_TZ, iso_week, local_midnight
+from services.reads.member_hours import this_week
+from services.timeutil import iso_week
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -24,47 +25,20 @@ class WeekOut(BaseModel):
     scans: int = Field(description="scans received this week, each counted once")
 
 
-def week_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """Monday 00:00 to the next Monday 00:00 in Asia/Shanghai, as UTC instants."""
-    today = now.astimezone(LOCAL_TZ).date()
-    monday = today - timedelta(days=today.weekday())
-    return local_midnight(monday), local_midnight(monday + timedelta(days=7))
-
-
 @router.get("/{member_id}/week", response_model=WeekOut)
 def member_week(member_id: str, caller: Caller, ctx: Ctx) -> WeekOut:
-    """The current ISO week (Asia/Shanghai): sessions that started this week and count
-    (FINAL, so a session's latest revision; open and rejected ones do not count)."""
+    """The current ISO week (Asia/Shanghai): sessions that started this week and count (a
+    session's latest revision; open, rejected and voided ones do not count)."""
     m = readable_member(ctx, caller, member_id)
     now = datetime.now(UTC)
-    start, end = week_bounds(now)
-    params = {"m": m.id, "a": start, "b": end}
-    rows = ctx.warehouse.query(
-        """
-        SELECT
-            countIf(status NOT IN ('open', 'rejected')),
-            sumIf(credited_seconds, status NOT IN ('open', 'rejected')),
-            countIf(status = 'open')
-        FROM sessions FINAL
-        WHERE member_id = %(m)s AND start >= %(a)s AND start < %(b)s
-        """,
-        params,
-    )
-    counted, seconds, open_count = rows[0] if rows else (0, 0, 0)
-    scans = ctx.warehouse.query(
-        """
-        SELECT count() FROM checkins FINAL
-        WHERE member_id = %(m)s AND scanned_at >= %(a)s AND scanned_at < %(b)s
-        """,
-        params,
-    )
+    w = this_week(ctx.warehouse, m.id, now)
     return WeekOut(
         member_id=m.id,
         week=iso_week(now),
-        week_start=start,
-        served=int(counted or 0) > 0,
-        sessions=int(counted or 0),
-        hours=round(int(seconds or 0) / 3600, 2),
-        open_session=int(open_count or 0) > 0,
-        scans=int(scans[0][0]) if scans else 0,
+        week_start=w.start,
+        served=w.totals.sessions > 0,
+        sessions=w.totals.sessions,
+        hours=w.totals.hours,
+        open_session=w.open_sessions > 0,
+        scans=w.scans,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, readable_member
 from api.schemas import HoursOut
+from services.counting import current_year
+from services.reads.member_hours import year_breakdown, year_totals
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -21,24 +22,13 @@ def member_hours(
     ctx: Ctx,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> HoursOut:
-    """Credited hours and completed sessions in a calendar year (Asia/Shanghai)."""
+    """Credited hours and counted sessions of a calendar year: a session belongs to the year of
+    its start's local (Asia/Shanghai) date (the record of service and the assessment count the
+    same way). Voided, open and rejected sessions credit nothing."""
     m = readable_member(ctx, caller, member_id)
-    y = year or datetime.now(UTC).year
-    rows = ctx.warehouse.query(
-        """
-        SELECT sum(credited_seconds), countIf(counted = 1)
-        FROM sessions FINAL
-        WHERE member_id = %(m)s
-          AND toYear(start, 'Asia/Shanghai') = %(y)s
-          AND status NOT IN ('open', 'rejected')
-          AND voided = 0
-        """,
-        {"m": m.id, "y": y},
-    )
-    seconds, count = rows[0] if rows else (0, 0)
-    return HoursOut(
-        member_id=m.id, year=y, hours=round((seconds or 0) / 3600, 2), sessions=int(count)
-    )
+    y = year or current_year()
+    t = year_totals(ctx.warehouse, m.id, y)
+    return HoursOut(member_id=m.id, year=y, hours=t.hours, sessions=t.sessions)
 
 
 class HoursBucket(BaseModel):
@@ -66,40 +56,17 @@ def member_hours_breakdown(
     """The year's credited hours by ISO week and by month (local time), with the same counting
     rules as `/hours`; weeks and months with no service are left out."""
     m = readable_member(ctx, caller, member_id)
-    y = year or datetime.now(UTC).year
-    rows = ctx.warehouse.query(
-        """
-        SELECT formatDateTime(toMonday(toDate(start, 'Asia/Shanghai')), '%%G-W%%V') AS week,
-               formatDateTime(toDate(start, 'Asia/Shanghai'), '%%Y-%%m') AS month,
-               sum(credited_seconds), countIf(counted = 1)
-        FROM sessions FINAL
-        WHERE member_id = %(m)s
-          AND toYear(start, 'Asia/Shanghai') = %(y)s
-          AND status NOT IN ('open', 'rejected')
-          AND voided = 0
-        GROUP BY week, month
-        ORDER BY week, month
-        """,
-        {"m": m.id, "y": y},
-    )
-
-    def buckets(index: int) -> list[HoursBucket]:
-        acc: dict[str, list[int]] = {}
-        for row in rows:
-            a = acc.setdefault(row[index], [0, 0])
-            a[0] += int(row[2])
-            a[1] += int(row[3])
-        return [
-            HoursBucket(period=k, hours=round(s / 3600, 2), sessions=n)
-            for k, (s, n) in sorted(acc.items())
-        ]
-
-    total_s = sum(int(r[2]) for r in rows)
+    y = year or current_year()
+    b = year_breakdown(ctx.warehouse, m.id, y)
     return HoursBreakdown(
         member_id=m.id,
         year=y,
-        hours=round(total_s / 3600, 2),
-        sessions=sum(int(r[3]) for r in rows),
-        by_week=buckets(0),
-        by_month=buckets(1),
+        hours=b.total.hours,
+        sessions=b.total.sessions,
+        by_week=[
+            HoursBucket(period=k.period, hours=k.hours, sessions=k.sessions) for k in b.by_week
+        ],
+        by_month=[
+            HoursBucket(period=k.period, hours=k.hours, sessions=k.sessions) for k in b.by_month
+        ],
     )

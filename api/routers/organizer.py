@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from api.deps import Caller, Ctx, hidden, may_manage_community
 from services.qr import render, station_url
+from services.reads.registry import community_stations
+from services.reads.sessions import on_site
 from services.registry import NotFound
 
 router = APIRouter(prefix="/v1/communities", tags=["organizer"])
@@ -45,18 +47,7 @@ def _community(ctx: Ctx, caller: Caller, community_id: str) -> None:
 def on_site_now(community_id: str, caller: Caller, ctx: Ctx) -> OnSiteList:
     """Members checked in right now at this community's stations (open sessions)."""
     _community(ctx, caller, community_id)
-    rows = ctx.warehouse.query(
-        """
-        SELECT s.member_id, ifNull(m.name, ''), m.phone, s.station_id, ifNull(st.name, ''), s.start
-        FROM (SELECT member_id, station_id, start FROM sessions FINAL
-              WHERE station_community_id = %(c)s AND status = 'open' AND voided = 0) AS s
-        LEFT JOIN (SELECT id, name, phone FROM members FINAL) AS m ON m.id = s.member_id
-        LEFT JOIN (SELECT id, name FROM stations FINAL WHERE community_id = %(c)s) AS st
-            ON st.id = s.station_id
-        ORDER BY s.start
-        """,
-        {"c": community_id},
-    )
+    rows = on_site(ctx.warehouse, community_id)
     items = [
         OnSite(
             member_id=mid,
@@ -82,10 +73,7 @@ def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
     """Every station's QR poster for the community, A4, one per page: name, kind and code."""
     _community(ctx, caller, community_id)
     community = ctx.registry.community(community_id)
-    stations = ctx.warehouse.query(
-        "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY name, id",
-        {"c": community_id},
-    )
+    stations = community_stations(ctx.warehouse, community_id)
     e = html.escape
     pages = []
     for sid, name, kind in stations:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -16,6 +16,8 @@ from services import topics
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession
 from services.processors import route_for_event
+from services.reads.records import certified_sessions, issued_payload
+from services.reads.records import total_hours as records_total_hours
 from services.registry import NotFound
 from services.service_records import (
     content_digest,
@@ -24,7 +26,7 @@ from services.service_records import (
     normalize_code,
     verification_code,
 )
-from services.timeutil import LOCAL_TZ, local_midnight
+from services.timeutil import LOCAL_TZ
 
 router = APIRouter(tags=["records"])
 
@@ -89,39 +91,25 @@ def _out(ctx: Ctx, r: ServiceRecordIssued) -> RecordOut:
     )
 
 
-def _bounds(d_from: date, d_to: date) -> tuple[datetime, datetime]:
-    return local_midnight(d_from), local_midnight(d_to + timedelta(days=1))
-
-
 @router.post("/v1/members/{member_id}/service-records", response_model=RecordOut, status_code=201)
 def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) -> RecordOut:
-    """Issues a record of the member's credited service in a period (local dates, inclusive)."""
+    """Issues a record of the member's counted service in a period (local dates, inclusive): the
+    sessions that began on those days, counted as the year's hours and the assessment count them
+    (voided, open, rejected and unadjusted anomalous sessions are not service)."""
     m = readable_member(ctx, caller, member_id)
-    start, end = _bounds(body.period_from, body.period_to)
-    rows = ctx.warehouse.query(
-        """
-        SELECT s.session_id, ifNull(st.name, s.station_id), s.start, s.end,
-               s.credited_seconds, s.status
-        FROM (SELECT * FROM sessions FINAL
-              WHERE member_id = %(m)s AND start >= %(a)s AND start < %(b)s
-                AND status NOT IN ('open', 'rejected')) AS s
-        LEFT JOIN (SELECT id, name FROM stations FINAL) AS st ON st.id = s.station_id
-        ORDER BY s.start
-        """,
-        {"m": m.id, "a": start, "b": end},
-    )
+    certified = certified_sessions(ctx.warehouse, m.id, body.period_from, body.period_to)
     items = [
         RecordedSession(
-            session_id=sid,
-            station_name=name,
-            start=st.replace(tzinfo=UTC),
-            end=en.replace(tzinfo=UTC) if en else None,
-            hours=round(sec / 3600, 2),
-            status=status,
+            session_id=c.session_id,
+            station_name=c.station_name,
+            start=c.start,
+            end=c.end,
+            hours=c.hours,
+            status=c.status,
         )
-        for sid, name, st, en, sec, status in rows
+        for c in certified
     ]
-    total_hours = round(sum(int(r[4]) for r in rows) / 3600, 2)
+    total_hours = records_total_hours(certified)
     try:
         unit_name = ctx.registry.unit(m.unit_id).name
         community_name = ctx.registry.community(m.community_id).name
@@ -155,13 +143,10 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
 
 
 def _load(ctx: Ctx, code: str) -> ServiceRecordIssued:
-    rows = ctx.warehouse.query(
-        "SELECT payload FROM service_records FINAL WHERE code = %(c)s LIMIT 1",
-        {"c": normalize_code(code)},
-    )
-    if not rows:
+    payload = issued_payload(ctx.warehouse, normalize_code(code))
+    if payload is None:
         raise ApiError(404, "record_not_found", "no record of service was issued with this code")
-    return ServiceRecordIssued.model_validate_json(rows[0][0])
+    return ServiceRecordIssued.model_validate_json(payload)
 
 
 @router.get("/v1/verify/{code}", response_model=Verification, tags=["records"])
@@ -241,6 +226,7 @@ th, td {{ border: 1px solid #000; padding: 4px; text-align: center; }}
 <p>兹证明 <b>{e(r.member_name)}</b>（工作单位：{e(r.unit_name)}；报到社区：{e(r.community_name)}）
 于 {r.period_from.isoformat()} 至 {r.period_to.isoformat()} 期间，在居住地社区参加志愿服务
 <b>{r.sessions}</b> 次，累计服务时长 <b>{r.hours:.2f}</b> 小时。</p>
+<p>服务以开始时间（北京时间）所在日期计入期间；时长为认定时长；尚未结束、被驳回或因补传扫码已被重新配对取代的记录不计。</p>
 <p>开具时间：{local(r.occurred_at)}　　验证码：<span class="code">{e(format_code(r.code))}</span></p>
 <p>核验方式：访问 {e(ctx.settings.public_url)}/v1/verify/{e(r.code)} ，核对姓名、时长与次数（谁记录谁证明）。</p>
 </div>

@@ -19,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Caller, Ctx, may_manage_community, readable_member
 from api.errors import ApiError
 from services import topics
+from services.counting import hours, seconds_of_hours
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
+from services.reads import member_hours as reads
+from services.reads import sessions as session_reads
 from services.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
-from services.timeutil import local_midnight
 from services.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
@@ -84,26 +86,11 @@ class ReviewOut(BaseModel):
     reviewed_at: datetime
 
 
-_COLUMNS = "session_id, station_id, start, end, credited_seconds, status, flags"
-
-
 def _utc(v: datetime | None) -> datetime | None:
     # chDB hands DateTime64('UTC') back naive.
     if v is None:
         return None
     return v if v.tzinfo else v.replace(tzinfo=UTC)
-
-
-def _session_out(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": r["session_id"],
-        "station_id": r["station_id"],
-        "start": _utc(r["start"]),
-        "end": _utc(r["end"]),
-        "hours": round(int(r["credited_seconds"]) / 3600, 2),
-        "status": r["status"],
-        "flags": list(r["flags"]),
-    }
 
 
 @router.get("/members/{member_id}/sessions", response_model=SessionPage)
@@ -120,19 +107,8 @@ def member_sessions(
     m = readable_member(ctx, caller, member_id)
     if from_ and to and from_ > to:
         raise ApiError(422, "invalid_range", "from: must not be after to")
-    params: dict[str, Any] = {
-        "m": m.id,
-        "a": local_midnight(from_) if from_ else datetime(1970, 1, 1, tzinfo=UTC),
-        "b": local_midnight(to + timedelta(days=1)) if to else datetime(2200, 1, 1, tzinfo=UTC),
-    }
-    where = "member_id = %(m)s AND voided = 0 AND start >= %(a)s AND start < %(b)s"
-    rows = ctx.warehouse.query_dicts(
-        f"SELECT {_COLUMNS} FROM sessions FINAL WHERE {where} "
-        f"ORDER BY start DESC, session_id LIMIT {limit} OFFSET {offset}",
-        params,
-    )
-    total = ctx.warehouse.query(f"SELECT count() FROM sessions FINAL WHERE {where}", params)
-    return SessionPage(items=[SessionOut(**_session_out(r)) for r in rows], total=int(total[0][0]))
+    items, total = reads.sessions_page(ctx.warehouse, m.id, from_, to, limit, offset)
+    return SessionPage(items=[SessionOut(**i) for i in items], total=total)
 
 
 @router.get("/communities/{community_id}/review-queue", response_model=ReviewQueue)
@@ -154,60 +130,27 @@ def review_queue(
             404, "community_not_found", f"no community {community_id!r} visible to this caller"
         )
     since = utcnow() - timedelta(days=ctx.settings.session_review_window_days)
-    params = {
-        "c": community_id,
-        "since": since,
-        "need": sorted(REVIEW_FLAGS),
-        "done": sorted(REVIEWED_FLAGS),
-    }
-    where = (
-        "station_community_id = %(c)s AND voided = 0 AND start >= %(since)s "
-        "AND status IN ('closed', 'capped', 'auto_closed') "
-        "AND hasAny(flags, %(need)s) AND NOT hasAny(flags, %(done)s)"
+    items, total = session_reads.review_queue(
+        ctx.warehouse,
+        community_id,
+        since,
+        sorted(REVIEW_FLAGS),
+        sorted(REVIEWED_FLAGS),
+        limit,
+        offset,
     )
-    rows = ctx.warehouse.query_dicts(
-        f"SELECT {_COLUMNS}, member_id FROM sessions FINAL WHERE {where} "
-        f"ORDER BY start, session_id LIMIT {limit} OFFSET {offset}",
-        params,
-    )
-    total = ctx.warehouse.query(f"SELECT count() FROM sessions FINAL WHERE {where}", params)
-    names: dict[str, str] = {}
-    ids = sorted({r["member_id"] for r in rows})
-    if ids:
-        names = {
-            str(i): str(n)
-            for i, n in ctx.warehouse.query(
-                "SELECT id, name FROM members FINAL WHERE id IN %(ids)s", {"ids": ids}
-            )
-        }
-    return ReviewQueue(
-        items=[
-            QueuedSessionOut(
-                **_session_out(r), member_id=r["member_id"], member_name=names.get(r["member_id"])
-            )
-            for r in rows
-        ],
-        total=int(total[0][0]),
-    )
+    return ReviewQueue(items=[QueuedSessionOut(**i) for i in items], total=total)
 
 
 def _reviewable_session(ctx: Ctx, caller: Principal, session_id: str) -> dict[str, Any]:
     if caller.role not in ("admin", "organizer"):
         raise ApiError(403, "forbidden", "this action needs the role organizer or admin")
-    rows = ctx.warehouse.query_dicts(
-        f"SELECT {_COLUMNS}, member_id, station_community_id, voided "
-        "FROM sessions FINAL WHERE session_id = %(s)s LIMIT 1",
-        {"s": session_id},
-    )
-    if (
-        not rows
-        or rows[0]["voided"]
-        or not may_manage_community(caller, rows[0]["station_community_id"])
-    ):
+    row = session_reads.session(ctx.warehouse, session_id)
+    if row is None or not may_manage_community(caller, row["station_community_id"]):
         raise ApiError(
             404, "session_not_found", f"no session {session_id!r} visible to this caller"
         )
-    return rows[0]
+    return row
 
 
 @router.post("/sessions/{session_id}/review", response_model=ReviewAccepted, status_code=202)
@@ -249,7 +192,7 @@ async def review_session(
         station_community_id=row["station_community_id"],
         action=body.action,
         credited_seconds=(
-            round(body.credited_hours * 3600) if body.credited_hours is not None else None
+            seconds_of_hours(body.credited_hours) if body.credited_hours is not None else None
         ),
         reason=body.reason,
         reviewer_role=caller.role,
@@ -263,25 +206,17 @@ async def review_session(
 def session_reviews(session_id: str, caller: Caller, ctx: Ctx) -> list[ReviewOut]:
     """The audit trail of one session: every decision, oldest first."""
     _reviewable_session(ctx, caller, session_id)
-    rows = ctx.warehouse.query_dicts(
-        "SELECT review_id, action, credited_seconds, reason, reviewer_role, reviewer_id, "
-        "reviewed_at FROM session_reviews FINAL WHERE session_id = %(s)s "
-        "ORDER BY reviewed_at, review_id",
-        {"s": session_id},
-    )
     return [
         ReviewOut(
             review_id=r["review_id"],
             action=r["action"],
             credited_hours=(
-                round(r["credited_seconds"] / 3600, 2)
-                if r["credited_seconds"] is not None
-                else None
+                hours(r["credited_seconds"]) if r["credited_seconds"] is not None else None
             ),
             reason=r["reason"],
             reviewer_role=r["reviewer_role"],
             reviewer_id=r["reviewer_id"],
-            reviewed_at=_utc(r["reviewed_at"]) or utcnow(),
+            reviewed_at=r["reviewed_at"] or utcnow(),
         )
-        for r in rows
+        for r in session_reads.reviews(ctx.warehouse, session_id)
     ]

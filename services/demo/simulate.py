@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from services.counting import hours
 from services.demo.county import DEFAULT_SEED, County, generate, slice_county
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.demo.plan import PlannedScan, expected_truth, plan_scans
@@ -330,7 +331,7 @@ def truth_document(
             "community_id": loaded.communities[m.community_key],
             "sessions": t.sessions if t else 0,
             "seconds": t.seconds if t else 0,
-            "hours": round((t.seconds if t else 0) / 3600, 2),
+            "hours": hours(t.seconds if t else 0),
             "open_sessions": t.open_sessions if t else 0,
             "flagged_sessions": t.flagged if t else 0,
         }

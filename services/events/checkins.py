@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from services import counting
 from services.events.base import Event, UtcDatetime, event_type
 
 
@@ -64,14 +65,11 @@ class SessionRecorded(Event):
 
     @property
     def counted(self) -> bool:
-        """Whether the session counts as a service (sessions count, weekly target).
+        """Whether the session counts as a service (sessions count, weekly target): the rule of
+        `services.counting.counted`.
 
         Open, rejected and voided sessions never count; an anomaly (a check-out without a
         check-in) counts only once an organizer adjusted it. Hours are `credited_seconds` of
         every non-voided, non-open, non-rejected session (an anomaly credits 0 until adjusted).
         """
-        if self.voided or self.status in ("open", "rejected"):
-            return False
-        if self.status == "adjusted":
-            return True
-        return "checkout_without_checkin" not in self.flags
+        return counting.counted(self.status, self.flags, self.voided)

@@ -66,6 +66,54 @@ def week(n: int, year: int = YEAR) -> str:
     return f"{year}-W{n:02d}"
 
 
+SESSIONS = [
+    "session_id",
+    "revision",
+    "member_id",
+    "unit_id",
+    "member_community_id",
+    "station_id",
+    "station_community_id",
+    "start",
+    "end",
+    "credited_seconds",
+    "status",
+    "flags",
+]
+
+
+def sessions_of(row: list[Any]) -> list[list[Any]]:
+    """Sessions adding up to one weekly row (the Wednesday of its week, 10:00 local); a row
+    with time but no counted session is an unadjusted anomaly; a row's version is the
+    sessions' revision, so a later version replaces the earlier sessions."""
+    wk, member, station, station_c, member_c, _, unit_id, n, seconds, version, _ = row
+    y, w = wk.split("-W")
+    start = datetime.combine(
+        date.fromisocalendar(int(y), int(w), 3), datetime.min.time(), CST
+    ) + timedelta(hours=10)
+    count = max(int(n), 1)
+    out = []
+    for i in range(count):
+        secs = seconds // count + (seconds % count if i == 0 else 0)
+        out.append(
+            [
+                f"s-{member}-{wk}-{station}-{i}",
+                version,
+                member,
+                unit_id,
+                member_c,
+                station,
+                station_c,
+                start + timedelta(hours=i),
+                start + timedelta(hours=i, seconds=secs),
+                secs,
+                "closed",
+                [] if n else ["checkout_without_checkin"],
+            ]
+        )
+    return out
+
+
 @pytest.fixture(scope="module")
 def unit(stack: Stack) -> dict[str, Any]:
     u = stack.create("/v1/units", {"name": "县审计局"})["id"]
@@ -114,6 +162,9 @@ def unit(stack: Stack) -> dict[str, Any]:
     ]
     wh = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
     wh.insert("member_weeks", rows, MEMBER_WEEKS)
+    # The sessions behind those weekly rows, as the sink writes them: the assessment's hours and
+    # sessions are the calendar year's sessions, its active weeks the ISO year's weekly rows.
+    wh.insert("sessions", [s for r in rows for s in sessions_of(r)], SESSIONS)
 
     def fb(i: int, kind: str, who: str, unit_id: str, month: int, **kw: Any) -> list[Any]:
         start = date(YEAR, month, 1)

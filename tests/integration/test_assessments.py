@@ -297,9 +297,10 @@ def test_rankings_show_the_rule_and_give_the_flag_to_the_first(
     first = body["items"][0]
     assert first["id"] == c["unit"]["id"] and first["rank"] == 1 and first["red_flag"] is True
     assert [i["red_flag"] for i in body["items"][1:]] == [False] * (len(body["items"]) - 1)
-    # 3 registered (高远 has moved since: 2 now), 2 members served in 3 weeks of 13.
-    assert first["members_registered"] == 2
-    assert first["participation_rate"] == round((1 + 1 + 1) / 2 / 13, 4)
-    assert first["hours_per_member"] == round(6.5 / 2, 2)
+    # 3 registered at the quarter's end (高远 moved to another unit only since: registered is
+    # the registry as it stood then, services.counting), 2 members served in 3 weeks of 13.
+    assert first["members_registered"] == 3
+    assert first["participation_rate"] == round((1 + 1 + 1) / 3 / 13, 4)
+    assert first["hours_per_member"] == round(6.5 / 3, 2)
     r = stack.client.get("/v1/rankings", params={"period": f"{YEAR}"}, headers=member)
     assert r.status_code == 422

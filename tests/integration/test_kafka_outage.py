@@ -69,4 +69,5 @@ def test_checkin_with_kafka_down_is_503_then_succeeds_once_back(stack: Stack) ->
 
     got = stack.wait_for(done, timeout=60, interval=0.5)
     assert got is not None, "the session never reached ClickHouse after the broker came back"
-    assert got == {"member_id": member["id"], "year": now.year, "hours": 1.0, "sessions": 1}
+    figures = {k: got[k] for k in ("member_id", "year", "hours", "sessions")}
+    assert figures == {"member_id": member["id"], "year": now.year, "hours": 1.0, "sessions": 1}

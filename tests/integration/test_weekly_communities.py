@@ -4,8 +4,9 @@ their own, nobody else anything.
 
 The week's rollup rows are written straight into `member_weeks` (as the sink writes the
 agent's records), so every rule is exercised on a known week: who counts as registered (active,
-reported by the week's end), served anywhere, hours of registered members only, a member counted
-in the community they belong to now, and the highest version of a row replacing older ones.
+reported by the week's end), served (registered members with a counted session for the
+community), hours of the community's service (the community each row carries: the member's when
+they served, `services.counting`), and the highest version of a row replacing older ones.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def county(stack: Stack) -> dict[str, Any]:
         "a1": member("甲一", a),
         "a2": member("甲二", a, reported_on=later),  # reported after the week: not registered
         "a3": member("甲三", a, status="left"),  # left: not registered
-        "a4": member("甲四", a),  # served while living in 西街; counts where they live now
+        "a4": member("甲四", a),  # served while living in 西街: that service is 西街's
         "a5": member("甲五", a),  # registered, did not serve
         "a6": member("甲六", a),  # a row with credited time but no counted session
-        "b1": member("乙一", b),  # served at 北关's station: served is anywhere
+        "b1": member("乙一", b),  # served at 北关's station: service of 西街's member, 西街's
         "b2": member("乙二", b),
     }
 
@@ -101,10 +102,12 @@ def test_the_county_week_has_each_communitys_own_figures(
     assert body["week"] == WEEK and body["total"] == 3
     by_name = {i["name"]: i for i in body["items"]}
     assert [i["name"] for i in body["items"]] == sorted(by_name)
-    # By hand: 北关 registers 甲一, 甲四, 甲五, 甲六; 甲一 (3 sessions, 1.5 h) and 甲四 (0.25 h)
-    # served; 甲六's 600 s count in the hours. 西街: 乙一 served 0.75 h of two.
-    assert _figures(by_name["北关社区"]) == (4, 2, 0.5, round(6900 / 3600, 2))
-    assert _figures(by_name["西街社区"]) == (2, 1, 0.5, 0.75)
+    # By hand: 北关 registers 甲一, 甲四, 甲五, 甲六; of them 甲一 (3 sessions) served for 北关.
+    # Its hours are all service done as 北关's members: 甲一 1.5 h, 甲二 2 h and 甲三 1 h (not
+    # registered that week, but their service was 北关's), 甲六's 600 s: 16,800 s. 西街: 乙一
+    # served of two; its hours are 乙一's 0.75 h and 甲四's 0.25 h, done as 西街's member.
+    assert _figures(by_name["北关社区"]) == (4, 1, 0.25, round(16800 / 3600, 2))
+    assert _figures(by_name["西街社区"]) == (2, 1, 0.5, 1.0)
     assert _figures(by_name["南河社区"]) == (0, 0, 0.0, 0.0)
     assert by_name["北关社区"]["community_id"] == c["a"]
 
@@ -130,7 +133,7 @@ def test_the_county_week_has_each_communitys_own_figures(
 
 def test_an_organizer_sees_only_their_own_community(stack: Stack, county: dict[str, Any]) -> None:
     c = county
-    for community, figures in ((c["a"], (4, 2, 0.5, 1.92)), (c["empty"], (0, 0, 0.0, 0.0))):
+    for community, figures in ((c["a"], (4, 1, 0.25, 4.67)), (c["empty"], (0, 0, 0.0, 0.0))):
         org = stack.token("organizer", community)
         r = stack.client.get("/v1/weekly/communities", params={"week": WEEK}, headers=org)
         assert r.status_code == 200, r.text

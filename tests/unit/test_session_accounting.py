@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.events import Event, SessionRecorded
-from streams.sessions import Kept, LateScan, MemberState, SessionRules, on_clock, on_scan
+from services.sessions import Kept, LateScan, MemberState, SessionRules, on_clock, on_scan
 from tests.unit.test_sessions import at, run, scan
 
 RULES = SessionRules()

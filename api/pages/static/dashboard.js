@@ -124,7 +124,12 @@ function drawServed(weekly) {
 }
 
 function drawStations(breakdown) {
-  const rows = breakdown.stations;
+  // The community's members' service elsewhere is part of the week's hours: one more bar, so
+  // the bars add up to the KPI.
+  const away = breakdown.elsewhere;
+  const rows = away && away.hours > 0
+    ? [...breakdown.stations, {name: "其他社区站点", hours: away.hours, members_served: away.members_served}]
+    : breakdown.stations;
   chart("chart-stations").setOption({
     color: [RED, "#f4a259"],
     tooltip: {trigger: "axis"},

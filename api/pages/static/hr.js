@@ -86,6 +86,7 @@ async function load() {
     state.total = a.total;
     say("assessment-title", `${y}年度考核 · ${state.unit.name}`);
     say("rules-version", `按第 ${a.rules_version} 版考核规则计算，共 ${a.total} 人`);
+    say("rules-year", a.year_rule ? `年度口径：${a.year_rule}` : "");
     const tbody = $("assessment-table").querySelector("tbody");
     tbody.replaceChildren();
     for (const i of a.items) {

@@ -1,0 +1,69 @@
+"""The sessions a record of service (服务证明) certifies, and the records issued.
+
+A record certifies the member's counted sessions that began between two local days (the same
+sessions the year's hours and the assessment count, by the same rules): never a voided revision,
+an open or rejected session, or an anomaly no organizer adjusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from services.counting import COUNTED_SQL, SECONDS_SQL, hours
+from services.reads._rows import utc
+from services.timeutil import local_midnight
+from services.warehouse.client import Warehouse
+
+
+@dataclass(frozen=True)
+class CertifiedSession:
+    session_id: str
+    station_name: str
+    start: datetime
+    end: datetime | None
+    seconds: int
+    status: str
+
+    @property
+    def hours(self) -> float:
+        return hours(self.seconds)
+
+
+def certified_sessions(
+    wh: Warehouse, member_id: str, first_day: date, last_day: date
+) -> list[CertifiedSession]:
+    """The member's counted sessions that began on local days `first_day`..`last_day`."""
+    rows = wh.query(
+        f"""
+        SELECT s.session_id, ifNull(st.name, s.station_id), s.start, s.end, s.secs, s.status
+        FROM (SELECT session_id, station_id, start, end, {SECONDS_SQL} AS secs, status
+              FROM sessions FINAL
+              WHERE member_id = %(m)s AND start >= %(a)s AND start < %(b)s
+                AND {COUNTED_SQL}) AS s
+        LEFT JOIN (SELECT id, name FROM stations FINAL) AS st ON st.id = s.station_id
+        ORDER BY s.start, s.session_id
+        """,
+        {
+            "m": member_id,
+            "a": local_midnight(first_day),
+            "b": local_midnight(last_day + timedelta(days=1)),
+        },
+    )
+    return [
+        CertifiedSession(str(sid), str(name), utc(st) or st, utc(en), int(sec), str(status))
+        for sid, name, st, en, sec, status in rows
+    ]
+
+
+def total_hours(sessions: list[CertifiedSession]) -> float:
+    """The record's hours: the one rounding, applied once to the total."""
+    return hours(sum(s.seconds for s in sessions))
+
+
+def issued_payload(wh: Warehouse, code: str) -> str | None:
+    """The issued record's JSON, by its normalized code."""
+    rows = wh.query(
+        "SELECT payload FROM service_records FINAL WHERE code = %(c)s LIMIT 1", {"c": code}
+    )
+    return str(rows[0][0]) if rows else None

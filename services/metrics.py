@@ -98,7 +98,7 @@ AGENT_REDELIVERED = Counter(
 )
 AGENT_HOLES = Counter(
     "volunteer_agent_holes",
-    "Times the session agent found offsets skipped before a message and sought back to them.",
+    "Input messages faust never delivered to the agent, which it read straight from Kafka.",
     ["topic"],
 )
 

@@ -1,5 +1,5 @@
 """An agent's applied offsets, wired to faust: where each partition starts, what is committed,
-and the seek back over a hole (the rule itself: streams/ledger.py).
+and the messages faust skipped, read straight from their partition (the rule: streams/ledger.py).
 
 Each agent keeps its saved offsets in one of its own changelog-backed tables, under a key per
 partition (`applied-p<n>`: JSON `{topic: next offset}`), written after the effects of the
@@ -13,13 +13,37 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from aiokafka.structs import TopicPartition as KafkaTP  # type: ignore[import-untyped]
 from faust.types import TP
 
 from services import metrics
 from streams import faust_fixes
-from streams.ledger import Batch, Ledger, Verdict
+from streams.ledger import Batch, Ledger, Plan
+
+# How long reading the messages faust skipped may take before the worker gives up (and crashes,
+# to start again from the saved offsets).
+READ_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Record:
+    """A message read straight from its partition, shaped like what faust delivers (the agent
+    reads `key`, `value` and `message.topic/partition/offset`)."""
+
+    key: bytes | None
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def message(self) -> Record:
+        return self
+
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +61,13 @@ class Guarantee:
         app: Any,
         topics: set[str],
         saved: Callable[[int], bytes | str | None],
+        bootstrap: str,
         gapped_topics: frozenset[str] = frozenset(),
         prefix: str = "",
     ) -> None:
         self.app = app
+        self._bootstrap = bootstrap
+        self._consumer: Any = None
         self.ledger = Ledger(gapped_topics=gapped_topics)
         self._saved = saved
         self._prefix = prefix
@@ -56,16 +83,61 @@ class Guarantee:
         raw = self._saved(partition)
         return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
 
-    def admit(self, batch: Batch, topic: str, partition: int, offset: int) -> bool:
-        """Whether this message is the next one of its partition: apply it (else it was applied
-        before, or offsets before it were skipped and it comes again after the seek)."""
+    def plan(self, batch: Batch, topic: str, partition: int, offsets: list[int]) -> Plan:
+        """What to apply of one partition's delivered offsets (see `Batch.plan`)."""
         tp = (topic, partition)
         if not self.ledger.knows(tp):
             self._start(tp)
-        verdict = batch.verdict(tp, offset)
-        if verdict is Verdict.SEEN:
-            self._redelivered(topic).inc()
-        return verdict is Verdict.APPLY
+        plan = batch.plan(tp, offsets)
+        if plan.seen:
+            self._redelivered(topic).inc(len(plan.seen))
+        return plan
+
+    async def read(self, topic: str, partition: int, offsets: list[int]) -> dict[int, Record]:
+        """The messages at these offsets, read straight from the partition: the ones faust
+        skipped. Fails (and so crashes the worker, which starts again from the saved offsets)
+        if they cannot all be read within READ_TIMEOUT_S."""
+        self._holes(topic).inc(len(offsets))
+        log.warning(
+            "%d offsets of %s[%d] were not delivered (%d-%d); reading them directly",
+            len(offsets),
+            topic,
+            partition,
+            offsets[0],
+            offsets[-1],
+        )
+        reader = await self._reader()
+        ktp = KafkaTP(topic, partition)
+        reader.assign([ktp])
+        reader.seek(ktp, offsets[0])
+        want, last = set(offsets), offsets[-1]
+        got: dict[int, Record] = {}
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while want - got.keys():
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"could not read {len(want - got.keys())} offsets of {topic}[{partition}] "
+                    f"from {min(want - got.keys())}"
+                )
+            batch = await reader.getmany(ktp, timeout_ms=500)
+            for r in batch.get(ktp, []):
+                if r.offset in want:
+                    got[r.offset] = Record(r.key, r.value, topic, partition, r.offset)
+                if r.offset >= last:
+                    break
+        return got
+
+    async def _reader(self) -> Any:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap.split(","),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
 
     def _start(self, tp: tuple[str, int]) -> None:
         """Where the table says the state stands; with nothing saved (a state written before
@@ -93,21 +165,6 @@ class Guarantee:
             p: json.dumps({**self.saved(p), **offsets}, sort_keys=True).encode()
             for p, offsets in by_partition.items()
         }
-
-    async def seek_holes(self, batch: Batch) -> None:
-        """Seek back to the first offset faust skipped, so it is delivered again. During a
-        rebalance faust seeks every partition to its committed offset itself (and the ledger
-        starts again from the table), so nothing is sought then."""
-        seeks = batch.seeks(time.monotonic())
-        if not seeks or not self.app.flow_control.is_active():
-            return
-        for (topic, partition), offset in seeks.items():
-            self._holes(topic).inc()
-            log.warning(
-                "offsets skipped before %s[%d]; seeking back to %d", topic, partition, offset
-            )
-            await self.app.consumer.seek(TP(topic, partition), offset)
-        batch.sought(seeks, time.monotonic())
 
     @functools.cache  # noqa: B019 - one label child per topic, for the process's life
     def _redelivered(self, topic: str) -> Any:

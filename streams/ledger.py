@@ -14,10 +14,12 @@ input partition it keeps `next`: the offset of the first message whose effect is
 state. The agent moves it only over a contiguous run of offsets it applied and whose states and
 outputs Kafka acknowledged; the commit never passes it. A message below `next` was applied
 before (a redelivery): skipped without touching the state. A message above `next` on a topic
-that is not compacted means faust skipped some offsets (a *hole*): nothing from there on is
-applied, and the agent seeks the partition back to `next`, so the skipped scans come again.
-`next` is also saved in the agent's changelog after each batch's outputs, so the worker that
-takes the partition over starts from what the state holds, whatever offset was committed.
+that is not compacted means faust skipped the offsets between (a *hole*): the agent reads those
+itself, straight from the partition, and applies them first, so every batch applies a contiguous
+run. (Seeking faust's consumer back was tried first: under a rebalance storm faust's fetcher kept
+undoing the seek and a partition stalled for good.) `next` is also saved in the agent's changelog
+after each batch's outputs, so the worker that takes the partition over starts from what the
+state holds, whatever offset was committed.
 
 Pure: no faust, no I/O; the agent drives it (streams/agents/sessions.py).
 """
@@ -26,28 +28,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 
 TopicPartition = tuple[str, int]
 # A partition started with nothing saved and nothing committed: its first message is the start.
 _FIRST = -1
 
 
-class Verdict(Enum):
-    APPLY = "apply"  # the next offset: apply it
-    SEEN = "seen"  # below next: applied before, skip it
-    HOLE = "hole"  # above next on a topic without gaps: offsets were skipped; seek back
+@dataclass(frozen=True)
+class Plan:
+    """What a batch does with one partition's delivered offsets."""
+
+    apply: list[int]  # in this order: every offset from `next` on, delivered or missing
+    missing: list[int]  # of those, the ones faust did not deliver: read them directly
+    seen: list[int]  # delivered below `next`: applied before
 
 
 @dataclass
 class Ledger:
     # Topics whose offsets may legitimately jump (compacted ones: only the latest tick counts).
     gapped_topics: frozenset[str] = frozenset()
-    # How long to wait for the offsets a seek asked for before asking again: messages fetched
-    # before the seek may still be on their way and must not trigger a seek each.
-    reseek_after_s: float = 2.0
     _next: dict[TopicPartition, int] = field(default_factory=dict)
-    _seeks: dict[TopicPartition, tuple[int, float]] = field(default_factory=dict)
 
     def knows(self, tp: TopicPartition) -> bool:
         return tp in self._next
@@ -56,7 +56,6 @@ class Ledger:
         """Where a newly owned partition's state stands (from the changelog, else the committed
         offset faust sought to)."""
         self._next[tp] = next_offset
-        self._seeks.pop(tp, None)
 
     def start_at_first(self, tp: TopicPartition) -> None:
         """Nothing saved and nothing committed: the group reads the partition from its earliest
@@ -71,11 +70,9 @@ class Ledger:
         """Partitions revoked: whoever owns them next starts from the changelog."""
         for tp in tps:
             self._next.pop(tp, None)
-            self._seeks.pop(tp, None)
 
     def forget_all(self) -> None:
         self._next.clear()
-        self._seeks.clear()
 
     def committable(self, tp: TopicPartition) -> int | None:
         """The offset that may be committed: every message before it is applied and its
@@ -93,40 +90,28 @@ class Batch:
 
     ledger: Ledger
     cursor: dict[TopicPartition, int] = field(default_factory=dict)
-    holes: dict[TopicPartition, int] = field(default_factory=dict)
 
-    def verdict(self, tp: TopicPartition, offset: int) -> Verdict:
+    def plan(self, tp: TopicPartition, delivered: Iterable[int]) -> Plan:
+        """The offsets to apply, in order, for what faust delivered of `tp` in this batch."""
         nxt = self.cursor.get(tp, self.ledger._next.get(tp))
         if nxt is None:
             # Never seen: the agent starts every partition before its first event.
             raise KeyError(f"ledger has no start for {tp}")
-        if nxt == _FIRST:
-            self.cursor[tp] = offset + 1
-            return Verdict.APPLY
-        if offset < nxt:
-            return Verdict.SEEN
-        if offset == nxt or tp[0] in self.ledger.gapped_topics:
-            # Only the very next offset is applied: past a hole nothing is, until the skipped
-            # offsets come again (then the hole is closed and the run goes on).
-            self.cursor[tp] = offset + 1
-            self.holes.pop(tp, None)
-            return Verdict.APPLY
-        self.holes[tp] = nxt
-        return Verdict.HOLE
-
-    def seeks(self, now: float) -> dict[TopicPartition, int]:
-        """Partitions to seek back (to their next offset), at most once per `reseek_after_s`
-        for the same offset."""
-        out: dict[TopicPartition, int] = {}
-        for tp, offset in self.holes.items():
-            last = self.ledger._seeks.get(tp)
-            if last is None or last[0] != offset or now - last[1] >= self.ledger.reseek_after_s:
-                out[tp] = offset
-        return out
-
-    def sought(self, seeks: dict[TopicPartition, int], now: float) -> None:
-        for tp, offset in seeks.items():
-            self.ledger._seeks[tp] = (offset, now)
+        offsets = sorted(set(delivered))
+        if nxt == _FIRST and offsets:
+            nxt = offsets[0]
+        seen = [o for o in offsets if o < nxt]
+        new = [o for o in offsets if o >= nxt]
+        if not new:
+            return Plan([], [], seen)
+        if tp[0] in self.ledger.gapped_topics:
+            apply, missing = new, []
+        else:
+            have = set(new)
+            apply = list(range(nxt, new[-1] + 1))
+            missing = [o for o in apply if o not in have]
+        self.cursor[tp] = apply[-1] + 1
+        return Plan(apply, missing, seen)
 
     def advanced(self) -> dict[TopicPartition, int]:
         """The partitions this batch moved, with their new next offsets (to save)."""
@@ -137,5 +122,3 @@ class Batch:
         for tp, n in self.cursor.items():
             if tp in self.ledger._next:  # not revoked meanwhile
                 self.ledger._next[tp] = n
-                if tp not in self.holes:
-                    self.ledger._seeks.pop(tp, None)

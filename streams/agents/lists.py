@@ -39,6 +39,7 @@ GUARANTEE = Guarantee(
     app,
     {settings.topic(LIST_COMMANDS.name)},
     lambda p: item_state.get(applied_key(p)),
+    settings.kafka_bootstrap,
     prefix=settings.topic_prefix,
 )
 
@@ -46,18 +47,20 @@ GUARANTEE = Guarantee(
 @app.agent(commands_topic)
 async def judge_list_commands(stream: Any) -> AsyncIterator[None]:
     # One command at a time, in log order; the ledger decides what is committed (a command
-    # faust skipped around a rebalance is sought back, never passed; streams/ledger.py). Every
+    # faust skipped around a rebalance is read directly, never passed; streams/ledger.py). Every
     # record is handed to faust's producer before the offset counts as applied, and faust
     # flushes the producer before it commits.
     async for event in stream.events():
-        message = event.message
+        m = event.message
         batch = GUARANTEE.ledger.batch()
-        if GUARANTEE.admit(batch, message.topic, message.partition, message.offset):
-            await _judge(event)
+        plan = GUARANTEE.plan(batch, m.topic, m.partition, [m.offset])
+        if plan.apply:
+            read = await GUARANTEE.read(m.topic, m.partition, plan.missing) if plan.missing else {}
+            for offset in plan.apply:
+                await _judge(read.get(offset, event))
             for p, value in GUARANTEE.to_save(batch).items():
                 item_state[applied_key(p)] = value.decode()
             batch.settle()
-        await GUARANTEE.seek_holes(batch)
         yield None
 
 

@@ -147,6 +147,7 @@ GUARANTEE = Guarantee(
     app,
     {_CHECKINS, _REVIEWS, _CLOCK},
     lambda p: partition_index.get(applied_key(p).encode()),
+    settings.kafka_bootstrap,
     gapped_topics=frozenset({_CLOCK}),
     prefix=settings.topic_prefix,
 )
@@ -313,19 +314,42 @@ def _counter(topic: str) -> Any:
 
 
 async def _process(events: list[Any]) -> None:
-    """One batch: parse, apply each partition's new events in log order, publish the latest
-    records, then save and settle the ledger (streams/ledger.py)."""
+    """One batch: plan each input partition's offsets (streams/ledger.py: what faust delivered
+    again is skipped, what it skipped is read directly), apply each partition's events in log
+    order, publish the latest records, then save and settle the ledger."""
     batch = GUARANTEE.ledger.batch()
     outbox = Outbox()
-    by_partition: dict[int, list[tuple[Any, Event]]] = {}
+    delivered: dict[tuple[str, int], dict[int, Any]] = {}
+    order: list[tuple[str, int, int]] = []  # (topic, partition, offset) in delivery order
     for event in events:
+        m = event.message
+        if _faults.skip(m.topic, m.partition, m.offset):
+            continue
+        by_offset = delivered.setdefault((m.topic, m.partition), {})
+        if m.offset not in by_offset:
+            by_offset[m.offset] = event
+            order.append((m.topic, m.partition, m.offset))
+    # Each partition's planned offsets, in the order faust delivered them, with any it skipped
+    # read and placed before the first delivered offset after them.
+    planned: dict[tuple[str, int], list[int]] = {}
+    for (name, part), by_offset in delivered.items():
+        plan = GUARANTEE.plan(batch, name, part, list(by_offset))
+        if plan.missing:
+            by_offset.update(await GUARANTEE.read(name, part, plan.missing))
+        planned[(name, part)] = plan.apply
+    sequence: list[Any] = []
+    for tp, offsets in planned.items():
+        rank = {o: n for n, (t, p, o) in enumerate(order) if (t, p) == tp}
+        last = len(order)
+        # A read offset takes the place of the next delivered one after it.
+        for o in reversed(offsets):
+            last = rank.get(o, last)
+            sequence.append((last, o in rank, o, delivered[tp][o]))
+    sequence.sort(key=lambda x: (x[0], x[1], x[2]))
+    by_partition: dict[int, list[tuple[Any, Event]]] = {}
+    for _, _, _, event in sequence:
         raw: bytes = event.value
-        message = event.message
-        topic: str = message.topic
-        if _faults.skip(topic, message.partition, message.offset):
-            continue
-        if not GUARANTEE.admit(batch, topic, message.partition, message.offset):
-            continue
+        topic: str = event.message.topic
         _counter(topic).inc()
         try:
             parsed = parse_event(raw)
@@ -334,7 +358,7 @@ async def _process(events: list[Any]) -> None:
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             await _dead_letter(outbox, event.key, raw, str(exc), topic)
             continue
-        by_partition.setdefault(message.partition, []).append((event, parsed))
+        by_partition.setdefault(event.message.partition, []).append((event, parsed))
     out: list[Event] = []
     for partition, items in by_partition.items():
         out.extend(await _apply_partition(outbox, partition, items))
@@ -353,7 +377,6 @@ async def _process(events: list[Any]) -> None:
         await saved.put(partition_index, p, applied_key(p).encode(), value)
     await saved.delivered()
     batch.settle()
-    await GUARANTEE.seek_holes(batch)
 
 
 async def _apply_partition(

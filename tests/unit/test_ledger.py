@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from streams.ledger import Ledger, Verdict
+from streams.ledger import Ledger
 
 CHECKINS = ("checkins", 2)
 CLOCK = ("session-clock", 2)
 
 
 def ledger(start: int = 100) -> Ledger:
-    led = Ledger(gapped_topics=frozenset({"session-clock"}), reseek_after_s=2.0)
+    led = Ledger(gapped_topics=frozenset({"session-clock"}))
     led.start(CHECKINS, start)
     return led
 
@@ -19,7 +19,8 @@ def ledger(start: int = 100) -> Ledger:
 def test_a_contiguous_run_is_applied_and_committed_only_once_settled() -> None:
     led = ledger()
     b = led.batch()
-    assert [b.verdict(CHECKINS, o) for o in (100, 101, 102)] == [Verdict.APPLY] * 3
+    plan = b.plan(CHECKINS, [100, 101, 102])
+    assert plan.apply == [100, 101, 102] and plan.missing == [] and plan.seen == []
     # Not yet durable: the commit stays where the state stood.
     assert led.committable(CHECKINS) == 100
     assert b.advanced() == {CHECKINS: 103}
@@ -29,51 +30,46 @@ def test_a_contiguous_run_is_applied_and_committed_only_once_settled() -> None:
 
 def test_redelivered_offsets_are_seen_not_applied_again() -> None:
     led = ledger()
-    b = led.batch()
-    assert [b.verdict(CHECKINS, o) for o in (97, 99, 100)] == [
-        Verdict.SEEN,
-        Verdict.SEEN,
-        Verdict.APPLY,
-    ]
+    plan = led.batch().plan(CHECKINS, [97, 99, 100, 99])
+    assert plan.seen == [97, 99] and plan.apply == [100]
 
 
-def test_a_skipped_offset_stops_the_run_and_asks_for_a_seek_back() -> None:
-    # faust skipped 101 (a message fetched before a rebalance): 102 and 103 must not be applied
-    # before it, and the commit must not pass it.
+def test_offsets_faust_skipped_are_read_and_applied_in_order_before_the_later_ones() -> None:
+    # faust skipped 101 and 103 (messages fetched before a rebalance): they are applied in
+    # their place, and the commit moves over all of them only once the batch is durable.
     led = ledger()
     b = led.batch()
-    verdicts = [b.verdict(CHECKINS, o) for o in (100, 102, 103)]
-    assert verdicts == [Verdict.APPLY, Verdict.HOLE, Verdict.HOLE]
-    assert b.seeks(now=10.0) == {CHECKINS: 101}
-    b.sought({CHECKINS: 101}, now=10.0)
+    plan = b.plan(CHECKINS, [104, 100, 102])
+    assert plan.apply == [100, 101, 102, 103, 104]
+    assert plan.missing == [101, 103]
     b.settle()
-    assert led.committable(CHECKINS) == 101
+    assert led.committable(CHECKINS) == 105
 
-    # Messages fetched before the seek still arrive: no second seek for the same offset at once.
+
+def test_a_partition_that_starts_behind_its_commit_reads_what_it_never_applied() -> None:
+    # The changelog says the state holds up to 50; faust sought to a later committed offset.
+    led = ledger(start=50)
+    plan = led.batch().plan(CHECKINS, [60, 61])
+    assert plan.missing == list(range(50, 60)) and plan.apply == list(range(50, 62))
+
+
+def test_a_later_batch_continues_from_the_first() -> None:
+    led = ledger()
+    b1 = led.batch()
+    b1.plan(CHECKINS, [100, 101])
+    b1.settle()
     b2 = led.batch()
-    assert b2.verdict(CHECKINS, 104) is Verdict.HOLE
-    assert b2.seeks(now=11.0) == {}
-    # ... but again if the offsets asked for never came.
-    assert b2.seeks(now=12.5) == {CHECKINS: 101}
-
-    # The skipped offset comes again: the run goes on from it, and the hole is closed.
-    b3 = led.batch()
-    assert [b3.verdict(CHECKINS, o) for o in (105, 101, 102, 103)] == [
-        Verdict.HOLE,
-        Verdict.APPLY,
-        Verdict.APPLY,
-        Verdict.APPLY,
-    ]
-    assert b3.seeks(now=20.0) == {}
-    b3.settle()
-    assert led.committable(CHECKINS) == 104
+    assert b2.plan(CHECKINS, [101, 102]).apply == [102]
+    # Two plans of one partition in a batch continue from each other too.
+    assert b2.plan(CHECKINS, [104]).missing == [103]
 
 
 def test_compacted_topics_may_jump() -> None:
     led = ledger()
     led.start(CLOCK, 5)
     b = led.batch()
-    assert [b.verdict(CLOCK, o) for o in (9, 9, 12)] == [Verdict.APPLY, Verdict.SEEN, Verdict.APPLY]
+    plan = b.plan(CLOCK, [9, 9, 12, 3])
+    assert plan.apply == [9, 12] and plan.missing == [] and plan.seen == [3]
     b.settle()
     assert led.committable(CLOCK) == 13
 
@@ -83,19 +79,16 @@ def test_a_partition_with_nothing_saved_or_committed_starts_at_its_first_message
     led.start_at_first(CHECKINS)
     assert led.committable(CHECKINS) is None
     b = led.batch()
-    assert [b.verdict(CHECKINS, o) for o in (0, 1, 3)] == [
-        Verdict.APPLY,
-        Verdict.APPLY,
-        Verdict.HOLE,
-    ]
+    plan = b.plan(CHECKINS, [0, 1, 3])
+    assert plan.apply == [0, 1, 2, 3] and plan.missing == [2]
     b.settle()
-    assert led.committable(CHECKINS) == 2
+    assert led.committable(CHECKINS) == 4
 
 
 def test_a_partition_revoked_during_a_batch_is_not_moved_by_it() -> None:
     led = ledger()
     b = led.batch()
-    b.verdict(CHECKINS, 100)
+    b.plan(CHECKINS, [100])
     led.forget([CHECKINS])
     b.settle()
     assert not led.knows(CHECKINS) and led.committable(CHECKINS) is None
@@ -103,4 +96,4 @@ def test_a_partition_revoked_during_a_batch_is_not_moved_by_it() -> None:
 
 def test_an_unstarted_partition_is_a_bug_not_a_guess() -> None:
     with pytest.raises(KeyError):
-        Ledger().batch().verdict(CHECKINS, 0)
+        Ledger().batch().plan(CHECKINS, [0])

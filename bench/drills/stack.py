@@ -147,6 +147,9 @@ class DrillStack:
             del self.env[k]
         self.api: Proc | None = None
         self.workers: list[Proc] = []
+        # Held while a worker is started, stopped or supervised: the storm (drill g) changes
+        # the group from a thread of its own, and a process must never be started twice.
+        self.lock = threading.RLock()
 
     # ---- processes -------------------------------------------------------------------------
 
@@ -199,14 +202,20 @@ class DrillStack:
             time.sleep(0.3)
         raise RuntimeError("API did not start")
 
-    def start_worker(self) -> Proc:
+    def new_worker(self) -> Proc:
+        """The next worker (its own folder and web port), added to the group's list, not started."""
         n = len(self.workers) + 1
         wdir = self.root / f"worker{n}"
         wdir.mkdir(exist_ok=True)
         env = {**self.env, "WORKER_WEB_PORT": str(free_port()), "DATA_DIR": str(wdir)}
         w = Proc(f"worker{n}", [PY, "-m", "streams", "worker", "-l", "info"], env, wdir / "log")
         self.workers.append(w)
-        self.launch_worker(w)
+        return w
+
+    def start_worker(self) -> Proc:
+        with self.lock:
+            w = self.new_worker()
+            self.launch_worker(w)
         return w
 
     def launch_worker(self, w: Proc, timeout: float = 90.0) -> None:
@@ -242,11 +251,12 @@ class DrillStack:
         if self.api is not None and not self.api.alive and not self.api.expected_exit:
             notes.append(f"api exited ({self.api.popen.returncode if self.api.popen else '?'})")
             self.restart_api()
-        for w in self.workers:
-            if w.popen is not None and not w.alive and not w.expected_exit:
-                notes.append(f"{w.name} exited ({w.popen.returncode}), restarted")
-                w.restarts += 1
-                self.launch_worker(w)
+        with self.lock:
+            for w in self.workers:
+                if w.popen is not None and not w.alive and not w.expected_exit:
+                    notes.append(f"{w.name} exited ({w.popen.returncode}), restarted")
+                    w.restarts += 1
+                    self.launch_worker(w)
         return notes
 
     def stop_all(self) -> None:
@@ -505,10 +515,11 @@ class DrillStack:
             return None
         return {k: end - done for k, (end, done) in offs.items()}
 
-    def reconcile_counts(self) -> dict[str, Any]:
-        """Counted seconds per member, read by a separate process (chDB: one per folder)."""
+    def reconcile_counts(self, members: list[str] | None = None) -> dict[str, Any]:
+        """Counted seconds per member, read by a separate process (chDB: one per folder); with
+        `members`, their raw scans and sessions too (`details`)."""
         res = subprocess.run(
-            [PY, "-m", "bench.drills.reconcile"],
+            [PY, "-m", "bench.drills.reconcile", "--members", ",".join(members or [])],
             cwd=ROOT,
             env=self.env,
             capture_output=True,

@@ -342,6 +342,12 @@ class RebalanceStorm(Fault):
         return last.lag if last is not None else None
 
     def apply(self, step: Step) -> str:
+        what = self._apply(step)
+        if what:
+            log(f"storm: {what}")
+        return what
+
+    def _apply(self, step: Step) -> str:
         """One group change; '' when there is nothing to do (e.g. a leave of a stopped worker)."""
         stack = self.stack
         assert stack is not None

@@ -150,7 +150,8 @@ class CommitMonitor:
                 if admin is None or consumer is None:
                     admin, consumer = self._clients()
                 ends = consumer.end_offsets(parts)  # type: ignore[attr-defined]
-                offs = admin.list_consumer_group_offsets(self.group)  # type: ignore[attr-defined]
+                got = admin.list_group_offsets(self.group)  # type: ignore[attr-defined]
+                offs = got.get(self.group, {})
                 committed = {
                     tp.partition: int(o.offset)
                     for tp, o in offs.items()

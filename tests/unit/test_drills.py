@@ -76,7 +76,7 @@ LOG = """\
 def test_worker_events_carry_time_and_checkins_partitions() -> None:
     ev = worker_events("worker1", LOG)
     assert [e.at.second for e in ev] == [1, 2, 3, 9]
-    assert ev[1].partitions == {0, 1, 2} and ev[1].what == "assigned checkins [0, 1, 2]"
+    assert ev[1].partitions == frozenset({0, 1, 2}) and ev[1].what == "assigned checkins [0, 1, 2]"
     assert ev[3].partitions == frozenset()  # assigned, but no checkins partition
     assert "Ready" in ev[2].what and ev[2].partitions is None
     assert all(e.who == "worker1" for e in ev)

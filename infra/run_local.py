@@ -10,20 +10,17 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from api.main import create_app
+from infra import stack
 from infra.kafka import Broker, KafkaError, create_topics, fetch
 from services.demo.county import County, generate
 from services.demo.loader import LoadedCounty, admin_client, load_county
@@ -32,7 +29,6 @@ from services.logging import uvicorn_log_config
 from services.settings import Settings, get_settings
 
 log = logging.getLogger("run")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _call(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -126,7 +122,8 @@ def main() -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fetch()
     broker = Broker.from_settings(settings)
-    worker: subprocess.Popen[bytes] | None = None
+    # The worker reads the same environment as this process (the settings came from it).
+    worker = stack.worker_proc("worker", stack.child_env(), settings.data_dir / "worker.log")
     try:
         broker.start()
     except KafkaError as exc:
@@ -134,16 +131,10 @@ def main() -> int:
         return 1
     try:
         create_topics(broker.bootstrap, settings.topic_prefix)
-        worker_log = (settings.data_dir / "worker.log").open("ab")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "-l", "info"],
-            cwd=ROOT,
-            env=os.environ.copy(),
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.info("faust worker started (pid %d, log %s)", worker.pid, worker_log.name)
+        # Not waited for: the API and the demo load need the broker, not the worker, which
+        # catches up with the log when it is ready.
+        worker.start()
+        log.info("faust worker started (pid %d, log %s)", worker.pid, worker.log_path)
 
         server = uvicorn.Server(
             uvicorn.Config(
@@ -171,12 +162,7 @@ def main() -> int:
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        worker.stop(timeout_s=30)
         broker.stop()
         log.info("stopped: API, worker and Kafka")
     return 0

@@ -460,9 +460,19 @@ def log_findings(stack: DrillStack) -> list[str]:
             notes.append(f"API publish failures (503): {top}")
     for w in stack.workers:
         if w.log_path.exists():
-            crashes = w.log_path.read_text(errors="replace").count("session batch failed")
+            text = w.log_path.read_text(errors="replace")
+            crashes = text.count("session batch failed")
             if crashes:
                 notes.append(f"{w.name}: {crashes} session batch(es) failed")
+            # A faust service that crashed takes the worker down (exit 1; supervised restart).
+            reasons = Counter(
+                line.split("Crashed reason=", 1)[1].strip()[:100]
+                for line in text.splitlines()
+                if "Crashed reason=" in line
+            )
+            if reasons:
+                top = ", ".join(f"{n}x {r}" for r, n in reasons.most_common(2))
+                notes.append(f"{w.name} crashed: {top}")
     return notes
 
 
@@ -550,7 +560,9 @@ def failure_report(
         f"{len(members)} by size of the error are in `{stack.root}/failure-report.md`. Times "
         "are UTC; *owner(s) then*: the workers whose latest assignment at the scan's record "
         "time held its `checkins` partition; *commit passed*: the first monitor sample (about "
-        "1 s apart) with the group's committed offset beyond the scan.\n\n"
+        "1 s apart) with the group's committed offset beyond the scan; *owner(s) at commit*: "
+        "the same at that moment (two: a rebalance under way or a dead member not yet "
+        "noticed).\n\n"
     )
     text = head + "\n".join(parts)
     (stack.root / "failure-report.md").write_text(text)

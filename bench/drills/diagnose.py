@@ -103,28 +103,31 @@ def member_report(
     lines += [
         "",
         "| scan | scanned at (UTC) | acked | Kafka p/offset | appended | owner(s) then "
-        "| commit passed | raw `checkins` (received at, rows) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| commit passed | owner(s) at commit | raw `checkins` (received at, rows) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in sorted(planned, key=lambda x: x.at):
         k = by_cid.get(s.client_event_id)
         r = raw.get(s.client_event_id)
-        where = owners = passed = appended = "—"
+        where = owners = passed = appended = owners_then = "—"
         if k is not None:
             where = f"p{k.partition}/{k.offset:,}"
             appended = _t(k.at)
             owners = ", ".join(owners_at(events, k.partition, k.at)) or "none"
-            passed = _t(passed_at(samples, k.partition, k.offset))
+            at = passed_at(samples, k.partition, k.offset)
+            passed = _t(at)
+            if at is not None:
+                owners_then = ", ".join(owners_at(events, k.partition, at)) or "none"
         stored = f"{_hms(r['received_at'])}, {r['rows']}" if r else "MISSING"
         lines.append(
             f"| {s.action} `{s.client_event_id[:8]}` | {_hms(s.at.isoformat())} "
             f"| {'yes' if s.client_event_id in acked else 'NO'} | {where} | {appended} "
-            f"| {owners} | {passed} | {stored} |"
+            f"| {owners} | {passed} | {owners_then} | {stored} |"
         )
     extra = [k for k in in_kafka if k.client_event_id not in {s.client_event_id for s in planned}]
     for k in extra:
         lines.append(
-            f"| unplanned {k.action} `{k.client_event_id[:8]}` | | | p{k.partition}/{k.offset:,} | {_t(k.at)} | | | |"
+            f"| unplanned {k.action} `{k.client_event_id[:8]}` | | | p{k.partition}/{k.offset:,} | {_t(k.at)} | | | | |"
         )
     lines += [
         "",

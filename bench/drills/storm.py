@@ -259,7 +259,8 @@ _MARKERS = (
     "Successfully synced group",
     "Heartbeat failed",
     "session batch failed",
-    "Stopping...",
+    "Worker]: Stopping",
+    "Crashed reason",
     "WARNING",
     "ERROR",
 )

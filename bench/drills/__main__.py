@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import signal
 import subprocess
 import sys
@@ -477,21 +478,30 @@ def log_findings(stack: DrillStack) -> list[str]:
 
 
 def read_checks(
-    stack: DrillStack, unit_id: str, plan: Plan, acked_ids: set[str]
+    stack: DrillStack, unit_id: str, plan: Plan, acked_ids: set[str], hours_members: int, seed: int
 ) -> list[reads.ReadCheck]:
-    """What users read, while the API is up: every member's year hours and the unit's
-    assessment, against the truth of the members whose scans were all acknowledged."""
+    """What users read, while the API is up: the unit's assessment (every member, a page per
+    1,000) and the members' year hours (one request each: every member, or with
+    `hours_members` the assessment's members off plus a seeded sample of that many), against
+    the truth of the members whose scans were all acknowledged."""
     unacked = {x.member_id for x in plan.scans if x.client_event_id not in acked_ids}
     truth = {m: t for m, t in plan.truth.items() if m not in unacked}
     sessions = {m: n for m, n in plan.sessions_of().items() if m not in unacked}
     base = f"http://127.0.0.1:{stack.api_port}"
     years = plan.years()
-    hours = reads.member_hours(base, stack.admin(), truth, sessions, years)
-    log(hours.summary())
     assessed = reads.assessment(
         base, stack.admin(), unit_id, truth, sessions, years, only=set(truth)
     )
     log(assessed.summary())
+    members: list[str] | None = None
+    if hours_members and hours_members < len(truth):
+        off = {r.member_id for r in assessed.off}
+        rest = sorted(set(truth) - off)
+        members = sorted(off) + random.Random(seed).sample(rest, min(hours_members, len(rest)))
+    hours = reads.member_hours(base, stack.admin(), truth, sessions, years, members)
+    if members is not None:
+        hours.name += f", {len(members):,} of {len(truth):,} members (off first, then sampled)"
+    log(hours.summary())
     return [hours, assessed]
 
 
@@ -702,7 +712,9 @@ def run_drill(fault: Fault, args: argparse.Namespace, base: Path) -> Row:
         checks: list[reads.ReadCheck] = []
         if stack.api is not None and stack.api.alive:
             try:
-                checks = read_checks(stack, reg.unit_id, plan, acked_ids)
+                checks = read_checks(
+                    stack, reg.unit_id, plan, acked_ids, args.hours_members, args.seed
+                )
             except Exception as exc:
                 row.notes.append(f"reads not checked: {exc!r}"[:300])
         row.reads = (
@@ -870,8 +882,15 @@ def header(args: argparse.Namespace) -> str:
         "*drain*: from the last acknowledged scan to lag 0 — compare it with the baseline "
         "drill (0). Lost and doubled are summed per member (opposite errors never cancel) and "
         "are the largest of the four views: the two tables, and what users read (issue 12): "
-        "before the API stops, every member's `GET /v1/members/{id}/hours?year=` and the "
-        "unit's `GET /v1/units/{id}/assessments?year=` (1,000 rows a page) are compared with "
+        "before the API stops, the unit's `GET /v1/units/{id}/assessments?year=` (every "
+        "member, 1,000 rows a page) and `GET /v1/members/{id}/hours?year=` (one request per "
+        "member: "
+        + (
+            "every member"
+            if not args.hours_members
+            else f"the assessment's members off and a seeded sample of {args.hours_members:,}"
+        )
+        + ") are compared with "
         "the truth per member, hours to the API's 0.01 h and sessions exactly (the *users "
         "read* column: members off, requests and seconds of each check). A failed drill "
         "writes a failure report (below the notes, and complete in its data folder): each "
@@ -1023,6 +1042,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="self-test of the detector: never send N scans but count them as acknowledged",
+    )
+    p.add_argument(
+        "--hours-members",
+        type=int,
+        default=0,
+        help="member hours read for the assessment's members off plus a sample of N (0: all)",
     )
     p.add_argument("--only", default="0,a,b,c,d,e,f,g", help="drills to run (0: no fault)")
     p.add_argument("--seed", type=int, default=7)

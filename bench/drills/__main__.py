@@ -887,7 +887,7 @@ def header(args: argparse.Namespace) -> str:
         "member: "
         + (
             "every member"
-            if not args.hours_members
+            if not args.hours_members or args.members <= args.hours_members
             else f"the assessment's members off and a seeded sample of {args.hours_members:,}"
         )
         + ") are compared with "
@@ -1020,7 +1020,12 @@ def main(argv: list[str] | None = None) -> int:
         default=4.5,
         help="the sink's estimated insert rate, to time b's and d's hooks",
     )
-    p.add_argument("--timeout", type=float, default=1200.0, help="per drill")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=0.0,
+        help="per drill, s (0: 1,200 per 150,000 scans, at least 1,200)",
+    )
     p.add_argument(
         "--stall-s",
         type=float,
@@ -1046,8 +1051,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--hours-members",
         type=int,
-        default=0,
-        help="member hours read for the assessment's members off plus a sample of N (0: all)",
+        default=20000,
+        help="member hours read for every member up to N members, beyond that for the "
+        "assessment's members off plus a seeded sample of N (0: every member)",
     )
     p.add_argument("--only", default="0,a,b,c,d,e,f,g", help="drills to run (0: no fault)")
     p.add_argument("--seed", type=int, default=7)
@@ -1055,6 +1061,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.scans:
         args.members = max(1, args.scans // (2 * args.sessions))
+    if not args.timeout:
+        args.timeout = 1200.0 * max(1.0, args.members * args.sessions * 2 / 150_000)
     faults: dict[str, Callable[[], Fault]] = {
         "0": NoFault,
         "a": WorkerKilled,

@@ -505,6 +505,22 @@ def read_checks(
     return [hours, assessed]
 
 
+def save_timeline(path: Path, monitor: CommitMonitor, events: list[Event]) -> None:
+    """The group's commit samples and the drill's actions, beside the drill's data: with the
+    workers' logs and the broker's data there, a failure can be studied again later."""
+    path.write_text(
+        json.dumps(
+            {
+                "samples": [
+                    {"at": x.at.isoformat(), "ends": x.ends, "committed": x.committed}
+                    for x in monitor.samples
+                ],
+                "events": [{"at": e.at.isoformat(), "who": e.who, "what": e.what} for e in events],
+            }
+        )
+    )
+
+
 def failure_report(
     stack: DrillStack,
     fault: Fault,
@@ -732,6 +748,7 @@ def run_drill(fault: Fault, args: argparse.Namespace, base: Path) -> Row:
         for proc in stack.workers:
             proc.stop()
         monitor.stop()
+        save_timeline(stack.root / "timeline.json", monitor, fault.events())
         counts = stack.reconcile_counts()
         s: Reconciled = reconcile(plan.truth, counts["sessions"])
         wk: Reconciled = reconcile(plan.truth, counts["weeks"])
@@ -1051,9 +1068,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--hours-members",
         type=int,
-        default=20000,
-        help="member hours read for every member up to N members, beyond that for the "
-        "assessment's members off plus a seeded sample of N (0: every member)",
+        default=5000,
+        help="member hours read (one request each) for every member up to N members, beyond "
+        "that for the assessment's members off plus a seeded sample of N (0: every member)",
     )
     p.add_argument("--only", default="0,a,b,c,d,e,f,g", help="drills to run (0: no fault)")
     p.add_argument("--seed", type=int, default=7)

@@ -281,9 +281,15 @@ def parse_partitions(cell: str) -> frozenset[int]:
     return frozenset(out)
 
 
+# Lines after which a worker holds no partition until its next assignment.
+_RELEASES = ("Revoking previously assigned partitions", "Worker]: Stopping", "Crashed reason")
+_KILLED = re.compile(r"^(?:settle: )?(worker\d+) SIGKILLed")
+
+
 def worker_events(name: str, text: str, topic: str = CHECKINS.name) -> list[Event]:
     """The timestamped rebalance events in one worker's log (faust's text format, local time);
-    an assignment event carries the `checkins` partitions it gave (empty: none)."""
+    an assignment event carries the `checkins` partitions it gave, a revocation, a stop or a
+    crash an empty set (it holds nothing until its next assignment)."""
     out: list[Event] = []
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -295,6 +301,8 @@ def worker_events(name: str, text: str, topic: str = CHECKINS.name) -> list[Even
         # Drop the pid and level brackets faust prints before the message.
         what = re.sub(r"^\[\d+\] \[(INFO|WARNING|ERROR)\] ", "", what)[:200]
         parts: frozenset[int] | None = None
+        if any(k in line for k in _RELEASES):
+            parts = frozenset()
         if "Setting newly assigned partitions" in line:
             parts = frozenset()
             for row in lines[i + 1 : i + 30]:
@@ -310,17 +318,20 @@ def worker_events(name: str, text: str, topic: str = CHECKINS.name) -> list[Even
 
 
 def owners_at(events: list[Event], partition: int, at: datetime) -> list[str]:
-    """Workers whose latest assignment before `at` included the partition (more than one: a
-    rebalance was under way, or a dead worker had not yet been noticed)."""
-    latest: dict[str, Event] = {}
+    """Workers whose latest assignment before `at` included the partition and who had not
+    released it since (revoked, stopped, crashed, or SIGKILLed by the storm). More than one:
+    a rebalance was under way."""
+    latest: dict[str, tuple[datetime, frozenset[int]]] = {}
     for e in events:
-        if (
-            e.partitions is not None
-            and e.at <= at
-            and (e.who not in latest or latest[e.who].at <= e.at)
-        ):
-            latest[e.who] = e
-    return sorted(w for w, e in latest.items() if e.partitions and partition in e.partitions)
+        if e.at > at:
+            continue
+        who, parts = e.who, e.partitions
+        killed = _KILLED.match(e.what) if e.who == "storm" else None
+        if killed:
+            who, parts = killed.group(1), frozenset()
+        if parts is not None and (who not in latest or latest[who][0] <= e.at):
+            latest[who] = (e.at, parts)
+    return sorted(w for w, (_, parts) in latest.items() if partition in parts)
 
 
 def read_worker_events(logs: dict[str, Path]) -> list[Event]:

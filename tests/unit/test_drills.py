@@ -89,6 +89,16 @@ def test_owners_follow_the_latest_assignment_of_each_worker() -> None:
     assert owners_at(ev, 2, T0 + timedelta(seconds=6)) == ["worker1", "worker2"]
     assert owners_at(ev, 1, T0 + timedelta(seconds=10)) == []  # worker1 lost it at 07:00:09
     assert owners_at(ev, 1, T0) == []
+    # A worker holds nothing after a revocation, a stop, a crash or the storm's SIGKILL.
+    revoked = worker_events(
+        "worker2",
+        "[2026-11-30 07:00:06,000] [12] [INFO] Revoking previously assigned partitions\n",
+    )
+    assert revoked[0].partitions == frozenset()
+    assert owners_at([*ev, *revoked], 2, T0 + timedelta(seconds=7)) == ["worker1"]
+    killed = Event(T0 + timedelta(seconds=6), "storm", "worker2 SIGKILLed, lag 5")
+    assert owners_at([*ev, killed], 3, T0 + timedelta(seconds=7)) == []
+    assert owners_at([*ev, killed], 3, T0 + timedelta(seconds=5, milliseconds=500)) == ["worker2"]
 
 
 def test_commit_timeline_and_the_moment_a_scan_was_committed() -> None:

@@ -947,7 +947,8 @@ NOTES = """## Notes on this run
 {generated}
 - Fault timing: the Kafka sender flushes every ~0.2 s of scans and counts each round's
   acknowledgements, the HTTP sender each 202, so the acknowledged fraction follows the
-  stream; a, c, e (join) and f fire at 25-30 % of it. b's and d's faults fire inside the sink
+  stream; a, c, e (join) and f fire at 25-30 % of it; g's storm starts when the worker group
+  is {storm_lag:,} scans behind (sampled every second). b's and d's faults fire inside the sink
   (the hooks count inserts, one per table per batch), so the drill restarts the API with the
   hook set after the registry's setup, before the first scan, and sets the insert number from
   an estimated {inserts_per_s:g} inserts/s to land at ~30 % (b) and ~25 % (d) of the planned
@@ -1017,7 +1018,10 @@ def notes(args: argparse.Namespace, rows: list[Row], wall_s: float) -> str:
             f'(`make drills DRILL_ARGS="--scans 1000000 --timeout 5400"`).'
         )
     return NOTES.format(
-        generated="\n".join(lines), inserts_per_s=args.sink_inserts_per_s, stall_s=args.stall_s
+        generated="\n".join(lines),
+        inserts_per_s=args.sink_inserts_per_s,
+        stall_s=args.stall_s,
+        storm_lag=args.storm_lag,
     )
 
 

@@ -868,7 +868,9 @@ def merge_rows(new: list[str], previous: str) -> tuple[list[str], list[str]]:
 
     ran = {key(line) for line in new}
     kept: dict[str, str] = {}
-    for line in previous.splitlines():
+    # Only the results table: the hand-written findings may quote rows of other runs.
+    section = previous.split("\n## Results\n", 1)[-1].split("\n## ", 1)[0]
+    for line in section.splitlines():
         k = key(line)
         if k and k not in ran:
             cells = line.split("|")

@@ -148,8 +148,11 @@ def test_document_keeps_earlier_rows_of_drills_not_run_and_adds_the_reads_column
     old = "| (a) worker killed | 150,000 | 1 | 1 / 1 | 0.00 | 0.00 | 30% | 1 | 1 | 1 | PASS | x |"
     old_g = "| (g) storm | 10 | 1 | 1 / 1 | 0.00 | 0.00 | 30% | 1 | 1 | 1 | FAIL | y |"
     new = "| (g) storm | 150,000 | 1 | 1 / 1 | 0.00 | 0.00 | equal | 30% | 1 | 1 | 1 | PASS | z |"
-    lines, kept = merge_rows([new], f"# doc\n\n{old}\n{old_g}\n")
+    quoted = old.replace("150,000", "1,000,000")  # a findings section quoting another run
+    doc = f"# doc\n\n## Results\n\n{old}\n{old_g}\n\n## Findings\n\n{quoted}\n"
+    lines, kept = merge_rows([new], doc)
     assert kept == ["a"]
     assert lines[1] == new
     assert lines[0].count("|") - 1 == cols
     assert lines[0].split("|")[7].strip() == "not checked (earlier run)"
+    assert "| 150,000 |" in lines[0]

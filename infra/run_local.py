@@ -21,7 +21,7 @@ import uvicorn
 
 from api.main import create_app
 from infra import stack
-from infra.kafka import Broker, KafkaError, create_topics, fetch
+from infra.kafka import Broker, KafkaError, fetch
 from services.demo.county import County, generate
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.logging import configure as configure_logging
@@ -125,12 +125,16 @@ def main() -> int:
     # The worker reads the same environment as this process (the settings came from it).
     worker = stack.worker_proc("worker", stack.child_env(), settings.data_dir / "worker.log")
     try:
-        broker.start()
-    except KafkaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        stack.start_broker(broker, settings.topic_prefix)
+    except Exception as exc:
+        # Only a broker this run started is stopped (never one found on the port).
+        if broker.process is not None:
+            broker.stop()
+        if isinstance(exc, KafkaError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
     try:
-        create_topics(broker.bootstrap, settings.topic_prefix)
         # Not waited for: the API and the demo load need the broker, not the worker, which
         # catches up with the log when it is ready.
         worker.start()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -114,6 +115,10 @@ Press Ctrl-C to stop everything.
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_format)
@@ -162,7 +167,10 @@ def main() -> int:
 
         threading.Thread(target=after_start, daemon=True).start()
         # uvicorn turns SIGINT/SIGTERM into a graceful shutdown of the API and its sink, then
-        # re-raises the signal; the cleanup below runs either way.
+        # re-raises the signal with the handlers it found. SIGTERM's default handler would end
+        # this process on the spot, leaving the worker and the broker (each in a session of its
+        # own) running: it becomes a KeyboardInterrupt, so the cleanup below runs either way.
+        signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
     finally:

@@ -292,8 +292,13 @@ def worker_events(name: str, text: str, topic: str = CHECKINS.name) -> list[Even
     crash an empty set (it holds nothing until its next assignment)."""
     out: list[Event] = []
     lines = text.splitlines()
+    # After "Stopping" a worker may still finish a rebalance and be handed partitions it will
+    # never consume (the group notices it left later): shown, but not counted as owning them.
+    stopping = False
     for i, line in enumerate(lines):
         m = _TS.match(line)
+        if m and "Worker]: Starting" in line:
+            stopping = False
         if not m or not any(k in line for k in _MARKERS):
             continue
         at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC)
@@ -313,6 +318,10 @@ def worker_events(name: str, text: str, topic: str = CHECKINS.name) -> list[Even
                 if _TS.match(row):
                     break
             what = f"assigned checkins {sorted(parts) if parts else 'none'}"
+            if stopping:
+                what, parts = f"{what} while stopping (not consumed)", frozenset()
+        if "Worker]: Stopping" in line:
+            stopping = True
         out.append(Event(at, name, what, parts))
     return out
 

@@ -82,6 +82,21 @@ def test_worker_events_carry_time_and_checkins_partitions() -> None:
     assert all(e.who == "worker1" for e in ev)
 
 
+def test_an_assignment_to_a_stopping_worker_is_shown_but_owns_nothing() -> None:
+    log = (
+        "[2026-11-30 07:00:01,000] [9] [INFO] [^Worker]: Stopping... \n"
+        "[2026-11-30 07:00:02,000] [9] [INFO] Setting newly assigned partitions \n"
+        "| checkins         | {0-2}      |\n"
+        "[2026-11-30 07:00:05,000] [9] [INFO] [^Worker]: Starting... \n"
+        "[2026-11-30 07:00:06,000] [9] [INFO] Setting newly assigned partitions \n"
+        "| checkins         | {1}      |\n"
+    )
+    ev = worker_events("worker3", log)
+    assert ev[1].partitions == frozenset() and "while stopping" in ev[1].what
+    assert owners_at(ev, 0, T0 + timedelta(seconds=3)) == []
+    assert owners_at(ev, 1, T0 + timedelta(seconds=7)) == ["worker3"]
+
+
 def test_owners_follow_the_latest_assignment_of_each_worker() -> None:
     joined = Event(T0 + timedelta(seconds=5), "worker2", "assigned", frozenset({2, 3}))
     ev = [*worker_events("worker1", LOG), joined]

@@ -83,7 +83,7 @@ def vm_hwm_kb(pid: int) -> int | None:
 
 
 def worker(s: Settings, log: Path, extra_env: dict[str, str] | None = None) -> Proc:
-    p = Proc("faust worker", infra_stack.worker_proc("", {}, log).argv, env_of(s, extra_env), log)
+    p = Proc("faust worker", list(infra_stack.WORKER_ARGV), env_of(s, extra_env), log)
     p.wait_log(infra_stack.WORKER_READY)
     return p
 
@@ -95,8 +95,7 @@ def api(
     app: str = "api.main:create_app",
 ) -> Proc:
     """The API served by uvicorn (one worker: the embedded chDB allows one process per folder)."""
-    spec = infra_stack.api_proc(s.api_port, {}, log, app=app)
-    p = Proc("api", spec.argv, env_of(s, extra_env), log)
+    p = Proc("api", infra_stack.api_argv(s.api_port, app), env_of(s, extra_env), log)
     p.wait_until(lambda: infra_stack.healthy(s.api_port), 120)
     return p
 

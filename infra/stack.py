@@ -169,9 +169,12 @@ class Proc:
 # ---- faust workers --------------------------------------------------------------------------
 
 
+WORKER_ARGV = [sys.executable, "-m", "streams", "worker", "-l", "info"]
+
+
 def worker_proc(name: str, env: Mapping[str, str], log_path: Path) -> Proc:
     """A faust worker (`python -m streams worker`), not yet started."""
-    return Proc(name, [sys.executable, "-m", "streams", "worker", "-l", "info"], env, log_path)
+    return Proc(name, list(WORKER_ARGV), env, log_path)
 
 
 def start_worker(proc: Proc, timeout_s: float = 90.0) -> Proc:
@@ -198,6 +201,18 @@ def start_workers(
 # ---- the API --------------------------------------------------------------------------------
 
 
+def api_argv(
+    port: int, app: str = "api.main:create_app", host: str = "127.0.0.1", quiet: bool = True
+) -> list[str]:
+    """uvicorn serving the app factory in one process (the embedded chDB allows one per
+    folder); `quiet`: no access log, warnings only."""
+    argv = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", host, "--port", str(port)]
+    argv += ["--workers", "1"]
+    if quiet:
+        argv += ["--no-access-log", "--log-level", "warning"]
+    return argv
+
+
 def api_proc(
     port: int,
     env: Mapping[str, str],
@@ -206,13 +221,8 @@ def api_proc(
     host: str = "127.0.0.1",
     quiet: bool = True,
 ) -> Proc:
-    """The API served by uvicorn (one process: the embedded chDB allows one per folder), not
-    yet started; `quiet`: no access log, warnings only."""
-    argv = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", host, "--port", str(port)]
-    argv += ["--workers", "1"]
-    if quiet:
-        argv += ["--no-access-log", "--log-level", "warning"]
-    return Proc("api", argv, env, log_path)
+    """The API (see api_argv), not yet started."""
+    return Proc("api", api_argv(port, app, host, quiet), env, log_path)
 
 
 def healthy(port: int, statuses: tuple[int, ...] = (200,), host: str = "127.0.0.1") -> bool:

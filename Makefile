@@ -51,9 +51,11 @@ chromium:
 unit: install
 	$(PY) -m pytest -m "not kafka and not clickhouse"
 
-# Fault drills (issue 7; not part of `make test`): each starts its own broker, chDB, worker(s)
-# and API, injects one fault and reconciles hours; writes docs/drills.md. DRILL_ARGS, e.g.
-# DRILL_ARGS="--members 5000 --sessions 5 --only a,c".
+# Fault drills (issues 7, 18; not part of `make test`): each starts its own broker, chDB,
+# worker(s) and API (through infra.stack), injects one fault (g: a rebalance storm under a
+# backlog with CPU contention) and reconciles every member's hours in sessions, member_weeks
+# and what users read (member hours, the assessment); writes docs/drills.md. DRILL_ARGS, e.g.
+# DRILL_ARGS="--only g", "--scans 1000000 --only g --timeout 5400", "--only 0,a,c".
 .PHONY: drills
 drills: install kafka-jars
 	$(PY) -m bench.drills $(DRILL_ARGS)

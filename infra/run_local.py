@@ -10,21 +10,19 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from api.main import create_app
-from infra.kafka import Broker, KafkaError, create_topics, fetch
+from infra import stack
+from infra.kafka import Broker, KafkaError, fetch
 from services.demo.county import County, generate
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.logging import configure as configure_logging
@@ -32,7 +30,6 @@ from services.logging import uvicorn_log_config
 from services.settings import Settings, get_settings
 
 log = logging.getLogger("run")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _call(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -118,6 +115,10 @@ Press Ctrl-C to stop everything.
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_format)
@@ -126,24 +127,23 @@ def main() -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fetch()
     broker = Broker.from_settings(settings)
-    worker: subprocess.Popen[bytes] | None = None
+    # The worker reads the same environment as this process (the settings came from it).
+    worker = stack.worker_proc("worker", stack.child_env(), settings.data_dir / "worker.log")
     try:
-        broker.start()
-    except KafkaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        stack.start_broker(broker, settings.topic_prefix)
+    except Exception as exc:
+        # Only a broker this run started is stopped (never one found on the port).
+        if broker.process is not None:
+            broker.stop()
+        if isinstance(exc, KafkaError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
     try:
-        create_topics(broker.bootstrap, settings.topic_prefix)
-        worker_log = (settings.data_dir / "worker.log").open("ab")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "-l", "info"],
-            cwd=ROOT,
-            env=os.environ.copy(),
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.info("faust worker started (pid %d, log %s)", worker.pid, worker_log.name)
+        # Not waited for: the API and the demo load need the broker, not the worker, which
+        # catches up with the log when it is ready.
+        worker.start()
+        log.info("faust worker started (pid %d, log %s)", worker.pid, worker.log_path)
 
         server = uvicorn.Server(
             uvicorn.Config(
@@ -167,16 +167,14 @@ def main() -> int:
 
         threading.Thread(target=after_start, daemon=True).start()
         # uvicorn turns SIGINT/SIGTERM into a graceful shutdown of the API and its sink, then
-        # re-raises the signal; the cleanup below runs either way.
+        # re-raises the signal with the handlers it found. SIGTERM's default handler would end
+        # this process on the spot, leaving the worker and the broker (each in a session of its
+        # own) running: it becomes a KeyboardInterrupt, so the cleanup below runs either way.
+        signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        worker.stop(timeout_s=30)
         broker.stop()
         log.info("stopped: API, worker and Kafka")
     return 0

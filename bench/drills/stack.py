@@ -1,7 +1,7 @@
 """One drill's real stack: a broker on free ports, a fresh chDB folder, the API (with its
-embedded sink) served by uvicorn in a subprocess, faust worker process(es); and the senders
-that drive the planned scans (kafka-python straight onto `checkins`, httpx through the API with
-the phone's retries)."""
+embedded sink) served by uvicorn in a subprocess, faust worker process(es), all started and
+stopped by the one stack helper (infra.stack); and the senders that drive the planned scans
+(kafka-python straight onto `checkins`, httpx through the API with the phone's retries)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +23,9 @@ import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.drills.workload import PlannedScan
-from infra.kafka import Broker, create_topics
+from infra import stack as infra_stack
+from infra.kafka import Broker
+from infra.stack import Proc, free_port
 from services.events import CheckinScanned, derived_id, utcnow
 from services.settings import Settings
 from services.tokens import issue_bearer, sign_station
@@ -37,52 +37,7 @@ FAUST_GROUP = "volunteer-streams"
 SINK_GROUP = "clickhouse-sink"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    popen: subprocess.Popen[bytes] | None = None
-    expected_exit: bool = False
-    restarts: int = 0
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.expected_exit = False
-        self.popen = subprocess.Popen(
-            self.argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.expected_exit = True
-            self.popen.send_signal(sig)
-
-    def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
-        if self.popen is None:
-            return
-        self.signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
+__all__ = ["FAUST_GROUP", "SINK_GROUP", "DrillStack", "Proc", "Registry", "SendStats"]
 
 
 @dataclass
@@ -147,12 +102,14 @@ class DrillStack:
             del self.env[k]
         self.api: Proc | None = None
         self.workers: list[Proc] = []
+        # Held while a worker is started, stopped or supervised: the storm (drill g) changes
+        # the group from a thread of its own, and a process must never be started twice.
+        self.lock = threading.RLock()
 
     # ---- processes -------------------------------------------------------------------------
 
     def start_broker(self) -> None:
-        self.broker.start()
-        create_topics(self.broker.bootstrap, "")
+        infra_stack.start_broker(self.broker, "")
 
     def start_api(self, extra_env: dict[str, str] | None = None) -> Proc:
         self.api = Proc(
@@ -185,41 +142,29 @@ class DrillStack:
         self.wait_api()
 
     def wait_api(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.api is not None
-            if not self.api.alive:
-                raise RuntimeError(f"API exited: {self.api.log_path.read_text()[-3000:]}")
-            try:
-                r = httpx.get(f"http://127.0.0.1:{self.api_port}/healthz", timeout=2)
-                if r.status_code in (200, 503):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("API did not start")
+        """Until /healthz answers (503 too: an API that is up while Kafka or ClickHouse is
+        not, as during drill c)."""
+        assert self.api is not None
+        self.api.wait_until(lambda: infra_stack.healthy(self.api_port, (200, 503)), timeout)
 
-    def start_worker(self) -> Proc:
+    def new_worker(self) -> Proc:
+        """The next worker (its own folder and web port), added to the group's list, not started."""
         n = len(self.workers) + 1
         wdir = self.root / f"worker{n}"
         wdir.mkdir(exist_ok=True)
         env = {**self.env, "WORKER_WEB_PORT": str(free_port()), "DATA_DIR": str(wdir)}
-        w = Proc(f"worker{n}", [PY, "-m", "streams", "worker", "-l", "info"], env, wdir / "log")
+        w = infra_stack.worker_proc(f"worker{n}", env, wdir / "log")
         self.workers.append(w)
-        self.launch_worker(w)
+        return w
+
+    def start_worker(self) -> Proc:
+        with self.lock:
+            w = self.new_worker()
+            self.launch_worker(w)
         return w
 
     def launch_worker(self, w: Proc, timeout: float = 90.0) -> None:
-        seen = w.log_path.read_bytes().count(b"Worker]: Ready") if w.log_path.exists() else 0
-        w.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not w.alive:
-                raise RuntimeError(f"{w.name} exited: {w.log_path.read_text()[-3000:]}")
-            if w.log_path.read_bytes().count(b"Worker]: Ready") > seen:
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"{w.name} not ready")
+        infra_stack.start_worker(w, timeout)
 
     def worker_checkins(self, w: Proc) -> str | None:
         """The `checkins` partitions faust last assigned to the worker, from its log (its
@@ -242,11 +187,14 @@ class DrillStack:
         if self.api is not None and not self.api.alive and not self.api.expected_exit:
             notes.append(f"api exited ({self.api.popen.returncode if self.api.popen else '?'})")
             self.restart_api()
-        for w in self.workers:
-            if w.popen is not None and not w.alive and not w.expected_exit:
-                notes.append(f"{w.name} exited ({w.popen.returncode}), restarted")
-                w.restarts += 1
-                self.launch_worker(w)
+        with self.lock:
+            for w in self.workers:
+                if w.popen is not None and not w.alive and not w.expected_exit:
+                    notes.append(f"{w.name} exited ({w.popen.returncode}), restarted")
+                    w.restarts += 1
+                    # Not waited for: it joins the group when it is ready, and the drill's
+                    # loop (and drill g's storm, which needs this lock) goes on meanwhile.
+                    w.start()
         return notes
 
     def stop_all(self) -> None:
@@ -505,10 +453,11 @@ class DrillStack:
             return None
         return {k: end - done for k, (end, done) in offs.items()}
 
-    def reconcile_counts(self) -> dict[str, Any]:
-        """Counted seconds per member, read by a separate process (chDB: one per folder)."""
+    def reconcile_counts(self, members: list[str] | None = None) -> dict[str, Any]:
+        """Counted seconds per member, read by a separate process (chDB: one per folder); with
+        `members`, their raw scans and sessions too (`details`)."""
         res = subprocess.run(
-            [PY, "-m", "bench.drills.reconcile"],
+            [PY, "-m", "bench.drills.reconcile", "--members", ",".join(members or [])],
             cwd=ROOT,
             env=self.env,
             capture_output=True,

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 WINDOW = timedelta(hours=44)
+LOCAL = ZoneInfo("Asia/Shanghai")
 NS = uuid.UUID("6c1f1b1e-7d0e-4f43-9d0a-3c2b8f0e5a11")
 
 
@@ -36,6 +38,25 @@ class Plan:
     @property
     def true_seconds(self) -> int:
         return sum(self.truth.values())
+
+    def sessions_of(self) -> dict[str, int]:
+        """Planned sessions per member (one check-in each)."""
+        out: dict[str, int] = {}
+        for s in self.scans:
+            if s.action == "in":
+                out[s.member_id] = out.get(s.member_id, 0) + 1
+        return out
+
+    def years(self) -> list[int]:
+        """Every year a read must be asked for to see all the planned service: the calendar
+        year of a session's local start (member hours) and its ISO week-year (the assessment);
+        they differ only in the last and first days of a year."""
+        ys: set[int] = set()
+        for s in self.scans:
+            if s.action == "in":
+                d = s.at.astimezone(LOCAL).date()
+                ys |= {d.year, d.isocalendar()[0]}
+        return sorted(ys)
 
 
 def make_plan(
@@ -99,3 +120,26 @@ def reconcile(truth: Mapping[str, int], counted: Mapping[str, int]) -> Reconcile
         doubled += max(0, c - t)
         off += t != c
     return Reconciled(sum(truth.values()), sum(counted.values()), lost, doubled, off)
+
+
+@dataclass(frozen=True)
+class MemberOff:
+    member_id: str
+    true_seconds: int
+    counted_seconds: int
+
+    @property
+    def diff_seconds(self) -> int:
+        """Positive: doubled; negative: lost."""
+        return self.counted_seconds - self.true_seconds
+
+
+def members_off(truth: Mapping[str, int], counted: Mapping[str, int]) -> list[MemberOff]:
+    """Every member whose count differs from the truth, the largest difference first (ties by
+    id, so a report is stable)."""
+    off = [
+        MemberOff(m, truth.get(m, 0), counted.get(m, 0))
+        for m in set(truth) | set(counted)
+        if truth.get(m, 0) != counted.get(m, 0)
+    ]
+    return sorted(off, key=lambda o: (-abs(o.diff_seconds), o.member_id))

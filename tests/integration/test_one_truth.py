@@ -23,7 +23,7 @@ from services.counting import local_week_start
 from services.events import CheckinScanned, derived_id
 from services.timeutil import iso_week, local_midnight
 from services.tokens import sign_station
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -24,7 +24,7 @@ from services.timeutil import local
 from services.tokens import sign_station
 from services.warehouse.client import Warehouse, connect
 from services.warehouse.migrate import migrate
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 STACK_ENV = {"RECONCILE_INTERVAL_S": "0.5", "RECONCILE_SETTLE_S": "1"}
 

@@ -4,9 +4,6 @@ handle the `stack` fixture (tests/integration/conftest.py) gives each test modul
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +13,7 @@ from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 
+from infra import stack as infra_stack
 from infra.kafka import Broker
 from services.settings import Settings
 
@@ -23,23 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def settings_env(s: Settings) -> dict[str, str]:
-    return {
-        "DATA_DIR": str(s.data_dir),
-        "KAFKA_PORT": str(s.kafka_port),
-        "KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-        "KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-        "TOPIC_PREFIX": s.topic_prefix,
-        "SECRET_KEY": s.secret_key,
-        "ADMIN_TOKEN": s.admin_token,
-        "WORKER_WEB_PORT": str(s.worker_web_port),
-        "CLICKHOUSE_DSN": s.clickhouse_dsn,
-        "CLICKHOUSE_DATABASE": s.clickhouse_database,
-    }
+settings_env = infra_stack.settings_env
 
 
 class Worker:
-    """A faust worker in its own process, as in production."""
+    """A faust worker in its own process, as in production (started by infra.stack)."""
 
     def __init__(
         self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
@@ -47,39 +33,18 @@ class Worker:
         self.settings = settings
         self.log_path = log_path
         self.extra_env = extra_env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: infra_stack.Proc | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **settings_env(self.settings), **self.extra_env}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "-l", "info"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-            if b"Worker]: Ready" in self.log_path.read_bytes():
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+        """Starts the worker and waits until *this* process is ready (a restart appends to the
+        same log)."""
+        env = infra_stack.child_env(self.settings, self.extra_env)
+        proc = infra_stack.worker_proc("worker", env, self.log_path)
+        self.proc = infra_stack.start_worker(proc, timeout_s=60)
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        if kill:
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            self.proc.stop(kill=kill)
         self.proc = None
 
 

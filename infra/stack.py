@@ -1,0 +1,244 @@
+"""Start and stop the local stack's processes: the Kafka broker, faust workers, the API.
+
+One helper for everything that runs the stack: `make run` (infra.run_local), the integration
+and browser tests (tests/integration/conftest.py), the benchmarks (bench.stack) and the fault
+drills (bench.drills.stack). Every child is a `Proc`: its own session (a Ctrl-C in the terminal
+reaches the parent, which then stops the children in order instead of their dying mid-write), its
+output appended to a log file, signalled and stopped by its own pid only, every wait bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from infra.kafka import Broker, create_topics
+from services.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+# What a faust worker logs once it has joined the group and seeked its partitions.
+WORKER_READY = b"Worker]: Ready"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    """The environment that makes a child process read the same settings as `s` (the fields a
+    stack varies per run: folders, ports, prefix, database, secrets, the sink's batching)."""
+    return {
+        "DATA_DIR": str(s.data_dir),
+        "API_HOST": s.api_host,
+        "API_PORT": str(s.api_port),
+        "KAFKA_PORT": str(s.kafka_port),
+        "KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
+        "KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "TOPIC_PREFIX": s.topic_prefix,
+        "SECRET_KEY": s.secret_key,
+        "ADMIN_TOKEN": s.admin_token,
+        "WORKER_WEB_PORT": str(s.worker_web_port),
+        "CLICKHOUSE_DSN": s.clickhouse_dsn,
+        "CLICKHOUSE_DATABASE": s.clickhouse_database,
+        "SINK_BATCH_SIZE": str(s.sink_batch_size),
+        "SINK_BATCH_MS": str(s.sink_batch_ms),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def child_env(s: Settings | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, then the settings' (if any), then `extra`."""
+    return {**os.environ, **(settings_env(s) if s is not None else {}), **(extra or {})}
+
+
+# ---- the broker -----------------------------------------------------------------------------
+
+
+def start_broker(
+    broker: Broker | Path, topic_prefix: str | None = "", timeout_s: float = 90.0
+) -> Broker:
+    """Starts the broker (or a new one in a folder, on free ports) and creates the declared
+    topics under `topic_prefix` (None: no topics)."""
+    b = broker if isinstance(broker, Broker) else Broker(broker, free_port(), free_port())
+    b.start(timeout_s)
+    if topic_prefix is not None:
+        create_topics(b.bootstrap, topic_prefix)
+    return b
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+
+class Proc:
+    """A child process and its log; started again after it stopped (same log, appended)."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = dict(env)
+        self.log_path = log_path
+        self.popen: subprocess.Popen[bytes] | None = None
+        # Set when we signalled it: a supervisor restarts only a process that died on its own.
+        self.expected_exit = False
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.expected_exit = False
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was never started"
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll() if self.popen is not None else None
+
+    def signal(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.expected_exit = True
+            self.popen.send_signal(sig)
+
+    def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
+        """SIGTERM (or SIGKILL) and wait; a process that does not stop in time is killed."""
+        if self.popen is None:
+            return
+        self.signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+    def log_bytes(self) -> bytes:
+        return self.log_path.read_bytes() if self.log_path.exists() else b""
+
+    def tail(self, n: int = 3000) -> str:
+        return self.log_bytes().decode(errors="replace")[-n:]
+
+    def wait_until(self, ready: Callable[[], bool], timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise RuntimeError(f"{self.name} exited ({self.returncode}): {self.tail()}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready within {timeout_s:.0f}s: {self.tail()}")
+
+    def start_and_wait_log(self, marker: bytes, timeout_s: float = 90.0) -> None:
+        """Starts it and waits for a new `marker` line in its log (the log may hold earlier
+        runs' lines: only one written after this start counts)."""
+        seen = self.log_bytes().count(marker)
+        self.start()
+        self.wait_until(lambda: self.log_bytes().count(marker) > seen, timeout_s)
+
+    def vm_hwm_kb(self) -> int | None:
+        """Peak resident memory (VmHWM) of the live process, in kB."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+
+# ---- faust workers --------------------------------------------------------------------------
+
+
+WORKER_ARGV = [sys.executable, "-m", "streams", "worker", "-l", "info"]
+
+
+def worker_proc(name: str, env: Mapping[str, str], log_path: Path) -> Proc:
+    """A faust worker (`python -m streams worker`), not yet started."""
+    return Proc(name, list(WORKER_ARGV), env, log_path)
+
+
+def start_worker(proc: Proc, timeout_s: float = 90.0) -> Proc:
+    """Starts the worker and waits until it is ready (joined, partitions seeked)."""
+    proc.start_and_wait_log(WORKER_READY, timeout_s)
+    return proc
+
+
+def start_workers(
+    n: int, s: Settings, root: Path, extra_env: Mapping[str, str] | None = None
+) -> list[Proc]:
+    """N workers of one deployment, each with its own folder (`root/workerK`: its state and
+    log) and web port, started one after the other, each ready before the next starts."""
+    out = []
+    for k in range(1, n + 1):
+        wdir = root / f"worker{k}"
+        wdir.mkdir(parents=True, exist_ok=True)
+        env = child_env(s, {"WORKER_WEB_PORT": str(free_port()), "DATA_DIR": str(wdir)})
+        env.update(extra_env or {})
+        out.append(start_worker(worker_proc(f"worker{k}", env, wdir / "log")))
+    return out
+
+
+# ---- the API --------------------------------------------------------------------------------
+
+
+def api_argv(
+    port: int, app: str = "api.main:create_app", host: str = "127.0.0.1", quiet: bool = True
+) -> list[str]:
+    """uvicorn serving the app factory in one process (the embedded chDB allows one per
+    folder); `quiet`: no access log, warnings only."""
+    argv = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", host, "--port", str(port)]
+    argv += ["--workers", "1"]
+    if quiet:
+        argv += ["--no-access-log", "--log-level", "warning"]
+    return argv
+
+
+def api_proc(
+    port: int,
+    env: Mapping[str, str],
+    log_path: Path,
+    app: str = "api.main:create_app",
+    host: str = "127.0.0.1",
+    quiet: bool = True,
+) -> Proc:
+    """The API (see api_argv), not yet started."""
+    return Proc("api", api_argv(port, app, host, quiet), env, log_path)
+
+
+def healthy(port: int, statuses: tuple[int, ...] = (200,), host: str = "127.0.0.1") -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://{host}:{port}/healthz", timeout=2).status_code in statuses
+    except httpx.HTTPError:
+        return False
+
+
+def start_api(
+    proc: Proc, port: int, timeout_s: float = 120.0, statuses: tuple[int, ...] = (200,)
+) -> Proc:
+    """Starts the API and waits until /healthz answers one of `statuses` (503 is an API that
+    is up while Kafka or ClickHouse is not)."""
+    proc.start()
+    proc.wait_until(lambda: healthy(port, statuses), timeout_s)
+    return proc

@@ -205,10 +205,38 @@ class MemberState(_Frozen):
     sessions: dict[str, Kept] = {}
     reviews: dict[str, Review] = {}
     applied_reviews: tuple[str, ...] = ()
-    weeks: dict[str, WeekTotal] = {}  # f"{week}|{station_id}"
+    # Keyed by `week_key`: the week, the station and whose service it was (unit, community,
+    # grid), so a member who moves in the middle of a week keeps each part where it was earned.
+    weeks: dict[str, WeekTotal] = {}
     week_version: int = 0
     watermark: datetime | None = None
     last_tick: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weeks_keyed_by_attribution(cls, data: Any) -> Any:
+        """States written before the week key named whose service it was (`week|station`):
+        each total moves under the key of the unit, community and grid it carries."""
+        if not isinstance(data, dict) or not isinstance(data.get("weeks"), dict):
+            return data
+        weeks = data["weeks"]
+        if all(k.count("|") >= 4 for k in weeks):
+            return data
+        moved = {}
+        for key, w in weeks.items():
+            if key.count("|") >= 4:
+                moved[key] = w
+                continue
+            fields = w.model_dump() if isinstance(w, BaseModel) else dict(w)
+            moved[
+                _attributed(
+                    key,
+                    fields.get("unit_id", ""),
+                    fields.get("member_community_id", ""),
+                    fields.get("member_grid_id"),
+                )
+            ] = w
+        return {**data, "weeks": moved}
 
     @property
     def has_open(self) -> bool:
@@ -417,7 +445,23 @@ def contributes(r: SessionRecorded) -> tuple[int, int]:
 
 
 def week_key(r: SessionRecorded) -> str:
-    return f"{iso_week(r.start)}|{r.station_id}"
+    """A session's weekly total: its ISO week, its station and whose service it was (the unit,
+    community and grid the member had when it began: the session's, never the week's)."""
+    return _attributed(
+        f"{iso_week(r.start)}|{r.station_id}", r.unit_id, r.member_community_id, r.member_grid_id
+    )
+
+
+def _attributed(week_station: str, unit_id: str, community_id: str, grid_id: str | None) -> str:
+    return f"{week_station}|{unit_id}|{community_id}|{grid_id or ''}"
+
+
+def week_record_key(e: MemberWeekRecorded) -> str:
+    """The key of a member week's record on Kafka and among a batch's records: one per member
+    and `week_key`."""
+    return f"{e.member_id}|" + _attributed(
+        f"{e.week}|{e.station_id}", e.unit_id, e.member_community_id, e.member_grid_id
+    )
 
 
 # --- state transitions ----------------------------------------------------------------------
@@ -442,7 +486,7 @@ def _replay(state: MemberState, session_ids: set[str] | None = None) -> list[Eve
 
 
 def _week_event(member_id: str, key: str, w: WeekTotal) -> MemberWeekRecorded:
-    week, station_id = key.split("|", 1)
+    week, station_id = key.split("|")[:2]
     as_of = w.as_of or _EPOCH
     return MemberWeekRecorded(
         event_id=derived_id("member_week", member_id, key, str(w.version)),
@@ -658,7 +702,7 @@ def latest_records(out: list[Event]) -> list[Event]:
             if kept is None or e.revision >= kept.revision:  # type: ignore[attr-defined]
                 latest[key] = e
         elif isinstance(e, MemberWeekRecorded):
-            key = ("week", f"{e.member_id}|{e.week}|{e.station_id}")
+            key = ("week", week_record_key(e))
             kept = latest.get(key)
             if kept is None or e.version >= kept.version:  # type: ignore[attr-defined]
                 latest[key] = e

@@ -53,6 +53,7 @@ from services.sessions import (
     on_clock,
     on_review,
     on_scan,
+    week_record_key,
 )
 from services.topics import (
     CHECKINS,
@@ -190,7 +191,7 @@ class Outbox:
                 await self.send(_SESSIONS, e.session_id.encode(), e.to_bytes(), None)
                 self.sessions += 1
             elif isinstance(e, MemberWeekRecorded):
-                key = f"{e.member_id}|{e.week}|{e.station_id}".encode()
+                key = week_record_key(e).encode()
                 await self.send(_MEMBER_WEEKS, key, e.to_bytes(), None)
                 self.weeks += 1
 

@@ -23,6 +23,7 @@ from services.sessions import (
     on_clock,
     on_review,
     on_scan,
+    week_record_key,
 )
 from services.settings import Settings
 
@@ -98,7 +99,14 @@ def final(state: MemberState) -> dict[str, tuple[str, int, bool]]:
 
 
 def weeks(state: MemberState) -> dict[str, tuple[int, int]]:
-    return {k: (w.sessions, w.seconds) for k, w in state.weeks.items()}
+    """Weekly totals by `week|station`, for the member who never moved (the attribution every
+    key carries here is the one `scan` gives)."""
+    out = {}
+    for k, w in state.weeks.items():
+        week, station, attribution = k.split("|", 2)
+        assert attribution == "unit_1|comm_1|grid_1"
+        out[f"{week}|{station}"] = (w.sessions, w.seconds)
+    return out
 
 
 def test_in_then_out_is_one_closed_session_with_its_hours() -> None:
@@ -122,7 +130,10 @@ def test_redelivered_scan_changes_nothing_and_republishes_the_latest_records() -
     recs = sessions(out)
     assert [(r.status, r.revision) for r in recs] == [("closed", 2)]
     weekly = [e for e in out if isinstance(e, MemberWeekRecorded)]
-    assert len(weekly) == 1 and weekly[0].version == state.weeks["2026-W45|st_a"].version
+    assert (
+        len(weekly) == 1
+        and weekly[0].version == state.weeks["2026-W45|st_a|unit_1|comm_1|grid_1"].version
+    )
 
 
 def test_repeat_scan_within_window_is_ignored() -> None:
@@ -303,9 +314,9 @@ def test_a_batch_publishes_only_the_latest_record_of_each_session_and_week() -> 
         sid: k.last.revision for sid, k in state.sessions.items()
     }
     week_recs = [e for e in kept if isinstance(e, MemberWeekRecorded)]
-    assert {
-        f"{w.week}|{w.station_id}": (w.sessions, w.credited_seconds, w.version) for w in week_recs
-    } == {key: (w.sessions, w.seconds, w.version) for key, w in state.weeks.items()}
+    assert {week_record_key(w): (w.sessions, w.credited_seconds, w.version) for w in week_recs} == {
+        f"mem_1|{key}": (w.sessions, w.seconds, w.version) for key, w in state.weeks.items()
+    }
 
 
 # A member's state as workers wrote it before the compact `Kept` (each session's whole Derived
@@ -361,3 +372,33 @@ def test_the_open_deadline_is_when_the_clock_alone_closes_the_session() -> None:
     state, out = run(deadline, state=state)
     assert [r.status for r in sessions(out)] == ["auto_closed"]
     assert state.open_deadline(RULES) is None
+
+
+def test_a_member_who_moves_mid_week_keeps_each_session_with_the_unit_it_was_done_for() -> None:
+    # Monday at the station for unit_1 / comm_1; moved on Wednesday to unit_2 / comm_2, same
+    # station on Thursday: two weekly totals, each where it was earned (issue 12).
+    moved = scan("in", at(9, day=5)).model_copy(
+        update={"unit_id": "unit_2", "member_community_id": "comm_2", "member_grid_id": None}
+    )
+    out_moved = scan("out", at(10, day=5)).model_copy(
+        update={"unit_id": "unit_2", "member_community_id": "comm_2", "member_grid_id": None}
+    )
+    state, out = run(scan("in", at(9)), scan("out", at(11)), moved, out_moved)
+    assert {k: (w.sessions, w.seconds, w.unit_id) for k, w in state.weeks.items()} == {
+        "2026-W45|st_a|unit_1|comm_1|grid_1": (1, 7200, "unit_1"),
+        "2026-W45|st_a|unit_2|comm_2|": (1, 3600, "unit_2"),
+    }
+    latest = latest_records(out)
+    by_unit = {e.unit_id: e.credited_seconds for e in latest if isinstance(e, MemberWeekRecorded)}
+    assert by_unit == {"unit_1": 7200, "unit_2": 3600}
+
+
+def test_a_state_written_with_the_old_week_keys_moves_them_under_their_attribution() -> None:
+    state, _ = run(scan("in", at(9)), scan("out", at(11)))
+    legacy = state.model_dump(mode="json")
+    legacy["weeks"] = {"2026-W45|st_a": legacy["weeks"]["2026-W45|st_a|unit_1|comm_1|grid_1"]}
+    loaded = MemberState.model_validate(legacy)
+    assert weeks(loaded) == {"2026-W45|st_a": (1, 7200)}
+    # And a later session of that week adds to the same total, not to a second one.
+    loaded, _ = run(scan("in", at(13)), scan("out", at(14)), state=loaded)
+    assert weeks(loaded) == {"2026-W45|st_a": (2, 10800)}

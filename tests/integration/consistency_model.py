@@ -32,7 +32,7 @@ from typing import Any, Literal
 from hypothesis import strategies as st
 
 from services.events import CheckinScanned, SessionRecorded, SessionReviewed, derived_id
-from services.timeutil import LOCAL_TZ, iso_week, local, local_midnight
+from services.timeutil import iso_week, local, local_midnight
 from streams.sessions import MemberState, SessionRules, contributes, on_clock, on_review, on_scan
 
 # How far back the module's stack accepts and re-pairs scans: far enough to reach the last turn
@@ -304,6 +304,7 @@ def run_model(world: World, log: Log, now: datetime, stamp: Stamp) -> dict[int, 
                 station_community_id="",
                 action=item.action,
                 credited_seconds=item.credited_seconds,
+                reason="model",
                 reviewer_role="admin",
                 reviewer_id="admin",
             )
@@ -512,7 +513,7 @@ def expected_reads(
                 "not_served": sorted(reg - t.served),
             }
         for c in world.communities:
-            station_rows = []
+            station_rows: list[dict[str, Any]] = []
             for station_id, community_id in world.stations:
                 if community_id != c:
                     continue
@@ -541,6 +542,7 @@ def expected_reads(
                         "hours": hours(t.seconds),
                     }
                 )
+            station_rows.sort(key=lambda s: str(s["station_id"]))
             out[("breakdown_community", c, w)] = {"stations": station_rows, "grids": grid_rows}
 
     if campaign is not None:

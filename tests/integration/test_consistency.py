@@ -39,7 +39,6 @@ from tests.integration.consistency_model import (
     MemberLife,
     MemberPlan,
     Place,
-    ReviewPlan,
     ScanPlan,
     SentReview,
     SentScan,
@@ -590,6 +589,3 @@ REGRESSIONS: dict[str, History] = {
 @pytest.mark.parametrize("name", sorted(REGRESSIONS))
 def test_kept_examples(stack: Stack, name: str) -> None:
     verify(stack, REGRESSIONS[name])
-
-
-__all__ = ["ReviewPlan", "test_every_read_agrees_with_the_rules"]

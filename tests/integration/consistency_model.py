@@ -392,7 +392,8 @@ def expected_reads(
     world: World, states: dict[int, MemberState], now: datetime, campaign: Any | None = None
 ) -> Expected:
     """Every read's expected figures. `campaign`: (starts_at, ends_at, community id,
-    count_community_stations, {member id: grid id} assigned directly, {unit id: grid id})."""
+    count_community_stations, {member id: grid id} assigned directly, {unit id: grid id},
+    the assignments' grid ids in order)."""
     live: list[SessionRecorded] = [
         r for i in sorted(states) for r in records(states[i]) if not r.voided
     ]
@@ -546,7 +547,7 @@ def expected_reads(
             out[("breakdown_community", c, w)] = {"stations": station_rows, "grids": grid_rows}
 
     if campaign is not None:
-        starts_at, ends_at, community_id, community_stations, direct, by_unit = campaign
+        starts_at, ends_at, community_id, community_stations, direct, by_unit, order = campaign
         assigned: dict[str, str] = dict(direct)
         for life in world.members:
             unit_grid = by_unit.get(life.at(now).unit_id)
@@ -564,7 +565,11 @@ def expected_reads(
         ]
         t = totals(mine)
         per_member = {m: totals(r for r in mine if r.member_id == m) for m in assigned}
-        grids: dict[str, dict[str, Any]] = {}
+        # Every assigned grid is listed, in the assignments' order, whoever was assigned to it.
+        grids: dict[str, dict[str, Any]] = {
+            g: {"grid_id": g, "members_assigned": 0, "members_served": 0, "seconds": 0}
+            for g in order
+        }
         for m, g in assigned.items():
             row = grids.setdefault(
                 g, {"grid_id": g, "members_assigned": 0, "members_served": 0, "seconds": 0}

@@ -327,7 +327,15 @@ def open_campaign(play: Play, c: CampaignPlan, now: datetime) -> None:
         },
     )
     play.campaign_id = out["id"]
-    play.campaign = (starts_at, ends_at, w.communities[0], c.community_stations, direct, by_unit)
+    play.campaign = (
+        starts_at,
+        ends_at,
+        w.communities[0],
+        c.community_stations,
+        direct,
+        by_unit,
+        [w.grids[0]],
+    )
 
 
 # --- reading everything back ----------------------------------------------------------------

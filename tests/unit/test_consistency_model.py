@@ -177,3 +177,54 @@ def test_places_follow_the_registry_versions() -> None:
     life = MemberLife("m", [(EPOCH, Place("u0", "c0", "g0")), (NOW, Place("u1", "c1", "g1"))])
     assert life.at(NOW - timedelta(seconds=1)).unit_id == "u0"
     assert life.at(NOW).unit_id == "u1"
+
+
+def test_a_campaign_serves_with_counted_sessions_and_lists_every_assigned_grid() -> None:
+    w = world(2)
+    day = NOW - timedelta(days=1, hours=3)
+    log = Log(
+        [
+            sent(0, 0, "out", day, NOW),  # an anomaly: no service
+            sent(1, 1, "in", day, NOW),
+            sent(1, 1, "out", day + timedelta(hours=1), NOW),
+        ]
+    )
+    states = run_model(w, log, NOW, "done")
+    start = day - timedelta(hours=1)
+    campaign = (start, start + timedelta(days=1), "c0", True, {"m0": "g0"}, {}, ["g0", "g9"])
+    got = expected_reads(w, states, NOW, campaign).reads[("campaign",)]
+    assert got["members_served"] == 1 and got["assigned_members_served"] == 0
+    assert got["not_served"] == ["m0"] and got["hours"] == 1.0 and got["sessions"] == 1
+    assert [g["grid_id"] for g in got["by_grid"]] == ["g0", "g9"]
+    assert got["by_grid"][0] == {
+        "grid_id": "g0",
+        "members_assigned": 1,
+        "members_served": 0,
+        "hours": 0.0,
+    }
+
+
+def test_a_move_in_the_middle_of_a_week_splits_the_week_by_session() -> None:
+    w = world()
+    moved = NOW - timedelta(minutes=30)
+    w.members[0].versions.append((moved, w.place(1)))
+    before = NOW - timedelta(hours=3)
+    log = Log(
+        [
+            sent(0, 0, "in", before, before),
+            sent(0, 0, "out", before + timedelta(hours=1), before + timedelta(hours=1)),
+            sent(0, 0, "in", NOW - timedelta(minutes=20), NOW),
+            sent(0, 0, "out", NOW - timedelta(minutes=5), NOW),
+        ]
+    )
+    week = iso_week(NOW)
+    for stamp in ("arrival", "done"):  # made and received on either side of the move alike
+        reads = expected_reads(w, run_model(w, log, NOW, stamp), NOW).reads  # type: ignore[arg-type]
+        assert reads[("unit", "u0", week)]["hours"] == 1.0
+        assert reads[("unit", "u1", week)]["hours"] == 0.25
+        assert reads[("community", "c0", week)]["members_served"] == 1
+        assert reads[("community", "c0", week)]["members_registered"] == 0
+        assert reads[("assessment", "m0", "u0", "2026")] == (
+            True,
+            {"hours": 1.0, "sessions": 1, "active_weeks": 1},
+        )

@@ -370,7 +370,10 @@ def check_reads(play: Play, violations: list[Violation]) -> None:
         assert r.status_code == 200, (path, params, r.text)
         return r.json() if "json" in r.headers.get("content-type", "") else r.content
 
+    seen: dict[tuple[str, ...], Any] = {}
+
     def check(prop: str, key: tuple[str, ...], want: Any, got: Any) -> None:
+        seen[(prop, *key[1:])] = got
         if want != got:
             violations.append(Violation(prop, key, want, got))
 
@@ -481,6 +484,52 @@ def check_reads(play: Play, violations: list[Violation]) -> None:
         elif kind == "campaign":
             body = get(f"/v1/campaigns/{play.campaign_id}/summary")
             check("campaign_summary", key, want, _pick(body, list(want)))
+    agree(seen, violations)
+
+
+def agree(seen: dict[tuple[str, ...], Any], violations: list[Violation]) -> None:
+    """Reads against each other, whatever the rules: figures of the same thing are the same."""
+
+    def same(prop: str, key: tuple[str, ...], a: Any, b: Any) -> None:
+        if a != b:
+            violations.append(Violation(prop, key, a, b))
+
+    for key, got in seen.items():
+        kind, rest = key[0], key[1:]
+        if kind == "service_record":
+            same("agree_record_year_hours", rest, seen.get(("year_hours", *rest)), got)
+        elif kind == "hours_breakdown":
+            totals = {"hours": got["hours"], "sessions": got["sessions"]}
+            same("agree_breakdown_year_hours", rest, seen.get(("year_hours", *rest)), totals)
+        elif kind == "this_week":
+            weekly = seen.get(("iso_weekly", rest[0], got["week"]))
+            same(
+                "agree_this_week_iso_weekly",
+                rest,
+                weekly and {k: weekly[k] for k in ("sessions", "hours", "target_met")},
+                {"sessions": got["sessions"], "hours": got["hours"], "target_met": got["served"]},
+            )
+        elif kind == "community_breakdown":
+            community = seen.get(("community_weekly", *rest))
+            grids = got["grids"]
+            same(
+                "agree_grids_add_up_to_community",
+                rest,
+                community and {k: community[k] for k in ("members_served", "hours")},
+                {
+                    "members_served": sum(g["members_served"] for g in grids),
+                    "hours": round(sum(g["hours"] for g in grids), 2),
+                },
+            )
+        elif kind == "assessment_json":
+            for fmt in ("csv", "xlsx"):
+                if ("assessment_" + fmt, *rest) in seen:
+                    same(
+                        f"agree_assessment_{fmt}_json",
+                        rest,
+                        got,
+                        seen[("assessment_" + fmt, *rest)],
+                    )
 
 
 def _table(raw: bytes, fmt: str) -> list[list[Any]]:

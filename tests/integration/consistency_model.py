@@ -7,8 +7,8 @@ through the real stack and compares each read with `expected_reads`; the unit te
 
 The rules of the game, each stated once here, so a disagreement about a rule is one edit:
 
-- Sessions, their status and credit come from the pure rules (`on_scan`, `on_review`,
-  `on_clock`, `contributes`): a session adds `contributes(r)` = (counted sessions, credited
+- Sessions, their status and credit come from the pure session rules (`on_scan`, `on_review`,
+  `on_clock`, `contributes`; `streams.sessions`, moving to `services.sessions`): a session adds `contributes(r)` = (counted sessions, credited
   seconds) to every total; voided, open and rejected sessions add nothing.
 - Hours and sessions belong to the calendar year of the session's local start date
   (Asia/Shanghai); weeks are ISO weeks of the local start date (a week belongs to the year of its
@@ -33,7 +33,25 @@ from hypothesis import strategies as st
 
 from services.events import CheckinScanned, SessionRecorded, SessionReviewed, derived_id
 from services.timeutil import iso_week, local, local_midnight
-from streams.sessions import MemberState, SessionRules, contributes, on_clock, on_review, on_scan
+
+try:
+    from services.sessions import (  # type: ignore[import-not-found,unused-ignore]
+        MemberState,
+        SessionRules,
+        contributes,
+        on_clock,
+        on_review,
+        on_scan,
+    )
+except ImportError:  # before the pure rules moved into the core (issue 12, part 1)
+    from streams.sessions import (
+        MemberState,
+        SessionRules,
+        contributes,
+        on_clock,
+        on_review,
+        on_scan,
+    )
 
 # How far back the module's stack accepts and re-pairs scans: far enough to reach the last turn
 # of the year, where the calendar year and the ISO week-year of a day differ.
@@ -496,14 +514,19 @@ def expected_reads(
             for value in {getattr(world.place(h), key) for h in (0, 1)}:
                 reg = registered(w, key, value)
                 t = totals(r for r in in_week if getattr(r, attr) == value)
+                # Served: registered members who served for it (a member who served here
+                # before moving away this week counts in the hours, not among the served).
+                served = t.served & reg
                 out[(kind, value, w)] = {
                     "members_registered": len(reg),
-                    "members_served": len(t.served),
-                    "rate": round(len(t.served & reg) / len(reg), 4) if reg else 0.0,
+                    "members_served": len(served),
+                    "rate": round(len(served) / len(reg), 4) if reg else 0.0,
                     "hours": hours(t.seconds),
-                    "not_served": sorted(reg - t.served),
+                    "not_served": sorted(reg - served),
                 }
         for station_id, community_id in world.stations:
+            # The one station-centred read: who served at the station, from anywhere; the rate
+            # counts the station's community's registered members among them.
             reg = registered(w, "community_id", community_id)
             t = totals(r for r in in_week if r.station_id == station_id)
             out[("station", station_id, w)] = {
@@ -514,11 +537,15 @@ def expected_reads(
                 "not_served": sorted(reg - t.served),
             }
         for c in world.communities:
+            # The organizer's breakdown adds up to the community's week: its members' service
+            # at each of its stations, the rest of their service `elsewhere` (so stations +
+            # elsewhere = the week's hours = the grids), and apart, `visitors`: other
+            # communities' members at its stations (counted in their own communities).
+            own = [r for r in in_week if r.member_community_id == c]
+            own_stations = [sid for sid, community_id in world.stations if community_id == c]
             station_rows: list[dict[str, Any]] = []
-            for station_id, community_id in world.stations:
-                if community_id != c:
-                    continue
-                t = totals(r for r in in_week if r.station_id == station_id)
+            for station_id in sorted(own_stations):
+                t = totals(r for r in own if r.station_id == station_id)
                 station_rows.append(
                     {
                         "station_id": station_id,
@@ -527,24 +554,41 @@ def expected_reads(
                         "hours": hours(t.seconds),
                     }
                 )
+            reg_c = registered(w, "community_id", c)
+            served_c = totals(own).served & reg_c
             grid_rows = []
             for g, community_id in zip(world.grids, world.communities, strict=True):
                 if community_id != c:
                     continue
                 reg = registered(w, "grid_id", g)
-                t = totals(
-                    r for r in in_week if r.member_grid_id == g and r.member_community_id == c
-                )
+                t = totals(r for r in own if r.member_grid_id == g)
                 grid_rows.append(
                     {
                         "grid_id": g,
                         "members_registered": len(reg),
-                        "members_served": len(t.served),
+                        "members_served": len(served_c & reg),
                         "hours": hours(t.seconds),
                     }
                 )
-            station_rows.sort(key=lambda s: str(s["station_id"]))
-            out[("breakdown_community", c, w)] = {"stations": station_rows, "grids": grid_rows}
+            elsewhere = totals(r for r in own if r.station_id not in own_stations)
+            visitors = totals(
+                r for r in in_week if r.member_community_id != c and r.station_id in own_stations
+            )
+            out[("breakdown_community", c, w)] = {
+                "stations": station_rows,
+                "grids": grid_rows,
+                "elsewhere": {
+                    "members_served": len(elsewhere.served),
+                    "sessions": elsewhere.sessions,
+                    "hours": hours(elsewhere.seconds),
+                },
+                "visitors": {
+                    "members_served": len(visitors.served),
+                    "sessions": visitors.sessions,
+                    "hours": hours(visitors.seconds),
+                },
+                "hours": hours(totals(own).seconds),
+            }
 
     if campaign is not None:
         starts_at, ends_at, community_id, community_stations, direct, by_unit, order = campaign

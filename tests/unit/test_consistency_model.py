@@ -19,6 +19,7 @@ from tests.integration.consistency_model import (
     ScanPlan,
     SentReview,
     SentScan,
+    Stamp,
     World,
     checkin_event,
     day_of,
@@ -191,7 +192,15 @@ def test_a_campaign_serves_with_counted_sessions_and_lists_every_assigned_grid()
     )
     states = run_model(w, log, NOW, "done")
     start = day - timedelta(hours=1)
-    campaign = (start, start + timedelta(days=1), "c0", True, {"m0": "g0"}, {}, ["g0", "g9"])
+    campaign: tuple[object, ...] = (
+        start,
+        start + timedelta(days=1),
+        "c0",
+        True,
+        {"m0": "g0"},
+        {},
+        ["g0", "g9"],
+    )
     got = expected_reads(w, states, NOW, campaign).reads[("campaign",)]
     assert got["members_served"] == 1 and got["assigned_members_served"] == 0
     assert got["not_served"] == ["m0"] and got["hours"] == 1.0 and got["sessions"] == 1
@@ -218,12 +227,16 @@ def test_a_move_in_the_middle_of_a_week_splits_the_week_by_session() -> None:
         ]
     )
     week = iso_week(NOW)
-    for stamp in ("arrival", "done"):  # made and received on either side of the move alike
-        reads = expected_reads(w, run_model(w, log, NOW, stamp), NOW).reads  # type: ignore[arg-type]
+    stamps: tuple[Stamp, ...] = ("arrival", "done")
+    for stamp in stamps:  # made and received on either side of the move alike
+        reads = expected_reads(w, run_model(w, log, NOW, stamp), NOW).reads
         assert reads[("unit", "u0", week)]["hours"] == 1.0
         assert reads[("unit", "u1", week)]["hours"] == 0.25
-        assert reads[("community", "c0", week)]["members_served"] == 1
+        # Served before moving away: in the old community's hours, not among its served.
+        assert reads[("community", "c0", week)]["hours"] == 1.0
+        assert reads[("community", "c0", week)]["members_served"] == 0
         assert reads[("community", "c0", week)]["members_registered"] == 0
+        assert reads[("community", "c1", week)]["members_served"] == 1
         assert reads[("assessment", "m0", "u0", "2026")] == (
             True,
             {"hours": 1.0, "sessions": 1, "active_weeks": 1},

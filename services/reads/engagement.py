@@ -304,6 +304,7 @@ def campaign_summary(wh: Warehouse, c: Campaign) -> dict[str, Any]:
           AND (has(%(m)s, member_id) OR has(%(u)s, unit_id)
                OR (%(cs)s AND station_community_id = %(c)s))
         GROUP BY member_id
+        HAVING countIf({COUNTED_SQL}) > 0
         """,
         {
             "s": c.starts_at,

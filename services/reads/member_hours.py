@@ -92,7 +92,8 @@ def year_breakdown(wh: Warehouse, member_id: str, year: int) -> Breakdown:
             a = acc.setdefault(str(row[index]), [0, 0])
             a[0] += int(row[2])
             a[1] += int(row[3])
-        return [Bucket(k, n, s) for k, (s, n) in sorted(acc.items())]
+        # A period whose only sessions do not count (an anomaly not yet adjusted) had no service.
+        return [Bucket(k, n, s) for k, (s, n) in sorted(acc.items()) if n or s]
 
     total = Totals(sum(int(r[3]) for r in rows), sum(int(r[2]) for r in rows))
     return Breakdown(total, buckets(0), buckets(1))

@@ -13,6 +13,7 @@ from api.schemas import CheckinAccepted, CheckinIn
 from services import topics
 from services.events import CheckinScanned, derived_id, utcnow
 from services.metrics import CHECKINS as CHECKIN_METRIC
+from services.reads.registry import member_at
 from services.registry import NotFound
 from services.station_codes import StationCodeExpired, verify_scan_token
 from services.tokens import InvalidToken
@@ -76,13 +77,6 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
         except NotFound as exc:
             raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from exc
     station, member, member_grid_id = refs
-    if member.status != "active":
-        # A member who left or was transferred away serves no longer here; nothing is credited.
-        raise ApiError(
-            403, "member_not_active", f"member status is {member.status!r}; check-ins need 'active'"
-        )
-
-    rate_limit(ctx.limits.checkins_station, station.id, "check-ins at this station")
     now = utcnow()
     scanned_at = body.scanned_at or now
     if scanned_at.tzinfo is None:
@@ -95,6 +89,27 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
             "scanned_at_out_of_range",
             f"scanned_at lies more than {settings.max_scan_age_h:g} h in the past",
         )
+    # Service belongs to the unit and community the member had when it was done: a scan queued
+    # offline before the member's record changed (a move, leaving) is read against the registry
+    # as it stood then. Rare (a late scan of a member changed since), so the history is read
+    # only then; `version` is the record's update time in microseconds.
+    unit_id, community_id, status = member.unit_id, member.community_id, member.status
+    if scanned_at.timestamp() * 1_000_000 < member.version:
+        then = await asyncio.to_thread(member_at, ctx.warehouse, member.id, scanned_at)
+        if then is not None:
+            unit_id, community_id, member_grid_id, status = (
+                then.unit_id,
+                then.community_id,
+                then.grid_id,
+                then.status,
+            )
+    if status != "active":
+        # A member who left or was transferred away serves no longer here; nothing is credited.
+        raise ApiError(
+            403, "member_not_active", f"member status is {status!r}; check-ins need 'active'"
+        )
+
+    rate_limit(ctx.limits.checkins_station, station.id, "check-ins at this station")
 
     event = CheckinScanned(
         # Derived from the member and the phone's id for this scan: a re-send is the same event.
@@ -103,8 +118,8 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
         member_id=member.id,
         station_id=station.id,
         station_community_id=station.community_id,
-        unit_id=member.unit_id,
-        member_community_id=member.community_id,
+        unit_id=unit_id,
+        member_community_id=community_id,
         member_grid_id=member_grid_id,
         action=body.action,
         client_event_id=str(body.client_event_id),

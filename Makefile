@@ -27,7 +27,9 @@ install: $(STAMP) $(VENDOR)
 kafka-jars: install
 	$(PY) -m infra.kafka fetch
 
+# Migrations run here, once, before the API (which only checks the schema version).
 run: install kafka-jars
+	$(PY) -m services.warehouse.migrate
 	$(PY) -m infra.run_local
 
 lint: install

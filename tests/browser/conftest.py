@@ -209,6 +209,15 @@ def live(
     worker = integration.Worker(settings, data_dir / "worker.log")
     worker.start()
     server = Live(settings, data_dir / "api.log")
+    # The migrate step first, in a process of its own (chDB: one process per data folder).
+    subprocess.run(
+        [sys.executable, "-m", "services.warehouse.migrate"],
+        cwd=ROOT,
+        env=server.env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         server.start()
         yield server

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from infra.kafka import Broker, create_topics
 from services.settings import Settings
+from services.warehouse.migrate import run as migrate_schema
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,6 +157,8 @@ def stack(
         **{k.lower(): v for k, v in stack_env.items()},
     )
     create_topics(broker.bootstrap, settings.topic_prefix)
+    # The migrate step, as `make run` and docker-compose run it: the API only checks the schema.
+    migrate_schema(settings)
     worker = Worker(settings, data_dir / "worker.log", stack_env)
     worker.start()
     app = create_app(settings)

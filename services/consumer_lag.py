@@ -95,8 +95,11 @@ class LagProbe:
 
         admin, consumer = self._clients()
         out: dict[str, int] = {}
-        for name, (group, expected) in groups(self.settings).items():
-            offsets = admin.list_consumer_group_offsets(group)
+        wanted = groups(self.settings)
+        # One OffsetFetch for both groups (a group that never committed comes back empty).
+        fetched = admin.list_group_offsets({group: None for group, _ in wanted.values()})
+        for name, (group, expected) in wanted.items():
+            offsets = fetched.get(group) or {}
             committed = {
                 (tp.topic, tp.partition): int(om.offset)
                 for tp, om in offsets.items()

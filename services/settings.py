@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # The standalone sink (`python -m services.sink`) serves Prometheus metrics on this port
     # (0 = off); the API serves them at /metrics, the worker on its web port at /metrics.
     sink_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Where the worker's web port and the standalone sink's metrics listen: loopback for a
+    # developer's machine, 0.0.0.0 in a container so Prometheus can scrape them.
+    metrics_host: str = "127.0.0.1"
     # How often the sink asks the broker for end offsets to publish its lag.
     sink_lag_interval_s: float = Field(default=10.0, gt=0)
     # FAULT INJECTION, for the drills (bench/drills) only; off by default, never set in

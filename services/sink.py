@@ -372,8 +372,12 @@ def main() -> None:
     if settings.sink_metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.sink_metrics_port, addr="127.0.0.1")
-        log.info("sink metrics on http://127.0.0.1:%d/metrics", settings.sink_metrics_port)
+        start_http_server(settings.sink_metrics_port, addr=settings.metrics_host)
+        log.info(
+            "sink metrics on http://%s:%d/metrics",
+            settings.metrics_host,
+            settings.sink_metrics_port,
+        )
     sink = Sink(settings, connect(settings))
     signal.signal(signal.SIGTERM, lambda *_: sink.stop())
     signal.signal(signal.SIGINT, lambda *_: sink.stop())

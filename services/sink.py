@@ -30,6 +30,7 @@ from services.processors import ROUTES, InvalidMessage, Route, process
 from services.settings import Settings, get_settings
 from services.topics import DEAD_LETTER
 from services.warehouse.client import Warehouse, connect
+from services.warehouse.migrate import check_schema
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +379,10 @@ def main() -> None:
             settings.metrics_host,
             settings.sink_metrics_port,
         )
-    sink = Sink(settings, connect(settings))
+    warehouse = connect(settings)
+    # Like the API: the migrate step owns the schema; an older one is refused, not written to.
+    check_schema(warehouse, settings.clickhouse_database)
+    sink = Sink(settings, warehouse)
     signal.signal(signal.SIGTERM, lambda *_: sink.stop())
     signal.signal(signal.SIGINT, lambda *_: sink.stop())
     try:

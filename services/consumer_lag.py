@@ -85,6 +85,8 @@ class LagProbe:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=self.settings.kafka_bootstrap.split(","),
                 enable_auto_commit=False,
+                # Asking about a topic must never create it.
+                allow_auto_create_topics=False,
                 request_timeout_ms=3000,
                 api_version=(3, 9),
             )

@@ -13,7 +13,8 @@ DEV_SECRET_KEY = "dev-secret-key-change-me-in-production-0000"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refusal at start-up is logged: it must not print the secrets it was given.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     # Where everything local lives: chDB data, the broker's storage, logs.
     data_dir: Path = Path("data")

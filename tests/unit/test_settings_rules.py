@@ -101,3 +101,9 @@ def test_every_broken_rule_is_reported_at_once() -> None:
 def test_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_SCAN_AGE_H", "200")
     assert "SESSION_REDERIVE_HORIZON_H (96) must be at least" in refused()
+
+
+def test_a_refusal_does_not_print_the_secrets_it_was_given() -> None:
+    msg = refused(session_cap_h=1, session_forgotten_credit_h=2, secret_key="s3cr3t-value-xyz")
+    assert "SESSION_FORGOTTEN_CREDIT_H" in msg
+    assert "s3cr3t-value-xyz" not in msg

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.consumer_lag import group_lag, groups, lagging
+import pytest
+
+from services.consumer_lag import LagProbe, group_lag, groups, lagging
 from services.settings import Settings
 
 
@@ -27,3 +29,32 @@ def test_groups_carry_the_deployment_prefix() -> None:
     assert g["sink"][0] == "p.clickhouse-sink"
     assert "p.checkins" in g["worker"][1]
     assert g["sink"][1] and all(t.startswith("p.") for t in g["sink"][1])
+
+
+def test_the_probe_asks_the_broker_at_most_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probe = LagProbe(Settings(health_lag_interval_s=60))
+    calls: list[int] = []
+
+    def measure() -> dict[str, int]:
+        calls.append(1)
+        return {"worker": len(calls), "sink": 0}
+
+    monkeypatch.setattr(probe, "_measure", measure)
+    assert probe.current() == {"worker": 1, "sink": 0}
+    assert probe.current() == {"worker": 1, "sink": 0}
+    assert len(calls) == 1
+
+
+def test_a_broker_that_cannot_answer_gives_no_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    probe = LagProbe(Settings(health_lag_interval_s=0.000001))
+    monkeypatch.setattr(probe, "_measure", lambda: {"worker": 3, "sink": 0})
+    assert probe.current() == {"worker": 3, "sink": 0}
+
+    def down() -> dict[str, int]:
+        raise OSError("broker gone")
+
+    monkeypatch.setattr(probe, "_measure", down)
+    # Not the last figure: an old lag shown as current would hide a stuck pipeline.
+    assert probe.current() is None

@@ -6,8 +6,12 @@ import importlib
 import logging
 import pkgutil
 import re
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from services.settings import Settings, get_settings
 from services.warehouse.client import Warehouse, connect
@@ -112,6 +116,22 @@ def migrate(wh: Warehouse) -> list[int]:
 def run(settings: Settings) -> list[int]:
     """The migrate step: creates the database if needed and applies what is missing."""
     return migrate(connect(settings))
+
+
+def run_in_child(env: Mapping[str, str], timeout_s: float = 300.0) -> None:
+    """The migrate step in a process of its own, as `make migrate` runs it: with embedded chDB
+    (one process per data folder) whoever starts an API next must not hold the folder open."""
+    r = subprocess.run(
+        [sys.executable, "-m", "services.warehouse.migrate"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"the migrate step failed:\n{r.stdout[-2000:]}{r.stderr[-3000:]}")
 
 
 def main() -> None:

@@ -210,14 +210,9 @@ def live(
     worker.start()
     server = Live(settings, data_dir / "api.log")
     # The migrate step first, in a process of its own (chDB: one process per data folder).
-    subprocess.run(
-        [sys.executable, "-m", "services.warehouse.migrate"],
-        cwd=ROOT,
-        env=server.env(),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    from services.warehouse.migrate import run_in_child
+
+    run_in_child(server.env())
     try:
         server.start()
         yield server

@@ -22,7 +22,6 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from infra.kafka import Broker, create_topics
 from services.settings import Settings
-from services.warehouse.migrate import run as migrate_schema
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,6 +157,8 @@ def stack(
     )
     create_topics(broker.bootstrap, settings.topic_prefix)
     # The migrate step, as `make run` and docker-compose run it: the API only checks the schema.
+    from services.warehouse.migrate import run as migrate_schema
+
     migrate_schema(settings)
     worker = Worker(settings, data_dir / "worker.log", stack_env)
     worker.start()

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint unit install vendor kafka-jars kafka-start kafka-stop migrate clean chromium
+.PHONY: run test lint unit install vendor kafka-jars kafka-start kafka-stop migrate clean chromium ops-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,9 @@ install: $(STAMP) $(VENDOR)
 kafka-jars: install
 	$(PY) -m infra.kafka fetch
 
+# Migrations run here, once, before the API (which only checks the schema version).
 run: install kafka-jars
+	$(PY) -m services.warehouse.migrate
 	$(PY) -m infra.run_local
 
 # lint-imports checks the layers contract in .importlinter (services is the core; routers do
@@ -39,7 +41,7 @@ lint: install
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 # The whole suite against real parts: the tests start their own broker from the fetched jars.
-test: install kafka-jars chromium lint
+test: install kafka-jars chromium ops-tools lint
 	$(PY) -m pytest
 
 # The browser tests drive Debian's chromium (never a downloaded browser); CI is root on Debian.
@@ -47,6 +49,12 @@ test: install kafka-jars chromium lint
 chromium:
 	(test -x /usr/bin/chromium && dpkg -s fonts-noto-cjk >/dev/null 2>&1) || \
 	  (apt-get update && apt-get install -y chromium fonts-noto-cjk)
+
+# promtool (Debian's prometheus) checks infra/prometheus; docker-compose checks
+# docker-compose.yml against the Compose Specification. The tests marked ops_tools need them.
+ops-tools:
+	(command -v promtool >/dev/null && command -v docker-compose >/dev/null) || \
+	  (apt-get update && apt-get install -y --no-install-recommends prometheus docker-compose)
 
 unit: install
 	$(PY) -m pytest -m "not kafka and not clickhouse"

@@ -40,13 +40,14 @@ from api.routers import (
     wishes,
 )
 from services import metrics
+from services.consumer_lag import LagProbe
 from services.publisher import Publisher
 from services.registry import Registry
 from services.revocations import RevocationList
 from services.settings import Settings, get_settings
 from services.sink import run_in_thread
 from services.warehouse.client import connect
-from services.warehouse.migrate import migrate
+from services.warehouse.migrate import SchemaOutOfDate, check_schema
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warehouse = connect(settings)
-        migrate(warehouse)
+        # Migrations run once, in the migrate step, never here: API processes starting together
+        # against a server would race on them. An older schema is refused before serving.
+        try:
+            check_schema(warehouse, settings.clickhouse_database)
+        except SchemaOutOfDate as exc:
+            log.error("refusing to start: %s", exc)
+            raise
         publisher = Publisher(settings)
         # The check-ins' producer runs on this (the serving) loop; see services.publisher.
         await publisher.start()
@@ -85,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.sink_mode == "embedded":
             ctx.sink, ctx.sink_thread = run_in_thread(settings)
         app.state.ctx = ctx
+        # The consumer groups' lag for /healthz, measured lazily (no broker request until asked).
+        app.state.lag_probe = LagProbe(settings)
         _tune_gc()
         try:
             yield
@@ -93,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ctx.sink.stop()
                 ctx.sink_thread.join(timeout=15)
             registry.replica.stop()
+            app.state.lag_probe.close()
             await publisher.aclose()
             publisher.close()
 

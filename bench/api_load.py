@@ -116,6 +116,8 @@ def run(
     procs: list[stack.Proc] = []
     try:
         s = stack.make_settings(root, broker)
+        # The API only checks the schema: the migrate step comes first (issue 13).
+        stack.migrate(s, root / "migrate.log")
         real = stack.api(s, root / "api.log", stack.UNLIMITED)
         procs.append(real)
         reg = county.create(s, n_members)

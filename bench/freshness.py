@@ -74,6 +74,8 @@ def run(
     procs: list[stack.Proc] = []
     try:
         s = stack.make_settings(root, broker, **(settings_over or {}))
+        # The API only checks the schema: the migrate step comes first (issue 13).
+        stack.migrate(s, root / "migrate.log")
         procs.append(stack.worker(s, root / "worker.log"))
         api = stack.api(s, root / "api.log", stack.UNLIMITED)
         procs.append(api)

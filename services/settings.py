@@ -13,7 +13,8 @@ DEV_SECRET_KEY = "dev-secret-key-change-me-in-production-0000"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refusal at start-up is logged: it must not print the secrets it was given.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     # Where everything local lives: chDB data, the broker's storage, logs.
     data_dir: Path = Path("data")
@@ -78,6 +79,9 @@ class Settings(BaseSettings):
     # The standalone sink (`python -m services.sink`) serves Prometheus metrics on this port
     # (0 = off); the API serves them at /metrics, the worker on its web port at /metrics.
     sink_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Where the worker's web port and the standalone sink's metrics listen: loopback for a
+    # developer's machine, 0.0.0.0 in a container so Prometheus can scrape them.
+    metrics_host: str = "127.0.0.1"
     # How often the sink asks the broker for end offsets to publish its lag.
     sink_lag_interval_s: float = Field(default=10.0, gt=0)
 
@@ -158,6 +162,13 @@ class Settings(BaseSettings):
     activation_max_failures_total: int = 300
     activation_failure_window_s: int = 15 * 60
 
+    # GET /healthz answers `degraded` (still 200, naming the group) while the worker's or the
+    # sink's consumer group is further behind the log than this many messages, over all its
+    # input partitions; measured from the broker's committed offsets at most every
+    # HEALTH_LAG_INTERVAL_S, so frequent health probes cost no more than one request a while.
+    health_max_lag: int = Field(default=50_000, ge=1)
+    health_lag_interval_s: float = Field(default=10.0, gt=0)
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         if not self.kafka_bootstrap:
@@ -171,6 +182,11 @@ class Settings(BaseSettings):
             self.sink_mode = "embedded" if self.is_embedded_clickhouse else "external"
         if self.sink_mode not in ("embedded", "external"):
             raise ValueError("SINK_MODE must be 'embedded' or 'external'")
+        problems = contradictions(self)
+        if problems:
+            raise ValueError(
+                "settings contradict each other:\n" + "\n".join(f"- {p}" for p in problems)
+            )
         return self
 
     @property
@@ -183,6 +199,99 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+
+# The sink's consumer leaves the group when it does not poll for this long (kafka-python's
+# max.poll.interval.ms default); a batch held open longer would be written by a member that
+# no longer owns its partitions.
+SINK_MAX_POLL_INTERVAL_MS = 300_000
+# A rotating station code that lives longer than this is no better than the printed poster.
+STATION_CODE_MAX_LIFE_S = 600
+
+
+def contradictions(s: Settings) -> list[str]:
+    """The rules the README states between settings, each broken one as a sentence that says
+    what to set. Checked at start-up by every process (API, worker, sink, migrate): a process
+    refuses to start rather than run with a combination that silently loses or miscounts."""
+    out: list[str] = []
+    if s.session_rederive_horizon_h < s.max_scan_age_h + 24:
+        out.append(
+            f"SESSION_REDERIVE_HORIZON_H ({s.session_rederive_horizon_h:g}) must be at least "
+            f"MAX_SCAN_AGE_H + 24 ({s.max_scan_age_h + 24:g}): a late offline scan older than "
+            "the horizon cannot be re-paired and goes to the dead letters; raise "
+            "SESSION_REDERIVE_HORIZON_H or lower MAX_SCAN_AGE_H"
+        )
+    if s.session_review_window_days * 24 < s.max_scan_age_h:
+        out.append(
+            f"SESSION_REVIEW_WINDOW_DAYS ({s.session_review_window_days}) must cover "
+            f"MAX_SCAN_AGE_H ({s.max_scan_age_h:g} h): a session made from a late offline scan "
+            f"would arrive past review; set SESSION_REVIEW_WINDOW_DAYS to at least "
+            f"{-(-int(s.max_scan_age_h) // 24)}"
+        )
+    if s.session_forgotten_credit_h > s.session_cap_h:
+        out.append(
+            f"SESSION_FORGOTTEN_CREDIT_H ({s.session_forgotten_credit_h:g}) must not exceed "
+            f"SESSION_CAP_H ({s.session_cap_h:g}): a forgotten check-out would be credited more "
+            "than any real session; lower SESSION_FORGOTTEN_CREDIT_H"
+        )
+    if s.sink_batch_size < 1 or s.sink_batch_ms < 1:
+        out.append("SINK_BATCH_SIZE and SINK_BATCH_MS must both be at least 1")
+    elif s.sink_batch_ms >= SINK_MAX_POLL_INTERVAL_MS:
+        out.append(
+            f"SINK_BATCH_MS ({s.sink_batch_ms}) must stay below {SINK_MAX_POLL_INTERVAL_MS} "
+            "(the sink's max poll interval): a batch held longer is written after the group "
+            "has given its partitions away; lower SINK_BATCH_MS"
+        )
+    if s.station_code_window_s + s.station_code_grace_s > STATION_CODE_MAX_LIFE_S:
+        out.append(
+            f"STATION_CODE_WINDOW_S + STATION_CODE_GRACE_S ({s.station_code_window_s} + "
+            f"{s.station_code_grace_s}) must not exceed {STATION_CODE_MAX_LIFE_S}: a rotating "
+            "code living longer is no better than the printed poster; lower them"
+        )
+    for name, ttl in (
+        ("TOKEN_TTL_S", s.token_ttl_s),
+        ("PHONE_TOKEN_TTL_S", s.phone_token_ttl_s),
+        ("ACTIVATION_TTL_S", s.activation_ttl_s),
+        ("SCREEN_KEY_TTL_S", s.screen_key_ttl_s),
+    ):
+        if ttl <= 0:
+            out.append(f"{name} ({ttl}) must be positive: every token would be born expired")
+    if 0 < s.phone_token_ttl_s <= s.activation_ttl_s:
+        out.append(
+            f"ACTIVATION_TTL_S ({s.activation_ttl_s}) must be shorter than PHONE_TOKEN_TTL_S "
+            f"({s.phone_token_ttl_s}): the one-use code would outlive the token it gives the "
+            "phone; lower ACTIVATION_TTL_S or raise PHONE_TOKEN_TTL_S"
+        )
+    if s.activation_max_failures > s.activation_max_failures_total:
+        out.append(
+            f"ACTIVATION_MAX_FAILURES ({s.activation_max_failures}) must not exceed "
+            f"ACTIVATION_MAX_FAILURES_TOTAL ({s.activation_max_failures_total}): one address "
+            "would lock out everyone before itself; raise ACTIVATION_MAX_FAILURES_TOTAL"
+        )
+    if s.kafka_port == s.kafka_controller_port:
+        out.append(f"KAFKA_PORT and KAFKA_CONTROLLER_PORT are both {s.kafka_port}: set them apart")
+    if s.api_port == s.worker_web_port or s.sink_metrics_port in (s.api_port, s.worker_web_port):
+        out.append(
+            f"API_PORT ({s.api_port}), WORKER_WEB_PORT ({s.worker_web_port}) and "
+            f"SINK_METRICS_PORT ({s.sink_metrics_port}, 0 = off) must differ"
+        )
+    faults = [
+        name
+        for name, on in (
+            ("SESSION_FAULT_SKIP", bool(s.session_fault_skip)),
+            ("SESSION_FAULT_HOLD_FILE", bool(s.session_fault_hold_file)),
+            ("SINK_FAULT_AFTER_INSERT", s.sink_fault_after_insert > 0),
+            ("SINK_FAULT_INSERTS_DOWN_S", s.sink_fault_inserts_down_s > 0),
+        )
+        if on
+    ]
+    # Tests and drills run on embedded chDB; a ClickHouse server is what a deployment uses.
+    if faults and not s.is_embedded_clickhouse:
+        out.append(
+            f"{', '.join(faults)} (fault injection for tests and drills) must not be set with a "
+            "ClickHouse server DSN (a production-looking deployment): unset them"
+        )
+    return out
 
 
 @lru_cache

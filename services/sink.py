@@ -30,6 +30,7 @@ from services.processors import ROUTES, InvalidMessage, Route, at_position, proc
 from services.settings import Settings, get_settings
 from services.topics import DEAD_LETTER
 from services.warehouse.client import Warehouse, connect
+from services.warehouse.migrate import check_schema
 
 log = logging.getLogger(__name__)
 
@@ -376,9 +377,16 @@ def main() -> None:
     if settings.sink_metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.sink_metrics_port, addr="127.0.0.1")
-        log.info("sink metrics on http://127.0.0.1:%d/metrics", settings.sink_metrics_port)
-    sink = Sink(settings, connect(settings))
+        start_http_server(settings.sink_metrics_port, addr=settings.metrics_host)
+        log.info(
+            "sink metrics on http://%s:%d/metrics",
+            settings.metrics_host,
+            settings.sink_metrics_port,
+        )
+    warehouse = connect(settings)
+    # Like the API: the migrate step owns the schema; an older one is refused, not written to.
+    check_schema(warehouse, settings.clickhouse_database)
+    sink = Sink(settings, warehouse)
     signal.signal(signal.SIGTERM, lambda *_: sink.stop())
     signal.signal(signal.SIGINT, lambda *_: sink.stop())
     reconcile.start(settings, connect(settings, create_database=False), sink._stop)

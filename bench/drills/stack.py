@@ -112,6 +112,10 @@ class DrillStack:
         infra_stack.start_broker(self.broker, "")
 
     def start_api(self, extra_env: dict[str, str] | None = None) -> Proc:
+        # The API only checks the schema: the migrate step first (issue 13).
+        from services.warehouse.migrate import run_in_child
+
+        run_in_child(self.env)
         self.api = Proc(
             "api",
             [PY, "-m", "api"],

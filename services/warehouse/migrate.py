@@ -6,10 +6,14 @@ import importlib
 import logging
 import pkgutil
 import re
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from services.settings import get_settings
+from services.settings import Settings, get_settings
 from services.warehouse.client import Warehouse, connect
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,43 @@ def applied(wh: Warehouse) -> set[int]:
     return {int(r[0]) for r in wh.query("SELECT number FROM schema_migrations FINAL")}
 
 
+class SchemaOutOfDate(RuntimeError):
+    """The database's schema is older than this code expects: the migrate step has not run."""
+
+
+def expected_version() -> int:
+    """The schema version this code needs: the highest numbered migration it ships."""
+    found = discover()
+    return found[-1].number if found else 0
+
+
+def current_version(wh: Warehouse) -> int:
+    """The highest migration recorded in the database, 0 when none is (read only: a process
+    that only checks must not create the bookkeeping table behind the migrate step's back)."""
+    exists = wh.query(
+        "SELECT count() FROM system.tables WHERE database = currentDatabase() "
+        "AND name = 'schema_migrations'"
+    )
+    if not exists or not int(exists[0][0]):
+        return 0
+    rows = wh.query("SELECT max(number) FROM schema_migrations FINAL")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def check_schema(wh: Warehouse, database: str) -> int:
+    """Refuses an older schema (several API processes starting together must not race on DDL:
+    migrations run once, in the migrate step, before any API). A newer one is served: a rolling
+    deploy migrates first, while the previous code still runs against it."""
+    want, have = expected_version(), current_version(wh)
+    if have < want:
+        raise SchemaOutOfDate(
+            f"database {database!r} is at schema version {have}, this code needs {want}: run "
+            "the migrate step first (`make migrate`, or `python -m services.warehouse.migrate`; "
+            "in docker-compose the one-shot `migrate` service)"
+        )
+    return have
+
+
 def migrate(wh: Warehouse) -> list[int]:
     done = applied(wh)
     ran = []
@@ -72,10 +113,32 @@ def migrate(wh: Warehouse) -> list[int]:
     return ran
 
 
+def run(settings: Settings) -> list[int]:
+    """The migrate step: creates the database if needed and applies what is missing."""
+    return migrate(connect(settings))
+
+
+def run_in_child(env: Mapping[str, str], timeout_s: float = 300.0) -> None:
+    """The migrate step in a process of its own, as `make migrate` runs it: with embedded chDB
+    (one process per data folder) whoever starts an API next must not hold the folder open."""
+    r = subprocess.run(
+        [sys.executable, "-m", "services.warehouse.migrate"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"the migrate step failed:\n{r.stdout[-2000:]}{r.stderr[-3000:]}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    wh = connect(get_settings())
-    ran = migrate(wh)
+    # Settings are validated here too: a contradicting configuration stops the deployment at
+    # its first step, before any table is touched.
+    ran = run(get_settings())
     print(f"applied {len(ran)} migration(s): {ran}" if ran else "schema is up to date")
 
 

@@ -82,6 +82,10 @@ def live(
     worker = Worker(settings, data_dir / "worker.log")
     worker.start()
     server = Live(settings, data_dir / "api.log")
+    # The migrate step first, in a process of its own (chDB: one process per data folder).
+    from services.warehouse.migrate import run_in_child
+
+    run_in_child(server.env())
     try:
         server.start()
         yield server

@@ -51,6 +51,10 @@ def stack(
         **{k.lower(): v for k, v in stack_env.items()},
     )
     create_topics(broker.bootstrap, settings.topic_prefix)
+    # The migrate step, as `make run` and docker-compose run it: the API only checks the schema.
+    from services.warehouse.migrate import run as migrate_schema
+
+    migrate_schema(settings)
     worker = Worker(settings, data_dir / "worker.log", stack_env)
     worker.start()
     app = create_app(settings)

@@ -251,7 +251,15 @@ def test_registry_refuses_unknown_references_and_subjects(
 def test_healthz_reports_ok(stack: Stack) -> None:
     r = stack.client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "kafka": "ok", "clickhouse": "ok"}
+    body = r.json()
+    assert {k: body[k] for k in ("status", "kafka", "clickhouse", "lagging")} == {
+        "status": "ok",
+        "kafka": "ok",
+        "clickhouse": "ok",
+        "lagging": [],
+    }
+    # The consumer groups' lag (issue 13): measured, far below HEALTH_MAX_LAG here.
+    assert set(body["lag"]) == {"worker", "sink"}
 
 
 def test_a_member_who_left_cannot_check_in(stack: Stack, demo: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ RULES = Path(__file__).resolve().parents[2] / "infra" / "prometheus"
 
 
 def _rules() -> dict[str, dict[str, Any]]:
-    doc = yaml.safe_load((RULES / "rules.yml").read_text())
+    doc = yaml.safe_load((RULES / "rules" / "reconciliation.yml").read_text())
     return {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
 
 
@@ -56,7 +56,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not on PATH (the rules are parsed and checked above)")
-    for args in (["check", "rules", "rules.yml"], ["test", "rules", "rules_test.yml"]):
+    for args in (["check", "rules", "rules/reconciliation.yml"], ["test", "rules", "rules_test.yml"]):
         out = subprocess.run(
             [promtool, *args], cwd=RULES, capture_output=True, text=True, timeout=60
         )

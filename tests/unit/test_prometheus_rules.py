@@ -56,7 +56,10 @@ def test_promtool_accepts_the_rules_and_their_unit_tests() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not on PATH (the rules are parsed and checked above)")
-    for args in (["check", "rules", "rules/reconciliation.yml"], ["test", "rules", "rules_test.yml"]):
+    for args in (
+        ["check", "rules", "rules/reconciliation.yml"],
+        ["test", "rules", "rules_test.yml"],
+    ):
         out = subprocess.run(
             [promtool, *args], cwd=RULES, capture_output=True, text=True, timeout=60
         )

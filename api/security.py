@@ -42,13 +42,13 @@ CSP = (
 CHECKIN_BODY_MAX_BYTES = 16 * 1024
 
 
-def body_limit(settings: Settings, path: str) -> int:
-    """The largest request body a route class accepts (bytes)."""
+def body_limit(settings: Settings, path: str) -> tuple[int, str]:
+    """The largest request body a route class accepts (bytes), and the error code past it."""
     if path == "/v1/checkins":
-        return CHECKIN_BODY_MAX_BYTES
+        return CHECKIN_BODY_MAX_BYTES, "payload_too_large"
     if path.startswith("/v1/imports/"):
-        return settings.import_max_bytes
-    return settings.body_max_bytes
+        return settings.import_max_bytes, "file_too_large"
+    return settings.body_max_bytes, "payload_too_large"
 
 
 class _TooLarge(Exception):
@@ -76,10 +76,10 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = body_limit(self.settings, scope["path"])
+        limit, code = body_limit(self.settings, scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _answer(send, 413, "payload_too_large", _limit_text(limit))
+            await _answer(send, 413, code, _limit_text(limit))
             return
         started = False
 
@@ -88,11 +88,13 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 headers = message.setdefault("headers", [])
-                if any(
-                    k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
-                ):
-                    headers.append((b"content-security-policy", CSP.encode()))
-                    headers.append((b"x-content-type-options", b"nosniff"))
+                names = {bytes(k).lower(): bytes(v) for k, v in headers}
+                if names.get(b"content-type", b"").startswith(b"text/html"):
+                    # Pages that set their own (stricter) policy keep it.
+                    if b"content-security-policy" not in names:
+                        headers.append((b"content-security-policy", CSP.encode()))
+                    if b"x-content-type-options" not in names:
+                        headers.append((b"x-content-type-options", b"nosniff"))
             await send(message)
 
         if declared is not None:
@@ -114,7 +116,7 @@ class Guard:
         except _TooLarge:
             if started:
                 raise
-            await _answer(send, 413, "payload_too_large", _limit_text(limit))
+            await _answer(send, 413, code, _limit_text(limit))
 
 
 def _limit_text(limit: int) -> str:

@@ -110,3 +110,14 @@ def test_the_access_log_record_is_redacted() -> None:
     )
     assert RedactSecrets().filter(record)
     assert "secret" not in record.getMessage() and "/me?t=***" in record.getMessage()
+
+
+def test_a_page_with_its_own_policy_keeps_it() -> None:
+    app = app_with(SETTINGS)
+
+    @app.get("/strict", response_class=HTMLResponse)
+    def strict() -> HTMLResponse:
+        return HTMLResponse("<p>x</p>", headers={"Content-Security-Policy": "default-src 'none'"})
+
+    r = TestClient(app).get("/strict")
+    assert r.headers.get_list("content-security-policy") == ["default-src 'none'"]

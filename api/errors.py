@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.metrics import CHECKINS as CHECKIN_METRIC
-from services.publisher import PublishUnavailable
+from services.publisher import PublishRefused, PublishUnavailable
 from services.registry import NotFound
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _json(404, f"{exc.kind}_not_found", str(exc))
+
+    @app.exception_handler(PublishRefused)
+    async def _too_large(_: Request, exc: PublishRefused) -> JSONResponse:
+        return _json(413, "payload_too_large", f"{exc}; nothing was recorded")
 
     @app.exception_handler(PublishUnavailable)
     async def _kafka_down(request: Request, exc: PublishUnavailable) -> JSONResponse:

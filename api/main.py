@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, openapi
+from api import errors, openapi, security
 from api.context import AppContext
 from api.pages import routes as pages
 from api.routers import (
@@ -39,7 +38,6 @@ from api.routers import (
     weekly,
     wishes,
 )
-from services import metrics
 from services.consumer_lag import LagProbe
 from services.publisher import Publisher
 from services.registry import Registry
@@ -114,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)
+    # Body limits before any route parses, CSP on pages, /metrics behind METRICS_ACCESS.
+    security.install(app, settings)
     # Check-ins first: Starlette tries the routes in order on every request, and at peak hours
     # almost every request is a check-in (~80 µs of route matching saved per scan, §2 of
     # bench/findings.md). No other route matches POST /v1/checkins, so the order is harmless.
@@ -143,11 +143,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     # The latest reconciliation of raw scans against sessions (issue 18).
     app.include_router(reconciliation.router)
-
-    # Operations (issue 7): Prometheus metrics of this process (and its embedded sink).
-    @app.get("/metrics", include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
 
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

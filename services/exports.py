@@ -27,15 +27,30 @@ CSV_MEDIA = "text/csv; charset=utf-8"
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+# A spreadsheet reads a cell that begins with one of these as a formula (=HYPERLINK(...),
+# =cmd|' /C calc'!A0, +, -, @) or shifts it (tab, carriage return): a member's name typed as one
+# would run on the HR officer's machine. Such text cells are written with a leading apostrophe,
+# which Excel and WPS show as plain text (OWASP "CSV injection"). Numbers are written as they are.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_chunks(
     headers: Sequence[str], rows: Iterable[Sequence[Any]], lines_per_chunk: int = 500
 ) -> Iterator[bytes]:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     buf.write("\ufeff")
-    writer.writerow(headers)
+    writer.writerow([csv_cell(h) for h in headers])
     for n, row in enumerate(rows, 1):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([csv_cell(v) for v in row])
         if n % lines_per_chunk == 0:
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)

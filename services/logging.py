@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
@@ -33,6 +35,42 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False, default=str)
+
+
+# Addresses that carry a credential: a station's signed token (/s/...), an activation code
+# (/bind/...), and query parameters holding bearer tokens, screen keys or codes (/me?t=,
+# /org?t=, /stations/{id}/screen?key=). An access log must not hand them to whoever reads it.
+_SECRET_PATHS = re.compile(r"^(/s/|/bind/)[^/?]+")
+_SECRET_PARAMS = frozenset({"t", "token", "key", "code", "access_token"})
+
+
+def redact_path(path: str) -> str:
+    """The request line's path with its credentials replaced by `***`."""
+    base, sep, query = path.partition("?")
+    base = _SECRET_PATHS.sub(r"\1***", base)
+    if sep and query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
+        )
+    return base + sep + query
+
+
+class RedactSecrets(logging.Filter):
+    """For uvicorn's access log, whose record arguments are (client, method, path, http
+    version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSecrets) for f in access.filters):
+        access.addFilter(RedactSecrets())
 
 
 def configure(log_format: str = "text", level: int = logging.INFO) -> None:

@@ -29,8 +29,10 @@ from typing import Any
 # aiokafka ships no type information (no py.typed).
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError as AioKafkaError  # type: ignore[import-untyped]
+from aiokafka.errors import MessageSizeTooLargeError as AioMessageSizeTooLarge
+from aiokafka.errors import RecordTooLargeError as AioRecordTooLarge
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.partitioner.default import murmur2
 
 from services.events import Event
@@ -42,6 +44,29 @@ log = logging.getLogger(__name__)
 
 class PublishUnavailable(RuntimeError):
     """Kafka did not acknowledge in time: the caller answers 503 and the client retries."""
+
+
+class PublishRefused(ValueError):
+    """Kafka will never take this record (it is larger than a message may be): retrying cannot
+    help, so the caller answers 413, never a retryable 503."""
+
+
+_TOO_LARGE = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    AioMessageSizeTooLarge,
+    AioRecordTooLarge,
+)
+
+
+def _failed(exc: BaseException) -> Exception:
+    """What a Kafka error means to the caller: refused for good, or unavailable for now."""
+    if isinstance(exc, _TOO_LARGE):
+        return PublishRefused(
+            "the record is larger than the event log accepts for one message (about 1 MB); "
+            "send less at once"
+        )
+    return PublishUnavailable(str(exc))
 
 
 # murmur2 is pure Python (~10 µs a key); keys (member ids) repeat, so their hashes are kept.
@@ -102,7 +127,7 @@ class Publisher:
                 timeout=self.settings.publish_timeout_s
             )
         except KafkaError as exc:
-            raise PublishUnavailable(str(exc)) from exc
+            raise _failed(exc) from exc
 
     def send_many_sync(self, items: list[tuple[TopicSpec, str, Event]]) -> None:
         """Sends every record first, then waits for all acknowledgements: a batch of thousands
@@ -120,7 +145,7 @@ class Publisher:
             for f in futures:
                 f.get(timeout=0.1)
         except KafkaError as exc:
-            raise PublishUnavailable(str(exc)) from exc
+            raise _failed(exc) from exc
 
     async def start(self) -> None:
         """Binds the asyncio producer to the running loop and connects it. Never fails: with
@@ -209,7 +234,7 @@ class Publisher:
         except TimeoutError as exc:
             raise PublishUnavailable("Kafka did not acknowledge in time") from exc
         except AioKafkaError as exc:
-            raise PublishUnavailable(str(exc)) from exc
+            raise _failed(exc) from exc
 
     async def _send_threaded(self, spec: TopicSpec, key: str, event: Event) -> None:
         """kafka-python from a loop the asyncio producer is not bound to."""
@@ -234,7 +259,7 @@ class Publisher:
                     self._producer.send, topic, key=key.encode(), value=event.to_bytes()
                 )
         except KafkaError as exc:
-            raise PublishUnavailable(str(exc)) from exc
+            raise _failed(exc) from exc
         future.add_callback(ok)
         future.add_errback(err)
         try:
@@ -242,7 +267,7 @@ class Publisher:
         except TimeoutError as exc:
             raise PublishUnavailable("Kafka did not acknowledge in time") from exc
         except KafkaError as exc:
-            raise PublishUnavailable(str(exc)) from exc
+            raise _failed(exc) from exc
 
     def _metadata_known(self, topic: str) -> bool:
         # kafka-python's cluster metadata, read without triggering a (blocking) refresh.

@@ -76,6 +76,20 @@ class Settings(BaseSettings):
 
     # Operations (issue 7): "text" for humans, "json" for one JSON object per line.
     log_format: str = Field(default="text", pattern="^(text|json)$")
+    # The largest request body of a route that is neither a check-in (16 KB) nor an import
+    # (IMPORT_MAX_BYTES): 413 before the route parses or authenticates anything.
+    body_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Who may read /metrics: "loopback" (a scraper on this host), "token" (Bearer METRICS_TOKEN)
+    # or "open". It names routes, refusal reasons and volumes: not for strangers.
+    metrics_access: str = Field(default="loopback", pattern="^(loopback|token|open)$")
+    metrics_token: str = ""
+
+    @model_validator(mode="after")
+    def _metrics_token_when_asked(self) -> Settings:
+        if self.metrics_access == "token" and len(self.metrics_token) < 16:
+            raise ValueError("METRICS_ACCESS=token needs METRICS_TOKEN of 16 characters or more")
+        return self
+
     # The standalone sink (`python -m services.sink`) serves Prometheus metrics on this port
     # (0 = off); the API serves them at /metrics, the worker on its web port at /metrics.
     sink_metrics_port: int = Field(default=0, ge=0, le=65535)

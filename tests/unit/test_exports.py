@@ -58,3 +58,24 @@ def test_xlsx_streams_a_large_export_in_chunks_with_every_row() -> None:
     values = list(ws.iter_rows(values_only=True))
     assert len(values) == 20_001
     assert list(values[-1]) == ["mem_019999", "成员19999", 9999.5]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text() -> None:
+    # Names a member could type to attack the HR officer who opens the assessment in Excel.
+    attacks = [
+        '=HYPERLINK("http://x","点我")',
+        "=cmd|' /C calc'!A0",
+        "+1+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\t=1",
+        "\r=1",
+    ]
+    data = b"".join(csv_chunks(["姓名", "时长"], [[a, -3.5] for a in attacks]))
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert [r[0] for r in rows[1:]] == ["'" + a for a in attacks]
+    # Numbers stay numbers (a negative figure is not text to neutralise).
+    assert {r[1] for r in rows[1:]} == {"-3.5"}
+    # Ordinary text is left alone, also when the sign is not at the start.
+    plain = b"".join(csv_chunks(["姓名"], [["张=伟"], ["李-娜"]])).decode("utf-8-sig")
+    assert "'" not in plain

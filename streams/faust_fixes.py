@@ -29,9 +29,11 @@ left from before a rebalance, which faust's streams skip and never acknowledge.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
@@ -95,5 +97,16 @@ def new_offset(self: Any, tp: TP) -> int | None:
     return int(batch[-1]) + 1
 
 
+async def seek_offsets(
+    self: Any, consumer: Any, tps: set[TP], offsets: Counter[TP], title: str
+) -> None:
+    """`Recovery._seek_offsets` without its crash: faust maps a changelog start offset of -1 to
+    0 but passes any other negative one to aiokafka, which raises `ValueError('Offset must be a
+    positive integer')` and takes the worker down (twice in one rebalance-storm drill). A
+    negative start means "before the first record": read the partition from offset 0."""
+    await consumer.seek_wait({tp: max(int(offsets[tp]), 0) for tp in tps})
+
+
 def apply() -> None:
     Consumer._new_offset = new_offset  # type: ignore[method-assign]
+    Recovery._seek_offsets = seek_offsets  # type: ignore[method-assign]

@@ -3,7 +3,8 @@ only). The numbers are those of a worker restarted under a backlog (streams/faus
 
 from __future__ import annotations
 
-from collections import defaultdict
+import asyncio
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -128,3 +129,16 @@ def test_a_ledgered_topic_commits_where_the_ledger_says_not_where_faust_acknowle
     assert faust_fixes.new_offset(c, TP1) is None
     applied.clear()
     assert faust_fixes.new_offset(c, TP1) is None
+
+
+def test_a_negative_changelog_start_is_read_from_the_first_record() -> None:
+    sought: dict[Any, int] = {}
+
+    class Consumer:
+        async def seek_wait(self, offsets: dict[Any, int]) -> None:
+            sought.update(offsets)
+
+    tps = {TP("changelog", 0), TP("changelog", 1), TP("changelog", 2)}
+    offsets = Counter({TP("changelog", 0): -2, TP("changelog", 1): -1, TP("changelog", 2): 7})
+    asyncio.run(faust_fixes.seek_offsets(None, Consumer(), tps, offsets, "active"))
+    assert sought == {TP("changelog", 0): 0, TP("changelog", 1): 0, TP("changelog", 2): 7}

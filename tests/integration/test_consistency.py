@@ -214,17 +214,18 @@ def settled(play: Play) -> list[str]:
             {"ids": ids},
         )
     }
+    # A weekly row per week, station and whose service it was (unit, community, grid).
     want_weeks = {
-        (s.member_id, *key.split("|", 1)): (w.sessions, w.seconds)
+        (s.member_id, *key.split("|")): (w.sessions, w.seconds)
         for s in states.values()
         for key, w in s.weeks.items()
         if w.sessions or w.seconds
     }
     got_weeks = {
-        (str(m), str(w), str(st)): (int(n), int(secs))
-        for m, w, st, n, secs in wh.query(
-            "SELECT member_id, week, station_id, sessions, credited_seconds "
-            "FROM member_weeks FINAL WHERE member_id IN %(ids)s",
+        (str(m), str(w), str(st), str(u), str(c), str(g or "")): (int(n), int(secs))
+        for m, w, st, u, c, g, n, secs in wh.query(
+            "SELECT member_id, week, station_id, unit_id, member_community_id, member_grid_id, "
+            "sessions, credited_seconds FROM member_weeks FINAL WHERE member_id IN %(ids)s",
             {"ids": ids},
         )
         if int(n) or int(secs)

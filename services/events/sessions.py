@@ -60,7 +60,8 @@ class ClockTicked(Event):
 class MemberWeekRecorded(Event):
     """The latest totals of one member's service in one ISO week (Asia/Shanghai) at one station.
 
-    Emitted by the session agent from its own state, keyed by member + week + station, with a
+    Emitted by the session agent from its own state, keyed by member + week + station + whose
+    service it was (unit, community, grid: `services.sessions.week_key`), with a
     version that grows per member: the warehouse keeps the latest, so a re-emitted or
     re-delivered record can never be added twice (unlike a materialised view summing inserts).
     """

@@ -381,3 +381,8 @@ def list_scope(p: Principal, resource: str) -> ListScope | None:
 def within(requested: str | None, confined: str | None) -> bool:
     """Whether a filter the caller asked for stays inside their scope (None: not asked)."""
     return confined is None or requested in (None, confined)
+
+
+def has_role(p: Principal, roles: tuple[str, ...] | frozenset[str]) -> bool:
+    """A coarse role gate (`api.deps.require`): whether the caller holds one of these roles."""
+    return p.role in roles

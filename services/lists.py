@@ -20,6 +20,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from services.access import is_assignee
 from services.events import (
     ListCommand,
     ListCommandRejected,
@@ -111,13 +112,9 @@ def _is_organizer_of(cmd: ListCommand, community_id: str) -> bool:
 
 
 def _is_assignee(cmd: ListCommand, w: WishFields) -> bool:
-    # Only the assignee itself: a member for a member, the unit's HR for a unit (not the admin,
-    # who must not claim work on anyone's behalf).
-    if w.assignee_kind == "member":
-        return cmd.actor_role == "member" and cmd.actor_id == w.assignee_id
-    if w.assignee_kind == "unit":
-        return cmd.actor_role == "hr" and cmd.actor_id == w.assignee_id
-    return False
+    # Only the assignee itself (the access policy's rule): not the admin, who must not claim
+    # work on anyone's behalf.
+    return is_assignee(cmd.actor_role, cmd.actor_id, w.assignee_kind, w.assignee_id)
 
 
 def _status_error(w: WishFields, action: str, allowed: tuple[str, ...]) -> _Refused:

@@ -75,12 +75,12 @@ Caller = Annotated[Principal, Depends(get_principal)]
 
 def require(principal: Principal, *roles: Role) -> None:
     """A coarse role gate, checked before anything is looked up, so it tells nothing about any
-    id (403)."""
+    id (403). For code that names roles; the routers gate by resource instead (`gate`)."""
     if not access.has_role(principal, roles):
         raise ApiError(403, "forbidden", f"this action needs the role {' or '.join(roles)}")
 
 
-def gate(principal: Principal, resource: str) -> None:
+def gate(principal: Principal, resource: access.Resource) -> None:
     """The policy's role gate for changing a resource: 403 for a role that never makes it."""
     if not access.may_ever_change(principal, resource):
         raise ApiError(
@@ -90,7 +90,7 @@ def gate(principal: Principal, resource: str) -> None:
 
 def check(
     caller: Principal,
-    resource: str,
+    resource: access.Resource,
     action: access.Action,
     facts: access.Facts,
     kind: str,
@@ -188,7 +188,7 @@ def managed_grid(ctx: AppContext, caller: Principal, grid_id: str) -> Grid:
     return grid
 
 
-def scope_of_list(caller: Principal, resource: str) -> access.ListScope:
+def scope_of_list(caller: Principal, resource: access.Resource) -> access.ListScope:
     """What the caller's list is confined to; 403 for a role that may not list it."""
     scope = access.list_scope(caller, resource)
     if scope is None:

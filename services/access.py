@@ -30,6 +30,30 @@ from typing import Literal
 from services.tokens import ROLES, Principal, Role
 
 Action = Literal["read", "change"]
+Resource = Literal[
+    "unit",
+    "community",
+    "station_kind",
+    "county",
+    "grid",
+    "station",
+    "community_desk",
+    "member",
+    "member_service",
+    "session",
+    "session_feedback",
+    "checkin",
+    "community_rating",
+    "unit_desk",
+    "wish",
+    "wish_assignment",
+    "resource",
+    "project",
+    "campaign",
+    "import",
+    "token",
+    "token_issue",
+]
 
 
 class Decision(StrEnum):
@@ -205,7 +229,7 @@ class Rule:
     change_roles: frozenset[Role]
 
 
-RULES: dict[str, Rule] = {
+RULES: dict[Resource, Rule] = {
     # The county's directory: every signed-in caller reads it, the admin keeps it.
     "unit": Rule("a unit's registry entry", _anyone, _admin, _ADMIN),
     "community": Rule("a community's registry entry", _anyone, _admin, _ADMIN),
@@ -293,21 +317,21 @@ RULES: dict[str, Rule] = {
     ),
     "token_issue": Rule("issuing a bearer token to anyone", _admin, _admin, _ADMIN),
 }
-RESOURCES: tuple[str, ...] = tuple(RULES)
+RESOURCES: tuple[Resource, ...] = tuple(RULES)
 
 
-def allows(p: Principal, resource: str, action: Action, facts: Facts) -> bool:
+def allows(p: Principal, resource: Resource, action: Action, facts: Facts) -> bool:
     rule = RULES[resource]
     return (rule.read if action == "read" else rule.change)(p, facts)
 
 
-def may_ever_change(p: Principal, resource: str) -> bool:
+def may_ever_change(p: Principal, resource: Resource) -> bool:
     """The role gate: whether the caller's role makes this kind of change at all."""
     return p.role in RULES[resource].change_roles
 
 
 def decide(
-    p: Principal, resource: str, action: Action, facts: Facts, *, hideable: bool = True
+    p: Principal, resource: Resource, action: Action, facts: Facts, *, hideable: bool = True
 ) -> Decision:
     """Allowed, or how to refuse (see the module docstring)."""
     if allows(p, resource, action, facts):
@@ -319,7 +343,7 @@ def decide(
     return Decision.HIDE if hideable else Decision.FORBID
 
 
-def roles_text(resource: str) -> str:
+def roles_text(resource: Resource) -> str:
     """The roles a change needs, for a refusal's message."""
     return " or ".join(r for r in ROLES if r in RULES[resource].change_roles)
 
@@ -344,7 +368,7 @@ class ListScope:
 _NO_LIMIT = ListScope()
 
 
-def list_scope(p: Principal, resource: str) -> ListScope | None:
+def list_scope(p: Principal, resource: Resource) -> ListScope | None:
     """What the caller's list of this resource is confined to; None: the caller's role may not
     list it at all (403, no id involved).
 

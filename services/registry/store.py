@@ -187,7 +187,7 @@ class Registry:
             return []
         if len(items) > MAX_BATCH:
             raise Invalid("batch_too_large", f"at most {MAX_BATCH} items per request")
-        if not access.may_ever_change(p, kind.name):
+        if not access.may_ever_change(p, resource(kind)):
             raise _role_gate(kind)
         ctx = Pending()
         changes = []
@@ -219,7 +219,7 @@ class Registry:
     ) -> RegistryRecord:
         """Applies the given fields (None clears an optional one); unchanged means no new version."""
         kind = KINDS[kind_name]
-        if not access.may_ever_change(p, kind.name):
+        if not access.may_ever_change(p, resource(kind)):
             raise _role_gate(kind)
         if kind is STATION_KIND and id_ in BUILTIN_STATION_KINDS:
             raise Forbidden("builtin_station_kind", f"{id_!r} is a built-in station kind")
@@ -253,7 +253,9 @@ class Registry:
     ) -> None:
         """Whether the caller may change this entry (as it is, or as it would be); raises
         Forbidden (403) or NotFound (404) as the access policy decides."""
-        decision = access.decide(p, kind.name, "change", facts_of(kind, data), hideable=hideable)
+        decision = access.decide(
+            p, resource(kind), "change", facts_of(kind, data), hideable=hideable
+        )
         if decision is access.Decision.FORBID:
             message = _FORBIDDEN.get(kind.name, _FORBIDDEN["*"])
             raise Forbidden("forbidden", message.format(kind.label))
@@ -319,7 +321,7 @@ class Registry:
         return True
 
     def may_read(self, kind: Kind, rec: RegistryRecord, p: Principal) -> bool:
-        return access.allows(p, kind.name, "read", facts_of(kind, rec.model_dump()))
+        return access.allows(p, resource(kind), "read", facts_of(kind, rec.model_dump()))
 
     def get(self, kind_name: str, id_: str, p: Principal, fresh: bool = False) -> RegistryRecord:
         """The entry if the caller may read it; NotFound otherwise, so ids cannot be probed."""
@@ -531,8 +533,23 @@ _FORBIDDEN = {
 
 def _role_gate(kind: Kind) -> Forbidden:
     return Forbidden(
-        "forbidden", f"changing a {kind.label} needs the role {access.roles_text(kind.name)}"
+        "forbidden", f"changing a {kind.label} needs the role {access.roles_text(resource(kind))}"
     )
+
+
+_RESOURCES: dict[str, access.Resource] = {
+    "unit": "unit",
+    "community": "community",
+    "grid": "grid",
+    "station_kind": "station_kind",
+    "station": "station",
+    "member": "member",
+}
+
+
+def resource(kind: Kind) -> access.Resource:
+    """The access policy's name for a kind of entry."""
+    return _RESOURCES[kind.name]
 
 
 def facts_of(kind: Kind, data: dict[str, Any]) -> access.Facts:
@@ -558,7 +575,7 @@ _SCOPE_COLUMNS = {"member_id": "id", "community_id": "community_id", "unit_id": 
 
 def list_filter(kind: Kind, p: Principal) -> tuple[str, str] | None:
     """The column and value the caller's list of this kind is confined to (None: unconfined)."""
-    scope = access.list_scope(p, kind.name)
+    scope = access.list_scope(p, resource(kind))
     if scope is None:
         raise Forbidden("forbidden", f"the role {p.role} may not list {kind.label}s")
     for field, column in _SCOPE_COLUMNS.items():

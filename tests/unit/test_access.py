@@ -18,6 +18,7 @@ from services.access import (
     Decision,
     Facts,
     ListScope,
+    Resource,
     allows,
     decide,
     is_assignee,
@@ -47,7 +48,7 @@ WISH = Facts(community_id=C1, members=frozenset({M1}), units=frozenset({U1}))
 
 #                 (resource, facts, hideable): (read, change), callers in WHO's order:
 #                                               m1 m2 org1 org2 hr1 hr2 admin
-TABLE: dict[tuple[str, str], tuple[Facts, bool, str, str]] = {
+TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     # The directory: everyone reads it; only the admin changes it, the rest meet a role gate.
     ("unit", "U1"): (Facts(unit_id=U1), True, "AAAAAAA", "FFFFFFA"),
     ("community", "C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFFFFFA"),
@@ -94,8 +95,8 @@ TABLE: dict[tuple[str, str], tuple[Facts, bool, str, str]] = {
 }
 
 
-def _rows() -> list[tuple[str, str, Action, Facts, bool, str]]:
-    out: list[tuple[str, str, Action, Facts, bool, str]] = []
+def _rows() -> list[tuple[Resource, str, Action, Facts, bool, str]]:
+    out: list[tuple[Resource, str, Action, Facts, bool, str]] = []
     for (resource, label), (facts, hideable, read, change) in TABLE.items():
         out.append((resource, label, "read", facts, hideable, read))
         out.append((resource, label, "change", facts, hideable, change))
@@ -108,7 +109,7 @@ def _rows() -> list[tuple[str, str, Action, Facts, bool, str]]:
     ids=[f"{r[0]} ({r[1]}) {r[2]}" for r in _rows()],
 )
 def test_the_table(
-    resource: str, label: str, action: Action, facts: Facts, hideable: bool, expected: str
+    resource: Resource, label: str, action: Action, facts: Facts, hideable: bool, expected: str
 ) -> None:
     assert len(expected) == len(WHO)
     letter = {d: c for c, d in CODE.items()}
@@ -148,7 +149,7 @@ def test_refusals_map_to_statuses() -> None:
 
 
 #                                  m1    m2    org1  org2  hr1   hr2   admin
-SCOPES: dict[str, tuple[str, ...]] = {
+SCOPES: dict[Resource, tuple[str, ...]] = {
     "member": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*"),
     "wish": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*"),
     "grid": ("*", "*", "c:1", "c:2", "*", "*", "*"),
@@ -177,7 +178,7 @@ def _scope_code(s: ListScope | None) -> str:
 
 
 @pytest.mark.parametrize("resource", sorted(SCOPES))
-def test_list_scopes(resource: str) -> None:
+def test_list_scopes(resource: Resource) -> None:
     got = tuple(_scope_code(list_scope(p, resource)) for p in WHO.values())
     assert got == SCOPES[resource], f"{resource}: {' '.join(WHO)}"
 

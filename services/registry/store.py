@@ -83,8 +83,8 @@ class _Cached:
 
 
 class Registry:
-    # Station and member lookups are on the check-in hot path; see the module docstring for how
-    # long a change may take to reach another process's scans.
+    # Station and member lookups are on the check-in hot path; `services.registry.replica` says
+    # how long a change may take to reach another process's scans.
     CACHE_TTL_S = 5.0
 
     def __init__(

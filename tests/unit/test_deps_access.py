@@ -54,9 +54,9 @@ def test_refusals_are_403_or_the_404_of_an_unknown_id() -> None:
         lambda: check(ORG2, "member_service", "change", OF_M1, "member", "mem_1", hideable=False)
     )
     assert got[:2] == (403, "forbidden")
-    assert _refusal(lambda: check(M1, "unit_desk", "read", Facts(unit_id="unit_1"), "unit", "u"))[
-        :2
-    ] == (404, "unit_not_found")
+    unit = Facts(unit_id="unit_1")
+    got = _refusal(lambda: check(M1, "unit_desk", "read", unit, "unit", "unit_1"))
+    assert got[:2] == (404, "unit_not_found")
 
 
 def test_list_filters_stay_inside_the_callers_scope() -> None:

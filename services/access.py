@@ -325,6 +325,15 @@ def allows(p: Principal, resource: Resource, action: Action, facts: Facts) -> bo
     return (rule.read if action == "read" else rule.change)(p, facts)
 
 
+def actor_may(role: str, subject_id: str, resource: Resource, facts: Facts) -> bool:
+    """Whether a command recorded with this actor (its role and subject) may change the resource:
+    the rules that replay the log (the wish lifecycle) judge each command by who made it."""
+    for r in ROLES:
+        if r == role:
+            return allows(Principal(r, subject_id, "", None), resource, "change", facts)
+    return False
+
+
 def may_ever_change(p: Principal, resource: Resource) -> bool:
     """The role gate: whether the caller's role makes this kind of change at all."""
     return p.role in RULES[resource].change_roles

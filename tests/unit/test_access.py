@@ -19,6 +19,7 @@ from services.access import (
     Facts,
     ListScope,
     Resource,
+    actor_may,
     allows,
     decide,
     is_assignee,
@@ -210,6 +211,18 @@ def test_the_assignee_of_a_wish(
     role: str, subject: str, kind: str | None, assignee: str | None, expected: bool
 ) -> None:
     assert is_assignee(role, subject, kind, assignee) is expected
+
+
+def test_a_recorded_command_is_judged_by_its_actor() -> None:
+    of_c1 = Facts(community_id=C1)
+    assert actor_may("organizer", C1, "wish", of_c1)
+    assert actor_may("admin", "admin", "wish", of_c1)
+    assert not actor_may("organizer", C2, "wish", of_c1)
+    assert not actor_may("member", M1, "wish", of_c1)
+    assert actor_may("hr", U1, "resource", Facts(unit_id=U1))
+    assert not actor_may("hr", U2, "resource", Facts(unit_id=U1))
+    # A role the policy does not know is allowed nothing.
+    assert not actor_may("root", "admin", "wish", of_c1)
 
 
 def test_roles_are_the_tokens_roles() -> None:

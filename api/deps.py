@@ -10,7 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import AppContext
 from api.errors import ApiError
-from services.events import Member
+from services import access
+from services.events import Grid, Member, Station
 from services.ratelimit import RateLimiter, retry_after_header
 from services.registry import NotFound
 from services.tokens import InvalidToken, Principal, Role, verify_bearer
@@ -73,8 +74,38 @@ Caller = Annotated[Principal, Depends(get_principal)]
 
 
 def require(principal: Principal, *roles: Role) -> None:
-    if principal.role not in roles:
+    """A coarse role gate, checked before anything is looked up, so it tells nothing about any
+    id (403). For code that names roles; the routers gate by resource instead (`gate`)."""
+    if not access.has_role(principal, roles):
         raise ApiError(403, "forbidden", f"this action needs the role {' or '.join(roles)}")
+
+
+def gate(principal: Principal, resource: access.Resource) -> None:
+    """The policy's role gate for changing a resource: 403 for a role that never makes it."""
+    if not access.may_ever_change(principal, resource):
+        raise ApiError(
+            403, "forbidden", f"this action needs the role {access.roles_text(resource)}"
+        )
+
+
+def check(
+    caller: Principal,
+    resource: access.Resource,
+    action: access.Action,
+    facts: access.Facts,
+    kind: str,
+    id_: str,
+    *,
+    hideable: bool = True,
+    message: str | None = None,
+) -> None:
+    """Passes if the policy allows; otherwise the policy's refusal: 403 (with `message`), or the
+    404 a caller outside the scope gets for an id that does not exist."""
+    decision = access.decide(caller, resource, action, facts, hideable=hideable)
+    if decision is access.Decision.FORBID:
+        raise ApiError(403, "forbidden", message or f"this {kind} is outside the caller's scope")
+    if decision is access.Decision.HIDE:
+        raise hidden(kind, id_)
 
 
 def rate_limit(limiter: RateLimiter, key: str, what: str) -> None:
@@ -90,9 +121,7 @@ def rate_limit(limiter: RateLimiter, key: str, what: str) -> None:
 
 def may_manage_community(caller: Principal, community_id: str) -> bool:
     """The admin, or the organizer of this community."""
-    return caller.role == "admin" or (
-        caller.role == "organizer" and caller.subject_id == community_id
-    )
+    return access.manages_community(caller, community_id)
 
 
 def hidden(kind: str, id_: str) -> ApiError:
@@ -105,20 +134,71 @@ def readable_member(ctx: AppContext, caller: Principal, member_id: str) -> Membe
     try:
         m = ctx.registry.member(member_id)
     except NotFound:
-        m = None
-    allowed = m is not None and (
-        caller.role == "admin"
-        or (caller.role == "member" and caller.subject_id == m.id)
-        or (caller.role == "organizer" and caller.subject_id == m.community_id)
-        or (caller.role == "hr" and caller.subject_id == m.unit_id)
-    )
-    if not allowed or m is None:
-        raise ApiError(404, "member_not_found", f"no member {member_id!r} visible to this caller")
+        raise hidden("member", member_id) from None
+    check(caller, "member_service", "read", facts_of_member(m), "member", member_id)
     return m
+
+
+def facts_of_member(m: Member) -> access.Facts:
+    return access.member_facts(m.id, m.community_id, m.unit_id)
 
 
 def readable_unit(ctx: AppContext, caller: Principal, unit_id: str) -> None:
     """Passes for the unit's HR and the admin, for a unit that exists; the same 404 otherwise."""
-    allowed = caller.role == "admin" or (caller.role == "hr" and caller.subject_id == unit_id)
-    if not allowed or not ctx.registry.exists("unit", unit_id):
+    check(caller, "unit_desk", "read", access.Facts(unit_id=unit_id), "unit", unit_id)
+    if not ctx.registry.exists("unit", unit_id):
         raise hidden("unit", unit_id)
+
+
+def community_desk(ctx: AppContext, caller: Principal, community_id: str) -> None:
+    """Passes for the community's organizer and the admin, for a community that exists; the same
+    404 otherwise (its weeks, breakdowns, on-site list, posters, review queue, feedback)."""
+    facts = access.Facts(community_id=community_id)
+    check(caller, "community_desk", "read", facts, "community", community_id)
+    if not ctx.registry.exists("community", community_id):
+        raise hidden("community", community_id)
+
+
+def managed_station(ctx: AppContext, caller: Principal, station_id: str) -> Station:
+    """The station, for its community's organizer and the admin; 404 otherwise (its QR code,
+    its week, its screen keys)."""
+    try:
+        station = ctx.registry.station(station_id)
+    except NotFound:
+        raise hidden("station", station_id) from None
+    facts = access.Facts(community_id=station.community_id)
+    check(caller, "community_desk", "read", facts, "station", station_id)
+    return station
+
+
+def managed_grid(ctx: AppContext, caller: Principal, grid_id: str) -> Grid:
+    """The grid, for its community's organizer and the admin; 404 otherwise (its week)."""
+    try:
+        grid = ctx.registry.grid(grid_id)
+    except NotFound:
+        raise hidden("grid", grid_id) from None
+    check(
+        caller,
+        "community_desk",
+        "read",
+        access.Facts(community_id=grid.community_id),
+        "grid",
+        grid_id,
+    )
+    return grid
+
+
+def scope_of_list(caller: Principal, resource: access.Resource) -> access.ListScope:
+    """What the caller's list is confined to; 403 for a role that may not list it."""
+    scope = access.list_scope(caller, resource)
+    if scope is None:
+        raise ApiError(403, "forbidden", f"the role {caller.role} may not list these")
+    return scope
+
+
+def confine(requested: str | None, confined: str | None, field: str) -> str | None:
+    """The filter a list applies: the caller's scope, or what they asked for within it; a filter
+    outside the scope is refused (403) rather than silently emptied."""
+    if not access.within(requested, confined):
+        raise ApiError(403, "forbidden", f"{field}: outside the caller's scope")
+    return confined if confined is not None else requested

@@ -19,9 +19,10 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Ctx
+from api.deps import Ctx, check, hidden
 from api.errors import ApiError
 from services import topics
+from services.access import Facts
 from services.events import ListCommand, ResourceFields, WishFields
 from services.lists import ItemState, apply
 from services.reads import engagement
@@ -191,25 +192,25 @@ def _actor(caller: Principal) -> dict[str, str]:
     return {"actor_role": caller.role, "actor_id": caller.subject_id}
 
 
-def _may_see_wish(caller: Principal, w: WishFields) -> bool:
-    if caller.role == "admin":
-        return True
-    if caller.role == "organizer":
-        return caller.subject_id == w.community_id
-    if caller.role in ("member", "hr"):
-        kind = "member" if caller.role == "member" else "unit"
-        fulfilled = w.fulfilled_by_member_id if kind == "member" else w.fulfilled_by_unit_id
-        return (w.assignee_kind == kind and w.assignee_id == caller.subject_id) or (
-            fulfilled == caller.subject_id
-        )
-    return False
+def _wish_facts(w: WishFields) -> Facts:
+    # The assignee and whoever fulfilled it follow the wish.
+    members = {w.fulfilled_by_member_id} | (
+        {w.assignee_id} if w.assignee_kind == "member" else set()
+    )
+    units = {w.fulfilled_by_unit_id} | ({w.assignee_id} if w.assignee_kind == "unit" else set())
+    return Facts(
+        community_id=w.community_id,
+        members=frozenset(m for m in members if m),
+        units=frozenset(u for u in units if u),
+    )
 
 
 def _visible_wish(ctx: Ctx, caller: Principal, wish_id: str) -> WishFields:
     w = engagement.wish(ctx.warehouse, wish_id)
-    if w is None or not _may_see_wish(caller, w):
+    if w is None:
         # Not yet landed is indistinguishable from absent; so is someone else's wish.
-        raise ApiError(404, "wish_not_found", f"no wish {wish_id!r} visible to this caller")
+        raise hidden("wish", wish_id)
+    check(caller, "wish", "read", _wish_facts(w), "wish", wish_id)
     return w
 
 
@@ -225,9 +226,8 @@ def _known(ctx: Ctx, kind: str, id_: str, field: str) -> None:
 def _visible_or_assignable(ctx: Ctx, caller: Principal, wish_id: str) -> WishFields:
     w = engagement.wish(ctx.warehouse, wish_id)
     if w is None:
-        raise ApiError(404, "wish_not_found", f"no wish {wish_id!r}")
-    # A member or unit that is not the assignee must learn that they are not (403), rather
-    # than that the wish is absent: they were shown it (e.g. on a notice) to act on.
-    if caller.role == "organizer" and caller.subject_id != w.community_id:
-        raise ApiError(404, "wish_not_found", f"no wish {wish_id!r} visible to this caller")
+        raise hidden("wish", wish_id)
+    # A member or unit that is not the assignee learns that they are not (403, from the wish's
+    # rules), rather than that the wish is absent: they were shown it (e.g. on a notice).
+    check(caller, "wish_assignment", "read", _wish_facts(w), "wish", wish_id)
     return w

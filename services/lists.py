@@ -20,6 +20,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from services.access import Facts, actor_may, is_assignee
 from services.events import (
     ListCommand,
     ListCommandRejected,
@@ -105,19 +106,13 @@ def _need(value: str | None, name: str, action: str) -> str:
 
 
 def _is_organizer_of(cmd: ListCommand, community_id: str) -> bool:
-    return cmd.actor_role == "admin" or (
-        cmd.actor_role == "organizer" and cmd.actor_id == community_id
-    )
+    return actor_may(cmd.actor_role, cmd.actor_id, "wish", Facts(community_id=community_id))
 
 
 def _is_assignee(cmd: ListCommand, w: WishFields) -> bool:
-    # Only the assignee itself: a member for a member, the unit's HR for a unit (not the admin,
-    # who must not claim work on anyone's behalf).
-    if w.assignee_kind == "member":
-        return cmd.actor_role == "member" and cmd.actor_id == w.assignee_id
-    if w.assignee_kind == "unit":
-        return cmd.actor_role == "hr" and cmd.actor_id == w.assignee_id
-    return False
+    # Only the assignee itself (the access policy's rule): not the admin, who must not claim
+    # work on anyone's behalf.
+    return is_assignee(cmd.actor_role, cmd.actor_id, w.assignee_kind, w.assignee_id)
 
 
 def _status_error(w: WishFields, action: str, allowed: tuple[str, ...]) -> _Refused:
@@ -289,7 +284,7 @@ def _resource(cmd: ListCommand, r: ResourceFields | None) -> ResourceFields:
         if r is not None:
             raise _Refused("already_exists", f"resource {cmd.item_id} already exists")
         unit_id = _need(cmd.unit_id, "unit_id", "offer")
-        if not (cmd.actor_role == "admin" or (cmd.actor_role == "hr" and cmd.actor_id == unit_id)):
+        if not actor_may(cmd.actor_role, cmd.actor_id, "resource", Facts(unit_id=unit_id)):
             raise _Refused("forbidden", "only the unit's HR (or the admin) offers its resources")
         return ResourceFields(
             resource_id=cmd.item_id,
@@ -328,9 +323,7 @@ def _resource(cmd: ListCommand, r: ResourceFields | None) -> ResourceFields:
             update={**base, "status": "available", "project_id": None, "wish_id": None}
         )
     if cmd.action == "withdraw":
-        if not (
-            cmd.actor_role == "admin" or (cmd.actor_role == "hr" and cmd.actor_id == r.unit_id)
-        ):
+        if not actor_may(cmd.actor_role, cmd.actor_id, "resource", Facts(unit_id=r.unit_id)):
             raise _Refused("forbidden", "only the unit's HR (or the admin) withdraws its resource")
         if r.status != "available":
             raise _Refused(

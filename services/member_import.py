@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from services import access
+from services.access import Facts
 from services.events import Grid, Member, RegistryRecord
 from services.registry import (
     CHINA_TZ,
@@ -29,6 +31,7 @@ from services.registry import (
     UNIT,
     Change,
     Registry,
+    facts_of,
     new_id,
     normalize_phone,
 )
@@ -289,6 +292,9 @@ def import_members(
     partial: bool = False,
 ) -> ImportReport:
     """Validates every row, then writes (all good rows, or none if any is bad and not partial)."""
+    if not access.may_ever_change(p, "import"):
+        # The route gates first; this keeps any other caller of the core to the same rule.
+        raise FileRejected(403, "forbidden", "只有管理员和社区管理员可以导入党员名单")
     rows = read_sheet(data)
     cols = header_map(rows[0])
     body = [(i + 1, r) for i, r in enumerate(rows) if i > 0 and any(c for c in r)]
@@ -347,7 +353,7 @@ def import_members(
                 community_id, msg = _one(look.communities.get(comm_name), "社区", comm_name)
                 if msg:
                     bad(COMMUNITY_COL, msg)
-                elif p.role == "organizer" and community_id != p.subject_id:
+                elif not access.allows(p, "import", "change", Facts(community_id=community_id)):
                     bad(COMMUNITY_COL, f"您只能导入本社区的党员，不能导入到“{comm_name}”")
                     community_id = None
             grid_name = get(r, GRID_COL)
@@ -391,7 +397,9 @@ def import_members(
         changes: list[Change] = []
         for rownum, fields in parsed:
             before = existing.get(fields["phone"])
-            if before is not None and p.role == "organizer" and before.community_id != p.subject_id:
+            if before is not None and not access.allows(
+                p, "member", "change", facts_of(MEMBER, before.model_dump())
+            ):
                 # Moving a member between communities is the admin's call.
                 report.errors.append(
                     RowError(

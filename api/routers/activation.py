@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, check, facts_of_member, gate, hidden
 from api.errors import ApiError
 from services import topics
 from services.events import ActivationRecorded, derived_id
@@ -88,15 +88,12 @@ def _record(ctx: Ctx, event: ActivationRecorded) -> None:
 @router.post("", response_model=ActivationOut, status_code=201)
 def create_activation(body: ActivationIn, caller: Caller, ctx: Ctx) -> ActivationOut:
     """The member's organizer (or an admin) gets a code to read aloud or a link to send."""
-    require(caller, "organizer", "admin")
+    gate(caller, "member")
     try:
         member = ctx.registry.member(body.member_id)
     except NotFound:
-        member = None
-    if member is None or (caller.role == "organizer" and caller.subject_id != member.community_id):
-        raise ApiError(
-            404, "member_not_found", f"no member {body.member_id!r} visible to this caller"
-        )
+        raise hidden("member", body.member_id) from None
+    check(caller, "member", "change", facts_of_member(member), "member", body.member_id)
     if member.status != "active":
         raise ApiError(422, "member_inactive", "the member is no longer active here")
     code = new_activation_code()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, readable_unit, require
+from api.deps import Caller, Ctx, gate, readable_unit
 from api.errors import ApiError
 from services import topics
 from services.assessment import AssessmentRules, GradeThreshold
@@ -139,7 +139,7 @@ def list_rules(caller: Caller, ctx: Ctx) -> RulesList:
 @router.post("/assessment-rules", response_model=AssessmentRules, status_code=201)
 def publish_rules(body: RulesIn, caller: Caller, ctx: Ctx) -> AssessmentRules:
     """Admin: publishes the next version. Earlier versions stay, so old results stay explainable."""
-    require(caller, "admin")
+    gate(caller, "county")
     version = max(rules_versions(ctx.warehouse)) + 1
     try:
         rules = AssessmentRules.model_validate({**body.model_dump(), "version": version})

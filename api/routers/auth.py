@@ -3,9 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, rate_limit, require
+from api.deps import Caller, Ctx, check, gate, rate_limit
 from api.errors import ApiError
 from api.schemas import TokenRequest, TokenResponse
+from services.access import Facts
 from services.tokens import InvalidToken, issue_bearer, verify_bearer
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -17,7 +18,7 @@ _SUBJECT_KIND = {"member": "member", "organizer": "community", "hr": "unit"}
 @router.post("/tokens", response_model=TokenResponse, status_code=201)
 def create_token(body: TokenRequest, caller: Caller, ctx: Ctx) -> TokenResponse:
     """Admin only: a signed bearer token for a member, an organizer (community) or HR (unit)."""
-    require(caller, "admin")
+    gate(caller, "token_issue")
     rate_limit(ctx.limits.token_issue, caller.token_id, "tokens issued")
     kind = _SUBJECT_KIND.get(body.role)
     if kind is not None and not ctx.registry.exists(kind, body.subject_id):
@@ -69,7 +70,15 @@ def revoke_token(body: RevokeRequest, caller: Caller, ctx: Ctx) -> Revoked:
             raise ApiError(422, "invalid_token", f"token: {exc}") from exc
     if target.expires_at is None:
         raise ApiError(422, "invalid_token", "ADMIN_TOKEN is configuration; change it to revoke it")
-    if caller.role != "admin" and target.token_id != caller.token_id:
-        raise ApiError(403, "forbidden", "only the admin may revoke another caller's token")
+    check(
+        caller,
+        "token",
+        "change",
+        Facts(token_id=target.token_id),
+        "token",
+        target.token_id,
+        hideable=False,
+        message="only the admin may revoke another caller's token",
+    )
     ctx.revocations.revoke(target, by=f"{caller.role}:{caller.subject_id}")
     return Revoked(token_id=target.token_id, revoked=True)

@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, may_manage_community, require
+from api.deps import Caller, Ctx, check, confine, gate, hidden, scope_of_list
 from api.errors import ApiError
 from services import topics
+from services.access import Facts
 from services.events import Campaign, CampaignUpserted, GridAssignment, derived_id, utcnow
 from services.processors import route_for_event
 from services.reads import engagement
@@ -105,9 +106,17 @@ def _validate(ctx: Ctx, body: CampaignIn) -> None:
 @router.post("", response_model=Campaign, status_code=201)
 def open_campaign(body: CampaignIn, caller: Caller, ctx: Ctx) -> Campaign:
     """An organizer (or the admin) opens a campaign with its period and grid assignments."""
-    require(caller, "organizer", "admin")
-    if not may_manage_community(caller, body.community_id):
-        raise ApiError(403, "forbidden", "an organizer opens campaigns in their own community")
+    gate(caller, "campaign")
+    check(
+        caller,
+        "campaign",
+        "change",
+        Facts(community_id=body.community_id),
+        "community",
+        body.community_id,
+        hideable=False,
+        message="an organizer opens campaigns in their own community",
+    )
     _validate(ctx, body)
     now = utcnow()
     version = int(now.timestamp() * 1_000_000)
@@ -134,15 +143,11 @@ def open_campaign(body: CampaignIn, caller: Caller, ctx: Ctx) -> Campaign:
 
 def _readable(ctx: Ctx, caller: Principal, campaign_id: str) -> Campaign:
     c = engagement.campaign(ctx.warehouse, campaign_id)
-    visible = c is not None and (
-        may_manage_community(caller, c.community_id)
-        # HR of a unit sent into the campaign follows its members' duty.
-        or (caller.role == "hr" and any(caller.subject_id in a.unit_ids for a in c.assignments))
-    )
-    if c is None or not visible:
-        raise ApiError(
-            404, "campaign_not_found", f"no campaign {campaign_id!r} visible to this caller"
-        )
+    if c is None:
+        raise hidden("campaign", campaign_id)
+    units = frozenset(u for a in c.assignments for u in a.unit_ids)
+    facts = Facts(community_id=c.community_id, units=units)
+    check(caller, "campaign", "read", facts, "campaign", campaign_id)
     return c
 
 
@@ -155,11 +160,8 @@ def list_campaigns(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> CampaignList:
     """Campaigns: an organizer's own community's, or all for the admin."""
-    require(caller, "organizer", "admin")
-    if caller.role == "organizer":
-        if community_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "an organizer lists their own community's campaigns")
-        community_id = caller.subject_id
+    scope = scope_of_list(caller, "campaign")
+    community_id = confine(community_id, scope.community_id, "community_id")
     items, total = engagement.list_campaigns(ctx.warehouse, community_id, limit, offset)
     return CampaignList(items=items, total=total)
 

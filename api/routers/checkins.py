@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from api.deps import CallerAndCtx, rate_limit, require
+from api.deps import CallerAndCtx, gate, rate_limit
 from api.errors import ApiError, error_body
 from api.schemas import CheckinAccepted, CheckinIn
 from services import topics
@@ -56,7 +56,7 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
     """Records a scan. Re-sending the same `client_event_id` returns the same `event_id` and is
     never counted twice; `scanned_at` lets a phone send a scan it queued while offline."""
     caller, ctx = auth  # one dependency rather than `Caller` and `Ctx`: the hottest route
-    require(caller, "member")
+    gate(caller, "checkin")
     rate_limit(ctx.limits.checkins_member, caller.subject_id, "check-ins from this member")
     settings = ctx.settings
     try:

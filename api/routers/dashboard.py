@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Ctx, hidden, may_manage_community
+from api.deps import Caller, Ctx, community_desk
 from api.weeks import WeekQuery, parse_week
 from services.events import utcnow
 from services.reads import weeks as week_reads
@@ -65,10 +65,7 @@ def community_breakdown(
 ) -> Breakdown:
     """The organizer of the community (or the admin): one ISO week by station and by grid."""
     w, end = parse_week(week)
-    if not may_manage_community(caller, community_id) or not ctx.registry.exists(
-        "community", community_id
-    ):
-        raise hidden("community", community_id)
+    community_desk(ctx, caller, community_id)
     b = week_reads.community_breakdown(ctx.warehouse, community_id, w, end, utcnow())
     return Breakdown(
         community_id=community_id,

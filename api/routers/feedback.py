@@ -14,9 +14,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import Caller, Ctx, may_manage_community, readable_member, readable_unit, require
+from api.deps import (
+    Caller,
+    Ctx,
+    check,
+    community_desk,
+    facts_of_member,
+    gate,
+    readable_member,
+    readable_unit,
+)
 from api.errors import ApiError
 from services import topics
+from services.access import Facts
 from services.events import FeedbackRecorded, Grade, Member, derived_id, utcnow
 from services.periods import InvalidPeriod, Period, current_year, day_of, parse_period
 from services.processors import route_for_event
@@ -173,7 +183,7 @@ def _store(ctx: Ctx, records: list[FeedbackRecorded]) -> None:
 @router.post("/feedback/member-service", response_model=FeedbackAccepted, status_code=201)
 def rate_member_service(body: MemberServiceIn, caller: Caller, ctx: Ctx) -> FeedbackAccepted:
     """The community rates a member's service (1–5 and a comment), on a session or a period."""
-    require(caller, "organizer", "admin")
+    gate(caller, "member_service")
     m = _member(ctx, body.member_id)
     if body.session_id is not None:
         found = session_reads.session(ctx.warehouse, body.session_id)
@@ -183,19 +193,35 @@ def rate_member_service(body: MemberServiceIn, caller: Caller, ctx: Ctx) -> Feed
             )
         s = found
         # The community where the member served, or the one they reported to, may rate it.
-        if not (
-            may_manage_community(caller, s["station_community_id"])
-            or may_manage_community(caller, s["member_community_id"])
-        ):
-            raise ApiError(403, "forbidden", "only the organizer of the session's community")
+        facts = Facts(
+            community_id=s["station_community_id"], also_community_id=s["member_community_id"]
+        )
+        check(
+            caller,
+            "session_feedback",
+            "change",
+            facts,
+            "session",
+            body.session_id,
+            hideable=False,
+            message="only the organizer of the session's community",
+        )
         if not session_reads.is_evidence(s["status"]):
             raise ApiError(422, "session_not_rateable", f"session_id: the session is {s['status']}")
         span = day_of(s["start"])
         key: tuple[str, ...] = ("member_service", "session", body.session_id)
         unit_id, community_id = s["unit_id"], s["member_community_id"]
     else:
-        if not may_manage_community(caller, m.community_id):
-            raise ApiError(403, "forbidden", "only the organizer of the member's community")
+        check(
+            caller,
+            "member_service",
+            "change",
+            facts_of_member(m),
+            "member",
+            m.id,
+            hideable=False,
+            message="only the organizer of the member's community",
+        )
         span = _period(body.period)
         key = ("member_service", "period", m.id, span.label)
         unit_id, community_id = m.unit_id, m.community_id
@@ -221,7 +247,7 @@ def rate_member_service(body: MemberServiceIn, caller: Caller, ctx: Ctx) -> Feed
 @router.post("/feedback/community-arrangement", response_model=FeedbackAccepted, status_code=201)
 def rate_community_arrangement(body: ArrangementIn, caller: Caller, ctx: Ctx) -> FeedbackAccepted:
     """A member rates their community's arrangement of their service over a period."""
-    require(caller, "member")
+    gate(caller, "community_rating")
     try:
         m = ctx.registry.member(caller.subject_id)
     except NotFound:
@@ -249,7 +275,7 @@ def rate_community_arrangement(body: ArrangementIn, caller: Caller, ctx: Ctx) ->
 def send_unit_summaries(body: UnitSummaryIn, caller: Caller, ctx: Ctx) -> FeedbackAccepted:
     """双向反馈: the community's evaluation of each member (优秀/良好/一般/较差) for a period,
     reported to the member's unit. All items are checked before any is recorded."""
-    require(caller, "organizer", "admin")
+    gate(caller, "member_service")
     span = _period(body.period)
     seen: set[str] = set()
     records = []
@@ -258,10 +284,16 @@ def send_unit_summaries(body: UnitSummaryIn, caller: Caller, ctx: Ctx) -> Feedba
             raise ApiError(422, "duplicate_member", f"items.{i}.member_id: listed twice")
         seen.add(item.member_id)
         m = _member(ctx, item.member_id, f"items.{i}.member_id")
-        if not may_manage_community(caller, m.community_id):
-            raise ApiError(
-                403, "forbidden", f"items.{i}.member_id: {m.id} is not of the caller's community"
-            )
+        check(
+            caller,
+            "member_service",
+            "change",
+            facts_of_member(m),
+            "member",
+            m.id,
+            hideable=False,
+            message=f"items.{i}.member_id: {m.id} is not of the caller's community",
+        )
         records.append(
             _record(
                 caller,
@@ -326,12 +358,7 @@ def community_feedback(
     community_id: str, caller: Caller, ctx: Ctx, period: PeriodQuery = None
 ) -> CommunityFeedbackOut:
     """The community's members' ratings and evaluations, and its members' ratings of it."""
-    if not may_manage_community(caller, community_id) or not ctx.registry.exists(
-        "community", community_id
-    ):
-        raise ApiError(
-            404, "community_not_found", f"no community {community_id!r} visible to this caller"
-        )
+    community_desk(ctx, caller, community_id)
     d = engagement.feedback_summary(ctx.warehouse, "community", community_id, _period(period))
     return CommunityFeedbackOut(community_id=community_id, **_out(d))
 

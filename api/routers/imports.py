@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, gate
 from api.errors import ApiError, error_body
 from services.member_import import (
     FileRejected,
@@ -114,7 +114,7 @@ async def import_member_sheet(
 ) -> JSONResponse:
     """Imports members (admin, or an organizer into their own community). Members are matched by
     phone: importing the same file again creates nobody twice and updates what changed."""
-    require(caller, "admin", "organizer")
+    gate(caller, "import")
     limit = ctx.settings.import_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + _ENVELOPE:

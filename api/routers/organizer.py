@@ -10,11 +10,10 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from api.deps import Caller, Ctx, hidden, may_manage_community
+from api.deps import Caller, Ctx, community_desk
 from services.qr import render, station_url
 from services.reads.registry import community_stations
 from services.reads.sessions import on_site
-from services.registry import NotFound
 
 router = APIRouter(prefix="/v1/communities", tags=["organizer"])
 
@@ -35,12 +34,7 @@ class OnSiteList(BaseModel):
 
 
 def _community(ctx: Ctx, caller: Caller, community_id: str) -> None:
-    if not may_manage_community(caller, community_id):
-        raise hidden("community", community_id)
-    try:
-        ctx.registry.community(community_id)
-    except NotFound:
-        raise hidden("community", community_id) from None
+    community_desk(ctx, caller, community_id)
 
 
 @router.get("/{community_id}/on-site", response_model=OnSiteList)

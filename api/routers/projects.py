@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Caller, Ctx, may_manage_community, require
+from api.deps import Caller, Ctx, check, confine, gate, hidden, scope_of_list
 from api.errors import ApiError
 from api.lists import (
     Limit,
@@ -22,6 +22,7 @@ from api.lists import (
     _publish,
     _visible_or_assignable,
 )
+from services.access import Facts
 from services.events import ResourceFields, WishFields, derived_id, utcnow
 from services.events.engagement import WishStatus
 from services.lists import ItemState, command
@@ -53,7 +54,7 @@ def _project_out(w: WishFields, r: ResourceFields | None) -> ProjectOut:
 def create_project(body: ProjectIn, caller: Caller, ctx: Ctx) -> ProjectAccepted:
     """Match a need with a unit's resource: the wish is dispatched to the resource's unit, and
     the resource is marked matched (by the lists agent, after the wish took the dispatch)."""
-    require(caller, "organizer", "admin")
+    gate(caller, "project")
     w = _visible_or_assignable(ctx, caller, body.wish_id)
     r = engagement.resource(ctx.warehouse, body.resource_id)
     if r is None:
@@ -100,16 +101,9 @@ def list_projects(
     offset: Offset = 0,
 ) -> ProjectList:
     """Projects: wishes matched with a resource, with the wish's status."""
-    if caller.role == "member":
-        raise ApiError(403, "forbidden", "projects are listed to organizers, HR and the admin")
-    if caller.role == "organizer":
-        if community_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "an organizer lists their own community's projects")
-        community_id = caller.subject_id
-    if caller.role == "hr":
-        if unit_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "HR lists their own unit's projects")
-        unit_id = caller.subject_id
+    confined = scope_of_list(caller, "project")
+    community_id = confine(community_id, confined.community_id, "community_id")
+    unit_id = confine(unit_id, confined.unit_id, "unit_id")
     scope = {
         "project_id IS NOT NULL AND {p}": 1,
         "community_id = {p}": community_id,
@@ -127,13 +121,9 @@ def list_projects(
 def get_project(project_id: str, caller: Caller, ctx: Ctx) -> ProjectOut:
     """One project: the wish's organizer, the resource unit's HR, or the admin."""
     items, _ = engagement.list_wishes(ctx.warehouse, {"project_id = {p}": project_id}, 1, 0)
-    w = items[0] if items else None
-    visible = w is not None and (
-        may_manage_community(caller, w.community_id)
-        or (caller.role == "hr" and caller.subject_id == w.assignee_id)
-    )
-    if w is None or not visible:
-        raise ApiError(
-            404, "project_not_found", f"no project {project_id!r} visible to this caller"
-        )
+    if not items:
+        raise hidden("project", project_id)
+    w = items[0]
+    facts = Facts(community_id=w.community_id, unit_id=w.assignee_id)
+    check(caller, "project", "read", facts, "project", project_id)
     return _project_out(w, engagement.resource(ctx.warehouse, w.resource_id or ""))

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, check, confine, gate, hidden, scope_of_list
 from api.errors import ApiError
 from api.lists import (
     Accepted,
@@ -25,6 +25,7 @@ from api.lists import (
     _known,
     _publish,
 )
+from services.access import Facts
 from services.events import ResourceFields, derived_id, utcnow
 from services.events.engagement import ResourceStatus
 from services.lists import ItemState, command
@@ -40,12 +41,20 @@ router = APIRouter(prefix="/v1", tags=["wishes"])
 @router.post("/resources", response_model=Accepted, status_code=202)
 def offer_resource(body: ResourceIn, caller: Caller, ctx: Ctx) -> Accepted:
     """A unit offers a resource (people, a vehicle, a venue, funds) to a community or the county."""
-    require(caller, "hr", "admin")
-    unit_id = body.unit_id or (caller.subject_id if caller.role == "hr" else None)
+    gate(caller, "resource")
+    unit_id = body.unit_id or scope_of_list(caller, "resource").unit_id
     if unit_id is None:
         raise ApiError(422, "invalid_request", "unit_id: required for the admin")
-    if caller.role == "hr" and unit_id != caller.subject_id:
-        raise ApiError(403, "forbidden", "HR offers their own unit's resources")
+    check(
+        caller,
+        "resource",
+        "change",
+        Facts(unit_id=unit_id),
+        "unit",
+        unit_id,
+        hideable=False,
+        message="HR offers their own unit's resources",
+    )
     _known(ctx, "unit", unit_id, "unit_id")
     if body.community_id is not None:
         _known(ctx, "community", body.community_id, "community_id")
@@ -78,18 +87,13 @@ def offer_resource(body: ResourceIn, caller: Caller, ctx: Ctx) -> Accepted:
 def _resource_scope(
     caller: Principal, unit_id: str | None, community_id: str | None
 ) -> dict[str, Any]:
-    if caller.role == "member":
-        raise ApiError(403, "forbidden", "resources are listed to organizers, HR and the admin")
+    confined = scope_of_list(caller, "resource")
     scope: dict[str, Any] = {}
-    if caller.role == "hr":
-        if unit_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "HR lists their own unit's resources")
-        unit_id = caller.subject_id
-    if caller.role == "organizer":
-        if community_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "an organizer lists resources offered to them")
+    unit_id = confine(unit_id, confined.unit_id, "unit_id")
+    community_id = confine(community_id, confined.community_id, "community_id")
+    if confined.community_id is not None:
         # Offered to this community, or county-wide.
-        scope["(community_id = {p} OR community_id IS NULL)"] = caller.subject_id
+        scope["(community_id = {p} OR community_id IS NULL)"] = community_id
     else:
         scope["community_id = {p}"] = community_id
     scope["unit_id = {p}"] = unit_id
@@ -115,15 +119,10 @@ def list_resources(
 
 def _visible_resource(ctx: Ctx, caller: Principal, resource_id: str) -> ResourceFields:
     r = engagement.resource(ctx.warehouse, resource_id)
-    visible = r is not None and (
-        caller.role == "admin"
-        or (caller.role == "hr" and caller.subject_id == r.unit_id)
-        or (caller.role == "organizer" and r.community_id in (None, caller.subject_id))
-    )
-    if r is None or not visible:
-        raise ApiError(
-            404, "resource_not_found", f"no resource {resource_id!r} visible to this caller"
-        )
+    if r is None:
+        raise hidden("resource", resource_id)
+    facts = Facts(unit_id=r.unit_id, community_id=r.community_id)
+    check(caller, "resource", "read", facts, "resource", resource_id)
     return r
 
 
@@ -136,7 +135,7 @@ def get_resource(resource_id: str, caller: Caller, ctx: Ctx) -> ResourceFields:
 @router.post("/resources/{resource_id}/withdraw", response_model=Accepted, status_code=202)
 def withdraw_resource(resource_id: str, body: _In, caller: Caller, ctx: Ctx) -> Accepted:
     """The offering unit's HR (or the admin) withdraws a resource."""
-    require(caller, "hr", "admin")
+    gate(caller, "resource")
     r = _visible_resource(ctx, caller, resource_id)
     cmd = command(
         item_kind="resource",

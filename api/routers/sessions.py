@@ -16,9 +16,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, may_manage_community, readable_member
+from api.deps import Caller, Ctx, check, community_desk, gate, hidden, readable_member
 from api.errors import ApiError
 from services import topics
+from services.access import Facts
 from services.counting import hours, seconds_of_hours
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
 from services.reads import member_hours as reads
@@ -121,14 +122,7 @@ def review_queue(
 ) -> ReviewQueue:
     """Sessions at this community's stations that need a decision: forgotten check-outs,
     capped sessions and check-outs without a check-in, not yet reviewed, still reviewable."""
-    if caller.role not in ("admin", "organizer"):
-        raise ApiError(403, "forbidden", "this action needs the role organizer or admin")
-    if not may_manage_community(caller, community_id) or not ctx.registry.exists(
-        "community", community_id
-    ):
-        raise ApiError(
-            404, "community_not_found", f"no community {community_id!r} visible to this caller"
-        )
+    community_desk(ctx, caller, community_id)
     since = utcnow() - timedelta(days=ctx.settings.session_review_window_days)
     items, total = session_reads.review_queue(
         ctx.warehouse,
@@ -143,13 +137,18 @@ def review_queue(
 
 
 def _reviewable_session(ctx: Ctx, caller: Principal, session_id: str) -> dict[str, Any]:
-    if caller.role not in ("admin", "organizer"):
-        raise ApiError(403, "forbidden", "this action needs the role organizer or admin")
+    gate(caller, "session")
     row = session_reads.session(ctx.warehouse, session_id)
-    if row is None or not may_manage_community(caller, row["station_community_id"]):
-        raise ApiError(
-            404, "session_not_found", f"no session {session_id!r} visible to this caller"
-        )
+    if row is None:
+        raise hidden("session", session_id)
+    check(
+        caller,
+        "session",
+        "change",
+        Facts(community_id=row["station_community_id"]),
+        "session",
+        session_id,
+    )
     return row
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Ctx, require
+from api.deps import Caller, Ctx, gate, managed_station
 from api.errors import ApiError
 from services.events import Station
 from services.qr import render
@@ -64,10 +64,8 @@ def _visible_station(ctx: Ctx, station_id: str, community_id: str | None) -> Sta
 @router.post("/{station_id}/screen-keys", response_model=ScreenKeyOut, status_code=201)
 def create_screen_key(station_id: str, caller: Caller, ctx: Ctx) -> ScreenKeyOut:
     """The station's organizer (or an admin) gets a key for the station's tablet."""
-    require(caller, "organizer", "admin")
-    station = _visible_station(
-        ctx, station_id, caller.subject_id if caller.role == "organizer" else None
-    )
+    gate(caller, "community_desk")
+    station = managed_station(ctx, caller, station_id)
     key, exp = issue_screen_key(ctx.settings, station.id)
     return ScreenKeyOut(
         key=key,

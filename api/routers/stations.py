@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import Caller, Ctx, hidden, may_manage_community
+from api.deps import Caller, Ctx, managed_station
 from services.qr import render, station_url
-from services.registry import NotFound
 
 router = APIRouter(prefix="/v1/stations", tags=["stations"])
 
@@ -28,12 +27,7 @@ def station_qr(
     format: Annotated[Literal["png", "svg"], Query()] = "png",
 ) -> Response:
     """The station's QR code: it encodes `{PUBLIC_URL}/s/{station_token}`."""
-    try:
-        station = ctx.registry.station(station_id)
-    except NotFound:
-        station = None
-    if station is None or not may_manage_community(caller, station.community_id):
-        raise hidden("station", station_id)
+    station = managed_station(ctx, caller, station_id)
     data = render(station_url(ctx.settings, station.id), format)
     media = "image/svg+xml" if format == "svg" else "image/png"
     return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=300"})

@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict
 from api.deps import (
     Caller,
     Ctx,
-    hidden,
-    may_manage_community,
+    community_desk,
+    managed_grid,
+    managed_station,
     readable_member,
     readable_unit,
-    require,
+    scope_of_list,
 )
 from api.weeks import WeekQuery, parse_week
 from services.counting import hours
@@ -27,7 +28,6 @@ from services.reads import weeks
 from services.reads.member_hours import week_stations
 from services.reads.registry import community_names
 from services.reads.weeks import WeekFigures
-from services.registry import NotFound
 
 router = APIRouter(prefix="/v1", tags=["weekly"])
 
@@ -108,10 +108,7 @@ def community_weekly(
 ) -> WeeklyOut:
     """Registered members of the community, who served this week, the rate and their hours."""
     w, end = parse_week(week)
-    if not may_manage_community(caller, community_id) or not ctx.registry.exists(
-        "community", community_id
-    ):
-        raise hidden("community", community_id)
+    community_desk(ctx, caller, community_id)
     return _out(w, weeks.community_week(ctx.warehouse, community_id, w, end, utcnow()))
 
 
@@ -120,12 +117,10 @@ def communities_weekly(caller: Caller, ctx: Ctx, week: WeekQuery = None) -> Comm
     """The county's week, community by community, with the figures of
     `GET /v1/communities/{id}/weekly` (without the list of who has not served): the admin sees
     every community, an organizer their own."""
-    require(caller, "admin", "organizer")
+    confined = scope_of_list(caller, "community_desk").community_id
     w, end = parse_week(week)
-    scope = None if caller.role == "admin" else [caller.subject_id]
-    communities = [
-        (c, n) for c, n in community_names(ctx.warehouse, scope) if may_manage_community(caller, c)
-    ]
+    scope = None if confined is None else [confined]
+    communities = [(c, n) for c, n in community_names(ctx.warehouse, scope)]
     ids = None if scope is None else [c for c, _ in communities]
     figures = weeks.communities_week(ctx.warehouse, w, end, ids, utcnow())
     items = []
@@ -148,12 +143,7 @@ def communities_weekly(caller: Caller, ctx: Ctx, week: WeekQuery = None) -> Comm
 def grid_weekly(grid_id: str, caller: Caller, ctx: Ctx, week: WeekQuery = None) -> WeeklyOut:
     """A level-4 grid (with its level-5 grids): the organizer of its community, or the admin."""
     w, end = parse_week(week)
-    try:
-        g = ctx.registry.grid(grid_id)
-    except NotFound:
-        raise hidden("grid", grid_id) from None
-    if not may_manage_community(caller, g.community_id):
-        raise hidden("grid", grid_id)
+    g = managed_grid(ctx, caller, grid_id)
     return _out(w, weeks.grid_week(ctx.warehouse, grid_id, g.community_id, w, end, utcnow()))
 
 
@@ -169,12 +159,7 @@ def unit_weekly(unit_id: str, caller: Caller, ctx: Ctx, week: WeekQuery = None) 
 def station_weekly(station_id: str, caller: Caller, ctx: Ctx, week: WeekQuery = None) -> WeeklyOut:
     """Who served at this station: the organizer of its community, or the admin."""
     w, end = parse_week(week)
-    try:
-        st = ctx.registry.station(station_id)
-    except NotFound:
-        raise hidden("station", station_id) from None
-    if not may_manage_community(caller, st.community_id):
-        raise hidden("station", station_id)
+    st = managed_station(ctx, caller, station_id)
     return _out(w, weeks.station_week(ctx.warehouse, station_id, st.community_id, w, end, utcnow()))
 
 

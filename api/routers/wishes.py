@@ -10,7 +10,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Caller, Ctx, readable_member, readable_unit, require
+from api.deps import (
+    Caller,
+    Ctx,
+    check,
+    confine,
+    gate,
+    readable_member,
+    readable_unit,
+    scope_of_list,
+)
 from api.errors import ApiError
 from api.lists import (
     Accepted,
@@ -36,6 +45,7 @@ from api.lists import (
     _visible_or_assignable,
     _visible_wish,
 )
+from services.access import Facts
 from services.events import derived_id, utcnow
 from services.events.engagement import WishStatus
 from services.lists import ItemState, apply, command
@@ -54,9 +64,17 @@ router = APIRouter(prefix="/v1", tags=["wishes"])
 @router.post("/wishes", response_model=Accepted, status_code=202)
 def order_wish(body: WishIn, caller: Caller, ctx: Ctx) -> Accepted:
     """A resident's wish (点单), recorded by the community's organizer."""
-    require(caller, "organizer", "admin")
-    if caller.role == "organizer" and caller.subject_id != body.community_id:
-        raise ApiError(403, "forbidden", "an organizer records wishes of their own community")
+    gate(caller, "wish")
+    check(
+        caller,
+        "wish",
+        "change",
+        Facts(community_id=body.community_id),
+        "community",
+        body.community_id,
+        hideable=False,
+        message="an organizer records wishes of their own community",
+    )
     _known(ctx, "community", body.community_id, "community_id")
     wish_id = (
         "wish_" + derived_id("wish", body.community_id, str(body.client_event_id))[:16]
@@ -100,18 +118,10 @@ def list_wishes(
     """Wishes visible to the caller: the admin all, an organizer their community's, HR those
     dispatched to or fulfilled by their unit, a member those dispatched to or fulfilled by them."""
     scope: dict[str, Any] = {}
-    if caller.role == "organizer":
-        if community_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "an organizer lists their own community's wishes")
-        community_id = caller.subject_id
-    elif caller.role == "hr":
-        if unit_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "HR lists their own unit's wishes")
-        unit_id = caller.subject_id
-    elif caller.role == "member":
-        if member_id not in (None, caller.subject_id):
-            raise ApiError(403, "forbidden", "a member lists their own wishes")
-        member_id = caller.subject_id
+    confined = scope_of_list(caller, "wish")
+    community_id = confine(community_id, confined.community_id, "community_id")
+    unit_id = confine(unit_id, confined.unit_id, "unit_id")
+    member_id = confine(member_id, confined.member_id, "member_id")
     scope["community_id = {p}"] = community_id
     scope["((assignee_kind = 'unit' AND assignee_id = {p}) OR fulfilled_by_unit_id = {p})"] = (
         unit_id
@@ -157,7 +167,7 @@ def _transition(
 @router.post("/wishes/{wish_id}/dispatch", response_model=Accepted, status_code=202)
 def dispatch_wish(wish_id: str, body: DispatchIn, caller: Caller, ctx: Ctx) -> Accepted:
     """派单: the community's organizer dispatches the wish to a member or a unit."""
-    require(caller, "organizer", "admin")
+    gate(caller, "wish")
     w = _visible_or_assignable(ctx, caller, wish_id)
     if body.assignee_kind == "member":
         try:
@@ -192,21 +202,21 @@ def dispatch_wish(wish_id: str, body: DispatchIn, caller: Caller, ctx: Ctx) -> A
 @router.post("/wishes/{wish_id}/accept", response_model=Accepted, status_code=202)
 def accept_wish(wish_id: str, body: _In, caller: Caller, ctx: Ctx) -> Accepted:
     """接单: only the assignee (the member, or the unit's HR) accepts."""
-    require(caller, "member", "hr")
+    gate(caller, "wish_assignment")
     return _transition(ctx, caller, wish_id, body, "accept")
 
 
 @router.post("/wishes/{wish_id}/decline", response_model=Accepted, status_code=202)
 def decline_wish(wish_id: str, body: ReasonIn, caller: Caller, ctx: Ctx) -> Accepted:
     """The assignee hands a dispatched wish back to the community, to be dispatched again."""
-    require(caller, "member", "hr")
+    gate(caller, "wish_assignment")
     return _transition(ctx, caller, wish_id, body, "decline", reason=body.reason or None)
 
 
 @router.post("/wishes/{wish_id}/complete", response_model=Accepted, status_code=202)
 def complete_wish(wish_id: str, body: CompleteIn, caller: Caller, ctx: Ctx) -> Accepted:
     """Done, with evidence: a finished volunteer session by the assignee (or the unit's member)."""
-    require(caller, "member", "hr")
+    gate(caller, "wish_assignment")
     s = session_reads.session(ctx.warehouse, body.session_id)
     if s is None:
         raise ApiError(422, "unknown_session", f"session_id: no session {body.session_id!r}")
@@ -230,7 +240,7 @@ def complete_wish(wish_id: str, body: CompleteIn, caller: Caller, ctx: Ctx) -> A
 @router.post("/wishes/{wish_id}/confirm", response_model=Accepted, status_code=202)
 def confirm_wish(wish_id: str, body: ConfirmIn, caller: Caller, ctx: Ctx) -> Accepted:
     """The resident confirms and rates (1–5), recorded by the community's organizer."""
-    require(caller, "organizer", "admin")
+    gate(caller, "wish")
     return _transition(
         ctx, caller, wish_id, body, "confirm", rating=body.rating, comment=body.comment
     )
@@ -239,7 +249,7 @@ def confirm_wish(wish_id: str, body: ConfirmIn, caller: Caller, ctx: Ctx) -> Acc
 @router.post("/wishes/{wish_id}/cancel", response_model=Accepted, status_code=202)
 def cancel_wish(wish_id: str, body: ReasonIn, caller: Caller, ctx: Ctx) -> Accepted:
     """The community's organizer withdraws a wish that is not yet done."""
-    require(caller, "organizer", "admin")
+    gate(caller, "wish")
     return _transition(ctx, caller, wish_id, body, "cancel", reason=body.reason or None)
 
 

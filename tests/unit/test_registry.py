@@ -21,10 +21,11 @@ from services.registry import (
     UNIT,
     Change,
     Forbidden,
+    NotFound,
     Registry,
-    _list_scope,
     actor,
     diff,
+    list_filter,
     normalize_phone,
 )
 from services.tokens import Principal
@@ -147,14 +148,19 @@ def test_station_kind_codes_are_validated_on_the_record() -> None:
 
 
 def test_lists_are_confined_to_each_roles_scope() -> None:
-    assert _list_scope(MEMBER, who("organizer", "comm_1")) == ("community_id", "comm_1")
-    assert _list_scope(MEMBER, who("hr", "unit_1")) == ("unit_id", "unit_1")
-    assert _list_scope(MEMBER, who("member", "mem_1")) == ("id", "mem_1")
-    assert _list_scope(STATION, who("organizer", "comm_1")) == ("community_id", "comm_1")
-    assert _list_scope(GRID, who("organizer", "comm_1")) == ("community_id", "comm_1")
-    assert _list_scope(STATION, who("hr", "unit_1")) is None
+    # The policy's scopes (services.access.list_scope) as the columns the tables hold them in.
+    assert list_filter(MEMBER, who("organizer", "comm_1")) == ("community_id", "comm_1")
+    assert list_filter(MEMBER, who("hr", "unit_1")) == ("unit_id", "unit_1")
+    assert list_filter(MEMBER, who("member", "mem_1")) == ("id", "mem_1")
+    assert list_filter(STATION, who("organizer", "comm_1")) == ("community_id", "comm_1")
+    assert list_filter(GRID, who("organizer", "comm_1")) == ("community_id", "comm_1")
+    assert list_filter(STATION, who("hr", "unit_1")) is None
+    for kind in (UNIT, COMMUNITY, STATION_KIND, MEMBER):
+        assert list_filter(kind, who("admin", "admin")) is None
     for kind in (UNIT, COMMUNITY, STATION_KIND):
-        assert _list_scope(kind, who("member", "mem_1")) is None
+        assert list_filter(kind, who("member", "mem_1")) is None
+    with pytest.raises(Forbidden):
+        list_filter(MEMBER, who("root", "x"))
 
 
 def test_who_may_read_and_manage_a_member() -> None:
@@ -171,18 +177,24 @@ def test_who_may_read_and_manage_a_member() -> None:
     }
     for (role, subject), allowed in readers.items():
         assert reg.may_read(MEMBER, m, who(role, subject)) is allowed, (role, subject)
-    reg._may_manage(MEMBER, m.model_dump(), who("organizer", "comm_1"))
-    reg._may_manage(UNIT, {}, who("admin", "admin"))
+    reg.authorize(MEMBER, m.model_dump(), who("organizer", "comm_1"))
+    reg.authorize(UNIT, {"id": "unit_1"}, who("admin", "admin"))
+    # Another community's organizer may not know the member exists: 404, not 403.
+    with pytest.raises(NotFound):
+        reg.authorize(MEMBER, m.model_dump(), who("organizer", "comm_2"))
     for role, subject, kind in (
-        ("organizer", "comm_2", MEMBER),
         ("organizer", "comm_1", UNIT),
         ("organizer", "comm_1", COMMUNITY),
         ("organizer", "comm_1", STATION_KIND),
         ("hr", "unit_1", MEMBER),
         ("member", "mem_1", MEMBER),
+        ("member", "mem_2", MEMBER),
     ):
         with pytest.raises(Forbidden):
-            reg._may_manage(kind, m.model_dump(), who(role, subject))
+            reg.authorize(kind, m.model_dump(), who(role, subject))
+    # Naming the member's new community in a request: the caller's input, refused with 403.
+    with pytest.raises(Forbidden):
+        reg.authorize(MEMBER, m.model_dump(), who("organizer", "comm_2"), hideable=False)
 
 
 def test_authors_are_recorded_with_their_role() -> None:

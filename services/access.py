@@ -1,0 +1,421 @@
+"""The access policy: who may read or change what, and how a refusal is answered.
+
+The one place where roles are compared with resources. Everything here is a pure function of
+the caller (`Principal`: role and subject) and plain facts about the object asked for (which
+member, community and unit it belongs to); the callers (`api.deps`, the registry, the member
+import, the routers) look the facts up and turn a refusal into their error.
+
+Roles and their subject: a member (their member id), an organizer (a community id), HR (a unit
+id), the admin (everything).
+
+How a refusal is answered (`decide`), so that an id's existence never leaks to a caller who may
+not see it:
+
+- a read refused answers 404 (`HIDE`): a caller who may not read the object cannot tell it from
+  one that does not exist;
+- a change refused answers 403 (`FORBID`) when the caller's role never makes this change (a role
+  gate, the same answer for every id, checked before the object is looked up) or when the caller
+  may read the object (it knows the object exists); otherwise 404, like a read;
+- an object named in a request body rather than the path is refused with 403 where the route
+  answers an unknown one with 422: a 404 there would hide nothing (`hideable=False`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from services.tokens import ROLES, Principal, Role
+
+Action = Literal["read", "change"]
+Resource = Literal[
+    "unit",
+    "community",
+    "station_kind",
+    "county",
+    "grid",
+    "station",
+    "community_desk",
+    "member",
+    "member_service",
+    "session",
+    "session_feedback",
+    "checkin",
+    "community_rating",
+    "unit_desk",
+    "wish",
+    "wish_assignment",
+    "resource",
+    "project",
+    "campaign",
+    "import",
+    "token",
+    "token_issue",
+]
+
+
+class Decision(StrEnum):
+    ALLOW = "allow"
+    FORBID = "forbid"  # 403: refused, and the caller may know the object exists
+    HIDE = "hide"  # 404: answered as if the object did not exist
+
+    @property
+    def status(self) -> int:
+        return {"allow": 200, "forbid": 403, "hide": 404}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the policy needs to know of one object; fields that do not apply stay None/empty.
+
+    `community_id` is the community the object belongs to (a session's: where it was served,
+    the station's community), `also_community_id` a second one that has a say (a session's
+    member's own community), `unit_id` the unit it belongs to, `member_id` the member it is
+    about. `members` and `units` are further members and units the object is tied to: a wish's
+    assignee and whoever fulfilled it, the units sent into a campaign. `token_id` names an
+    issued bearer token.
+    """
+
+    community_id: str | None = None
+    also_community_id: str | None = None
+    unit_id: str | None = None
+    member_id: str | None = None
+    members: frozenset[str] = frozenset()
+    units: frozenset[str] = frozenset()
+    token_id: str | None = None
+
+
+def member_facts(member_id: str, community_id: str, unit_id: str) -> Facts:
+    return Facts(member_id=member_id, community_id=community_id, unit_id=unit_id)
+
+
+# ---- the predicates ------------------------------------------------------------------------
+
+
+def _is(p: Principal, role: Role, subject: str | None) -> bool:
+    return p.role == role and subject is not None and p.subject_id == subject
+
+
+def is_admin(p: Principal) -> bool:
+    return p.role == "admin"
+
+
+def manages_community(p: Principal, community_id: str | None) -> bool:
+    """The admin, or the organizer of this community."""
+    return is_admin(p) or _is(p, "organizer", community_id)
+
+
+def reads_unit(p: Principal, unit_id: str | None) -> bool:
+    """The admin, or HR of this unit."""
+    return is_admin(p) or _is(p, "hr", unit_id)
+
+
+def reads_member(p: Principal, f: Facts) -> bool:
+    """The member themself, their community's organizer, their unit's HR, the admin."""
+    return (
+        is_admin(p)
+        or _is(p, "member", f.member_id)
+        or _is(p, "organizer", f.community_id)
+        or _is(p, "hr", f.unit_id)
+    )
+
+
+def is_assignee(
+    role: str, subject_id: str, assignee_kind: str | None, assignee_id: str | None
+) -> bool:
+    """Whether an actor is a wish's assignee itself: the member for a member, the unit's HR for a
+    unit (not the admin nor the organizer, who dispatch but do not accept on anyone's behalf)."""
+    if assignee_id is None:
+        return False
+    if assignee_kind == "member":
+        return role == "member" and subject_id == assignee_id
+    if assignee_kind == "unit":
+        return role == "hr" and subject_id == assignee_id
+    return False
+
+
+def _anyone(p: Principal, f: Facts) -> bool:
+    return True
+
+
+def _admin(p: Principal, f: Facts) -> bool:
+    return is_admin(p)
+
+
+def _community(p: Principal, f: Facts) -> bool:
+    return manages_community(p, f.community_id)
+
+
+def _unit(p: Principal, f: Facts) -> bool:
+    return reads_unit(p, f.unit_id)
+
+
+def _in_community_scope(p: Principal, f: Facts) -> bool:
+    # Grids and stations are the county's map, except that organizers keep to their own.
+    return p.role != "organizer" or p.subject_id == f.community_id
+
+
+def _member(p: Principal, f: Facts) -> bool:
+    return reads_member(p, f)
+
+
+def _either_community(p: Principal, f: Facts) -> bool:
+    return manages_community(p, f.community_id) or manages_community(p, f.also_community_id)
+
+
+def _wish_read(p: Principal, f: Facts) -> bool:
+    # The assignee and whoever fulfilled it follow the wish; nobody else outside the community.
+    return (
+        manages_community(p, f.community_id)
+        or (p.role == "member" and p.subject_id in f.members)
+        or (p.role == "hr" and p.subject_id in f.units)
+    )
+
+
+def _assignable(p: Principal, f: Facts) -> bool:
+    # A member or HR who is not the assignee is told so (403 `not_assignee`, the documented
+    # contract) rather than shown a 404: wish ids reach them on notices, to be acted on.
+    return p.role in ("member", "hr") or manages_community(p, f.community_id)
+
+
+def _wish_assignee(p: Principal, f: Facts) -> bool:
+    return (p.role == "member" and p.subject_id in f.members) or (
+        p.role == "hr" and p.subject_id in f.units
+    )
+
+
+def _resource_read(p: Principal, f: Facts) -> bool:
+    # A resource offered county-wide (no community) is open to every organizer.
+    return reads_unit(p, f.unit_id) or (
+        p.role == "organizer" and f.community_id in (None, p.subject_id)
+    )
+
+
+def _project_read(p: Principal, f: Facts) -> bool:
+    return manages_community(p, f.community_id) or _is(p, "hr", f.unit_id)
+
+
+def _campaign_read(p: Principal, f: Facts) -> bool:
+    # HR of a unit sent into the campaign follows its members' duty.
+    return manages_community(p, f.community_id) or (p.role == "hr" and p.subject_id in f.units)
+
+
+def _own_member(p: Principal, f: Facts) -> bool:
+    return _is(p, "member", f.member_id)
+
+
+def _own_token(p: Principal, f: Facts) -> bool:
+    return is_admin(p) or (f.token_id is not None and p.token_id == f.token_id)
+
+
+# ---- the table -------------------------------------------------------------------------------
+
+Predicate = Callable[[Principal, Facts], bool]
+ALL_ROLES: frozenset[Role] = frozenset(ROLES)
+_ORG: frozenset[Role] = frozenset({"admin", "organizer"})
+_HR: frozenset[Role] = frozenset({"admin", "hr"})
+_ADMIN: frozenset[Role] = frozenset({"admin"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    about: str
+    read: Predicate
+    change: Predicate
+    # The roles that may ever make the change: any other role is refused with 403 before the
+    # object is looked up (a role gate says nothing about any id).
+    change_roles: frozenset[Role]
+
+
+RULES: dict[Resource, Rule] = {
+    # The county's directory: every signed-in caller reads it, the admin keeps it.
+    "unit": Rule("a unit's registry entry", _anyone, _admin, _ADMIN),
+    "community": Rule("a community's registry entry", _anyone, _admin, _ADMIN),
+    "station_kind": Rule("a kind of station", _anyone, _admin, _ADMIN),
+    "county": Rule(
+        "county-wide reads (rankings, assessment rules) and their rules", _anyone, _admin, _ADMIN
+    ),
+    # A community's map: the admin and the community's organizer keep it.
+    "grid": Rule("a grid's registry entry", _in_community_scope, _community, _ORG),
+    "station": Rule("a station's registry entry", _in_community_scope, _community, _ORG),
+    "community_desk": Rule(
+        "a community's figures and tools: its weeks and breakdowns, grids' and stations' weeks,"
+        " who is on site, QR posters and screen keys, the review queue, its feedback",
+        _community,
+        _community,
+        _ORG,
+    ),
+    # A member: their record is personal data, read by those the member reports to.
+    "member": Rule(
+        "a member's registry entry and personal data (and their phone's activation)",
+        _member,
+        _community,
+        _ORG,
+    ),
+    "member_service": Rule(
+        "a member's sessions, hours, weeks, records of service, wishes fulfilled and the"
+        " feedback about them; changed: the community's rating and evaluation of the member",
+        _member,
+        _community,
+        _ORG,
+    ),
+    "session": Rule(
+        "one session as the community where it was served reviews it", _community, _community, _ORG
+    ),
+    "session_feedback": Rule(
+        "a rating of one session: the community where it was served or the member's own",
+        _either_community,
+        _either_community,
+        _ORG,
+    ),
+    "checkin": Rule("a member's own scan", _own_member, _own_member, frozenset({"member"})),
+    "community_rating": Rule(
+        "a member's rating of their own community's arrangements",
+        _own_member,
+        _own_member,
+        frozenset({"member"}),
+    ),
+    # A unit: its HR reads its members' figures and offers its resources.
+    "unit_desk": Rule(
+        "a unit's figures: its weeks, assessment, feedback about its members, wishes fulfilled",
+        _unit,
+        _unit,
+        _HR,
+    ),
+    # The three lists and campaigns.
+    "wish": Rule(
+        "a micro-wish; changed: ordered, dispatched, confirmed, cancelled, matched by the community",
+        _wish_read,
+        _community,
+        _ORG,
+    ),
+    "wish_assignment": Rule(
+        "a wish's acceptance, decline and completion by its assignee",
+        _assignable,
+        _wish_assignee,
+        frozenset({"member", "hr"}),
+    ),
+    "resource": Rule(
+        "a unit's offered resource; changed: offered or withdrawn by the unit",
+        _resource_read,
+        _unit,
+        _HR,
+    ),
+    "project": Rule("a wish matched with a resource", _project_read, _community, _ORG),
+    "campaign": Rule("a deployment campaign", _campaign_read, _community, _ORG),
+    # Operations.
+    "import": Rule(
+        "a member spreadsheet row (its community); read: the empty template",
+        _anyone,
+        _community,
+        _ORG,
+    ),
+    "token": Rule(
+        "an issued bearer token (read: who am I; change: revoke)", _own_token, _own_token, ALL_ROLES
+    ),
+    "token_issue": Rule("issuing a bearer token to anyone", _admin, _admin, _ADMIN),
+}
+RESOURCES: tuple[Resource, ...] = tuple(RULES)
+
+
+def allows(p: Principal, resource: Resource, action: Action, facts: Facts) -> bool:
+    rule = RULES[resource]
+    return (rule.read if action == "read" else rule.change)(p, facts)
+
+
+def actor_may(role: str, subject_id: str, resource: Resource, facts: Facts) -> bool:
+    """Whether a command recorded with this actor (its role and subject) may change the resource:
+    the rules that replay the log (the wish lifecycle) judge each command by who made it."""
+    for r in ROLES:
+        if r == role:
+            return allows(Principal(r, subject_id, "", None), resource, "change", facts)
+    return False
+
+
+def may_ever_change(p: Principal, resource: Resource) -> bool:
+    """The role gate: whether the caller's role makes this kind of change at all."""
+    return p.role in RULES[resource].change_roles
+
+
+def decide(
+    p: Principal, resource: Resource, action: Action, facts: Facts, *, hideable: bool = True
+) -> Decision:
+    """Allowed, or how to refuse (see the module docstring)."""
+    if allows(p, resource, action, facts):
+        return Decision.ALLOW
+    if action == "change" and (
+        not hideable or not may_ever_change(p, resource) or allows(p, resource, "read", facts)
+    ):
+        return Decision.FORBID
+    return Decision.HIDE if hideable else Decision.FORBID
+
+
+def roles_text(resource: Resource) -> str:
+    """The roles a change needs, for a refusal's message."""
+    return " or ".join(r for r in ROLES if r in RULES[resource].change_roles)
+
+
+# ---- the scopes of lists -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListScope:
+    """What a caller's list of some resource is confined to: each field set is a restriction
+    (None: not restricted that way). An admin's scope restricts nothing."""
+
+    member_id: str | None = None
+    community_id: str | None = None
+    unit_id: str | None = None
+
+    @property
+    def unconfined(self) -> bool:
+        return self.member_id is None and self.community_id is None and self.unit_id is None
+
+
+_NO_LIMIT = ListScope()
+
+
+def list_scope(p: Principal, resource: Resource) -> ListScope | None:
+    """What the caller's list of this resource is confined to; None: the caller's role may not
+    list it at all (403, no id involved).
+
+    Members lists: a member themself, an organizer's community, an HR's unit. Grids and
+    stations: an organizer's community, unconfined for the others. The directory: unconfined.
+    Wishes: an organizer's community; HR, wishes assigned to or fulfilled by their unit; a
+    member, those assigned to or fulfilled by them. Resources: HR, their unit's; an organizer,
+    those offered to their community (the caller also shows county-wide offers). Projects: an
+    organizer's community, HR's unit. Campaigns and the county's week of communities: an
+    organizer's community.
+    """
+    if is_admin(p):
+        return _NO_LIMIT
+    own = {
+        "member": ListScope(member_id=p.subject_id),
+        "organizer": ListScope(community_id=p.subject_id),
+        "hr": ListScope(unit_id=p.subject_id),
+    }.get(p.role)
+    if own is None:
+        return None
+    if resource in ("unit", "community", "station_kind", "county"):
+        return _NO_LIMIT
+    if resource in ("grid", "station"):
+        return own if p.role == "organizer" else _NO_LIMIT
+    if resource in ("member", "wish"):
+        return own
+    if resource in ("resource", "project"):
+        return None if p.role == "member" else own
+    if resource in ("campaign", "community_desk"):
+        return own if p.role == "organizer" else None
+    raise KeyError(f"no list of {resource!r}")
+
+
+def within(requested: str | None, confined: str | None) -> bool:
+    """Whether a filter the caller asked for stays inside their scope (None: not asked)."""
+    return confined is None or requested in (None, confined)
+
+
+def has_role(p: Principal, roles: tuple[str, ...] | frozenset[str]) -> bool:
+    """A coarse role gate (`api.deps.require`): whether the caller holds one of these roles."""
+    return p.role in roles

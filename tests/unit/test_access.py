@@ -1,0 +1,230 @@
+"""The access policy as a role-by-resource table: every resource, read and change, decided for
+seven callers (two of each role, one inside scope 1 and one outside it, and the admin).
+
+Scope 1 is member M1 of unit U1 living in community C1; scope 2 the same with M2, U2, C2. Each
+row names an object of scope 1 (the facts the caller looks up) and spells out the decision for
+every caller, in the order of `WHO`: A allow, F refuse with 403, H refuse with 404 (as if the
+object did not exist).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from services.access import (
+    RESOURCES,
+    RULES,
+    Action,
+    Decision,
+    Facts,
+    ListScope,
+    Resource,
+    actor_may,
+    allows,
+    decide,
+    is_assignee,
+    list_scope,
+    may_ever_change,
+    member_facts,
+    within,
+)
+from services.tokens import ROLES, Principal
+
+M1, M2, C1, C2, U1, U2 = "mem_1", "mem_2", "comm_1", "comm_2", "unit_1", "unit_2"
+WHO: dict[str, Principal] = {
+    "m1": Principal("member", M1, "tok-m1", 1),
+    "m2": Principal("member", M2, "tok-m2", 1),
+    "org1": Principal("organizer", C1, "tok-org1", 1),
+    "org2": Principal("organizer", C2, "tok-org2", 1),
+    "hr1": Principal("hr", U1, "tok-hr1", 1),
+    "hr2": Principal("hr", U2, "tok-hr2", 1),
+    "admin": Principal("admin", "admin", "admin-token", None),
+}
+CODE = {"A": Decision.ALLOW, "F": Decision.FORBID, "H": Decision.HIDE}
+
+# A session of M2 (scope 2) served at a station of C1: C1 reviews it, both communities rate it.
+VISITING_SESSION = Facts(community_id=C1, also_community_id=C2, member_id=M2, unit_id=U2)
+# A wish of C1 dispatched to M1 and fulfilled by M1 (so by U1 too).
+WISH = Facts(community_id=C1, members=frozenset({M1}), units=frozenset({U1}))
+
+#                 (resource, facts, hideable): (read, change), callers in WHO's order:
+#                                               m1 m2 org1 org2 hr1 hr2 admin
+TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
+    # The directory: everyone reads it; only the admin changes it, the rest meet a role gate.
+    ("unit", "U1"): (Facts(unit_id=U1), True, "AAAAAAA", "FFFFFFA"),
+    ("community", "C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFFFFFA"),
+    ("station_kind", "a kind"): (Facts(), True, "AAAAAAA", "FFFFFFA"),
+    ("county", "rankings, rules"): (Facts(), True, "AAAAAAA", "FFFFFFA"),
+    # A community's map: hidden from another community's organizer only.
+    ("grid", "of C1"): (Facts(community_id=C1), True, "AAAHAAA", "FFAHFFA"),
+    ("station", "of C1"): (Facts(community_id=C1), True, "AAAHAAA", "FFAHFFA"),
+    ("community_desk", "C1"): (Facts(community_id=C1), True, "HHAHHHA", "FFAHFFA"),
+    # A member: the member, their organizer, their unit's HR and the admin read; the organizer
+    # and the admin change. HR and the member themself may read but not change: 403.
+    ("member", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
+    ("member_service", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
+    ("session", "M2 at C1"): (VISITING_SESSION, True, "HHAHHHA", "FFAHFFA"),
+    ("session_feedback", "M2 at C1"): (VISITING_SESSION, True, "HHAAHHA", "FFAAFFA"),
+    ("checkin", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
+    ("community_rating", "M1 of C1"): (
+        Facts(member_id=M1, community_id=C1),
+        True,
+        "AHHHHHH",
+        "AHFFFFF",
+    ),
+    # A unit's figures: its HR and the admin.
+    ("unit_desk", "U1"): (Facts(unit_id=U1), True, "HHHHAHA", "FFFFAHA"),
+    # The three lists and campaigns.
+    ("wish", "of C1, M1's"): (WISH, True, "AHAHAHA", "FFAHFFA"),
+    ("wish_assignment", "of C1, M1's"): (WISH, True, "AAAHAAA", "AFFFAFF"),
+    ("resource", "U1 to C1"): (Facts(unit_id=U1, community_id=C1), True, "HHAHAHA", "FFFFAHA"),
+    ("resource", "U1 county-wide"): (Facts(unit_id=U1), True, "HHAAAHA", "FFFFAHA"),
+    ("project", "C1 with U1"): (Facts(community_id=C1, unit_id=U1), True, "HHAHAHA", "FFAHFFA"),
+    ("campaign", "C1, U1 sent"): (
+        Facts(community_id=C1, units=frozenset({U1})),
+        True,
+        "HHAHAHA",
+        "FFAHFFA",
+    ),
+    # Operations.
+    ("import", "rows of C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFAFFFA"),
+    ("token", "M1's, in the path"): (Facts(token_id="tok-m1"), True, "AHHHHHA", "AHHHHHA"),
+    ("token", "M1's, in the body"): (Facts(token_id="tok-m1"), False, "AFFFFFA", "AFFFFFA"),
+    ("token_issue", "any"): (Facts(), True, "HHHHHHA", "FFFFFFA"),
+    # Named in a request body: refused with 403 where a 404 would hide nothing.
+    ("member_service", "M1, in a body"): (member_facts(M1, C1, U1), False, "AFAFAFA", "FFAFFFA"),
+}
+
+
+def _rows() -> list[tuple[Resource, str, Action, Facts, bool, str]]:
+    out: list[tuple[Resource, str, Action, Facts, bool, str]] = []
+    for (resource, label), (facts, hideable, read, change) in TABLE.items():
+        out.append((resource, label, "read", facts, hideable, read))
+        out.append((resource, label, "change", facts, hideable, change))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("resource", "label", "action", "facts", "hideable", "expected"),
+    _rows(),
+    ids=[f"{r[0]} ({r[1]}) {r[2]}" for r in _rows()],
+)
+def test_the_table(
+    resource: Resource, label: str, action: Action, facts: Facts, hideable: bool, expected: str
+) -> None:
+    assert len(expected) == len(WHO)
+    letter = {d: c for c, d in CODE.items()}
+    got = "".join(
+        letter[decide(p, resource, action, facts, hideable=hideable)] for p in WHO.values()
+    )
+    assert got == expected, f"{resource} ({label}) {action}: {' '.join(WHO)}"
+
+
+def test_every_resource_has_a_row() -> None:
+    assert {r for r, _ in TABLE} == set(RESOURCES)
+
+
+def test_a_role_outside_the_gate_is_never_allowed_a_change() -> None:
+    facts = [f for f, *_ in TABLE.values()] + [Facts()]
+    for resource, rule in RULES.items():
+        for p in WHO.values():
+            if p.role in rule.change_roles:
+                continue
+            assert not may_ever_change(p, resource)
+            for f in facts:
+                assert not allows(p, resource, "change", f), (resource, p.role, f)
+                assert decide(p, resource, "change", f) is Decision.FORBID
+
+
+def test_a_subject_of_another_kind_is_not_a_scope() -> None:
+    # An organizer whose community id happens to equal a member id reads nothing of the member.
+    odd = Principal("organizer", M1, "t", 1)
+    assert decide(odd, "member", "read", member_facts(M1, C1, U1)) is Decision.HIDE
+    assert decide(odd, "checkin", "change", Facts(member_id=M1)) is Decision.FORBID
+    # Missing facts never match a subject.
+    assert decide(WHO["org1"], "community_desk", "read", Facts()) is Decision.HIDE
+
+
+def test_refusals_map_to_statuses() -> None:
+    assert [d.status for d in Decision] == [200, 403, 404]
+
+
+#                                  m1    m2    org1  org2  hr1   hr2   admin
+SCOPES: dict[Resource, tuple[str, ...]] = {
+    "member": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*"),
+    "wish": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*"),
+    "grid": ("*", "*", "c:1", "c:2", "*", "*", "*"),
+    "station": ("*", "*", "c:1", "c:2", "*", "*", "*"),
+    "unit": ("*",) * 7,
+    "community": ("*",) * 7,
+    "station_kind": ("*",) * 7,
+    "resource": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
+    "project": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
+    "campaign": ("-", "-", "c:1", "c:2", "-", "-", "*"),
+    "community_desk": ("-", "-", "c:1", "c:2", "-", "-", "*"),
+}
+
+
+def _scope_code(s: ListScope | None) -> str:
+    if s is None:
+        return "-"
+    if s.unconfined:
+        return "*"
+    if s.member_id:
+        return "m:" + s.member_id[-1]
+    if s.community_id:
+        return "c:" + s.community_id[-1]
+    assert s.unit_id
+    return "u:" + s.unit_id[-1]
+
+
+@pytest.mark.parametrize("resource", sorted(SCOPES))
+def test_list_scopes(resource: Resource) -> None:
+    got = tuple(_scope_code(list_scope(p, resource)) for p in WHO.values())
+    assert got == SCOPES[resource], f"{resource}: {' '.join(WHO)}"
+
+
+def test_a_list_of_something_unlisted_is_a_programming_error() -> None:
+    with pytest.raises(KeyError):
+        list_scope(WHO["m1"], "token")
+
+
+def test_filters_stay_within_the_scope() -> None:
+    assert within(None, C1) and within(C1, C1) and within(C2, None)
+    assert not within(C2, C1)
+
+
+@pytest.mark.parametrize(
+    ("role", "subject", "kind", "assignee", "expected"),
+    [
+        ("member", M1, "member", M1, True),
+        ("member", M2, "member", M1, False),
+        ("hr", U1, "unit", U1, True),
+        ("hr", U1, "member", U1, False),
+        ("member", U1, "unit", U1, False),
+        ("organizer", C1, "member", M1, False),
+        ("admin", "admin", "unit", U1, False),
+        ("member", M1, None, None, False),
+    ],
+)
+def test_the_assignee_of_a_wish(
+    role: str, subject: str, kind: str | None, assignee: str | None, expected: bool
+) -> None:
+    assert is_assignee(role, subject, kind, assignee) is expected
+
+
+def test_a_recorded_command_is_judged_by_its_actor() -> None:
+    of_c1 = Facts(community_id=C1)
+    assert actor_may("organizer", C1, "wish", of_c1)
+    assert actor_may("admin", "admin", "wish", of_c1)
+    assert not actor_may("organizer", C2, "wish", of_c1)
+    assert not actor_may("member", M1, "wish", of_c1)
+    assert actor_may("hr", U1, "resource", Facts(unit_id=U1))
+    assert not actor_may("hr", U2, "resource", Facts(unit_id=U1))
+    # A role the policy does not know is allowed nothing.
+    assert not actor_may("root", "admin", "wish", of_c1)
+
+
+def test_roles_are_the_tokens_roles() -> None:
+    for rule in RULES.values():
+        assert rule.change_roles <= set(ROLES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -13,10 +14,19 @@ from api.schemas import CheckinAccepted, CheckinIn
 from services import topics
 from services.events import CheckinScanned, derived_id, utcnow
 from services.metrics import CHECKINS as CHECKIN_METRIC
-from services.reads.registry import member_at
+from services.reads.registry import MemberHistory, MemberThen
 from services.registry import NotFound
 from services.station_codes import StationCodeExpired, verify_scan_token
 from services.tokens import InvalidToken
+
+
+def _history(ctx: Any) -> MemberHistory:
+    """One member history cache per app (its warehouse client)."""
+    history: MemberHistory | None = getattr(ctx, "member_history", None)
+    if history is None:
+        history = ctx.member_history = MemberHistory(ctx.warehouse)
+    return history
+
 
 router = APIRouter(prefix="/v1", tags=["checkins"])
 _ACCEPTED = CHECKIN_METRIC.labels(result="accepted")
@@ -93,16 +103,18 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
     # offline before the member's record changed (a move, leaving) is read against the registry
     # as it stood then. Rare (a late scan of a member changed since), so the history is read
     # only then; `version` is the record's update time in microseconds.
-    unit_id, community_id, status = member.unit_id, member.community_id, member.status
+    now_member = MemberThen(member.unit_id, member.community_id, member_grid_id, member.status)
+    then = now_member
     if scanned_at.timestamp() * 1_000_000 < member.version:
-        then = await asyncio.to_thread(member_at, ctx.warehouse, member.id, scanned_at)
-        if then is not None:
-            unit_id, community_id, member_grid_id, status = (
-                then.unit_id,
-                then.community_id,
-                then.grid_id,
-                then.status,
-            )
+        then = await asyncio.to_thread(
+            _history(ctx).at, now_member, member.id, member.version, scanned_at
+        )
+    unit_id, community_id, member_grid_id, status = (
+        then.unit_id,
+        then.community_id,
+        then.grid_id,
+        then.status,
+    )
     if status != "active":
         # A member who left or was transferred away serves no longer here; nothing is credited.
         raise ApiError(

@@ -4,11 +4,13 @@ Single records by id come from `services.registry` (cached); these read lists of
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from services.counting import MEMBERS_AS_OF_SQL
 from services.warehouse.client import Warehouse
 
 
@@ -22,19 +24,79 @@ class MemberThen:
     status: str
 
 
-def member_at(wh: Warehouse, member_id: str, at: datetime) -> MemberThen | None:
-    """The member's unit, community, grid and status as they stood at `at` (from
-    `registry_history`, the one rule of `services.counting.MEMBERS_AS_OF_SQL`); None if the
-    member is unknown. For a scan made before a move and sent later (queued offline)."""
+# The fields that decide whose a member's service is, and whether it counts at all.
+_ATTRIBUTION = ("unit_id", "community_id", "grid_id", "status")
+
+
+@dataclass(frozen=True)
+class Change:
+    at: datetime
+    field: str
+    before: str | None  # the value before the change
+
+
+def member_changes(wh: Warehouse, member_id: str) -> list[Change]:
+    """The member's changes of unit, community, grid and status, oldest first (a key range of
+    `registry_history`)."""
     rows = wh.query(
-        f"SELECT unit_id, community_id, grid_id, status FROM ({MEMBERS_AS_OF_SQL}) "
-        "WHERE id = %(m)s",
-        {"cutoff": at, "m": member_id},
+        """
+        SELECT changed_at, tupleElement(x, 1), tupleElement(x, 2)
+        FROM registry_history FINAL
+        ARRAY JOIN arrayZip(fields, before) AS x
+        WHERE entity_kind = 'member' AND entity_id = %(m)s AND operation = 'update'
+          AND tupleElement(x, 1) IN %(f)s
+        ORDER BY changed_at, version
+        """,
+        {"m": member_id, "f": list(_ATTRIBUTION)},
     )
-    if not rows:
-        return None
-    unit_id, community_id, grid_id, status = rows[0]
-    return MemberThen(str(unit_id), str(community_id), grid_id and str(grid_id), str(status))
+    out = []
+    for at, name, before in rows:
+        value = json.loads(before) if before is not None else None
+        when = at if at.tzinfo else at.replace(tzinfo=UTC)
+        out.append(Change(when, str(name), None if value is None else str(value)))
+    return out
+
+
+def member_then(now: MemberThen, changes: list[Change], at: datetime) -> MemberThen:
+    """The member as they stood at `at`: each field's value before its earliest change after
+    `at` (the rule `services.counting.MEMBERS_AS_OF_SQL` applies to every member at once)."""
+    values = {f: getattr(now, f) for f in _ATTRIBUTION}
+    seen: set[str] = set()
+    for c in changes:
+        if c.at > at and c.field not in seen and c.field in values:
+            seen.add(c.field)
+            values[c.field] = c.before
+    return MemberThen(
+        unit_id=values["unit_id"] or "",
+        community_id=values["community_id"] or "",
+        grid_id=values["grid_id"],
+        status=values["status"] or "",
+    )
+
+
+class MemberHistory:
+    """`member_changes` remembered per member and record version (a changed record has a new
+    version, so an entry never goes stale); at most `size` members, least recently used out."""
+
+    def __init__(self, wh: Warehouse, size: int = 10_000) -> None:
+        self.wh = wh
+        self.size = size
+        self._cache: OrderedDict[tuple[str, int], list[Change]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def at(self, now: MemberThen, member_id: str, version: int, at: datetime) -> MemberThen:
+        key = (member_id, version)
+        with self._lock:
+            changes = self._cache.get(key)
+            if changes is not None:
+                self._cache.move_to_end(key)
+        if changes is None:
+            changes = member_changes(self.wh, member_id)
+            with self._lock:
+                self._cache[key] = changes
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        return member_then(now, changes, at)
 
 
 def community_names(wh: Warehouse, ids: list[str] | None = None) -> list[tuple[str, str]]:

@@ -198,8 +198,9 @@ class StationTotals:
 def week_stations(wh: Warehouse, member_id: str, week: str) -> list[StationTotals]:
     """One member's ISO week by station, from the agent's weekly rows."""
     rows = wh.query(
-        "SELECT station_id, sessions, credited_seconds FROM member_weeks FINAL "
-        "WHERE week = %(w)s AND member_id = %(m)s ORDER BY station_id",
+        # One row per station: a member who moved that week has a row per unit at a station.
+        "SELECT station_id, sum(sessions), sum(credited_seconds) FROM member_weeks FINAL "
+        "WHERE week = %(w)s AND member_id = %(m)s GROUP BY station_id ORDER BY station_id",
         {"w": week, "m": member_id},
     )
     return [StationTotals(str(s), int(n), int(secs)) for s, n, secs in rows]

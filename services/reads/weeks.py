@@ -61,6 +61,9 @@ class WeekFigures:
     served: int
     seconds: int
     not_served: list[str] = field(default_factory=list)
+    # Of the served, those registered in the scope (a station's figures also count visitors
+    # from other communities among the served); None: every served member is registered.
+    served_registered: int | None = None
 
     @property
     def hours(self) -> float:
@@ -68,7 +71,9 @@ class WeekFigures:
 
     @property
     def rate(self) -> float:
-        return round(self.served / self.registered, 4) if self.registered else 0.0
+        """The share of the registered members who served."""
+        n = self.served if self.served_registered is None else self.served_registered
+        return round(n / self.registered, 4) if self.registered else 0.0
 
 
 def _params(week: str, last_day: date, now: datetime, **extra: Any) -> dict[str, Any]:
@@ -147,6 +152,7 @@ def station_week(
         served=len(served),
         seconds=sum(int(s) for _, _, s in rows),
         not_served=sorted(registered - served),
+        served_registered=len(served & registered),
     )
 
 

@@ -172,10 +172,11 @@ def make_world(stack: Stack, history: History, now: datetime) -> World:
 
 def settled(play: Play) -> list[str]:
     """What still differs between the warehouse and the pure rules run on the same events as
-    the API stamped them (empty: the pipeline has caught up)."""
+    the API stamps them: with the registry as it stood when each scan was made (empty: the
+    pipeline has caught up)."""
     wh = play.stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
     ids = [m.member_id for m in play.world.members]
-    states = run_model(play.world, play.log, utcnow(), "arrival")
+    states = run_model(play.world, play.log, utcnow(), "done")
     want_sessions = {
         r.session_id: (
             r.member_id,
@@ -268,7 +269,7 @@ def play_history(stack: Stack, history: History) -> tuple[Play, list[Violation]]
         play.play_scan(member, p, now)
     settle(play, violations, "scans")
     # 2. Reviews of sessions the warehouse shows (an organizer reviews what they see).
-    states = run_model(play.world, play.log, utcnow(), "arrival")
+    states = run_model(play.world, play.log, utcnow(), "done")
     for rp in history.reviews:
         candidates = reviewable(states[rp.member])
         if not candidates:

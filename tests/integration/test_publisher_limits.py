@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from services.events import CampaignUpserted
 from services.events.engagement import Campaign, GridAssignment
 from services.publisher import Publisher, PublishRefused
 from services.settings import Settings
+from tests.support.stack import run_async
 
 pytestmark = [pytest.mark.kafka]
 
@@ -63,6 +63,7 @@ def test_a_record_over_the_message_limit_is_refused_not_unavailable(broker: Brok
             finally:
                 await publisher.aclose()
 
-        asyncio.run(on_the_loop())
+        # In a thread of its own: the browser tests keep an event loop running in this one.
+        run_async(on_the_loop())
     finally:
         publisher.close()

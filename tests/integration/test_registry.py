@@ -442,8 +442,11 @@ def test_moving_a_member_keeps_earlier_scans_with_the_old_unit(
         f"/v1/members/{m['id']}", json={"unit_id": u3["id"]}, headers=stack.admin
     )
     assert r.status_code == 200 and r.json()["unit_id"] == u3["id"]
-    scan("in", now - timedelta(hours=2))
-    scan("out", now - timedelta(hours=1))
+    # Service after the move goes to the new unit (a scan made before it, sent late, would not:
+    # tests/integration/test_late_scan_attribution.py).
+    after = datetime.now(UTC)
+    scan("in", after)
+    scan("out", after + timedelta(seconds=90))
 
     wh = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
 
@@ -462,7 +465,7 @@ def test_moving_a_member_keeps_earlier_scans_with_the_old_unit(
         {"m": m["id"]},
     )
     # Hours earned before the move stay with the old unit; after it, they go to the new one.
-    assert [(u, s) for u, s, _ in got] == [(u1["id"], 7200), (u3["id"], 3600)]
+    assert [(u, s) for u, s, _ in got] == [(u1["id"], 7200), (u3["id"], 90)]
     # The scan carried the member's level-4 grid (the parent of their level-5 building).
     assert {g for _, _, g in got} == {g1["id"]}
     scans = wh.query(

@@ -101,10 +101,15 @@ async def seek_offsets(
     self: Any, consumer: Any, tps: set[TP], offsets: Counter[TP], title: str
 ) -> None:
     """`Recovery._seek_offsets` without its crash: faust maps a changelog start offset of -1 to
-    0 but passes any other negative one to aiokafka, which raises `ValueError('Offset must be a
-    positive integer')` and takes the worker down (twice in one rebalance-storm drill). A
-    negative start means "before the first record": read the partition from offset 0."""
-    await consumer.seek_wait({tp: max(int(offsets[tp]), 0) for tp in tps})
+    0 but passes None (no offset known for the partition) and any other negative one on to
+    aiokafka, which raises `ValueError('Offset must be a positive integer')` and takes the
+    worker down (the rebalance-storm drills: up to 14 crashes in a run). Both mean "before the
+    first record": read the partition from offset 0."""
+    await consumer.seek_wait({tp: _start_offset(offsets[tp]) for tp in tps})
+
+
+def _start_offset(offset: int | None) -> int:
+    return 0 if offset is None else max(int(offset), 0)
 
 
 def apply() -> None:

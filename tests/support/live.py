@@ -5,8 +5,6 @@ The fixtures that use them are in tests/browser/conftest.py."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from infra import stack as infra_stack
 from services.settings import Settings
 from services.tokens import sign_station
 from tests.support.stack import settings_env
@@ -49,7 +48,7 @@ class Live:
         self.settings = settings
         self.base_url = settings.public_url
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: infra_stack.Proc | None = None
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
 
     def env(self) -> dict[str, str]:
@@ -66,47 +65,16 @@ class Live:
         }
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:create_app",
-                "--factory",
-                "--host",
-                self.settings.api_host,
-                "--port",
-                str(self.settings.api_port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        """The API in a process of its own, started by the stack helper (infra.stack) the way
+        `make run`, the benchmarks and the drills start it."""
+        proc = infra_stack.api_proc(
+            self.settings.api_port, self.env(), self.log_path, host=self.settings.api_host
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"API exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if self.http.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"API not healthy: {self.log_path.read_text()[-3000:]}")
+        self.proc = infra_stack.start_api(proc, self.settings.api_port, timeout_s=90)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            self.proc.stop()
         self.proc = None
 
     def restart(self) -> None:

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                 if not isinstance(e, CheckinScanned):
                     continue
                 r = route_for_event(e)
-                rows[r.table].append(r.to_row(e))
+                row = r.to_row(e)
+                # Raw scans carry their place in the log, as the sink writes them.
+                rows[r.table].append((*row, m.partition, m.offset) if r.positioned else row)
                 columns[r.table] = r.columns
                 state = states.get(e.member_id) or MemberState(member_id=e.member_id)
                 try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from services.publisher import Publisher
 from services.ratelimit import RateLimiter
+from services.reads.registry import MemberHistory
 from services.registry import Registry
 from services.revocations import RevocationList
 from services.settings import Settings
@@ -37,8 +38,11 @@ class AppContext:
     registry: Registry
     revocations: RevocationList
     limits: Limits = field(init=False)
+    # Late scans of members changed since: their registry history, per record version.
+    member_history: MemberHistory = field(init=False)
     sink: Sink | None = None
     sink_thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self.limits = Limits.from_settings(self.settings)
+        self.member_history = MemberHistory(self.warehouse)

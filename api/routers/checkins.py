@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter
 
@@ -14,19 +13,10 @@ from api.schemas import CheckinAccepted, CheckinIn
 from services import topics
 from services.events import CheckinScanned, derived_id, utcnow
 from services.metrics import CHECKINS as CHECKIN_METRIC
-from services.reads.registry import MemberHistory, MemberThen
+from services.reads.registry import MemberThen
 from services.registry import NotFound
 from services.station_codes import StationCodeExpired, verify_scan_token
 from services.tokens import InvalidToken
-
-
-def _history(ctx: Any) -> MemberHistory:
-    """One member history cache per app (its warehouse client)."""
-    history: MemberHistory | None = getattr(ctx, "member_history", None)
-    if history is None:
-        history = ctx.member_history = MemberHistory(ctx.warehouse)
-    return history
-
 
 router = APIRouter(prefix="/v1", tags=["checkins"])
 _ACCEPTED = CHECKIN_METRIC.labels(result="accepted")
@@ -107,7 +97,7 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
     then = now_member
     if scanned_at.timestamp() * 1_000_000 < member.version:
         then = await asyncio.to_thread(
-            _history(ctx).at, now_member, member.id, member.version, scanned_at
+            ctx.member_history.at, now_member, member.id, member.version, scanned_at
         )
     unit_id, community_id, member_grid_id, status = (
         then.unit_id,

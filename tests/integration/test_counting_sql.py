@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +14,7 @@ import pytest
 
 from services import counting
 from services.events import SessionRecorded
+from services.reads.registry import Change, MemberThen, member_then
 from services.sessions import contributes
 from services.settings import Settings
 from services.warehouse.client import Warehouse, connect
@@ -206,3 +209,57 @@ def test_registered_as_of_a_week_undoes_later_changes(wh: Warehouse) -> None:
         "r5",
         "r6",
     ]
+
+
+def test_one_member_then_is_the_as_of_rule_of_all_members(wh: Warehouse) -> None:
+    """`member_then` (one member, in Python, for a late scan) and `MEMBERS_AS_OF_SQL` (every
+    member, for a past week) are one rule: random histories of moves and status changes, read
+    at instants between the changes, give the same unit, community, grid and status."""
+    rng = random.Random(20261130)
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    values = {
+        "unit_id": ["uA", "uB", "uC"],
+        "community_id": ["cA", "cB"],
+        "grid_id": [None, "g1", "g2"],
+        "status": ["active", "inactive", "left"],
+    }
+    members: dict[str, MemberThen] = {}
+    histories: dict[str, list[Change]] = {}
+    rows = []
+    for n in range(40):
+        mid = f"then{n}"
+        state = {f: rng.choice(v) for f, v in values.items()}
+        changes: list[Change] = []
+        at = t0
+        version = 1
+        for _ in range(rng.randrange(0, 6)):
+            at += timedelta(hours=rng.randrange(1, 72), seconds=1)
+            version += 1
+            fields = rng.sample(sorted(values), rng.randrange(1, 3))
+            diff: dict[str, tuple[str, str]] = {}
+            for f in fields:
+                new = rng.choice([v for v in values[f] if v != state[f]])
+                diff[f] = (json.dumps(state[f]), json.dumps(new))
+                changes.append(Change(at, f, state[f]))
+                state[f] = new
+            _history(wh, mid, version, at, diff)
+        members[mid] = MemberThen(
+            state["unit_id"] or "", state["community_id"] or "", state["grid_id"], state["status"]
+        )
+        histories[mid] = changes
+        rows.append(
+            (mid, mid, state["unit_id"], state["community_id"], state["grid_id"], state["status"])
+        )
+    wh.insert("members", rows, ["id", "name", "unit_id", "community_id", "grid_id", "status"])
+    # Instants never equal to a change (changes fall on whole seconds + 1 s; these on half hours).
+    for k in range(0, 24 * 40, 37):
+        at = t0 + timedelta(hours=k, minutes=30)
+        sql = (
+            f"SELECT id, unit_id, community_id, grid_id, status FROM ({counting.MEMBERS_AS_OF_SQL})"
+        )
+        got = {
+            str(r[0]): MemberThen(str(r[1]), str(r[2]), r[3], str(r[4]))
+            for r in wh.query(sql + " WHERE id LIKE 'then%%'", {"cutoff": at})
+        }
+        want = {m: member_then(now, histories[m], at) for m, now in members.items()}
+        assert got == want, at

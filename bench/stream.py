@@ -31,7 +31,7 @@ from bench import stack
 from bench.scans import generate
 from services.events import utcnow
 from services.settings import Settings
-from services.topics import CHECKINS, MEMBER_WEEKS, SESSIONS
+from services.topics import CHECKINS, MEMBER_WEEKS, SESSIONS, STREAMS_APP_ID
 
 CHECK_SQL = [
     "SELECT count(), sum(credited_seconds) FROM sessions FINAL WHERE voided = 0 AND counted = 1",
@@ -138,7 +138,7 @@ def run_pipeline(
         sink.wait_log(b"sink starting", 60)
         admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10000)
         probe = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap, api_version=(3, 9))
-        faust_group = s.topic("volunteer-streams")
+        faust_group = s.topic(STREAMS_APP_ID)
         # The rebalance that a second worker's join causes is start-up, not throughput.
         _wait_group(admin, faust_group, workers)
         time.sleep(2)

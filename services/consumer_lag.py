@@ -15,7 +15,7 @@ from typing import Any
 
 from services.processors import ROUTES
 from services.settings import Settings
-from services.topics import CHECKINS
+from services.topics import CHECKINS, STREAMS_APP_ID
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def groups(settings: Settings) -> dict[str, tuple[str, list[str]]]:
     """Name shown in /healthz -> (consumer group id, topics it must read). The worker's group
     is the faust app id; its other input topics are found from its commits."""
     return {
-        "worker": (settings.topic("volunteer-streams"), [settings.topic(CHECKINS.name)]),
+        "worker": (settings.topic(STREAMS_APP_ID), [settings.topic(CHECKINS.name)]),
         "sink": (settings.topic("clickhouse-sink"), [settings.topic(t) for t in ROUTES]),
     }
 

@@ -40,13 +40,13 @@ from pydantic import BaseModel
 from services import metrics
 from services.events import utcnow
 from services.settings import Settings
-from services.topics import CHECKINS
+from services.topics import CHECKINS, STREAMS_APP_ID
 from services.warehouse.client import Warehouse
 
 log = logging.getLogger(__name__)
 
-# The session agent's consumer group: the faust app id (streams/app.py), with the prefix.
-SESSION_AGENT_GROUP = "volunteer-streams"
+# The session agent's consumer group: the faust app id, with the prefix.
+SESSION_AGENT_GROUP = STREAMS_APP_ID
 # Scans are named by sessions that began at most this long before them: a session is closed by
 # its check-out or, forgotten, at the end of its local day plus a grace of at most a day.
 SESSION_SPAN = timedelta(days=2)

@@ -71,6 +71,30 @@ ACTIVATIONS = TopicSpec("activations", partitions=1, compacted=True)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
+# The faust app's id: its consumer group, and the prefix faust gives its own topics.
+STREAMS_APP_ID = "volunteer-streams"
+
+
+def changelog(table: str, partitions: int) -> TopicSpec:
+    """The changelog topic faust keeps for one of the app's tables (`<app id>-<table>-changelog`,
+    compacted, partitioned like the table). Declared here so a deploy creates it with the input
+    topics: when faust made it at a worker's first start, the group's first rebalances could run
+    before the new topic was in the leader's metadata ("Ignoring missing topic"), and the table's
+    partitions were then not recovered until the next rebalance."""
+    return TopicSpec(f"{STREAMS_APP_ID}-{table}-changelog", partitions, compacted=True)
+
+
+# The session agent's tables, keyed by member id (co-partitioned with checkins).
+MEMBER_STATE_TABLE = "member-session-state-v2"
+PARTITION_INDEX_TABLE = "session-partition-index-v2"
+# The lists agent's table, keyed by item id (co-partitioned with lists.commands).
+LIST_ITEM_TABLE = "list-item-state"
+STREAMS_CHANGELOGS: tuple[TopicSpec, ...] = (
+    changelog(MEMBER_STATE_TABLE, CHECKINS.partitions),
+    changelog(PARTITION_INDEX_TABLE, CHECKINS.partitions),
+    changelog(LIST_ITEM_TABLE, LIST_COMMANDS.partitions),
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     REVOCATIONS,
     ASSESSMENT_RULES,
@@ -96,6 +120,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SESSION_REVIEWS,
     SESSION_CLOCK,
     MEMBER_WEEKS,
+    *STREAMS_CHANGELOGS,
 )
 
 

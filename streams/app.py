@@ -14,7 +14,7 @@ import faust
 from services import metrics
 from services.logging import dict_config as log_dict_config
 from services.settings import get_settings
-from services.topics import CHECKINS, DEAD_LETTER, TopicSpec
+from services.topics import CHECKINS, DEAD_LETTER, STREAMS_APP_ID, TopicSpec
 from streams import faust_fixes
 
 faust_fixes.apply()
@@ -22,7 +22,7 @@ faust_fixes.apply()
 settings = get_settings()
 
 app = faust.App(
-    settings.topic("volunteer-streams"),
+    settings.topic(STREAMS_APP_ID),
     broker=f"kafka://{settings.kafka_bootstrap}",
     # In-memory tables recover from their changelog topics on start; a national deployment
     # with millions of members per worker would switch to rocksdb:// (rocksdict).
@@ -30,7 +30,8 @@ app = faust.App(
     datadir=str(settings.data_dir / "faust"),
     topic_partitions=CHECKINS.partitions,
     topic_replication_factor=1,
-    # Agents only send to declared topics; faust's own changelog topics are created by faust.
+    # Agents only send to declared topics; the tables' changelog topics are declared with the
+    # others (services.topics.STREAMS_CHANGELOGS), so faust finds them made.
     topic_allow_declare=True,
     web_enabled=True,
     web_port=settings.worker_web_port,

@@ -29,11 +29,11 @@ from infra.stack import Proc, free_port
 from services.events import CheckinScanned, derived_id, utcnow
 from services.settings import Settings
 from services.tokens import issue_bearer, sign_station
-from services.topics import CHECKINS, MEMBER_WEEKS, SESSIONS
+from services.topics import CHECKINS, MEMBER_WEEKS, SESSIONS, STREAMS_APP_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-FAUST_GROUP = "volunteer-streams"
+FAUST_GROUP = STREAMS_APP_ID
 SINK_GROUP = "clickhouse-sink"
 
 

@@ -15,7 +15,14 @@ from typing import Any
 
 from services.events import ListCommand, ResourceRecorded, WishRecorded, derived_id, parse_event
 from services.lists import ItemState, apply
-from services.topics import LIST_COMMANDS, LIST_REJECTIONS, LIST_TRANSITIONS, RESOURCES, WISHES
+from services.topics import (
+    LIST_COMMANDS,
+    LIST_ITEM_TABLE,
+    LIST_REJECTIONS,
+    LIST_TRANSITIONS,
+    RESOURCES,
+    WISHES,
+)
 from streams.app import app, dead_letter_topic, raw_topic, settings
 from streams.guarantee import Guarantee, applied_key
 
@@ -29,7 +36,7 @@ rejections_topic = raw_topic(LIST_REJECTIONS)
 transitions_topic = raw_topic(LIST_TRANSITIONS)
 
 item_state = app.Table(
-    "list-item-state",
+    LIST_ITEM_TABLE,
     default=None,
     key_type=str,
     value_type=str,

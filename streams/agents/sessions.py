@@ -58,7 +58,9 @@ from services.sessions import (
 from services.topics import (
     CHECKINS,
     DEAD_LETTER,
+    MEMBER_STATE_TABLE,
     MEMBER_WEEKS,
+    PARTITION_INDEX_TABLE,
     SESSION_CLOCK,
     SESSION_REVIEWS,
     SESSIONS,
@@ -120,7 +122,7 @@ clock_topic = raw_topic(SESSION_CLOCK)
 # Keyed by member id (bytes); the value is MemberState as JSON bytes, stored raw. (v2: the
 # first version kept JSON text inside a JSON string; a new name, so no worker reads both.)
 member_state = app.Table(
-    "member-session-state-v2",
+    MEMBER_STATE_TABLE,
     default=None,
     key_type=bytes,
     value_type=bytes,
@@ -129,7 +131,7 @@ member_state = app.Table(
 # Keyed b"p<partition>": {"clock": latest tick (ISO), "open": [member ids with an open session]}.
 # The clock ticks only these members, so a tick costs the open sessions, not every member.
 partition_index = app.Table(
-    "session-partition-index-v2",
+    PARTITION_INDEX_TABLE,
     default=None,
     key_type=bytes,
     value_type=bytes,

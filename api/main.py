@@ -31,6 +31,7 @@ from api.routers import (
     reconciliation,
     records,
     registry,
+    reminders,
     resources,
     sessions,
     station_screen,
@@ -143,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     # The latest reconciliation of raw scans against sessions (issue 18).
     app.include_router(reconciliation.router)
+    # Reminders: inboxes and what a member receives (issue 14).
+    app.include_router(reminders.router)
 
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -53,6 +53,7 @@ Resource = Literal[
     "import",
     "token",
     "token_issue",
+    "reminders",
 ]
 
 
@@ -271,6 +272,12 @@ RULES: dict[Resource, Rule] = {
         _ORG,
     ),
     "checkin": Rule("a member's own scan", _own_member, _own_member, frozenset({"member"})),
+    "reminders": Rule(
+        "a member's own reminders (inbox) and the kinds they receive: the member alone",
+        _own_member,
+        _own_member,
+        frozenset({"member"}),
+    ),
     "community_rating": Rule(
         "a member's rating of their own community's arrangements",
         _own_member,

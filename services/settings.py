@@ -183,6 +183,21 @@ class Settings(BaseSettings):
     health_max_lag: int = Field(default=50_000, ge=1)
     health_lag_interval_s: float = Field(default=10.0, gt=0)
 
+    # Reminders (services.reminders): decided every REMINDERS_INTERVAL_S (0 = off) where the
+    # sink runs; none is created or sent in the quiet hours (local, start inclusive, end
+    # exclusive; they may wrap midnight).
+    reminders_interval_s: float = Field(default=300.0, ge=0)
+    reminders_quiet_start_h: int = Field(default=21, ge=0, le=23)
+    reminders_quiet_end_h: int = Field(default=8, ge=0, le=23)
+    # Delivery beyond the page's inbox: an HTTP SMS gateway (off while SMS_GATEWAY_URL is
+    # empty). A send is tried SMS_ATTEMPTS times, waiting SMS_RETRY_S, 2x, 4x ... between.
+    sms_gateway_url: str = ""
+    sms_gateway_key: str = ""
+    sms_sign_name: str = ""
+    sms_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    sms_attempts: int = Field(default=3, ge=1, le=10)
+    sms_retry_s: float = Field(default=1.0, ge=0, le=60)
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         if not self.kafka_bootstrap:

@@ -68,6 +68,14 @@ SERVICE_RECORDS = TopicSpec("service-records", partitions=1, compacted=True)
 # Phone activation codes, keyed by the code's HMAC; compacted: only the latest state (issued or
 # redeemed) of a code matters, and it must survive restarts and replays.
 ACTIVATIONS = TopicSpec("activations", partitions=1, compacted=True)
+# Reminders created for a member's inbox (or a community's, for the organizer), keyed by the
+# recipient id; their ids are derived from kind, recipient and period, so a repeated decision
+# is the same event.
+NOTIFICATIONS = TopicSpec("notifications", partitions=3)
+# What became of each send beyond the inbox (sent, failed, no address), keyed by notification.
+NOTIFICATION_DELIVERIES = TopicSpec("notification-deliveries", partitions=1)
+# A member's choice per kind of reminder, keyed member|kind: only the latest matters.
+REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted=True)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -120,6 +128,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SESSION_REVIEWS,
     SESSION_CLOCK,
     MEMBER_WEEKS,
+    NOTIFICATIONS,
+    NOTIFICATION_DELIVERIES,
+    REMINDER_PREFERENCES,
     *STREAMS_CHANGELOGS,
 )
 

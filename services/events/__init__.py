@@ -36,6 +36,12 @@ from services.events.engagement import (
     WishFields,
     WishRecorded,
 )
+from services.events.notifications import (
+    NotificationCreated,
+    NotificationDelivered,
+    ReminderKind,
+    ReminderPreferenceSet,
+)
 from services.events.records import ServiceRecordIssued
 from services.events.registry import (
     Community,
@@ -119,3 +125,10 @@ __all__ += [
 __all__ += ["ClockTicked", "MemberWeekRecorded", "ReviewAction", "SessionReviewed"]
 
 __all__ += ["ActivationRecorded"]
+
+__all__ += [
+    "NotificationCreated",
+    "NotificationDelivered",
+    "ReminderKind",
+    "ReminderPreferenceSet",
+]

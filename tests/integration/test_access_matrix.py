@@ -305,6 +305,14 @@ CASES: dict[tuple[str, str], Case] = {
         why="confined to the caller: an organizer gets their own community's week",
     ),
     ("GET", "/v1/communities/{community_id}/on-site"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/inbox"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/members/{member_id}/inbox"): Case(
+        frozenset({"m1"}), why="a member's reminders are theirs alone (not even the admin's)"
+    ),
+    ("GET", "/v1/members/{member_id}/reminder-preferences"): Case(frozenset({"m1"})),
+    ("PUT", "/v1/members/{member_id}/reminder-preferences"): Case(
+        frozenset({"m1"}), body=lambda w: {"weekly_nudge": True}
+    ),
     ("GET", "/v1/communities/{community_id}/posters"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/feedback"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/units/{unit_id}/weekly"): Case(HR_OR_ADMIN),

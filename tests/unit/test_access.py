@@ -66,6 +66,7 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     ("session", "M2 at C1"): (VISITING_SESSION, True, "HHAHHHA", "FFAHFFA"),
     ("session_feedback", "M2 at C1"): (VISITING_SESSION, True, "HHAAHHA", "FFAAFFA"),
     ("checkin", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
+    ("reminders", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
     ("community_rating", "M1 of C1"): (
         Facts(member_id=M1, community_id=C1),
         True,

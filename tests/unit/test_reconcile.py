@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from services import reconcile
 from services.reconcile import Reconciler, Snapshots, bounds_array
 from services.settings import Settings
+from services.topics import STREAMS_APP_ID
 from services.warehouse.client import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +42,10 @@ def test_the_settled_snapshot_is_the_newest_one_old_enough() -> None:
 
 
 def test_the_group_is_the_session_agents_own() -> None:
-    # services must not import streams: the faust app id is named twice, so keep them equal.
+    # services must not import streams: both name the app id declared in services.topics.
     app = (ROOT / "streams" / "app.py").read_text()
-    assert f'settings.topic("{reconcile.SESSION_AGENT_GROUP}")' in app
+    assert reconcile.SESSION_AGENT_GROUP == STREAMS_APP_ID
+    assert "settings.topic(STREAMS_APP_ID)" in app
 
 
 class FakeWarehouse:

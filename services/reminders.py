@@ -1,0 +1,158 @@
+"""What reminds whom, and when (提醒): the rules, pure; `services.reminder_job` applies them.
+
+Reminders inform, they never nag (the government-app rules forbid mandatory clock-in):
+
+- **A weekly nudge** to a registered member who has not served this week: on Thursday evening
+  (time to plan the weekend) and on Saturday morning (the usual service day). Two moments, so
+  at most two nudges a member a week; none once the member has served (who is nudged is decided
+  at each moment from the week's figures); none to a member who turned them off. A moment missed
+  while the job was down is not made up later: only the latest moment that has come is decided.
+- **The organizer's digest** on Sunday evening: the community's members still not served this
+  week, in its inbox on the organizer's page (a community has no phone of its own).
+- **Quiet hours** (21:00-08:00 local by default): nothing is decided in them; a moment that
+  falls in them waits for their end, within the same week.
+
+A notification's id is derived from its kind, recipient, week and moment, so a decision made
+twice (two sink processes, a restart, the next run of the job) is the same notification: the
+inbox shows it once and it is sent once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.events import NotificationCreated, ReminderKind, derived_id
+from services.timeutil import iso_week, local
+
+KINDS: tuple[ReminderKind, ...] = ("weekly_nudge", "organizer_digest")
+# Which kinds a member may turn off (the digest goes to the community, not to a member).
+MEMBER_KINDS: tuple[ReminderKind, ...] = ("weekly_nudge",)
+
+
+@dataclass(frozen=True)
+class Moment:
+    name: str
+    weekday: int  # Monday = 0, as date.weekday()
+    hour: int  # local
+
+
+NUDGE_MOMENTS = (Moment("thu", 3, 18), Moment("sat", 5, 10))
+DIGEST_MOMENT = Moment("sun", 6, 18)
+
+
+def in_quiet_hours(now: datetime, start_h: int, end_h: int) -> bool:
+    """Whether local `now` lies in [start_h, end_h) (the range may wrap midnight)."""
+    h = local(now).hour
+    if start_h == end_h:
+        return False
+    if start_h < end_h:
+        return start_h <= h < end_h
+    return h >= start_h or h < end_h
+
+
+def due_moment(now: datetime, moments: tuple[Moment, ...]) -> Moment | None:
+    """The latest of this ISO week's `moments` that has come by `now` (local), if any."""
+    t = local(now)
+    due = None
+    for m in moments:
+        if (t.weekday(), t.hour) >= (m.weekday, m.hour):
+            due = m
+    return due
+
+
+def notification_id(kind: ReminderKind, recipient_id: str, week: str, moment: str) -> str:
+    return derived_id("notification", kind, recipient_id, week, moment)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    member_id: str
+    name: str
+
+
+def weekly_nudges(
+    now: datetime,
+    community_id: str,
+    community_name: str,
+    not_served: list[Recipient],
+    turned_off: set[str],
+) -> list[NotificationCreated]:
+    """This moment's nudges to the community's members not served this week (empty outside a
+    moment: before Thursday evening)."""
+    moment = due_moment(now, NUDGE_MOMENTS)
+    if moment is None:
+        return []
+    week = iso_week(now)
+    last_call = moment is NUDGE_MOMENTS[-1]
+    out = []
+    for r in not_served:
+        if r.member_id in turned_off:
+            continue
+        body = (
+            f"{r.name}同志，您好！本周（{week_label(week)}）您还没有到{community_name}参加志愿服务。"
+            + ("本周日前" if not last_call else "今明两天")
+            + "到社区任一服务站扫码签到即可。如因出差、培训、病假等不能参加，请与社区联系说明。"
+            "（不想再收到此类提醒，可在手机页面的「提醒设置」中关闭。）"
+        )
+        out.append(
+            NotificationCreated(
+                event_id=notification_id("weekly_nudge", r.member_id, week, moment.name),
+                occurred_at=now,
+                notification_id=notification_id("weekly_nudge", r.member_id, week, moment.name),
+                kind="weekly_nudge",
+                recipient_kind="member",
+                recipient_id=r.member_id,
+                community_id=community_id,
+                week=week,
+                title="本周志愿服务提醒",
+                body=body,
+            )
+        )
+    return out
+
+
+# A digest names at most this many members; the organizer's page lists them all.
+DIGEST_NAMES = 30
+
+
+def organizer_digest(
+    now: datetime,
+    community_id: str,
+    community_name: str,
+    registered: int,
+    not_served_names: list[str],
+) -> NotificationCreated | None:
+    """Sunday evening's list for the community's organizer (None before the moment)."""
+    if due_moment(now, (DIGEST_MOMENT,)) is None:
+        return None
+    week = iso_week(now)
+    n = len(not_served_names)
+    if n:
+        shown = "、".join(not_served_names[:DIGEST_NAMES])
+        more = f"等{n}人" if n > DIGEST_NAMES else ""
+        body = (
+            f"{community_name}{week_label(week)}：已报到党员{registered}人，"
+            f"尚有{n}人本周未参加志愿服务：{shown}{more}。完整名单见组织者页面「本周未服务」。"
+        )
+    else:
+        body = f"{community_name}{week_label(week)}：已报到党员{registered}人，本周全部参加了志愿服务。"
+    nid = notification_id("organizer_digest", community_id, week, DIGEST_MOMENT.name)
+    return NotificationCreated(
+        event_id=nid,
+        occurred_at=now,
+        notification_id=nid,
+        kind="organizer_digest",
+        recipient_kind="community",
+        recipient_id=community_id,
+        community_id=community_id,
+        week=week,
+        title="本周未服务名单",
+        body=body,
+    )
+
+
+def week_label(week: str) -> str:
+    """「2026年第48周」 for "2026-W48"."""
+    year, w = week.split("-W")
+    return f"{year}年第{int(w)}周"

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
 
     clickhouse_dsn: str = ""
     clickhouse_database: str = "volunteer"
+    # A ClickHouse cluster (its name in the servers' remote_servers): the migrations create
+    # replicated local tables and Distributed tables over them (services.warehouse.cluster).
+    # Empty: one server, or embedded chDB.
+    clickhouse_cluster: str = Field(default="", pattern=r"^\w*$")
 
     admin_token: str = DEV_ADMIN_TOKEN
     # Signs station QR tokens and bearer tokens. Rotating it: add the new key under a new
@@ -319,6 +323,11 @@ def contradictions(s: Settings) -> list[str]:
         out.append(
             f"{', '.join(faults)} (fault injection for tests and drills) must not be set with a "
             "ClickHouse server DSN (a production-looking deployment): unset them"
+        )
+    if s.clickhouse_cluster and s.is_embedded_clickhouse:
+        out.append(
+            f"CLICKHOUSE_CLUSTER ({s.clickhouse_cluster}) needs a ClickHouse server DSN: embedded "
+            "chDB is one process on one machine; set CLICKHOUSE_DSN=http://... or unset the cluster"
         )
     return out
 

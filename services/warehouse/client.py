@@ -61,6 +61,17 @@ class Warehouse:
         self.client.close()
 
 
+def cluster_settings(cluster: str) -> dict[str, Any]:
+    """Session settings on a cluster (services.warehouse.cluster): a subquery or join over a
+    Distributed table inside a query over another runs once and is sent to the shards (GLOBAL),
+    not refused; an insert into a Distributed table returns once the shards have it, so the
+    sink commits offsets only for rows the replicas hold (and a re-sent batch meets its
+    deduplication token there)."""
+    if not cluster:
+        return {}
+    return {"distributed_product_mode": "global", "distributed_foreground_insert": 1}
+
+
 def connect(settings: Settings, create_database: bool = True) -> Warehouse:
     dsn = settings.clickhouse_dsn
     if settings.is_embedded_clickhouse:
@@ -69,8 +80,14 @@ def connect(settings: Settings, create_database: bool = True) -> Warehouse:
             Path(path).mkdir(parents=True, exist_ok=True)
         client = clickhouse_connect.get_client(dsn=dsn)
     else:
-        client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=5, send_receive_timeout=30)
+        client = clickhouse_connect.get_client(
+            dsn=dsn,
+            connect_timeout=5,
+            send_receive_timeout=30,
+            settings=cluster_settings(settings.clickhouse_cluster),
+        )
     if create_database:
-        client.command(f"CREATE DATABASE IF NOT EXISTS {settings.clickhouse_database}")
+        on = f" ON CLUSTER '{settings.clickhouse_cluster}'" if settings.clickhouse_cluster else ""
+        client.command(f"CREATE DATABASE IF NOT EXISTS {settings.clickhouse_database}{on}")
     client.database = settings.clickhouse_database
     return Warehouse(client, settings.clickhouse_database)

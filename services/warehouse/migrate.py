@@ -15,6 +15,7 @@ from pathlib import Path
 
 from services.settings import Settings, get_settings
 from services.warehouse.client import Warehouse, connect
+from services.warehouse.cluster import render_all
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,23 @@ def discover() -> list[Migration]:
     return found
 
 
-def applied(wh: Warehouse) -> set[int]:
-    wh.command(
-        """
-        CREATE TABLE IF NOT EXISTS schema_migrations (
-            number UInt32,
-            name String,
-            applied_at DateTime64(3, 'UTC')
-        ) ENGINE = ReplacingMergeTree ORDER BY number
-        """
-    )
+BOOKKEEPING = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        number UInt32,
+        name String,
+        applied_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree ORDER BY number
+"""
+
+
+def statements(sql: list[str], cluster: str) -> list[str]:
+    """The statements to run: as written, or rendered for the cluster (services.warehouse.cluster)."""
+    return render_all(sql, cluster) if cluster else sql
+
+
+def applied(wh: Warehouse, cluster: str = "") -> set[int]:
+    for stmt in statements([BOOKKEEPING], cluster):
+        wh.command(stmt)
     return {int(r[0]) for r in wh.query("SELECT number FROM schema_migrations FINAL")}
 
 
@@ -95,14 +103,14 @@ def check_schema(wh: Warehouse, database: str) -> int:
     return have
 
 
-def migrate(wh: Warehouse) -> list[int]:
-    done = applied(wh)
+def migrate(wh: Warehouse, cluster: str = "") -> list[int]:
+    done = applied(wh, cluster)
     ran = []
     for mig in discover():
         if mig.number in done:
             continue
         log.info("applying migration %04d_%s", mig.number, mig.name)
-        for stmt in mig.statements:
+        for stmt in statements(mig.statements, cluster):
             wh.command(stmt)
         wh.insert(
             "schema_migrations",
@@ -115,7 +123,7 @@ def migrate(wh: Warehouse) -> list[int]:
 
 def run(settings: Settings) -> list[int]:
     """The migrate step: creates the database if needed and applies what is missing."""
-    return migrate(connect(settings))
+    return migrate(connect(settings), settings.clickhouse_cluster)
 
 
 def run_in_child(env: Mapping[str, str], timeout_s: float = 300.0) -> None:

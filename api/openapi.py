@@ -54,6 +54,7 @@ _MEMBER_IN = {
 # Schema name -> an example request body.
 REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "TokenRequest": {"role": "member", "subject_id": MEMBER},
+    "Preferences": {"weekly_nudge": False},
     "RevokeRequest": {"token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl"},
     "UnitIn": {"name": "县司法局"},
     "CommunityIn": {"name": "东关社区"},

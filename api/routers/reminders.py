@@ -80,6 +80,7 @@ def member_inbox(member_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50) ->
 
 @router.get("/v1/members/{member_id}/reminder-preferences", response_model=Preferences)
 def get_preferences(member_id: str, caller: Caller, ctx: Ctx) -> Preferences:
+    """The kinds of reminder the member receives (each on until the member turns it off)."""
     m = _own(ctx, caller, member_id, "read")
     return Preferences(**reads.preferences(ctx.warehouse, m.id))
 

@@ -117,7 +117,9 @@ def open_org(desk: BrowserContext, live: Live, county: dict[str, Any]) -> Page:
     token = county["org"]["Authorization"].removeprefix("Bearer ")
     # Pasted from a chat: the header's "Bearer " prefix and a line break in the middle.
     sign_in(page, f"Bearer {token[:20]}\n{token[20:]}\n")
-    expect(page.locator("body")).to_have_attribute("data-loaded", re.compile(r"W\d\d"))
+    expect(page.locator("body")).to_have_attribute(
+        "data-loaded", re.compile(r"W\d\d"), timeout=30_000
+    )
     return page
 
 
@@ -126,7 +128,7 @@ def open_hr(desk: BrowserContext, live: Live, county: dict[str, Any]) -> Page:
     year = datetime.now(UTC).astimezone(LOCAL_TZ).year
     page.goto(f"{live.base_url}/hr?year={year}")
     sign_in(page, county["hr"]["Authorization"])
-    expect(page.locator("body")).to_have_attribute("data-loaded", str(year))
+    expect(page.locator("body")).to_have_attribute("data-loaded", str(year), timeout=30_000)
     return page
 
 
@@ -156,7 +158,9 @@ def test_organizer_page_fits_320_390_1366_and_passes_axe(
         shot(page, f"desk-org-{width}")
         assert_no_serious_violations(page)
     page.reload()
-    expect(page.locator("body")).to_have_attribute("data-loaded", re.compile(r"W\d\d"))
+    expect(page.locator("body")).to_have_attribute(
+        "data-loaded", re.compile(r"W\d\d"), timeout=30_000
+    )
     assert not not_found, not_found
     r = live.http.get("/favicon.ico")
     assert r.status_code == 200 and r.headers["content-type"] == "image/x-icon"

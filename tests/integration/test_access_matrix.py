@@ -306,6 +306,7 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/v1/communities/{community_id}/on-site"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/posters"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/roster"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/feedback"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/units/{unit_id}/weekly"): Case(HR_OR_ADMIN),
     ("GET", "/v1/units/{unit_id}/feedback"): Case(HR_OR_ADMIN),

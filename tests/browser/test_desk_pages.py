@@ -103,7 +103,17 @@ def no_sideways_scroll(page: Page) -> None:
     overflow = page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
-    assert overflow <= 0, f"the page is {overflow}px wider than the screen"
+    # The outermost elements reaching past the screen's edge, to say what to fix.
+    culprits = page.evaluate(
+        """() => { const w = document.documentElement.clientWidth, out = [];
+             for (const el of document.querySelectorAll("body *")) {
+               const r = el.getBoundingClientRect();
+               if (r.right > w + 1 && r.width > 0 && !out.some((o) => o.el.contains(el)))
+                 out.push({el, d: `${el.tagName.toLowerCase()}#${el.id}.${el.className} ${Math.round(r.right)}`});
+             }
+             return out.map((o) => o.d).slice(0, 10); }"""
+    )
+    assert overflow <= 0, f"the page is {overflow}px wider than the screen: {culprits}"
 
 
 def sign_in(page: Page, token: str) -> None:
@@ -242,9 +252,12 @@ def test_last_week_beside_this_one(
     page = open_org(desk, live, county)
     for k in ("registered", "served", "rate", "hours"):
         expect(page.locator(f"#prev-{k}")).to_contain_text("上周")
-    # Last week, before anyone was seeded: nobody served.
+    # Last week, before anyone was seeded: nobody served; this week as the API counts it.
     expect(page.locator("#prev-served")).to_contain_text("：0")
-    expect(page.locator("#kpi-served")).to_have_text("2")
+    weekly = live.http.get(
+        f"/v1/communities/{county['community_id']}/weekly", headers=county["org"]
+    ).json()
+    expect(page.locator("#kpi-served")).to_have_text(str(weekly["members_served"]))
 
 
 def test_roster_evaluations_and_tablet_links(
@@ -329,11 +342,13 @@ def test_hr_table_sorts_searches_and_opens_a_members_year(
     page = open_hr(desk, live, county)
     names = page.locator("#assessment-table tbody td.name")
     expect(names).to_have_count(5)
-    page.click("#assessment-table th[data-key=name] button")
+    # By name in natural order at first; a click on the header turns it round.
     assert names.all_inner_texts() == ["党员1", "党员2", "党员3", "党员10", "党员11"]
     expect(page.locator("#assessment-table th[data-key=name]")).to_have_attribute(
         "aria-sort", "ascending"
     )
+    page.click("#assessment-table th[data-key=name] button")
+    assert names.all_inner_texts() == ["党员11", "党员10", "党员3", "党员2", "党员1"]
     page.click("#assessment-table th[data-key=hours] button")
     page.click("#assessment-table th[data-key=hours] button")
     expect(page.locator("#assessment-table th[data-key=hours]")).to_have_attribute(

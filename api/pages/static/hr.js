@@ -20,7 +20,7 @@ const collator = new Intl.Collator("zh-CN", {numeric: true});
 
 const state = {
   unit: null, offset: 0, total: 0, rules: null, items: [], view: [], year: null,
-  sort: {key: null, dir: 1},
+  sort: {key: "name", dir: 1},  // by name (natural order) until a header is clicked
 };
 
 function cell(tr, text, cls) {

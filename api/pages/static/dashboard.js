@@ -108,12 +108,14 @@ function drawServed(weekly) {
   chart("chart-served").setOption({
     color: ["#1a7f37", "#d9d9d9"],
     tooltip: {trigger: "item", formatter: "{b}：{c} 人（{d}%）"},
-    legend: {bottom: 0},
+    // The counts ride on the legend: labels beside the ring were cut to "…" on a phone.
+    legend: {bottom: 0, formatter: (name) => `${name} ${name === "已服务" ? weekly.members_served
+      : weekly.members_registered - weekly.members_served} 人`},
     title: {text: `${Math.round(weekly.rate * 100)}%`, subtext: "参与率", left: "center", top: "38%",
       textStyle: {fontSize: 26, color: RED}},
     series: [{
       name: "本周服务", type: "pie", radius: ["45%", "70%"], avoidLabelOverlap: true,
-      label: {formatter: "{b}\n{c} 人"},
+      label: {show: false},
       data: [
         {name: "已服务", value: weekly.members_served},
         {name: "未服务", value: weekly.members_registered - weekly.members_served},
@@ -320,7 +322,10 @@ async function searchMembers(ev) {
   const q = $("member-q").value.trim();
   const c = encodeURIComponent(state.community.id);
   const page = await getJson(`/v1/members?community_id=${c}&limit=20${q ? `&q=${encodeURIComponent(q)}` : ""}`);
-  fillTable("members-table", null, page.items, (tr, m) => {
+  // In the roster's (natural) order, the one order every list of members here follows.
+  const place = new Map(state.roster.map((r, i) => [r.member_id, i]));
+  const items = [...page.items].sort((a, b) => (place.get(a.id) ?? 1e9) - (place.get(b.id) ?? 1e9));
+  fillTable("members-table", null, items, (tr, m) => {
     cell(tr, m.name); cell(tr, m.phone); activationButton(cell(tr, ""), m);
   });
 }
@@ -569,7 +574,8 @@ async function start() {
   await loadOnce();
   renderStations();
   $("eval-period").value = String(new Date(Date.now() + 8 * 3600e3).getUTCFullYear());
-  await Promise.all([load(), loadRanking(), searchMembers()]);
+  await Promise.all([load(), loadRanking()]);
+  await searchMembers();  // after the roster, whose order it follows
   // Charts follow their box (a phone turned, a window resized, a card reflowed).
   const ro = new ResizeObserver(() => Object.values(charts).forEach((ch) => ch.resize()));
   for (const id of ["chart-served", "chart-trend", "chart-stations", "chart-grids"]) ro.observe($(id));

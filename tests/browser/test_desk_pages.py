@@ -187,6 +187,10 @@ def test_grids_and_not_served_are_in_natural_order(
     assert labels == ["第1网格", "第2网格", "第10网格"]
     names = page.locator("#not-served-table tbody tr td:first-child").all_inner_texts()
     assert names == ["党员3", "党员10", "党员11"]
+    # The activation search lists members in the same order.
+    expect(page.locator("#members-table tbody tr td:first-child")).to_have_text(
+        ["党员1", "党员2", "党员3", "党员10", "党员11"]
+    )
     # Called from this list: the phone in full, as a tel: link.
     expect(page.locator("#not-served-table a[href='tel:13800000000']")).to_be_visible()
 

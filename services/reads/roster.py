@@ -109,7 +109,7 @@ def community_roster(
             p,
         )
     }
-    bindings = {
+    bindings: dict[str, Binding] = {
         str(m): ("bound" if bound else "code_issued" if pending else "unbound")
         for m, bound, pending in wh.query(
             "SELECT member_id, max(redeemed_at IS NOT NULL), "
@@ -132,7 +132,7 @@ def community_roster(
                 grid_name=grids.get(grid_id) if grid_id else None,
                 status=str(status),
                 reported_on=reported_on,
-                binding=bindings.get(mid, "unbound"),  # type: ignore[arg-type]
+                binding=bindings.get(mid, "unbound"),
                 served_this_week=(
                     True if mid in served_ids else False if mid in not_served else None
                 ),

@@ -226,8 +226,8 @@ def test_assessment_equals_the_hand_computed_one_in_json_csv_and_xlsx(
     assert ws is not None
     table = [list(r) for r in ws.iter_rows(values_only=True)]
     header, data = table[0], table[1:]
-    assert header[1] == "姓名" and len(data) == 3
-    by_name = {r[1]: dict(zip(header, r, strict=True)) for r in data}
+    assert header[0] == "姓名" and len(data) == 3
+    by_name = {r[0]: dict(zip(header, r, strict=True)) for r in data}
     for name, w in want.items():
         assert by_name[name]["服务时长（小时）"] == w["hours"]
         assert by_name[name]["服务次数"] == w["sessions"]

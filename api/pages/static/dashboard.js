@@ -469,8 +469,11 @@ async function sendEvaluation(ev) {
   } finally { $("eval-submit").disabled = false; }
 }
 
-function renderStations() {
-  const rows = [...state.stations.values()];
+function renderStations(order) {
+  // In the week's breakdown's (natural) order; stations it does not list (none, normally) last.
+  const rank = new Map(order.map((id, i) => [id, i]));
+  const rows = [...state.stations.values()]
+    .sort((a, b) => (rank.get(a.id) ?? 1e9) - (rank.get(b.id) ?? 1e9));
   fillTable("stations-table", null, rows, (tr, st) => {
     tr.dataset.stationId = st.id;
     cell(tr, st.name);
@@ -544,6 +547,7 @@ async function load() {
       // The week before beside this one: on a Monday this week has hardly begun.
       renderPrevious(trend[trend.length - 2], weeks[weeks.length - 2]);
       renderRoster();
+      renderStations(breakdown.stations.map((st) => st.station_id));
       drawServed(weekly);
       drawStations(breakdown);
       drawGrids(breakdown);
@@ -572,7 +576,6 @@ async function start() {
   say("who", state.community.name);
   document.title = `${state.community.name} · 社区工作台`;
   await loadOnce();
-  renderStations();
   $("eval-period").value = String(new Date(Date.now() + 8 * 3600e3).getUTCFullYear());
   await Promise.all([load(), loadRanking()]);
   await searchMembers();  // after the roster, whose order it follows

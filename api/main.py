@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from api import errors, openapi, security
 from api.context import AppContext
+from api.pages import assets
 from api.pages import routes as pages
 from api.routers import (
     activation,
@@ -148,5 +148,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reminders.router)
 
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    # Compressed and cached (api/pages/assets.py).
+    app.mount("/static", assets.Static(directory=pages.STATIC), name="static")
     return app

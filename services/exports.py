@@ -89,8 +89,15 @@ _WORKBOOK = (
     '<sheets><sheet name="{name}" sheetId="1" r:id="rId1"/></sheets></workbook>'
 )
 _SHEET_HEAD = (
-    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+)
+# The header row stays in view while an officer scrolls a unit of thousands (Excel and WPS
+# both honour a frozen pane).
+_FROZEN_HEADER = (
+    '<sheetViews><sheetView workbookViewId="0">'
+    '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+    "</sheetView></sheetViews>"
 )
 _SHEET_TAIL = b"</sheetData></worksheet>"
 # Characters XML 1.0 cannot carry; a name pasted from elsewhere could hold one.
@@ -138,13 +145,34 @@ class _Chunks:
         return out
 
 
+def _sheet_head(widths: Sequence[float] | None, freeze_header: bool) -> bytes:
+    parts = [_SHEET_HEAD]
+    if freeze_header:
+        parts.append(_FROZEN_HEADER)
+    if widths:
+        # Widths in characters (a Chinese character is about two).
+        parts.append("<cols>")
+        parts.extend(
+            f'<col min="{i}" max="{i}" width="{float(w):g}" customWidth="1"/>'
+            for i, w in enumerate(widths, 1)
+        )
+        parts.append("</cols>")
+    parts.append("<sheetData>")
+    return "".join(parts).encode()
+
+
 def xlsx_chunks(
     sheet_title: str,
     headers: Sequence[str],
     rows: Iterable[Sequence[Any]],
     chunk_size: int = 64 * 1024,
     rows_per_write: int = 500,
+    *,
+    widths: Sequence[float] | None = None,
+    freeze_header: bool = False,
 ) -> Iterator[bytes]:
+    """The sheet, optionally with column widths (characters, in column order) and the header
+    row frozen."""
     name = escape(_SHEET_NAME_ILLEGAL.sub("_", sheet_title)[:31] or "Sheet1", {'"': "&quot;"})
     out = _Chunks()
     # Level 1: the sheet's XML is repetitive; higher levels cost several times the CPU for a
@@ -155,7 +183,7 @@ def xlsx_chunks(
         z.writestr("xl/workbook.xml", _WORKBOOK.format(name=name))
         z.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
         with z.open("xl/worksheets/sheet1.xml", "w") as sheet:
-            sheet.write(_SHEET_HEAD)
+            sheet.write(_sheet_head(widths, freeze_header))
             batch = [f'<row r="1">{"".join(map(_cell, headers))}</row>']
             for n, row in enumerate(rows, 2):
                 batch.append(f'<row r="{n}">{"".join(map(_cell, row))}</row>')

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from api.deps import Ctx
+from api.pages.assets import version, versioned
 from services.registry import NotFound
 from services.station_codes import (
     StationCodeExpired,
@@ -177,8 +178,14 @@ DESK_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
 def _desk(title: str, subtitle: str, template: str, script: str, page: str) -> HTMLResponse:
+    # Versioned script and style URLs: cached for good, a new version is a new URL.
     resp = _page(
-        title, subtitle, _template(template), script=script, body_class="desk", data={"page": page}
+        title,
+        subtitle,
+        versioned(_template(template)),
+        script=f"{script}?v={version(script)}",
+        body_class="desk",
+        data={"page": page},
     )
     resp.headers["Content-Security-Policy"] = DESK_CSP
     return resp
@@ -212,4 +219,14 @@ def member_history_page() -> HTMLResponse:
         _template("history.html"),
         script="history.js",
         data={"page": "history"},
+    )
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """Browsers ask every site for it; a 404 on each page view fills the logs and the console."""
+    return FileResponse(
+        STATIC / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=86400"},
     )

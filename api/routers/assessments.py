@@ -19,6 +19,7 @@ from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
 from services.processors import route_for_event
 from services.reads.assessment import (
     EXPORT_HEADERS,
+    EXPORT_WIDTHS,
     all_items,
     export_row,
     page,
@@ -211,5 +212,7 @@ def unit_assessment(
     if format == "csv":
         return StreamingResponse(csv_chunks(HEADERS, rows), media_type=CSV_MEDIA, headers=headers)
     return StreamingResponse(
-        xlsx_chunks(f"{y}年度考核", HEADERS, rows), media_type=XLSX_MEDIA, headers=headers
+        xlsx_chunks(f"{y}年度考核", HEADERS, rows, widths=EXPORT_WIDTHS, freeze_header=True),
+        media_type=XLSX_MEDIA,
+        headers=headers,
     )

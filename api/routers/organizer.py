@@ -1,19 +1,28 @@
-"""What a community organizer watches: who is on site now, and the posters to print."""
+"""What a community organizer watches: who is on site now, the roster of its members (and the
+list of who has not served as a file), and the posters to print."""
 
 from __future__ import annotations
 
 import base64
 import html
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, community_desk
+from api.weeks import WeekQuery, parse_week
+from services.events import utcnow
+from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
+from services.privacy import mask_phone
 from services.qr import render, station_url
 from services.reads.registry import community_stations
+from services.reads.roster import Binding, RosterRow, community_roster
 from services.reads.sessions import on_site
+from services.timeutil import local
 
 router = APIRouter(prefix="/v1/communities", tags=["organizer"])
 
@@ -92,3 +101,122 @@ img {{ width: 140mm; height: 140mm; }}
 .hint {{ font-size: 22px; }} .community {{ font-size: 18px; color: #555; }}
 </style></head><body>{body}</body></html>"""
     return HTMLResponse(page)
+
+
+class RosterItem(BaseModel):
+    member_id: str
+    name: str
+    phone: str | None = Field(
+        description="masked (138****0004): a roster identifies, it does not call"
+    )
+    grid_id: str | None
+    grid_name: str | None
+    status: str
+    reported_on: date | None
+    binding: Binding = Field(
+        description="bound: a phone redeemed an activation code; code_issued: a code is waiting; "
+        "unbound: neither"
+    )
+    served_this_week: bool | None = Field(
+        description="as the week's figures count it; null when not registered that week"
+    )
+    week_sessions: int
+    week_hours: float
+    year_sessions: int
+    year_hours: float
+    last_service: datetime | None = Field(description="start of the latest counted session")
+
+
+class Roster(BaseModel):
+    community_id: str
+    week: str
+    items: list[RosterItem]
+    total: int
+
+
+_BINDING_LABEL = {"bound": "已绑定", "code_issued": "已发激活码", "unbound": "未绑定"}
+_NOT_SERVED_HEADERS = ["姓名", "手机号码", "网格", "手机绑定", "本年服务时长（小时）", "上次服务"]
+_NOT_SERVED_WIDTHS = [10, 14, 16, 11, 19, 18]
+
+
+def _when(v: datetime | None) -> str | None:
+    return local(v).strftime("%Y-%m-%d %H:%M") if v else None
+
+
+def _not_served_rows(rows: list[RosterRow]) -> Iterator[list[Any]]:
+    for r in rows:
+        if r.served_this_week is False:
+            yield [
+                r.name,
+                # In full: this list is for calling the members who have not served yet.
+                r.phone,
+                r.grid_name,
+                _BINDING_LABEL[r.binding],
+                r.year_hours,
+                _when(r.last_service),
+            ]
+
+
+@router.get(
+    "/{community_id}/roster",
+    response_model=Roster,
+    responses={
+        200: {
+            "content": {"text/csv": {}, XLSX_MEDIA: {}},
+            "description": "JSON; or with format=csv|xlsx the members who have not served the "
+            "week, to call (phones in full)",
+        }
+    },
+)
+def roster(
+    community_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    week: WeekQuery = None,
+    format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
+) -> Any:
+    """The community's members by name (natural order): phone binding, the week, the year,
+    the last service; phones masked. The files list who has not served the week yet."""
+    w, last_day = parse_week(week)
+    community_desk(ctx, caller, community_id)
+    rows = community_roster(ctx.warehouse, community_id, w, last_day, utcnow())
+    if format == "json":
+        items = [
+            RosterItem(
+                member_id=r.member_id,
+                name=r.name,
+                phone=mask_phone(r.phone),
+                grid_id=r.grid_id,
+                grid_name=r.grid_name,
+                status=r.status,
+                reported_on=r.reported_on,
+                binding=r.binding,
+                served_this_week=r.served_this_week,
+                week_sessions=r.week_sessions,
+                week_hours=r.week_hours,
+                year_sessions=r.year_sessions,
+                year_hours=r.year_hours,
+                last_service=r.last_service,
+            )
+            for r in rows
+        ]
+        return Roster(community_id=community_id, week=w, items=items, total=len(items))
+    filename = f"not-served-{w}-{community_id}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if format == "csv":
+        return StreamingResponse(
+            csv_chunks(_NOT_SERVED_HEADERS, _not_served_rows(rows)),
+            media_type=CSV_MEDIA,
+            headers=headers,
+        )
+    return StreamingResponse(
+        xlsx_chunks(
+            f"{w}未服务",
+            _NOT_SERVED_HEADERS,
+            _not_served_rows(rows),
+            widths=_NOT_SERVED_WIDTHS,
+            freeze_header=True,
+        ),
+        media_type=XLSX_MEDIA,
+        headers=headers,
+    )

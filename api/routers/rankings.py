@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -10,9 +9,9 @@ from pydantic import BaseModel
 
 from api.deps import Caller, Ctx
 from api.errors import ApiError
+from services.events import utcnow
 from services.periods import InvalidPeriod, parse_period
-from services.rankings import RULE, Kind, period_weeks, rank
-from services.timeutil import LOCAL_TZ
+from services.rankings import RULE, Kind, default_period, period_weeks, rank
 
 router = APIRouter(prefix="/v1", tags=["rankings"])
 
@@ -43,13 +42,18 @@ def rankings(
     ctx: Ctx,
     kind: Annotated[Kind, Query()] = "communities",
     period: Annotated[
-        str | None, Query(description="a month 2026-11 or a quarter 2026-Q4; default this month")
+        str | None,
+        Query(
+            description="a month 2026-11 or a quarter 2026-Q4; default the latest month whose "
+            "weeks have all ended"
+        ),
     ] = None,
 ) -> Ranking:
-    """Any signed-in caller: the county's ranking is public within the program."""
-    text = period or datetime.now(UTC).astimezone(LOCAL_TZ).strftime("%Y-%m")
+    """Any signed-in caller: the county's ranking is public within the program. Equal scores
+    share a rank (1, 2, 2, 4); the red flag needs the first place and an average participation
+    of at least `rule.red_flag_min_rate`."""
     try:
-        p = parse_period(text)
+        p = parse_period(period) if period is not None else default_period(utcnow())
     except InvalidPeriod as exc:
         raise ApiError(422, "invalid_period", str(exc)) from exc
     if "-" not in p.label:
@@ -57,14 +61,13 @@ def rankings(
             422, "invalid_period", "rankings are monthly (2026-11) or quarterly (2026-Q4)"
         )
 
-    entries = rank(ctx.warehouse, kind, p)
     return Ranking(
         kind=kind,
         period=p.label,
         weeks=len(period_weeks(p)),
         rule=RULE,
         items=[
-            RankingItem(rank=i, red_flag=(i == 1 and e.score > 0), **e.__dict__)
-            for i, e in enumerate(entries, 1)
+            RankingItem(rank=r.rank, red_flag=r.red_flag, **r.entry.__dict__)
+            for r in rank(ctx.warehouse, kind, p)
         ],
     )

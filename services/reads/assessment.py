@@ -35,6 +35,7 @@ from services.counting import (
     last_day_of_week_year,
     week_range,
 )
+from services.privacy import mask_phone
 from services.timeutil import LOCAL_TZ
 from services.warehouse.client import Warehouse
 
@@ -57,6 +58,10 @@ class AssessmentItem:
     grade: str
     components: dict[str, float]
     summaries: list[dict[str, Any]]
+    # For the office's files: masked phone, party branch, the date the member reported.
+    phone: str | None = None
+    party_branch: str | None = None
+    reported_on: date | None = None
 
 
 def rules_versions(wh: Warehouse) -> dict[int, AssessmentRules]:
@@ -121,7 +126,10 @@ _WISHES = f"""
     GROUP BY fulfilled_by_member_id
 """
 
-_MEMBERS = "SELECT id, name, community_id, reported_on FROM members FINAL WHERE {where}"
+_MEMBERS = (
+    "SELECT id, name, community_id, reported_on, phone, party_branch FROM members FINAL "
+    "WHERE {where}"
+)
 
 
 def count_members(wh: Warehouse, unit_id: str, year: int) -> int:
@@ -242,6 +250,9 @@ def _items(
             grade=grade,
             components=components,
             summaries=summaries,
+            phone=mask_phone(m[4]) if m else None,
+            party_branch=(m[5] or None) if m else None,
+            reported_on=reported_on,
         )
 
 
@@ -283,9 +294,14 @@ def rules_json(rules: AssessmentRules) -> str:
     return json.dumps(rules.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
 
 
+# Name first, as an office reads a list; the phone masked (the office identifies, it does not
+# call); the member id last, for matching rows against another system, never as the first thing
+# a person reads.
 EXPORT_HEADERS = [
-    "成员编号",
     "姓名",
+    "手机号码",
+    "党支部",
+    "报到日期",
     "居住社区",
     "服务时长（小时）",
     "服务次数",
@@ -297,14 +313,19 @@ EXPORT_HEADERS = [
     "得分",
     "等次",
     "规则版本",
+    "成员编号",
 ]
+# Column widths in characters, in the order of EXPORT_HEADERS.
+EXPORT_WIDTHS = [10, 14, 16, 12, 16, 10, 9, 12, 11, 11, 13, 9, 7, 7, 9, 22]
 
 
 def export_row(i: AssessmentItem, community_names: dict[str, str], version: int) -> list[Any]:
     """One member's row of the CSV/XLSX export (the JSON item's figures, Chinese headers)."""
     return [
-        i.member_id,
         i.name,
+        i.phone,
+        i.party_branch,
+        i.reported_on.isoformat() if i.reported_on else None,
         community_names.get(i.community_id, i.community_id),
         i.hours,
         i.sessions,
@@ -316,4 +337,5 @@ def export_row(i: AssessmentItem, community_names: dict[str, str], version: int)
         i.score,
         i.grade,
         version,
+        i.member_id,
     ]

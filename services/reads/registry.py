@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from services.natural import natural_sorted
 from services.warehouse.client import Warehouse
 
 
@@ -100,21 +101,21 @@ class MemberHistory:
 
 
 def community_names(wh: Warehouse, ids: list[str] | None = None) -> list[tuple[str, str]]:
-    """(id, name) of the given communities (None: all), by name."""
+    """(id, name) of the given communities (None: all), by name in natural order."""
     where = "" if ids is None else "WHERE id IN %(cs)s"
     rows = wh.query(
-        f"SELECT id, name FROM communities FINAL {where} ORDER BY name, id", {"cs": ids or []}
+        f"SELECT id, name FROM communities FINAL {where} ORDER BY id", {"cs": ids or []}
     )
-    return [(str(c), str(n)) for c, n in rows]
+    return natural_sorted([(str(c), str(n)) for c, n in rows], key=lambda r: r[1])
 
 
 def community_stations(wh: Warehouse, community_id: str) -> list[tuple[str, str, str]]:
     """(id, name, kind) of the community's stations, by name."""
     rows = wh.query(
-        "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY name, id",
+        "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY id",
         {"c": community_id},
     )
-    return [(str(i), str(n), str(k)) for i, n, k in rows]
+    return natural_sorted([(str(i), str(n), str(k)) for i, n, k in rows], key=lambda r: r[1])
 
 
 def activation(wh: Warehouse, code_hash: str) -> dict[str, Any] | None:

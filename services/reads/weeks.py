@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.counting import hours, registered_sql, week_cutoff
+from services.natural import natural_sorted
 from services.warehouse.client import Warehouse
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -258,13 +259,20 @@ def community_breakdown(
     service at this community's stations (theirs, not this community's).
     """
     p = _params(week, last_day, now, c=community_id)
-    stations = wh.query(
-        "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY name, id", p
+    # Natural order (第2网格 before 第10网格), as every list of names a person reads.
+    stations = natural_sorted(
+        wh.query(
+            "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY id", p
+        ),
+        key=lambda r: str(r[1]),
     )
-    grids = wh.query(
-        "SELECT id, name, level, parent_id FROM grids FINAL WHERE community_id = %(c)s "
-        "ORDER BY name, id",
-        p,
+    grids = natural_sorted(
+        wh.query(
+            "SELECT id, name, level, parent_id FROM grids FINAL WHERE community_id = %(c)s "
+            "ORDER BY id",
+            p,
+        ),
+        key=lambda r: str(r[1]),
     )
     level4 = {
         str(g): str(g) if int(lv) == 4 or not parent else str(parent) for g, _, lv, parent in grids

@@ -156,7 +156,8 @@ def test_dashboard_draws_the_week_and_reviews_from_the_page(
     # Reject the check-out without a check-in from the page: the reason is required.
     row = page.locator("#review-table tbody tr").first
     row.locator("button[data-action=reject]").click()
-    expect(page.locator("#toolbar-msg")).to_contain_text("须填写理由")
+    # Said beside the row being worked on.
+    expect(row.locator(".row-msg")).to_contain_text("须填写理由")
     row.locator("input.reason").fill("无签到记录，经核实未到岗")
     row.locator("button[data-action=reject]").click()
     expect(row).to_have_attribute("data-reviewed", "reject")

@@ -314,6 +314,7 @@ CASES: dict[tuple[str, str], Case] = {
         frozenset({"m1"}), body=lambda w: {"weekly_nudge": True}
     ),
     ("GET", "/v1/communities/{community_id}/posters"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/roster"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/feedback"): Case(ORG_OR_ADMIN),
     ("GET", "/v1/units/{unit_id}/weekly"): Case(HR_OR_ADMIN),
     ("GET", "/v1/units/{unit_id}/feedback"): Case(HR_OR_ADMIN),

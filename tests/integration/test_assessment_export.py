@@ -125,7 +125,12 @@ def unit(stack: Stack) -> dict[str, Any]:
         return str(stack.create("/v1/members", body)["id"])
 
     m = {
-        "full": member("全勤", reported_on=f"{YEAR - 1}-06-01"),
+        "full": member(
+            "全勤",
+            reported_on=f"{YEAR - 1}-06-01",
+            phone="13912345678",
+            party_branch="审计局第一党支部",
+        ),
         "mid": member("年中", reported_on=date.fromisocalendar(YEAR, 27, 3).isoformat()),
         "moved": member("调离", other),  # served for this unit, belongs to the other one now
         "elsewhere": member("外单位", other),  # served for the other unit only
@@ -280,21 +285,28 @@ def test_whole_unit_file_equals_the_pages_and_the_hand_count(
     assert r.status_code == 200 and r.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     header, data = rows[0], rows[1:]
-    assert header[0] == "成员编号" and header[-1] == "规则版本"
+    # Name first, the id last; the office's columns: phone masked, party branch, report date.
+    assert header[:5] == ["姓名", "手机号码", "党支部", "报到日期", "居住社区"]
+    assert header[-2:] == ["规则版本", "成员编号"]
+    office = {
+        "全勤": ["139****5678", "审计局第一党支部", f"{YEAR - 1}-06-01"],
+        "年中": ["", "", date.fromisocalendar(YEAR, 27, 3).isoformat()],
+    }
 
     def text(v: Any) -> str:
         return "" if v is None else str(v)
 
     want = [
         [
-            i["member_id"],
             i["name"],
+            *office.get(i["name"], ["", "", ""]),
             "东关社区",
             *(text(i[k]) for k in ("hours", "sessions", "active_weeks", "required_weeks")),
             *(text(i[k]) for k in ("wishes_fulfilled", "feedback_avg", "evaluation")),
             text(i["score"]),
             i["grade"],
             "1",
+            i["member_id"],
         ]
         for i in items
     ]
@@ -309,9 +321,12 @@ def test_whole_unit_file_equals_the_pages_and_the_hand_count(
     assert ws is not None
     table = [list(row) for row in ws.iter_rows(values_only=True)]
     assert table[0] == header
-    assert [row[0] for row in table[1:]] == ids
+    assert [row[-1] for row in table[1:]] == ids
+    # The header stays in view, the columns are wide enough to read.
+    assert ws.freeze_panes == "A2"
+    assert ws.column_dimensions["A"].width == 10 and ws.column_dimensions["P"].width == 22
     for row, i in zip(table[1:], items, strict=True):
-        assert row[3:11] == [
+        assert row[5:13] == [
             i["hours"],
             i["sessions"],
             i["active_weeks"],
@@ -329,7 +344,7 @@ def test_whole_unit_file_equals_the_pages_and_the_hand_count(
         headers=stack.admin,
     )
     other_rows = list(csv.reader(io.StringIO(other.content.decode("utf-8-sig"))))[1:]
-    assert {row[1]: (row[3], row[7]) for row in other_rows} == {
+    assert {row[0]: (row[5], row[9]) for row in other_rows} == {
         "调离": ("0.5", "1"),
         "外单位": ("1.0", "1"),
     }

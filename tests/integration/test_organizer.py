@@ -84,3 +84,51 @@ def test_poster_sheet_has_every_station_with_its_own_code(
     other = stack.token("organizer", place["other"]["id"])
     r = stack.client.get(f"/v1/communities/{place['community']['id']}/posters", headers=other)
     assert r.status_code == 404
+
+
+def test_roster_lists_members_by_name_with_masked_phones_and_the_weeks_rule(
+    stack: Stack, place: dict[str, Any]
+) -> None:
+    c = place["community"]["id"]
+    organizer = stack.token("organizer", c)
+    extra = stack.create(
+        "/v1/members",
+        {"name": "李雷2", "unit_id": place["members"][0]["unit_id"], "community_id": c},
+    )
+    r = stack.client.get(f"/v1/communities/{c}/roster", headers=organizer)
+    assert r.status_code == 200, r.text
+    roster = r.json()
+    # Natural order by name; phones masked (a roster identifies, it does not call).
+    assert [i["name"] for i in roster["items"]] == ["李雷", "李雷2", "韩梅"]
+    by_name = {i["name"]: i for i in roster["items"]}
+    assert by_name["韩梅"]["phone"] == "139****0001" and by_name["李雷2"]["phone"] is None
+    assert {i["binding"] for i in roster["items"]} == {"unbound"}
+    assert by_name["李雷2"]["week_sessions"] == 0 and by_name["李雷2"]["last_service"] is None
+    # Served this week exactly as the week's figures count it.
+    weekly = stack.client.get(f"/v1/communities/{c}/weekly", headers=organizer).json()
+    assert roster["week"] == weekly["week"]
+    assert sorted(i["member_id"] for i in roster["items"] if i["served_this_week"] is False) == (
+        sorted(weekly["not_served"])
+    )
+    assert extra["id"] in weekly["not_served"]
+
+    # The not-served file: the same members, phones in full (it is for calling them).
+    csv_text = stack.client.get(
+        f"/v1/communities/{c}/roster", params={"format": "csv"}, headers=organizer
+    ).content.decode("utf-8-sig")
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("姓名,手机号码,网格")
+    names = {m["id"]: m["name"] for m in place["members"]} | {extra["id"]: "李雷2"}
+    assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(
+        names[i] for i in weekly["not_served"]
+    )
+    x = stack.client.get(f"/v1/communities/{c}/roster?format=xlsx", headers=organizer)
+    assert x.status_code == 200 and x.content[:2] == b"PK"
+
+    # Bad input is refused, naming it; another community's organizer learns nothing.
+    for params, code in (({"week": "2026-W99"}, "invalid_week"), ({"format": "pdf"}, None)):
+        bad = stack.client.get(f"/v1/communities/{c}/roster", params=params, headers=organizer)
+        assert bad.status_code == 422, bad.text
+        assert code is None or bad.json()["error"]["code"] == code
+    other = stack.token("organizer", place["other"]["id"])
+    assert stack.client.get(f"/v1/communities/{c}/roster", headers=other).status_code == 404

@@ -79,3 +79,17 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text() -> None:
     # Ordinary text is left alone, also when the sign is not at the start.
     plain = b"".join(csv_chunks(["姓名"], [["张=伟"], ["李-娜"]])).decode("utf-8-sig")
     assert "'" not in plain
+
+
+def test_xlsx_widths_and_frozen_header() -> None:
+    data = b"".join(
+        xlsx_chunks("名单", HEADERS, iter(ROWS), widths=[10, 18.5, 6], freeze_header=True)
+    )
+    ws = load_workbook(io.BytesIO(data)).active
+    assert ws is not None
+    assert ws.freeze_panes == "A2"
+    assert [ws.column_dimensions[c].width for c in "ABC"] == [10, 18.5, 6]
+    assert next(list(r) for r in ws.iter_rows(values_only=True)) == HEADERS
+    # Without them, the sheet is as before: nothing frozen.
+    plain = load_workbook(io.BytesIO(b"".join(xlsx_chunks("名单", HEADERS, iter(ROWS))))).active
+    assert plain is not None and plain.freeze_panes is None

@@ -14,14 +14,17 @@ const FLAG_LABEL = {
   checkout_without_checkin: "只有签退",
   auto_closed: "自动结束",
 };
+// What the server accepts for an adjustment (POST /v1/sessions/{id}/review: 0-24 hours).
+const MAX_CREDITED_HOURS = 24;
 const REVIEW_ERRORS = {
   session_open: "该服务尚未结束，结束后再审核",
   review_window_closed: "已超过可审核期限",
   session_not_found: "记录不存在或不属于本社区",
-  invalid_request: "请填写核定时长和理由",
+  invalid_request: `核定时长须在 0～${MAX_CREDITED_HOURS} 小时之间，核定和不予认定须填写理由`,
 };
+const BINDING_LABEL = {bound: "已绑定", code_issued: "已发激活码", unbound: "未绑定"};
 
-const state = {community: null, members: new Map(), grids: new Map(), stations: new Map()};
+const state = {community: null, members: new Map(), grids: new Map(), stations: new Map(), roster: []};
 const charts = {};
 
 // ---- small helpers ------------------------------------------------------------------------
@@ -93,10 +96,6 @@ function weekLabel(week) {
   const m = new Date(weekMonday(week));
   return `${m.getUTCMonth() + 1}/${m.getUTCDate()}`;
 }
-function monthOfWeek(week) {
-  const thu = new Date(weekMonday(week) + 3 * DAY);
-  return `${thu.getUTCFullYear()}-${pad(thu.getUTCMonth() + 1)}`;
-}
 
 // ---- charts -------------------------------------------------------------------------------
 
@@ -109,12 +108,14 @@ function drawServed(weekly) {
   chart("chart-served").setOption({
     color: ["#1a7f37", "#d9d9d9"],
     tooltip: {trigger: "item", formatter: "{b}：{c} 人（{d}%）"},
-    legend: {bottom: 0},
+    // The counts ride on the legend: labels beside the ring were cut to "…" on a phone.
+    legend: {bottom: 0, formatter: (name) => `${name} ${name === "已服务" ? weekly.members_served
+      : weekly.members_registered - weekly.members_served} 人`},
     title: {text: `${Math.round(weekly.rate * 100)}%`, subtext: "参与率", left: "center", top: "38%",
       textStyle: {fontSize: 26, color: RED}},
     series: [{
       name: "本周服务", type: "pie", radius: ["45%", "70%"], avoidLabelOverlap: true,
-      label: {formatter: "{b}\n{c} 人"},
+      label: {show: false},
       data: [
         {name: "已服务", value: weekly.members_served},
         {name: "未服务", value: weekly.members_registered - weekly.members_served},
@@ -136,7 +137,8 @@ function drawStations(breakdown) {
     legend: {bottom: 0},
     grid: {left: 8, right: 24, top: 16, bottom: 40, containLabel: true},
     xAxis: {type: "value"},
-    yAxis: {type: "category", data: rows.map((s) => s.name), inverse: true},
+    yAxis: {type: "category", data: rows.map((s) => s.name), inverse: true,
+      axisLabel: {width: 96, overflow: "truncate"}},
     series: [
       {name: "服务时长（小时）", type: "bar", data: rows.map((s) => s.hours)},
       {name: "服务人数", type: "bar", data: rows.map((s) => s.members_served)},
@@ -151,7 +153,10 @@ function drawGrids(breakdown) {
     tooltip: {trigger: "axis"},
     legend: {bottom: 0},
     grid: {left: 8, right: 8, top: 24, bottom: 40, containLabel: true},
-    xAxis: {type: "category", data: rows.map((g) => g.name), axisLabel: {interval: 0, rotate: rows.length > 6 ? 30 : 0}},
+    // Every grid named, in the API's (natural) order; long names cut short, not overlapping.
+    xAxis: {type: "category", data: rows.map((g) => g.name),
+      axisLabel: {interval: 0, rotate: rows.length > 4 ? 45 : 0, width: 84, overflow: "truncate",
+        hideOverlap: true}},
     yAxis: [{type: "value", name: "人"}, {type: "value", name: "小时"}],
     series: [
       {name: "报到人数", type: "bar", data: rows.map((g) => g.members_registered)},
@@ -184,8 +189,12 @@ function memberName(id) { const m = state.members.get(id); return m ? m.name : i
 function gridName(id) { const g = id && state.grids.get(id); return g ? g.name : id ? id : "—"; }
 
 function renderNotServed(ids) {
-  const rows = ids.map((id) => state.members.get(id) || {id, name: id, phone: null, grid_id: null});
-  rows.sort((a, b) => (a.grid_id || "").localeCompare(b.grid_id || "") || a.name.localeCompare(b.name, "zh-CN"));
+  // In the roster's order (by name, natural order: services/natural.py); the phone in full
+  // from the registry, since this list is for calling.
+  const wanted = new Set(ids);
+  const order = state.roster.map((r) => r.member_id).filter((id) => wanted.has(id));
+  for (const id of ids) if (!order.includes(id)) order.push(id);
+  const rows = order.map((id) => state.members.get(id) || {id, name: id, phone: null, grid_id: null});
   say("not-served-count", `${rows.length} 人`);
   fillTable("not-served-table", "not-served-empty", rows, (tr, m) => {
     tr.dataset.memberId = m.id;
@@ -216,12 +225,14 @@ function renderReview(queue) {
     tr.dataset.sessionId = s.id;
     cell(tr, s.member_name || s.member_id);
     cell(tr, (state.stations.get(s.station_id) || {}).name || s.station_id);
-    cell(tr, local(s.start));
+    // A check-out without a check-in has no start: its session begins and ends at the check-out.
+    const noCheckin = s.flags.includes("checkout_without_checkin");
+    cell(tr, noCheckin ? "无签到" : local(s.start), noCheckin ? "muted" : "");
     cell(tr, local(s.end));
     cell(tr, s.hours.toFixed(2), "num");
     cell(tr, s.flags.filter((f) => FLAG_LABEL[f]).map((f) => FLAG_LABEL[f]).join("、"), "flag");
     const hours = document.createElement("input");
-    hours.type = "number"; hours.min = "0"; hours.max = "24"; hours.step = "0.25";
+    hours.type = "number"; hours.min = "0"; hours.max = String(MAX_CREDITED_HOURS); hours.step = "0.25";
     hours.className = "hours"; hours.placeholder = "小时"; hours.setAttribute("aria-label", "核定时长");
     cell(tr, "").appendChild(hours);
     const reason = document.createElement("input");
@@ -234,17 +245,31 @@ function renderReview(queue) {
       b.addEventListener("click", () => review(tr, s, action, hours, reason));
       td.appendChild(b);
     }
+    // The outcome is said here, beside the row being worked on, not in the toolbar far above.
+    const msg = document.createElement("span");
+    msg.className = "msg row-msg"; msg.setAttribute("role", "status");
+    td.appendChild(msg);
   });
+}
+
+function rowSay(tr, text, ok) {
+  const el = tr.querySelector(".row-msg");
+  el.textContent = text;
+  el.classList.toggle("ok", !!ok);
 }
 
 async function review(tr, s, action, hoursInput, reasonInput) {
   const body = {action};
   if (action === "adjust") {
-    if (hoursInput.value === "") { say("toolbar-msg", "核定须填写核定时长"); hoursInput.focus(); return; }
-    body.credited_hours = Number(hoursInput.value);
+    const h = Number(hoursInput.value);
+    if (hoursInput.value === "") { rowSay(tr, "核定须填写核定时长"); hoursInput.focus(); return; }
+    if (!Number.isFinite(h) || h < 0 || h > MAX_CREDITED_HOURS) {
+      rowSay(tr, `核定时长须在 0～${MAX_CREDITED_HOURS} 小时之间`); hoursInput.focus(); return;
+    }
+    body.credited_hours = h;
   }
   if (action !== "approve") {
-    if (!reasonInput.value.trim()) { say("toolbar-msg", "核定或不予认定须填写理由"); reasonInput.focus(); return; }
+    if (!reasonInput.value.trim()) { rowSay(tr, "核定或不予认定须填写理由"); reasonInput.focus(); return; }
     body.reason = reasonInput.value.trim();
   }
   tr.querySelectorAll("button").forEach((b) => { b.disabled = true; });
@@ -255,13 +280,13 @@ async function review(tr, s, action, hoursInput, reasonInput) {
     tr.classList.add("done");
     tr.dataset.reviewed = action;
     const label = {approve: "已通过", adjust: `已核定为 ${body.credited_hours} 小时`, reject: "已不予认定"}[action];
-    say("toolbar-msg", `${memberName(s.member_id) || s.member_name}：${label}，数据将在几秒内更新`, true);
+    rowSay(tr, `${label}，数据将在几秒内更新`, true);
     // The decision reaches the totals through the log within seconds.
     setTimeout(load, 3000);
   } else {
     const err = await r.json().catch(() => ({}));
     const code = err.error && err.error.code;
-    say("toolbar-msg", `审核未成功：${REVIEW_ERRORS[code] || (err.error && err.error.message) || r.status}`);
+    rowSay(tr, `审核未成功：${REVIEW_ERRORS[code] || (err.error && err.error.message) || r.status}`);
     tr.querySelectorAll("button").forEach((b) => { b.disabled = false; });
   }
 }
@@ -297,25 +322,31 @@ async function searchMembers(ev) {
   const q = $("member-q").value.trim();
   const c = encodeURIComponent(state.community.id);
   const page = await getJson(`/v1/members?community_id=${c}&limit=20${q ? `&q=${encodeURIComponent(q)}` : ""}`);
-  fillTable("members-table", null, page.items, (tr, m) => {
+  // In the roster's (natural) order, the one order every list of members here follows.
+  const place = new Map(state.roster.map((r, i) => [r.member_id, i]));
+  const items = [...page.items].sort((a, b) => (place.get(a.id) ?? 1e9) - (place.get(b.id) ?? 1e9));
+  fillTable("members-table", null, items, (tr, m) => {
     cell(tr, m.name); cell(tr, m.phone); activationButton(cell(tr, ""), m);
   });
 }
 
 async function loadRanking() {
+  // No month chosen yet: the API's default, the latest month whose weeks have all ended.
   const period = $("ranking-month").value;
-  if (!period) return;
-  const r = await getJson(`/v1/rankings?kind=communities&period=${encodeURIComponent(period)}`);
+  const q = period ? `&period=${encodeURIComponent(period)}` : "";
+  const r = await getJson(`/v1/rankings?kind=communities${q}`);
+  if (!period) $("ranking-month").value = r.period;
   say("ranking-period", `${r.period}（${r.weeks} 周）`);
   say("ranking-rule", `评比规则：${r.rule.text || ""}`);
   fillTable("ranking-table", null, r.items, (tr, i) => {
     if (i.id === state.community.id) tr.className = "mine";
+    tr.dataset.rank = String(i.rank);
     cell(tr, i.red_flag ? `${i.rank}（流动红旗）` : i.rank);
     cell(tr, i.name);
     cell(tr, `${Math.round(i.participation_rate * 1000) / 10}%`, "num");
-    cell(tr, i.hours_per_member, "num");
-    cell(tr, i.feedback_avg === null ? "—" : i.feedback_avg, "num");
-    cell(tr, i.score, "num");
+    cell(tr, `${i.hours_per_member} 小时`, "num");
+    cell(tr, i.feedback_avg === null ? "—" : `${i.feedback_avg} 分`, "num");
+    cell(tr, `${i.score} 分`, "num");
   });
 }
 
@@ -334,6 +365,137 @@ async function openPosters() {
   if (w) w.location.href = url; else window.open(url, "_blank");
   say("toolbar-msg", "已在新窗口打开站点二维码，请在该窗口中打印（A4，每页一张）", true);
   setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+function renderPrevious(prev, week) {
+  const label = `上周（${weekLabel(week)}起）`;
+  if (!prev) {
+    for (const k of ["registered", "served", "rate", "hours"]) say(`prev-${k}`, `${label}：—`);
+    return;
+  }
+  say("prev-registered", `${label}：${prev.members_registered}`);
+  say("prev-served", `${label}：${prev.members_served}`);
+  say("prev-rate", `${label}：${Math.round(prev.rate * 1000) / 10}%`);
+  say("prev-hours", `${label}：${prev.hours}`);
+}
+
+function renderRoster() {
+  const q = $("roster-q").value.trim();
+  const rows = q
+    ? state.roster.filter((r) => r.name.includes(q) || (r.grid_name || "").includes(q))
+    : state.roster;
+  say("roster-count", `${state.roster.length} 人`);
+  fillTable("roster-table", null, rows, (tr, r) => {
+    tr.dataset.memberId = r.member_id;
+    cell(tr, r.name, "name");
+    cell(tr, r.phone);
+    cell(tr, r.grid_name);
+    cell(tr, BINDING_LABEL[r.binding] || r.binding);
+    cell(tr, r.served_this_week === null ? "不在册"
+      : r.served_this_week ? `已服务 ${r.week_hours} 小时` : "未服务");
+    cell(tr, `${r.year_hours} 小时`, "num");
+    cell(tr, r.last_service ? local(r.last_service) : "从未服务");
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "small plain"; b.textContent = "评议";
+    b.setAttribute("aria-label", `评议 ${r.name}`);
+    b.addEventListener("click", () => {
+      $("eval-member").value = r.member_id;
+      $("evaluation-card").scrollIntoView({block: "nearest"});
+      $("eval-rating").focus();
+    });
+    cell(tr, "").appendChild(b);
+  });
+  const select = $("eval-member");
+  const chosen = select.value;
+  select.replaceChildren(...state.roster.map((r) => new Option(r.name, r.member_id)));
+  if (chosen) select.value = chosen;
+}
+
+async function download(path, filename, msgId) {
+  say(msgId, "正在生成文件……", true);
+  const r = await api(path);
+  if (!r.ok) { say(msgId, `下载失败（${r.status}）`); return; }
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await r.blob());
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  say(msgId, `已下载 ${filename}`, true);
+}
+
+function downloadNotServed() {
+  const week = $("not-served-xlsx").dataset.week || $("week").value;
+  const c = encodeURIComponent(state.community.id);
+  return download(`/v1/communities/${c}/roster?week=${week}&format=xlsx`,
+    `${week}未服务党员-${state.community.name}.xlsx`, "toolbar-msg");
+}
+
+async function postJson(path, body) {
+  const r = await api(path, {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+  });
+  const out = await r.json().catch(() => ({}));
+  return {ok: r.ok, status: r.status, body: out};
+}
+
+async function sendEvaluation(ev) {
+  ev.preventDefault();
+  const member = $("eval-member").value;
+  const period = $("eval-period").value.trim();
+  const rating = $("eval-rating").value;
+  const grade = $("eval-grade").value;
+  const comment = $("eval-comment").value.trim();
+  if (!member) { say("eval-msg", "请选择党员"); return; }
+  if (!/^\d{4}(-Q[1-4]|-\d{2})?$/.test(period)) { say("eval-msg", "期间格式为 2026、2026-Q4 或 2026-11"); return; }
+  if (!rating && !grade) { say("eval-msg", "请至少选择服务评价或鉴定之一"); return; }
+  $("eval-submit").disabled = true;
+  const done = [];
+  try {
+    if (rating) {
+      const r = await postJson("/v1/feedback/member-service",
+        {member_id: member, period, rating: Number(rating), comment});
+      if (!r.ok) { say("eval-msg", `提交未成功：${(r.body.error && r.body.error.message) || r.status}`); return; }
+      done.push(`服务评价 ${rating} 分`);
+    }
+    if (grade) {
+      const r = await postJson("/v1/feedback/unit-summaries",
+        {period, items: [{member_id: member, grade, comment}]});
+      if (!r.ok) { say("eval-msg", `提交未成功：${(r.body.error && r.body.error.message) || r.status}`); return; }
+      done.push(`鉴定 ${grade}`);
+    }
+    say("eval-msg", `已提交 ${memberName(member)} ${period}：${done.join("，")}`, true);
+  } finally { $("eval-submit").disabled = false; }
+}
+
+function renderStations(order) {
+  // In the week's breakdown's (natural) order; stations it does not list (none, normally) last.
+  const rank = new Map(order.map((id, i) => [id, i]));
+  const rows = [...state.stations.values()]
+    .sort((a, b) => (rank.get(a.id) ?? 1e9) - (rank.get(b.id) ?? 1e9));
+  fillTable("stations-table", null, rows, (tr, st) => {
+    tr.dataset.stationId = st.id;
+    cell(tr, st.name);
+    cell(tr, st.kind === "member_post" ? "党员驿站" : st.kind === "service_station" ? "党群服务站" : st.kind);
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "small plain"; b.textContent = "生成平板链接";
+    b.setAttribute("aria-label", `为 ${st.name} 生成平板链接`);
+    b.addEventListener("click", () => screenLink(st));
+    cell(tr, "").appendChild(b);
+  });
+}
+
+async function screenLink(st) {
+  const r = await postJson(`/v1/stations/${encodeURIComponent(st.id)}/screen-keys`, {});
+  const box = $("screen-link");
+  box.hidden = false;
+  box.replaceChildren();
+  if (!r.ok) { box.textContent = `生成平板链接失败（${r.status}）`; return; }
+  const a = document.createElement("a");
+  a.href = r.body.url; a.target = "_blank"; a.rel = "noopener"; a.textContent = r.body.url;
+  a.className = "break";
+  box.append(`${st.name} 的平板链接（有效期至 ${local(r.body.expires_at)}）：`, a);
 }
 
 // ---- loading ------------------------------------------------------------------------------
@@ -369,22 +531,29 @@ async function load() {
     document.body.dataset.loaded = "";
     say("toolbar-msg", "正在加载……", true);
     try {
-      const [weekly, breakdown, trend, queue, onsite] = await Promise.all([
+      const [weekly, breakdown, trend, queue, onsite, roster] = await Promise.all([
         getJson(`/v1/communities/${c}/weekly?week=${week}`),
         getJson(`/v1/communities/${c}/weekly/breakdown?week=${week}`),
         Promise.all(weeks.map((w) => trendWeek(w).catch(() => null))),
         getJson(`/v1/communities/${c}/review-queue`),
         getJson(`/v1/communities/${c}/on-site`),
+        getJson(`/v1/communities/${c}/roster?week=${week}`),
       ]);
+      state.roster = roster.items;
       say("kpi-registered", String(weekly.members_registered));
       say("kpi-served", String(weekly.members_served));
       say("kpi-rate", `${Math.round(weekly.rate * 1000) / 10}%`);
       say("kpi-hours", String(weekly.hours));
+      // The week before beside this one: on a Monday this week has hardly begun.
+      renderPrevious(trend[trend.length - 2], weeks[weeks.length - 2]);
+      renderRoster();
+      renderStations(breakdown.stations.map((st) => st.station_id));
       drawServed(weekly);
       drawStations(breakdown);
       drawGrids(breakdown);
       drawTrend(weeks, trend);
       renderNotServed(weekly.not_served);
+      $("not-served-xlsx").dataset.week = week;
       renderReview(queue);
       renderOnSite(onsite);
       say("toolbar-msg", "");
@@ -401,14 +570,18 @@ async function load() {
 async function start() {
   const params = new URLSearchParams(location.search);
   $("week").value = /^\d{4}-W\d{2}$/.test(params.get("week") || "") ? params.get("week") : currentWeek();
-  $("ranking-month").value = monthOfWeek($("week").value);
+  $("ranking-month").value = "";
   $("app").hidden = false;
   $("login").hidden = true;
   say("who", state.community.name);
   document.title = `${state.community.name} · 社区工作台`;
   await loadOnce();
-  await Promise.all([load(), loadRanking(), searchMembers()]);
-  window.addEventListener("resize", () => Object.values(charts).forEach((ch) => ch.resize()));
+  $("eval-period").value = String(new Date(Date.now() + 8 * 3600e3).getUTCFullYear());
+  await Promise.all([load(), loadRanking()]);
+  await searchMembers();  // after the roster, whose order it follows
+  // Charts follow their box (a phone turned, a window resized, a card reflowed).
+  const ro = new ResizeObserver(() => Object.values(charts).forEach((ch) => ch.resize()));
+  for (const id of ["chart-served", "chart-trend", "chart-stations", "chart-grids"]) ro.observe($(id));
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
@@ -417,6 +590,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("ranking-month").addEventListener("change", loadRanking);
   $("posters").addEventListener("click", openPosters);
   $("member-search").addEventListener("submit", searchMembers);
+  $("not-served-xlsx").addEventListener("click", downloadNotServed);
+  $("roster-q").addEventListener("input", renderRoster);
+  $("evaluation-form").addEventListener("submit", sendEvaluation);
 
   await desk.run({
     key: TOKEN_KEY,

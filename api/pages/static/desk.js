@@ -11,6 +11,13 @@ function say(id, text, ok) {
   el.classList.toggle("ok", !!ok);
 }
 
+// A token as people paste it: from a chat with a line break in the middle, from a document with
+// spaces around it, or the whole header line "Bearer eyJ…". A line break in a header made fetch
+// throw (read as "network unavailable"); tokens never contain whitespace, so all of it goes.
+function cleanToken(raw) {
+  return String(raw || "").trim().replace(/^bearer\s+/i, "").replace(/\s+/g, "");
+}
+
 const desk = {
   key: null,
 
@@ -45,7 +52,7 @@ const desk = {
     this.key = key;
     $("login-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      const t = $("login-token").value.trim();
+      const t = cleanToken($("login-token").value);
       if (!t) { say("login-msg", "请粘贴令牌"); return; }
       $("login-submit").disabled = true;
       const res = await this.signIn(t, role, wrongRole, entityPath);
@@ -62,7 +69,7 @@ const desk = {
       params.delete("t");
       history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
     }
-    const t = fromUrl || this.token();
+    const t = cleanToken(fromUrl || this.token());
     if (!t) { this.logout(); return; }
     const res = await this.signIn(t, role, wrongRole, entityPath);
     if (res.error) { this.logout(res.error); return; }

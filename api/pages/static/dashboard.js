@@ -58,7 +58,7 @@ async function api(path, options) {
 async function getJson(path) {
   const r = await api(path);
   if (r.status === 401) { desk.logout("登录已失效，请重新登录"); throw new Error("unauthorized"); }
-  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  if (!r.ok) throw new Error(await responseErrorText(r));
   return r.json();
 }
 async function allPages(path) {
@@ -261,7 +261,7 @@ async function review(tr, s, action, hoursInput, reasonInput) {
   } else {
     const err = await r.json().catch(() => ({}));
     const code = err.error && err.error.code;
-    say("toolbar-msg", `审核未成功：${REVIEW_ERRORS[code] || (err.error && err.error.message) || r.status}`);
+    say("toolbar-msg", `审核未成功：${REVIEW_ERRORS[code] || errorText(code, r.status)}`);
     tr.querySelectorAll("button").forEach((b) => { b.disabled = false; });
   }
 }
@@ -281,7 +281,7 @@ async function activate(m) {
   });
   const body = await r.json().catch(() => ({}));
   if (r.status !== 201) {
-    say("toolbar-msg", `生成激活码失败：${(body.error && body.error.message) || r.status}`);
+    say("toolbar-msg", `生成激活码失败：${errorText(body.error && body.error.code, r.status)}`);
     return;
   }
   say("activation-name", m.name);
@@ -390,7 +390,7 @@ async function load() {
       say("toolbar-msg", "");
       document.body.dataset.loaded = week;
     } catch (e) {
-      if (desk.token()) say("toolbar-msg", `加载失败，请稍后刷新（${e.message}）`);
+      if (desk.token()) say("toolbar-msg", `加载失败：${e instanceof TypeError ? errorText("network") : e.message}`);
     }
   })();
   try { await loading; } finally { loading = null; }

@@ -115,8 +115,8 @@ def member_sessions(
     items, total = reads.sessions_page(ctx.warehouse, m.id, from_, to, limit, offset)
     names: dict[str, str | None] = {}
     for i in items:
-        # The member served there, so the station's name is theirs to read, even when the
-        # station belongs to another community (which the member cannot list).
+        # Named here so the member's history needs no lookup per station (a station of another
+        # community is not in the member's own community's list).
         if i["station_id"] not in names:
             try:
                 names[i["station_id"]] = ctx.registry.station(i["station_id"]).name

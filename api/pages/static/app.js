@@ -218,8 +218,12 @@ async function refreshWeek() {
     el.dataset.sessions = String(week.sessions);
     el.textContent = (week.served ? "✓ 本周已完成志愿服务" : "本周尚未完成志愿服务（每周至少1次）")
       + `：${week.sessions} 次，${week.hours} 小时` + (week.open_session ? "（有未签退的服务）" : "");
-    openSince = week.open_session && week.open_since ? Date.parse(week.open_since)
-      : week.open_session ? openSince : null;
+    // The server's open session wins; a check-in this phone made moments ago may not have
+    // reached it yet (worker, then sink), so the phone's own stays until then.
+    const last = load(LAST_KEY, null);
+    const fresh = last && last.action === "in" && Date.now() - Date.parse(last.at) < 5 * 60000;
+    if (week.open_session && week.open_since) openSince = Date.parse(week.open_since);
+    else if (!fresh) openSince = null;
     renderSession();
   }
   if (year) {
@@ -427,7 +431,10 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.querySelectorAll("button[data-action]").forEach((b) =>
     b.addEventListener("click", () => scan(b.dataset.action)));
   const code = $("bind-code");
-  if (code && !code.value) code.value = sessionStorage.getItem(BIND_CODE_KEY) || "";
+  if (code && !code.value) {
+    const kept = (sessionStorage.getItem(BIND_CODE_KEY) || "").replace(/[^0-9A-Za-z]/g, "").toUpperCase();
+    code.value = kept.length === 8 ? `${kept.slice(0, 4)}-${kept.slice(4)}` : kept;
+  }
   renderRecent();
   renderPending();
   suggest();
@@ -441,6 +448,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (page === "bind") setStatus("bound", "本机已绑定；如需更换绑定，请输入新的激活码");
   if (page === "bind") { const b = $("bind"); if (b) b.hidden = false; }
   if (page === "scan") setStatus("ready", "请点击“签到”或“签退”");
+  const last = load(LAST_KEY, null);
+  if (last && last.action === "in" && Date.now() - Date.parse(last.at) < OPEN_HINT_MS) {
+    openSince = Date.parse(last.at);
+    renderSession();
+  }
   if (page === "me") {
     setStatus("bound", `您好，${m && m.name ? m.name : "党员同志"}：扫描站点二维码即可签到、签退`);
   }

@@ -94,10 +94,8 @@ async function thisWeekAndRecent(id) {
 
 async function sessions(id) {
   const year = shanghai(Date.now()).getUTCFullYear();
-  const [page, stations] = await Promise.all([
-    getJson(`/v1/members/${id}/sessions?from=${year - 1}-01-01&limit=200`),
-    stationNames(),
-  ]);
+  // Each session names its station (also another community's), so no station list is read.
+  const page = await getJson(`/v1/members/${id}/sessions?from=${year - 1}-01-01&limit=200`);
   say("sessions-count", `共 ${page.total} 条${page.total > page.items.length ? `，显示最近 ${page.items.length} 条` : ""}`);
   const ul = $("sessions");
   ul.replaceChildren();
@@ -107,21 +105,11 @@ async function sessions(id) {
     const status = document.createElement("span");
     status.className = `status ${s.status}`;
     status.textContent = STATUS_LABEL[s.status] || s.status;
-    const where = s.station_name || stations.get(s.station_id) || "服务站点";
+    const where = s.station_name || "未知站点";
     li.append(status, `${local(s.start)} · ${where} · ${s.hours} 小时`);
     ul.appendChild(li);
   }
   if (!page.items.length) { const li = document.createElement("li"); li.textContent = "暂无服务记录"; ul.appendChild(li); }
-}
-
-async function stationNames() {
-  // A member may not be allowed to list stations; the list then shows a generic name.
-  try {
-    const m = JSON.parse(localStorage.getItem(MEMBER_KEY) || "null");
-    const me = await getJson(`/v1/members/${encodeURIComponent(m.id)}`);
-    const page = await getJson(`/v1/stations?community_id=${encodeURIComponent(me.community_id)}&limit=500`);
-    return new Map(page.items.map((s) => [s.id, s.name]));
-  } catch (e) { return new Map(); }
 }
 
 async function feedback(id) {

@@ -82,8 +82,19 @@ def test_sessions_name_another_communitys_station_and_the_week_says_since_when(
         s = stack.client.get(f"/v1/members/{m}/sessions", headers=mine).json()
         return s if s["total"] == 2 else None
 
-    sessions = stack.wait_for(ready, timeout=60)
-    assert sessions, "sessions did not arrive"
+    sessions = stack.wait_for(ready, timeout=120)
+    wh = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
+    assert sessions, (
+        stack.client.get(f"/v1/members/{m}/sessions", headers=mine).json(),
+        wh.query(
+            "SELECT station_id, action, scanned_at FROM checkins FINAL WHERE member_id = %(m)s",
+            {"m": m},
+        ),
+        wh.query(
+            "SELECT session_id, revision, status, start, end FROM sessions WHERE member_id = %(m)s",
+            {"m": m},
+        ),
+    )
     names = {i["station_id"]: i["station_name"] for i in sessions["items"]}
     assert names == {
         county["s_away"]["id"]: "南关党员驿站",

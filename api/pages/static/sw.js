@@ -45,7 +45,9 @@ self.addEventListener("fetch", (event) => {
   if (url.pathname.startsWith("/v1/")) return;
   const key = cacheKey(url);
   const isStation = url.pathname.startsWith("/s/");
-  if (!key && !isStation && req.mode !== "navigate") return;
+  // Only the member's own pages: the desk pages (/org, /hr) stay outside the app.
+  const memberPage = /^\/(s\/|me(\/|$)|bind(\/|$)|scan-offline$)/.test(url.pathname);
+  if (!key && !memberPage) return;
   // Network first (pages and scripts stay current); the cache only when the network fails.
   event.respondWith((async () => {
     try {
@@ -56,7 +58,7 @@ self.addEventListener("fetch", (event) => {
       const cache = await caches.open(CACHE);
       const hit = (key && await cache.match(key))
         || (isStation && await cache.match("/scan-offline"))
-        || (req.mode === "navigate" && await cache.match("/me"));
+        || (req.mode === "navigate" && memberPage && await cache.match("/me"));
       if (hit) return hit;
       throw e;
     }

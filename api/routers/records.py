@@ -235,7 +235,10 @@ th, td { border: 1px solid #000; padding: 4px; text-align: center; overflow-wrap
 .seal { display: flex; justify-content: flex-end; margin: 28px 0 8px; }
 .seal div { text-align: center; min-width: 14em; }
 .seal .line { border-bottom: 1px solid #000; height: 5em; margin-bottom: 4px; }
-.check { display: flex; gap: 12px; align-items: center; margin: 12px 0; }
+.check { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; margin: 12px 0; }
+.check p { flex: 1 1 12em; min-width: 0; }
+#verify-url { overflow-wrap: anywhere; word-break: break-all; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
 .check img { width: 120px; height: 120px; flex: none; }
 .tools { display: flex; gap: 12px; margin: 16px 0; }
 .tools button, .tools a { min-height: 48px; padding: 10px 20px; font-size: 18px; border: 0;
@@ -354,8 +357,8 @@ def print_record(code: str, ctx: Ctx) -> HTMLResponse:
 <p>服务以开始时间（北京时间）所在日期计入期间；时长为认定时长；尚未结束、被驳回或因补传扫码已被重新配对取代的记录不计。</p>
 <p>开具时间：{_local(r.occurred_at)}　　验证码：<span class="code">{e(format_code(r.code))}</span></p>
 </div>
-<table><thead><tr><th>序号</th><th>服务站点</th><th>开始</th><th>结束</th><th>时长（小时）</th><th>状态</th></tr></thead>
-<tbody>{rows or '<tr><td colspan="6">本期间无服务记录</td></tr>'}</tbody></table>
+<div class="table-wrap"><table><thead><tr><th>序号</th><th>服务站点</th><th>开始</th><th>结束</th><th>时长（小时）</th><th>状态</th></tr></thead>
+<tbody>{rows or '<tr><td colspan="6">本期间无服务记录</td></tr>'}</tbody></table></div>
 <div class="check"><img id="verify-qr" src="{qr}" alt="核验二维码">
 <p>扫描二维码或访问 <span id="verify-url">{e(check_url)}</span> 核验本证明，核对姓名、时长与次数（谁记录谁证明）。</p></div>
 <div class="seal"><div><p>开具单位：{e(r.community_name)}（盖章）</p><div class="line"></div>

@@ -18,7 +18,7 @@ MESSAGES: dict[str, str] = {
     "activation_used": "此激活码已使用过，请向社区索取新的激活码",
     "activation_expired": "此激活码已过期，请向社区索取新的激活码",
     "too_many_attempts": "尝试次数过多，请15分钟后再试",
-    "member_inactive": "您的报到关系已变更，请联系社区",
+    "member_inactive": "报到关系已变更（已转出或离开），不能绑定手机，请联系社区",
     # scanning
     "member_not_active": "您的报到关系已变更，请联系社区",
     "station_code_expired": "二维码已过期，请重新扫描站点屏幕上的二维码",

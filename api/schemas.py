@@ -39,6 +39,11 @@ class UnitIn(_In):
 
 class CommunityIn(_In):
     name: str = Name
+    phone: str | None = Field(
+        default=None,
+        pattern=r"^[0-9+() -]{3,32}$",
+        description="the number members are told to call (no activation code, a changed status)",
+    )
 
 
 class StationIn(_In):

@@ -125,3 +125,7 @@ CREATE TABLE IF NOT EXISTS notification_deliveries_local ON CLUSTER 'volunteer' 
 CREATE TABLE IF NOT EXISTS notification_deliveries ON CLUSTER 'volunteer' AS notification_deliveries_local ENGINE = Distributed('volunteer', currentDatabase(), 'notification_deliveries_local', cityHash64((notification_id, channel)));
 CREATE TABLE IF NOT EXISTS reminder_preferences_local ON CLUSTER 'volunteer' ( member_id String, kind LowCardinality(String), enabled Bool, set_by String, set_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', set_at) ORDER BY (member_id, kind) SETTINGS replicated_deduplication_window = 10000;
 CREATE TABLE IF NOT EXISTS reminder_preferences ON CLUSTER 'volunteer' AS reminder_preferences_local ENGINE = Distributed('volunteer', currentDatabase(), 'reminder_preferences_local', cityHash64((member_id, kind)));
+
+-- m0012_community_phone
+ALTER TABLE communities_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS phone Nullable(String) AFTER name;
+ALTER TABLE communities ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS phone Nullable(String) AFTER name;

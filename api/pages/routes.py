@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from api.deps import Ctx
+from api.pages import messages
 from api.pages.assets import version, versioned
 from services.registry import NotFound
 from services.station_codes import (
@@ -48,6 +49,11 @@ def _template(name: str) -> str:
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
+# The member's pages are one installable app (a web manifest and a service worker that keeps the
+# app shell and the stations' pages for offline scans); the desk pages are not part of it.
+MEMBER_HEAD = '<link rel="manifest" href="/manifest.webmanifest">'
+
+
 def _page(
     title: str,
     subtitle: str,
@@ -57,6 +63,7 @@ def _page(
     body_class: str = "phone",
     data: dict[str, str] | None = None,
     status: int = 200,
+    head: str = "",
 ) -> HTMLResponse:
     attrs = " ".join(f'data-{k}="{html.escape(v, quote=True)}"' for k, v in (data or {}).items())
     text = _template("base.html").format(
@@ -66,6 +73,7 @@ def _page(
         script=script,
         body_class=body_class,
         data=attrs,
+        head=head,
     )
     return HTMLResponse(
         text,
@@ -79,10 +87,22 @@ def _page(
     )
 
 
-def _phone_body(actions: str = "", code: str = "", status: str = "") -> str:
+def _phone_body(actions: str = "", code: str = "", status: str = "", contact: str = "") -> str:
     return _template("phone.html").format(
-        actions=actions, code=html.escape(code, quote=True), status=html.escape(status)
+        actions=actions,
+        code=html.escape(code, quote=True),
+        status=html.escape(status),
+        contact=html.escape(contact),
     )
+
+
+def _contact(community_name: str = "", phone: str | None = None) -> str:
+    """Where a member without an activation code turns: their community, by phone if known."""
+    if community_name and phone:
+        return f"没有激活码？请联系社区：{community_name}，电话 {phone}"
+    if community_name:
+        return f"没有激活码？请联系社区：{community_name}"
+    return "没有激活码？请联系您报到的社区"
 
 
 @router.get("/s/{station_token}", response_class=HTMLResponse)
@@ -106,12 +126,79 @@ def scan_page(station_token: str, ctx: Ctx) -> HTMLResponse:
             data={"page": "invalid"},
             status=400,
         )
+    try:
+        community = ctx.registry.community(station.community_id)
+        community_name, phone = community.name, community.phone
+    except NotFound:
+        community_name, phone = "", None
     return _page(
         station.name,
-        ctx.registry.station_kind_label(station.kind),
-        _phone_body(ACTIONS),
-        data={"page": "scan", "station-token": station_token, "station-name": station.name},
+        f"{ctx.registry.station_kind_label(station.kind)} · {community_name}".rstrip(" ·"),
+        _phone_body(ACTIONS, contact=_contact(community_name, phone)),
+        data={
+            "page": "scan",
+            "station-token": station_token,
+            "station-name": station.name,
+            "station-community": station.community_id,
+            "community-name": community_name,
+            "repeat-s": str(int(ctx.settings.session_repeat_window_s)),
+        },
+        head=MEMBER_HEAD,
     )
+
+
+@router.get("/scan-offline", response_class=HTMLResponse)
+def offline_scan_shell(ctx: Ctx) -> HTMLResponse:
+    """The scan page without a station: the service worker answers a station's address with it
+    when the phone is offline and has never opened that station; the script takes the station
+    token from the address, so the scan is queued and sent once the phone is online."""
+    return _page(
+        "扫码签到",
+        "当前离线：签到、签退会先保存在本机，联网后自动上传",
+        _phone_body(ACTIONS, contact=_contact()),
+        data={
+            "page": "scan",
+            "station-token": "",
+            "station-name": "",
+            "repeat-s": str(int(ctx.settings.session_repeat_window_s)),
+        },
+        head=MEMBER_HEAD,
+    )
+
+
+@router.get("/messages.js", include_in_schema=False)
+def messages_script() -> Response:
+    """The Chinese message of every error code (api/pages/messages.py), for every page."""
+    return Response(
+        messages.script(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/sw.js", include_in_schema=False)
+def service_worker() -> Response:
+    """Served from the root so that its scope covers /s/..., /me and /bind/."""
+    return Response(
+        (STATIC / "sw.js").read_text(encoding="utf-8"),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
+
+
+@router.get("/manifest.webmanifest", include_in_schema=False)
+def manifest() -> Response:
+    return Response(
+        (STATIC / "manifest.webmanifest").read_text(encoding="utf-8"),
+        media_type="application/manifest+json",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/bind", response_class=HTMLResponse)
+def bind_page_without_code() -> HTMLResponse:
+    """Where `/bind/{code}` lands once the page moved the code out of the address bar."""
+    return bind_page("")
 
 
 @router.get("/bind/{code}", response_class=HTMLResponse)
@@ -123,27 +210,38 @@ def bind_page(code: str) -> HTMLResponse:
     return _page(
         "绑定手机",
         "在职党员到居住地社区报到服务",
-        _phone_body(code=shown),
+        _phone_body(code=shown, contact=_contact()),
         data={"page": "bind"},
+        head=MEMBER_HEAD,
     )
 
 
 @router.get("/me", response_class=HTMLResponse)
 def member_page() -> HTMLResponse:
     """The member's own page; `/me?t=<token>` binds this phone first."""
-    body = _phone_body() + _template("me_links.html")  # history, feedback, record of service
-    return _page("我的志愿服务", "在职党员到居住地社区报到服务", body, data={"page": "me"})
+    body = _phone_body(contact=_contact()) + _template("me_links.html")
+    return _page(
+        "我的志愿服务",
+        "在职党员到居住地社区报到服务",
+        body,
+        data={"page": "me"},
+        head=MEMBER_HEAD,
+    )
 
 
 @router.get("/stations/{station_id}/screen", response_class=HTMLResponse)
 def screen_page(
     station_id: str, ctx: Ctx, key: Annotated[str, Query(max_length=2000)] = ""
 ) -> HTMLResponse:
-    """The station's tablet: a rotating QR code, opened with the organizer's screen link."""
+    """The station's tablet: a rotating QR code, opened with the organizer's screen link. The
+    page moves the key into the tablet's storage and cleans the address, so a reload comes
+    without it: the page is then served as is, and the live code (which checks the key it is
+    sent) decides."""
     try:
-        screen = verify_screen_key(ctx.settings, key)
-        if screen.station_id != station_id:
-            raise InvalidToken("screen key is for another station")
+        if key:
+            screen = verify_screen_key(ctx.settings, key)
+            if screen.station_id != station_id:
+                raise InvalidToken("screen key is for another station")
         station = ctx.registry.station(station_id)
     except (InvalidToken, NotFound):
         return _page(
@@ -219,6 +317,7 @@ def member_history_page() -> HTMLResponse:
         _template("history.html"),
         script="history.js",
         data={"page": "history"},
+        head=MEMBER_HEAD,
     )
 
 

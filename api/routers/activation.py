@@ -54,6 +54,12 @@ class ActivationOut(BaseModel):
 class RedeemIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     code: str = Field(min_length=1, max_length=32)
+    phone: str | None = Field(
+        default=None,
+        pattern=r"^1\d{10}$",
+        description="re-binding on another browser: the member's registered mobile, which must "
+        "match (a mismatch answers as an unknown code, and counts against the rate limit)",
+    )
 
 
 class RedeemOut(BaseModel):
@@ -169,6 +175,10 @@ def redeem_activation(body: RedeemIn, request: Request, ctx: Ctx) -> RedeemOut:
             raise ApiError(404, "member_not_found", "the member no longer exists") from exc
         if member.status != "active":
             raise ApiError(422, "member_inactive", "the member is no longer active here")
+        if body.phone is not None and body.phone != member.phone:
+            # As an unknown code: the answer must not tell whose code this is.
+            limiter.fail(client)
+            raise ApiError(404, "activation_not_found", "no such activation code")
         _record(
             ctx,
             ActivationRecorded(

@@ -23,6 +23,9 @@ class WeekOut(BaseModel):
     hours: float
     open_session: bool = Field(description="checked in and not yet checked out")
     scans: int = Field(description="scans received this week, each counted once")
+    open_since: datetime | None = Field(
+        default=None, description="when the open session began (UTC); null when none is open"
+    )
 
 
 @router.get("/{member_id}/week", response_model=WeekOut)
@@ -41,4 +44,5 @@ def member_week(member_id: str, caller: Caller, ctx: Ctx) -> WeekOut:
         hours=w.totals.hours,
         open_session=w.open_sessions > 0,
         scans=w.scans,
+        open_since=w.open_since,
     )

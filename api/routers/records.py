@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import html
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +17,7 @@ from services import topics
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession
 from services.processors import route_for_event
+from services.qr import render as render_qr
 from services.reads.records import certified_sessions, issued_payload
 from services.reads.records import total_hours as records_total_hours
 from services.registry import NotFound
@@ -149,19 +151,34 @@ def _load(ctx: Ctx, code: str) -> ServiceRecordIssued:
     return ServiceRecordIssued.model_validate_json(payload)
 
 
-@router.get("/v1/verify/{code}", response_model=Verification, tags=["records"])
+def _wants_html(request: Request) -> bool:
+    """A browser (the QR on the paper, a link) asks for HTML first; machines get the JSON."""
+    accept = request.headers.get("accept", "")
+    html_at, json_at = accept.find("text/html"), accept.find("application/json")
+    return html_at >= 0 and (json_at < 0 or html_at < json_at)
+
+
+@router.get(
+    "/v1/verify/{code}",
+    response_model=Verification,
+    tags=["records"],
+    responses={200: {"content": {"text/html": {}}}},
+)
 def verify_record(
     code: str,
     ctx: Ctx,
+    request: Request,
     member_name: Annotated[str | None, Query(description="as printed on the paper")] = None,
     hours: Annotated[float | None, Query(description="as printed on the paper")] = None,
     sessions: Annotated[int | None, Query(description="as printed on the paper")] = None,
     period_from: Annotated[date | None, Query()] = None,
     period_to: Annotated[date | None, Query()] = None,
-) -> Verification:
+) -> Verification | HTMLResponse:
     """Anyone holding the paper: confirms the code was issued here and returns what it certifies.
     Figures passed as query parameters are compared; any that differ are named and `valid` is
-    false."""
+    false. A browser (`Accept: text/html` before JSON) gets the same answer as a Chinese page."""
+    if _wants_html(request):
+        return verify_page(code, ctx, member_name, hours, sessions, period_from, period_to)
     r = _load(ctx, code)
     bad = mismatches(
         r,
@@ -196,41 +213,158 @@ STATUS_LABEL = {
 }
 
 
+MISMATCH_LABEL = {
+    "member_name": "姓名",
+    "hours": "服务时长",
+    "sessions": "服务次数",
+    "period_from": "起始日期",
+    "period_to": "截止日期",
+}
+
+# Shared by the print and the verify page: readable on a 320 px phone, A4 on paper.
+_STYLE = """
+@page { size: A4; margin: 18mm; }
+* { box-sizing: border-box; }
+body { font-family: "Noto Serif CJK SC", "Songti SC", "SimSun", serif; color: #000;
+  margin: 0 auto; padding: 16px; max-width: 800px; line-height: 1.6; background: #fff; }
+h1 { text-align: center; letter-spacing: .3em; font-size: 26px; }
+table { width: 100%; border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #000; padding: 4px; text-align: center; overflow-wrap: anywhere; }
+.meta p { margin: 6px 0; }
+.code { font-family: monospace; font-size: 16px; font-weight: bold; }
+.seal { display: flex; justify-content: flex-end; margin: 28px 0 8px; }
+.seal div { text-align: center; min-width: 14em; }
+.seal .line { border-bottom: 1px solid #000; height: 5em; margin-bottom: 4px; }
+.check { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; margin: 12px 0; }
+.check p { flex: 1 1 12em; min-width: 0; }
+#verify-url { overflow-wrap: anywhere; word-break: break-all; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
+.check img { width: 120px; height: 120px; flex: none; }
+.tools { display: flex; gap: 12px; margin: 16px 0; }
+.tools button, .tools a { min-height: 48px; padding: 10px 20px; font-size: 18px; border: 0;
+  border-radius: 10px; background: #c8102e; color: #fff; text-decoration: none;
+  font-family: sans-serif; display: inline-flex; align-items: center; }
+.tools a { background: #444; }
+.ok { color: #1a7f37; } .bad { color: #b00020; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 6px 12px; font-size: 17px; }
+dt { color: #333; } dd { margin: 0; font-weight: bold; }
+@media print { .tools { display: none; } body { padding: 0; max-width: none; } }
+"""
+
+
+def _html(title: str, body: str, *, status: int = 200, script: str = "") -> HTMLResponse:
+    page = f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_STYLE}</style>{script}</head>
+<body><main>{body}</main></body></html>"""
+    return HTMLResponse(
+        page,
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def _local(dt: datetime | None) -> str:
+    return dt.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if dt else "—"
+
+
+def _verify_url(ctx: Ctx, code: str) -> str:
+    return f"{ctx.settings.public_url}/verify/{code}"
+
+
+@router.get("/verify/{code}", response_class=HTMLResponse, include_in_schema=False)
+def verify_page(
+    code: str,
+    ctx: Ctx,
+    member_name: Annotated[str | None, Query(max_length=200)] = None,
+    hours: Annotated[float | None, Query()] = None,
+    sessions: Annotated[int | None, Query()] = None,
+    period_from: Annotated[date | None, Query()] = None,
+    period_to: Annotated[date | None, Query()] = None,
+) -> HTMLResponse:
+    """The public check of a record of service, in Chinese: what the QR on the paper opens."""
+    e = html.escape
+    try:
+        r = _load(ctx, code)
+    except ApiError:
+        return _html(
+            "服务证明核验",
+            '<h1>服务证明核验</h1><p class="bad" role="alert"><b>未找到此验证码对应的服务证明。</b></p>'
+            "<p>请核对纸面上的验证码是否输入正确；如仍无法核验，请联系开具证明的社区。</p>",
+            status=404,
+        )
+    bad = mismatches(
+        r,
+        {
+            "member_name": member_name,
+            "hours": hours,
+            "sessions": sessions,
+            "period_from": period_from.isoformat() if period_from else None,
+            "period_to": period_to.isoformat() if period_to else None,
+        },
+    )
+    verdict = (
+        '<p class="bad" role="alert"><b>与纸面不一致：'
+        + "、".join(e(MISMATCH_LABEL.get(b, b)) for b in bad)
+        + "。</b>请以下列系统记录为准，并联系开具证明的社区。</p>"
+        if bad
+        else '<p class="ok" role="status"><b>✓ 此服务证明由本系统开具，真实有效。</b>请核对下列内容与纸面一致。</p>'
+    )
+    body = f"""<h1>服务证明核验</h1>
+{verdict}
+<dl>
+<dt>验证码</dt><dd class="code">{e(format_code(r.code))}</dd>
+<dt>姓名</dt><dd>{e(r.member_name)}</dd>
+<dt>工作单位</dt><dd>{e(r.unit_name)}</dd>
+<dt>报到社区</dt><dd>{e(r.community_name)}</dd>
+<dt>服务期间</dt><dd>{r.period_from.isoformat()} 至 {r.period_to.isoformat()}</dd>
+<dt>服务次数</dt><dd>{r.sessions} 次</dd>
+<dt>服务时长</dt><dd>{r.hours:.2f} 小时</dd>
+<dt>开具时间</dt><dd>{_local(r.occurred_at)}（北京时间）</dd>
+<dt>开具单位</dt><dd>{e(r.community_name)}</dd>
+</dl>"""
+    return _html("服务证明核验", body)
+
+
 @router.get("/records/{code}", response_class=HTMLResponse, include_in_schema=False)
 def print_record(code: str, ctx: Ctx) -> HTMLResponse:
-    """The print-ready record (A4), in Chinese."""
-    r = _load(ctx, code)
+    """The print-ready record (A4, readable on a phone), in Chinese, with a QR to its check."""
+    try:
+        r = _load(ctx, code)
+    except ApiError:
+        return _html(
+            "志愿服务证明",
+            '<h1>志愿服务证明</h1><p class="bad" role="alert"><b>未找到此服务证明。</b></p>'
+            "<p>请核对链接是否完整，或在“我的服务记录”中重新开具。</p>",
+            status=404,
+        )
     e = html.escape
-
-    def local(dt: datetime | None) -> str:
-        return dt.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if dt else "—"
-
+    check_url = _verify_url(ctx, r.code)
+    qr = "data:image/svg+xml;base64," + base64.b64encode(render_qr(check_url, "svg")).decode()
     rows = "".join(
-        f"<tr><td>{i}</td><td>{e(s.station_name)}</td><td>{local(s.start)}</td>"
-        f"<td>{local(s.end)}</td><td>{s.hours:.2f}</td><td>{e(STATUS_LABEL.get(s.status, s.status))}</td></tr>"
+        f"<tr><td>{i}</td><td>{e(s.station_name)}</td><td>{_local(s.start)}</td>"
+        f"<td>{_local(s.end)}</td><td>{s.hours:.2f}</td><td>{e(STATUS_LABEL.get(s.status, s.status))}</td></tr>"
         for i, s in enumerate(r.items, 1)
     )
-    page = f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>志愿服务证明 {e(format_code(r.code))}</title>
-<style>
-@page {{ size: A4; margin: 18mm; }}
-body {{ font-family: "Noto Serif CJK SC", "Songti SC", "SimSun", serif; color: #000; }}
-h1 {{ text-align: center; letter-spacing: .5em; }}
-table {{ width: 100%; border-collapse: collapse; font-size: 12px; }}
-th, td {{ border: 1px solid #000; padding: 4px; text-align: center; }}
-.meta p {{ margin: 4px 0; }}
-.code {{ font-family: monospace; font-size: 16px; font-weight: bold; }}
-</style></head><body>
+    body = f"""<div class="tools"><button type="button" id="print">打印</button>
+<a href="/me/history">返回</a></div>
 <h1>志愿服务证明</h1>
 <div class="meta">
 <p>兹证明 <b>{e(r.member_name)}</b>（工作单位：{e(r.unit_name)}；报到社区：{e(r.community_name)}）
 于 {r.period_from.isoformat()} 至 {r.period_to.isoformat()} 期间，在居住地社区参加志愿服务
 <b>{r.sessions}</b> 次，累计服务时长 <b>{r.hours:.2f}</b> 小时。</p>
 <p>服务以开始时间（北京时间）所在日期计入期间；时长为认定时长；尚未结束、被驳回或因补传扫码已被重新配对取代的记录不计。</p>
-<p>开具时间：{local(r.occurred_at)}　　验证码：<span class="code">{e(format_code(r.code))}</span></p>
-<p>核验方式：访问 {e(ctx.settings.public_url)}/v1/verify/{e(r.code)} ，核对姓名、时长与次数（谁记录谁证明）。</p>
+<p>开具时间：{_local(r.occurred_at)}　　验证码：<span class="code">{e(format_code(r.code))}</span></p>
 </div>
-<table><thead><tr><th>序号</th><th>服务站点</th><th>开始</th><th>结束</th><th>时长（小时）</th><th>状态</th></tr></thead>
-<tbody>{rows or '<tr><td colspan="6">本期间无服务记录</td></tr>'}</tbody></table>
-</body></html>"""
-    return HTMLResponse(page)
+<div class="table-wrap"><table><thead><tr><th>序号</th><th>服务站点</th><th>开始</th><th>结束</th><th>时长（小时）</th><th>状态</th></tr></thead>
+<tbody>{rows or '<tr><td colspan="6">本期间无服务记录</td></tr>'}</tbody></table></div>
+<div class="check"><img id="verify-qr" src="{qr}" alt="核验二维码">
+<p>扫描二维码或访问 <span id="verify-url">{e(check_url)}</span> 核验本证明，核对姓名、时长与次数（谁记录谁证明）。</p></div>
+<div class="seal"><div><p>开具单位：{e(r.community_name)}（盖章）</p><div class="line"></div>
+<p>{_local(r.occurred_at)[:10]}</p></div></div>"""
+    return _html(
+        f"志愿服务证明 {format_code(r.code)}",
+        body,
+        script='<script src="/static/print.js" defer></script>',
+    )

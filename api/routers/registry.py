@@ -75,6 +75,11 @@ class NamePatch(_In):
     name: str | None = OptName
 
 
+class CommunityPatch(_In):
+    name: str | None = OptName
+    phone: str | None = Field(default=None, pattern=r"^[0-9+() -]{3,32}$")
+
+
 class GridPatch(_In):
     name: str | None = OptName
     parent_id: str | None = None
@@ -267,9 +272,9 @@ def get_community(community_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord
 
 @router.patch("/communities/{community_id}", response_model=Community)
 def update_community(
-    community_id: str, body: NamePatch, caller: Caller, ctx: Ctx
+    community_id: str, body: CommunityPatch, caller: Caller, ctx: Ctx
 ) -> RegistryRecord:
-    """Admin only: rename a community."""
+    """Admin only: rename a community, set or clear its phone."""
     return _patch(ctx, caller, "community", community_id, body)
 
 

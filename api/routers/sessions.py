@@ -24,6 +24,7 @@ from services.counting import hours, seconds_of_hours
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
 from services.reads import member_hours as reads
 from services.reads import sessions as session_reads
+from services.registry import NotFound
 from services.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
 from services.tokens import Principal
 
@@ -38,6 +39,9 @@ class SessionOut(BaseModel):
     hours: float
     status: SessionStatus
     flags: list[str]
+    station_name: str | None = Field(
+        default=None, description="the station's name (also another community's station)"
+    )
 
 
 class SessionPage(BaseModel):
@@ -109,6 +113,16 @@ def member_sessions(
     if from_ and to and from_ > to:
         raise ApiError(422, "invalid_range", "from: must not be after to")
     items, total = reads.sessions_page(ctx.warehouse, m.id, from_, to, limit, offset)
+    names: dict[str, str | None] = {}
+    for i in items:
+        # Named here so the member's history needs no lookup per station (a station of another
+        # community is not in the member's own community's list).
+        if i["station_id"] not in names:
+            try:
+                names[i["station_id"]] = ctx.registry.station(i["station_id"]).name
+            except NotFound:
+                names[i["station_id"]] = None
+        i["station_name"] = names[i["station_id"]]
     return SessionPage(items=[SessionOut(**i) for i in items], total=total)
 
 

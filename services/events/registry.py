@@ -32,6 +32,9 @@ class Unit(RegistryRecord):
 
 class Community(RegistryRecord):
     name: str
+    # Shown to members who need the community (no activation code, status changed); a landline
+    # or a mobile, as the community writes it. Added later: the default keeps old events valid.
+    phone: Annotated[str, StringConstraints(pattern=r"^[0-9+() -]{3,32}$")] | None = None
 
 
 class Grid(RegistryRecord):

@@ -154,6 +154,8 @@ class ThisWeek:
     totals: Totals
     open_sessions: int
     scans: int
+    # When the earliest open session began: the phone shows how long it has run.
+    open_since: datetime | None = None
 
 
 def this_week(wh: Warehouse, member_id: str, now: datetime) -> ThisWeek:
@@ -162,13 +164,14 @@ def this_week(wh: Warehouse, member_id: str, now: datetime) -> ThisWeek:
     params = {"m": member_id, "a": start, "b": end}
     rows = wh.query(
         f"""
-        SELECT countIf({COUNTED_SQL}), sum({SECONDS_SQL}), countIf(status = 'open' AND voided = 0)
+        SELECT countIf({COUNTED_SQL}), sum({SECONDS_SQL}), countIf(status = 'open' AND voided = 0),
+               minIf(start, status = 'open' AND voided = 0)
         FROM sessions FINAL
         WHERE member_id = %(m)s AND start >= %(a)s AND start < %(b)s
         """,
         params,
     )
-    counted, seconds, open_count = rows[0] if rows else (0, 0, 0)
+    counted, seconds, open_count, open_since = rows[0] if rows else (0, 0, 0, None)
     scans = wh.query(
         """
         SELECT count() FROM checkins FINAL
@@ -181,6 +184,7 @@ def this_week(wh: Warehouse, member_id: str, now: datetime) -> ThisWeek:
         totals=Totals(int(counted or 0), int(seconds or 0)),
         open_sessions=int(open_count or 0),
         scans=int(scans[0][0]) if scans else 0,
+        open_since=utc(open_since) if open_count else None,
     )
 
 

@@ -798,6 +798,9 @@ def test_public_operations_reveal_nothing_without_their_credential(
     # A guessed verification code, a guessed activation code: 404, nothing of anyone's.
     r = stack.client.get("/v1/verify/" + secrets.token_hex(8))
     assert r.status_code == 404 and r.json()["error"]["code"] == "record_not_found"
+    # The same check as a browser's page (issue 19): 404, in Chinese, nothing of anyone's.
+    r = stack.client.get("/verify/" + secrets.token_hex(8))
+    assert r.status_code == 404 and "未找到此验证码" in r.text
     r = stack.client.post("/v1/activations/redeem", json={"code": "ABCD-EFGH"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "activation_not_found"
     # An issued code works once, for its own member only.

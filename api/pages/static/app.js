@@ -9,20 +9,39 @@ const MEMBER_KEY = "volunteer.member";     // {id, name} of the bound member
 const QUEUE_KEY = "volunteer.queue";       // scans waiting to be sent
 const RECENT_KEY = "volunteer.recent";     // the last outcomes, shown under the status
 const LAST_KEY = "volunteer.last";         // the last action sent, to suggest the next one
+const BIND_CODE_KEY = "volunteer.bindCode"; // a /bind/{code} link's code, until it is redeemed
 const RETRY_MS = 10000;
 const OPEN_HINT_MS = 12 * 3600 * 1000;     // after this, a check-in is no longer "current"
 
 const ACTION_LABEL = {in: "签到", out: "签退"};
-// Why the server refused a scan for good, in words for the member.
-const REFUSALS = {
-  station_code_expired: "二维码已过期，请重新扫描站点屏幕上的二维码",
-  invalid_station_token: "二维码无效，请扫描站点张贴的最新二维码",
-  scanned_at_out_of_range: "记录时间超出允许范围（离线记录最长保留72小时）",
-  scanned_at_invalid: "记录时间无效",
-  station_not_found: "站点不存在或已停用",
-  member_not_found: "未找到您的党员信息，请联系社区",
-  forbidden: "当前绑定的身份不能签到",
-};
+
+// Credentials never stay in the address bar (history, screenshots, a shared link): a `?t=`
+// token or a `/bind/{code}` link is moved to storage and the address cleaned before anything
+// else runs.
+(function takeTokensFromAddress() {
+  const params = new URLSearchParams(location.search);
+  const t = params.get("t");
+  if (t) {
+    localStorage.setItem(TOKEN_KEY, t);
+    localStorage.removeItem(MEMBER_KEY);  // the token may be another member's: read it again
+    params.delete("t");
+  }
+  let path = location.pathname;
+  const bind = path.match(/^\/bind\/([^/]+)$/);
+  if (bind) {
+    sessionStorage.setItem(BIND_CODE_KEY, decodeURIComponent(bind[1]));
+    path = "/bind";
+  }
+  if (t || bind) {
+    const rest = params.toString();
+    history.replaceState(null, "", path + (rest ? `?${rest}` : "") + location.hash);
+  }
+})();
+
+if ("serviceWorker" in navigator) {
+  // The app shell and each station's page are kept for a scan made offline from the camera.
+  navigator.serviceWorker.register("/sw.js").catch(() => {});
+}
 
 // ---- storage ------------------------------------------------------------------------------
 
@@ -72,7 +91,10 @@ function renderRecent() {
   const ul = $("recent");
   if (!ul) return;
   ul.replaceChildren();
-  for (const r of load(RECENT_KEY, [])) {
+  const recent = load(RECENT_KEY, []);
+  const title = $("recent-title");
+  if (title) title.hidden = !recent.length;
+  for (const r of recent) {
     const li = document.createElement("li");
     li.className = r.outcome;
     const what = `${ACTION_LABEL[r.action] || ""} ${r.station || ""} ${clock(r.scanned_at)}`;
@@ -90,6 +112,61 @@ function showBound(bound) {
   if (actions) actions.classList.toggle("disabled", !bound);
   const m = load(MEMBER_KEY, null);
   say("who", !bound ? "" : m && m.name ? `已绑定：${m.name}` : "本机已绑定");
+  const page = document.body.dataset.page;
+  if (bound && (page === "bind" || page === "me")) {
+    // The header says whose page this is, as soon as the phone is bound.
+    say("title", "我的志愿服务");
+    say("subtitle", m && m.name ? `${m.name} · 在职党员到居住地社区报到服务` : "在职党员到居住地社区报到服务");
+    document.title = "我的志愿服务 · 在职党员志愿服务";
+  }
+}
+
+function duration(ms) {
+  const min = Math.max(0, Math.floor(ms / 60000));
+  const h = Math.floor(min / 60), m = min % 60;
+  return h ? `${h}小时${m}分钟` : `${m}分钟`;
+}
+
+let openSince = null;  // when the open session began (server's word, else this phone's last check-in)
+
+function renderSession() {
+  const el = $("session");
+  if (!el) return;
+  el.hidden = !openSince;
+  if (openSince) {
+    el.textContent = `本次服务已进行 ${duration(Date.now() - openSince)}，离开时请扫码签退`;
+  }
+}
+setInterval(renderSession, 30000);
+
+function stationId() {
+  // The poster's token is `v{n}.{station}.{sig}`, a screen's `w{n}.{station}.{window}.{sig}`.
+  const t = currentStationToken();
+  const parts = t.split(".");
+  return parts.length >= 3 ? parts[1] : t;
+}
+
+function currentStationToken() {
+  // The offline shell has no token of its own: it answers any /s/{token} address.
+  const fromPage = document.body.dataset.stationToken;
+  if (fromPage) return fromPage;
+  const m = location.pathname.match(/^\/s\/([^/]+)$/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+async function warnIfAway() {
+  // A station of another community: the member is told before tapping, since a check-in
+  // there also ends an open session at home.
+  const el = $("away");
+  const community = document.body.dataset.stationCommunity;
+  const m = load(MEMBER_KEY, null);
+  if (!el || !community || !m || !m.community_id) return;
+  const away = community !== m.community_id;
+  el.hidden = !away;
+  if (away) {
+    const name = document.body.dataset.communityName || "其他社区";
+    el.textContent = `注意：此站点属于${name}，不是您报到的社区。在这里签到会结束您在本社区未签退的服务；服务记录会写明此站点。`;
+  }
 }
 
 function suggest() {
@@ -141,6 +218,13 @@ async function refreshWeek() {
     el.dataset.sessions = String(week.sessions);
     el.textContent = (week.served ? "✓ 本周已完成志愿服务" : "本周尚未完成志愿服务（每周至少1次）")
       + `：${week.sessions} 次，${week.hours} 小时` + (week.open_session ? "（有未签退的服务）" : "");
+    // The server's open session wins; a check-in this phone made moments ago may not have
+    // reached it yet (worker, then sink), so the phone's own stays until then.
+    const last = load(LAST_KEY, null);
+    const fresh = last && last.action === "in" && Date.now() - Date.parse(last.at) < 5 * 60000;
+    if (week.open_session && week.open_since) openSince = Date.parse(week.open_since);
+    else if (!fresh) openSince = null;
+    renderSession();
   }
   if (year) {
     if (card) card.hidden = false;
@@ -176,9 +260,7 @@ async function sendScan(scan) {
   if (r.status === 202) return "ok";
   if (r.status === 401) return "unbound";
   if (r.status === 429 || r.status === 408 || r.status >= 500) return "retry";
-  const body = await r.json().catch(() => ({}));
-  const code = body.error && body.error.code;
-  return {refused: REFUSALS[code] || (body.error && body.error.message) || `错误 ${r.status}`};
+  return {refused: await responseErrorText(r)};
 }
 
 let flushing = false;
@@ -217,12 +299,25 @@ async function flushQueue() {
   }
 }
 
+function isRepeat(action) {
+  // The server ignores the same scan at the same station within the repeat window
+  // (SESSION_REPEAT_WINDOW_S); the phone says so instead of showing a second success.
+  const last = load(LAST_KEY, null);
+  const windowMs = Number(document.body.dataset.repeatS || "0") * 1000;
+  return !!last && last.action === action && last.station === stationId()
+    && Date.now() - Date.parse(last.at) < windowMs;
+}
+
 async function scan(action) {
   if (!token()) { setStatus("unbound", "请先绑定本机"); showBound(false); return; }
-  const stationToken = document.body.dataset.stationToken;
+  if (isRepeat(action)) {
+    setStatus("repeat", `已${ACTION_LABEL[action]}，无需重复`);
+    return;
+  }
+  const stationToken = currentStationToken();
   const item = {
     station_token: stationToken,
-    station_name: document.body.dataset.stationName || "",
+    station_name: document.body.dataset.stationName || "站点（联网后确认）",
     action,
     client_event_id: crypto.randomUUID(),
     scanned_at: new Date().toISOString(),
@@ -232,7 +327,9 @@ async function scan(action) {
   const result = await sendScan(item);
   document.querySelectorAll("button[data-action]").forEach((b) => { b.disabled = false; });
   if (result === "ok") {
-    store(LAST_KEY, {action, at: item.scanned_at});
+    store(LAST_KEY, {action, at: item.scanned_at, station: stationId()});
+    openSince = action === "in" ? Date.parse(item.scanned_at) : null;
+    renderSession();
     remember({outcome: "sent", action, station: item.station_name, scanned_at: item.scanned_at,
       at: item.scanned_at});
     setStatus("ok", `${ACTION_LABEL[action]}成功 · ${clock(item.scanned_at)}`);
@@ -240,7 +337,9 @@ async function scan(action) {
     refreshSoon();
   } else if (result === "retry") {
     const q = queue(); q.push(item); store(QUEUE_KEY, q);
-    store(LAST_KEY, {action, at: item.scanned_at});
+    store(LAST_KEY, {action, at: item.scanned_at, station: stationId()});
+    openSince = action === "in" ? Date.parse(item.scanned_at) : null;
+    renderSession();
     setStatus("queued", `${ACTION_LABEL[action]}已保存待上传：网络恢复后自动上传，时间按 ${clock(item.scanned_at)} 记录`);
     suggest();
     renderPending();
@@ -254,32 +353,25 @@ async function scan(action) {
 
 // ---- binding ------------------------------------------------------------------------------
 
-async function redeem(code) {
+async function redeem(code, phone) {
   let r;
   try {
     r = await fetch("/v1/activations/redeem", {
       method: "POST",
       headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({code}),
+      body: JSON.stringify(phone ? {code, phone} : {code}),
     });
   } catch (e) {
-    return "网络不可用，请稍后再试";
+    return errorText("network");
   }
-  const body = await r.json().catch(() => ({}));
   if (r.ok) {
+    const body = await r.json();
     localStorage.setItem(TOKEN_KEY, body.token);
     store(MEMBER_KEY, {id: body.member_id, name: body.member_name});
+    sessionStorage.removeItem(BIND_CODE_KEY);
     return null;
   }
-  const code_ = body.error && body.error.code;
-  return {
-    activation_not_found: "激活码不正确，请核对后重新输入",
-    activation_used: "此激活码已使用过，请向社区索取新的激活码",
-    activation_expired: "此激活码已过期，请向社区索取新的激活码",
-    too_many_attempts: "尝试次数过多，请15分钟后再试",
-    member_inactive: "您的报到关系已变更，请联系社区",
-    invalid_request: "请输入8位激活码",
-  }[code_] || `绑定失败（${r.status}）`;
+  return responseErrorText(r);
 }
 
 async function onBind(ev) {
@@ -288,7 +380,14 @@ async function onBind(ev) {
   const btn = $("bind-submit");
   btn.disabled = true;
   say("bind-msg", "正在绑定……");
-  const err = await redeem(input.value);
+  const phoneEl = $("bind-phone");
+  const phone = phoneEl ? phoneEl.value.replace(/\D/g, "") : "";
+  if (phoneEl && phoneEl.value.trim() && phone.length !== 11) {
+    btn.disabled = false;
+    say("bind-msg", "手机号应为11位，请核对");
+    return;
+  }
+  const err = await redeem(input.value, phone);
   btn.disabled = false;
   if (err) { say("bind-msg", err); return; }
   const m = load(MEMBER_KEY, {});
@@ -297,29 +396,26 @@ async function onBind(ev) {
   if (document.body.dataset.page === "bind") {
     history.replaceState(null, "", "/me");  // the code is spent: keep it out of history
   }
-  showBound(true);
+  await fillMember();
+  warnIfAway();
   flushQueue();
   refreshWeek();
 }
 
-async function bindFromUrl() {
-  // `/me?t=<token>`: an admin-issued token handed over as a link (the older way to bind).
-  const t = new URLSearchParams(location.search).get("t");
-  if (!t) return;
-  history.replaceState(null, "", location.pathname);
-  localStorage.setItem(TOKEN_KEY, t);
-  const who = await getJson("/v1/auth/me");
-  if (who && who.role === "member") store(MEMBER_KEY, {id: who.subject_id, name: ""});
-}
-
 async function fillMember() {
-  // The name is shown so the member sees whose phone this is; fetched once after binding.
-  const m = load(MEMBER_KEY, null);
+  // The name is shown so the member sees whose phone this is, and the community tells a
+  // station of another community apart; fetched once after binding (also a `?t=` binding).
   if (!token()) return;
+  let m = load(MEMBER_KEY, null);
   if (!m) {
     const who = await getJson("/v1/auth/me");
-    if (who && who.role === "member") store(MEMBER_KEY, {id: who.subject_id, name: ""});
+    if (who && who.role === "member") m = {id: who.subject_id, name: ""};
   }
+  if (m && (!m.name || !m.community_id)) {
+    const rec = await getJson(`/v1/members/${encodeURIComponent(m.id)}`);
+    if (rec) m = {id: m.id, name: rec.name, community_id: rec.community_id};
+  }
+  if (m) store(MEMBER_KEY, m);
   showBound(true);
 }
 
@@ -334,7 +430,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (page === "invalid") { renderPending(); return; }
   document.querySelectorAll("button[data-action]").forEach((b) =>
     b.addEventListener("click", () => scan(b.dataset.action)));
-  await bindFromUrl();
+  const code = $("bind-code");
+  if (code && !code.value) {
+    const kept = (sessionStorage.getItem(BIND_CODE_KEY) || "").replace(/[^0-9A-Za-z]/g, "").toUpperCase();
+    code.value = kept.length === 8 ? `${kept.slice(0, 4)}-${kept.slice(4)}` : kept;
+  }
   renderRecent();
   renderPending();
   suggest();
@@ -344,9 +444,19 @@ document.addEventListener("DOMContentLoaded", async () => {
     return;
   }
   await fillMember();
+  const m = load(MEMBER_KEY, null);
   if (page === "bind") setStatus("bound", "本机已绑定；如需更换绑定，请输入新的激活码");
   if (page === "bind") { const b = $("bind"); if (b) b.hidden = false; }
   if (page === "scan") setStatus("ready", "请点击“签到”或“签退”");
+  const last = load(LAST_KEY, null);
+  if (last && last.action === "in" && Date.now() - Date.parse(last.at) < OPEN_HINT_MS) {
+    openSince = Date.parse(last.at);
+    renderSession();
+  }
+  if (page === "me") {
+    setStatus("bound", `您好，${m && m.name ? m.name : "党员同志"}：扫描站点二维码即可签到、签退`);
+  }
+  warnIfAway();
   flushQueue();
   refreshWeek();
 });

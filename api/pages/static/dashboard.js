@@ -61,7 +61,7 @@ async function api(path, options) {
 async function getJson(path) {
   const r = await api(path);
   if (r.status === 401) { desk.logout("登录已失效，请重新登录"); throw new Error("unauthorized"); }
-  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  if (!r.ok) throw new Error(await responseErrorText(r));
   return r.json();
 }
 async function allPages(path) {
@@ -286,7 +286,7 @@ async function review(tr, s, action, hoursInput, reasonInput) {
   } else {
     const err = await r.json().catch(() => ({}));
     const code = err.error && err.error.code;
-    rowSay(tr, `审核未成功：${REVIEW_ERRORS[code] || (err.error && err.error.message) || r.status}`);
+    rowSay(tr, `审核未成功：${REVIEW_ERRORS[code] || errorText(code, r.status)}`);
     tr.querySelectorAll("button").forEach((b) => { b.disabled = false; });
   }
 }
@@ -306,7 +306,7 @@ async function activate(m) {
   });
   const body = await r.json().catch(() => ({}));
   if (r.status !== 201) {
-    say("toolbar-msg", `生成激活码失败：${(body.error && body.error.message) || r.status}`);
+    say("toolbar-msg", `生成激活码失败：${errorText(body.error && body.error.code, r.status)}`);
     return;
   }
   say("activation-name", m.name);
@@ -456,13 +456,13 @@ async function sendEvaluation(ev) {
     if (rating) {
       const r = await postJson("/v1/feedback/member-service",
         {member_id: member, period, rating: Number(rating), comment});
-      if (!r.ok) { say("eval-msg", `提交未成功：${(r.body.error && r.body.error.message) || r.status}`); return; }
+      if (!r.ok) { say("eval-msg", `提交未成功：${errorText(r.body.error && r.body.error.code, r.status)}`); return; }
       done.push(`服务评价 ${rating} 分`);
     }
     if (grade) {
       const r = await postJson("/v1/feedback/unit-summaries",
         {period, items: [{member_id: member, grade, comment}]});
-      if (!r.ok) { say("eval-msg", `提交未成功：${(r.body.error && r.body.error.message) || r.status}`); return; }
+      if (!r.ok) { say("eval-msg", `提交未成功：${errorText(r.body.error && r.body.error.code, r.status)}`); return; }
       done.push(`鉴定 ${grade}`);
     }
     say("eval-msg", `已提交 ${memberName(member)} ${period}：${done.join("，")}`, true);
@@ -559,7 +559,7 @@ async function load() {
       say("toolbar-msg", "");
       document.body.dataset.loaded = week;
     } catch (e) {
-      if (desk.token()) say("toolbar-msg", `加载失败，请稍后刷新（${e.message}）`);
+      if (desk.token()) say("toolbar-msg", `加载失败：${e instanceof TypeError ? errorText("network") : e.message}`);
     }
   })();
   try { await loading; } finally { loading = null; }

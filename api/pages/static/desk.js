@@ -35,9 +35,9 @@ const desk = {
     let r;
     try {
       r = await fetch("/v1/auth/me", {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
-    } catch (e) { return {error: "网络不可用，请稍后再试"}; }
+    } catch (e) { return {error: errorText("network")}; }
     if (r.status === 401) return {error: "令牌无效或已过期，请向县级管理员重新申请"};
-    if (!r.ok) return {error: `登录失败（${r.status}）`};
+    if (!r.ok) return {error: `登录失败：${await responseErrorText(r)}`};
     const who = await r.json();
     if (who.role !== role) return {error: wrongRole};
     localStorage.setItem(this.key, t);

@@ -3,6 +3,8 @@
 // Uses the phone's binding made by the member page (same localStorage keys as app.js).
 "use strict";
 
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
+
 const TOKEN_KEY = "volunteer.token";
 const MEMBER_KEY = "volunteer.member";
 const DAY = 864e5;
@@ -14,10 +16,6 @@ const STATUS_LABEL = {
   capped: "已完成（超时按上限计）",
   adjusted: "已核定",
   rejected: "不予认定",
-};
-const ERRORS = {
-  invalid_request: "请检查起止日期（最长5年）",
-  registry_incomplete: "您的单位或社区信息不完整，请联系社区",
 };
 
 function $(id) { return document.getElementById(id); }
@@ -38,8 +36,11 @@ function local(iso) {
 }
 
 async function getJson(path) {
-  const r = await fetch(path, {headers: {Authorization: "Bearer " + token()}, cache: "no-store"});
-  if (!r.ok) throw new Error(String(r.status));
+  let r;
+  try {
+    r = await fetch(path, {headers: {Authorization: "Bearer " + token()}, cache: "no-store"});
+  } catch (e) { throw new Error(errorText("network")); }
+  if (!r.ok) throw new Error(await responseErrorText(r));
   return r.json();
 }
 
@@ -93,10 +94,8 @@ async function thisWeekAndRecent(id) {
 
 async function sessions(id) {
   const year = shanghai(Date.now()).getUTCFullYear();
-  const [page, stations] = await Promise.all([
-    getJson(`/v1/members/${id}/sessions?from=${year - 1}-01-01&limit=200`),
-    stationNames(),
-  ]);
+  // Each session names its station (also another community's), so no station list is read.
+  const page = await getJson(`/v1/members/${id}/sessions?from=${year - 1}-01-01&limit=200`);
   say("sessions-count", `共 ${page.total} 条${page.total > page.items.length ? `，显示最近 ${page.items.length} 条` : ""}`);
   const ul = $("sessions");
   ul.replaceChildren();
@@ -106,20 +105,11 @@ async function sessions(id) {
     const status = document.createElement("span");
     status.className = `status ${s.status}`;
     status.textContent = STATUS_LABEL[s.status] || s.status;
-    li.append(status, `${local(s.start)} · ${stations.get(s.station_id) || "服务站点"} · ${s.hours} 小时`);
+    const where = s.station_name || "未知站点";
+    li.append(status, `${local(s.start)} · ${where} · ${s.hours} 小时`);
     ul.appendChild(li);
   }
   if (!page.items.length) { const li = document.createElement("li"); li.textContent = "暂无服务记录"; ul.appendChild(li); }
-}
-
-async function stationNames() {
-  // A member may not be allowed to list stations; the list then shows a generic name.
-  try {
-    const m = JSON.parse(localStorage.getItem(MEMBER_KEY) || "null");
-    const me = await getJson(`/v1/members/${encodeURIComponent(m.id)}`);
-    const page = await getJson(`/v1/stations?community_id=${encodeURIComponent(me.community_id)}&limit=500`);
-    return new Map(page.items.map((s) => [s.id, s.name]));
-  } catch (e) { return new Map(); }
 }
 
 async function feedback(id) {
@@ -163,15 +153,15 @@ async function issueRecord(ev) {
     });
   } catch (e) {
     $("record-submit").disabled = false;
-    say("record-msg", "网络不可用，请稍后再试");
+    say("record-msg", errorText("network"));
     return;
   }
   $("record-submit").disabled = false;
-  const body = await r.json().catch(() => ({}));
   if (r.status !== 201) {
-    say("record-msg", `开具失败：${ERRORS[body.error && body.error.code] || (body.error && body.error.message) || r.status}`);
+    say("record-msg", `开具失败：${await responseErrorText(r)}`);
     return;
   }
+  const body = await r.json();
   say("record-msg", "服务证明已开具", true);
   say("record-code", body.code_display);
   say("record-sessions", String(body.sessions));
@@ -189,6 +179,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("record-to").value = day(now);
   $("record-form").addEventListener("submit", issueRecord);
   const id = encodeURIComponent(m.id);
-  await Promise.all([thisWeekAndRecent(id), sessions(id), feedback(id)]);
+  await Promise.all([thisWeekAndRecent(id), sessions(id).catch((e) => {
+    say("sessions-count", e.message || errorText("network"));
+  }), feedback(id)]);
   document.body.dataset.loaded = "1";
 });

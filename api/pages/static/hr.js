@@ -37,7 +37,7 @@ async function api(path) {
 }
 async function getJson(path) {
   const r = await api(path);
-  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  if (!r.ok) throw new Error(await responseErrorText(r));
   return r.json();
 }
 
@@ -254,7 +254,7 @@ async function load() {
     say("toolbar-msg", "");
     document.body.dataset.loaded = String(y);
   } catch (e) {
-    if (desk.token()) say("toolbar-msg", `加载失败，请稍后再试（${e.message}）`);
+    if (desk.token()) say("toolbar-msg", `加载失败：${e instanceof TypeError ? errorText("network") : e.message}`);
   }
 }
 

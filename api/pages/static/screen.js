@@ -4,6 +4,20 @@
 "use strict";
 
 function $(id) { return document.getElementById(id); }
+
+// The screen key arrives as `?key=` in the organizer's link; it is moved to this tablet's
+// storage at once and the address cleaned, so it is not left in history or on the screen.
+const KEY_STORE = `volunteer.screenKey.${location.pathname}`;
+(function takeKeyFromAddress() {
+  const params = new URLSearchParams(location.search);
+  const k = params.get("key");
+  if (!k) return;
+  localStorage.setItem(KEY_STORE, k);
+  params.delete("key");
+  const rest = params.toString();
+  history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : ""));
+})();
+
 let nextChangeAt = 0;   // epoch seconds (server clock) of the next code
 let skew = 0;           // server clock minus this tablet's clock, in seconds
 let timer = null;
@@ -11,20 +25,20 @@ let timer = null;
 async function refresh() {
   clearTimeout(timer);
   const station = document.body.dataset.stationId;
-  const key = new URLSearchParams(location.search).get("key") || "";
+  const key = localStorage.getItem(KEY_STORE) || "";
   let r;
   try {
     r = await fetch(`/v1/stations/${encodeURIComponent(station)}/live-code`,
       {headers: {"X-Screen-Key": key}, cache: "no-store"});
   } catch (e) {
     // The code on screen stays valid through its grace; keep trying quickly.
-    $("screen-status").textContent = "网络中断，正在重新连接……";
+    $("screen-status").textContent = `${errorText("network")}，正在重新连接……`;
     timer = setTimeout(refresh, 3000);
     return;
   }
   if (!r.ok) {
     $("screen-status").textContent = r.status === 401 || r.status === 404
-      ? "屏幕链接已失效，请联系社区工作人员重新获取" : "服务暂不可用，正在重试……";
+      ? "屏幕链接已失效，请联系社区工作人员重新获取" : `${await responseErrorText(r)}，正在重试……`;
     timer = setTimeout(refresh, 5000);
     return;
   }

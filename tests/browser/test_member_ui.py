@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from services.tokens import sign_station
+from tests.support.a11y import assert_no_serious_violations
 from tests.support.live import BROWSER_MARKS, Live, browser_context, scan
 
 pytestmark = BROWSER_MARKS
@@ -129,32 +130,39 @@ def test_every_member_page_at_three_widths(
         page.goto(act["url"])
         expect(page.locator("#bind")).to_be_visible()
         no_sideways_scroll(page)
+        assert_no_serious_violations(page)
         shot(page, f"member-{width}-01-bind")
         page.click("#bind-submit")
         expect(page.locator("#status")).to_contain_text("绑定成功：赵敏")
         page.goto(f"{live.base_url}/s/{station}")
         expect(page.locator("#status")).to_have_attribute("data-state", "ready")
         no_sideways_scroll(page)
+        assert_no_serious_violations(page)
         shot(page, f"member-{width}-02-scan")
         page.goto(f"{live.base_url}/me")
         expect(page.locator("#week")).to_have_attribute("data-served", "true", timeout=20_000)
         no_sideways_scroll(page)
+        assert_no_serious_violations(page)
         shot(page, f"member-{width}-03-me")
         page.goto(f"{live.base_url}/me/history")
         expect(page.locator("body")).to_have_attribute("data-loaded", "1")
         no_sideways_scroll(page)
+        assert_no_serious_violations(page)
         shot(page, f"member-{width}-04-history")
         page.goto(f"{live.base_url}/records/{code}")
         expect(page.locator("h1")).to_have_text("志愿服务证明")
         no_sideways_scroll(page)
+        assert_no_serious_violations(page)
         shot(page, f"member-{width}-05-record")
         page.goto(f"{live.base_url}/verify/{code}")
         expect(page.locator("body")).to_contain_text("真实有效")
         no_sideways_scroll(page)
+        assert_no_serious_violations(page)
         shot(page, f"member-{width}-06-verify")
         page.goto(f"{live.base_url}/scan-offline")
         expect(page.locator("#btn-in")).to_be_visible()
         no_sideways_scroll(page)
+        assert_no_serious_violations(page)
         shot(page, f"member-{width}-07-offline-shell")
 
 

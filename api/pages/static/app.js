@@ -234,6 +234,63 @@ async function refreshWeek() {
   }
 }
 
+// The member's reminders (services.reminders) and the one kind they may turn off.
+function dateOf(iso) {
+  return new Date(iso).toLocaleDateString("zh-CN", {timeZone: "Asia/Shanghai", month: "numeric", day: "numeric"});
+}
+
+async function refreshInbox() {
+  const m = load(MEMBER_KEY, null);
+  if (!token() || !m || document.body.dataset.page !== "me") return;
+  const id = encodeURIComponent(m.id);
+  const box = await getJson(`/v1/members/${id}/inbox?limit=10`);
+  const prefs = await getJson(`/v1/members/${id}/reminder-preferences`);
+  if (!box && !prefs) return;
+  $("inbox-card").hidden = false;
+  const ul = $("inbox");
+  ul.textContent = "";
+  const items = box ? box.items : [];
+  if (!items.length) {
+    const li = document.createElement("li");
+    li.className = "hint";
+    li.textContent = "暂无提醒";
+    ul.appendChild(li);
+  }
+  for (const it of items) {
+    const li = document.createElement("li");
+    const head = document.createElement("strong");
+    head.textContent = `${it.title}（${dateOf(it.created_at)}）`;
+    const body = document.createElement("p");
+    body.textContent = it.body;
+    li.append(head, body);
+    ul.appendChild(li);
+  }
+  if (prefs) $("nudge-pref").checked = prefs.weekly_nudge;
+}
+
+async function onPref() {
+  const m = load(MEMBER_KEY, null);
+  const box = $("nudge-pref");
+  if (!m) return;
+  const wanted = box.checked;
+  try {
+    const r = await api(`/v1/members/${encodeURIComponent(m.id)}/reminder-preferences`, {
+      method: "PUT",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({weekly_nudge: wanted}),
+    });
+    if (r.ok) {
+      say("pref-msg", wanted ? "已开启每周服务提醒" : "已关闭每周服务提醒，之后不再发送");
+      return;
+    }
+    const err = await r.json().catch(() => ({}));
+    say("pref-msg", `设置未保存：${errorText(err.error && err.error.code, r.status)}`);
+  } catch (e) {
+    say("pref-msg", `设置未保存：${errorText("network")}`);
+  }
+  box.checked = !wanted;
+}
+
 function refreshSoon() {
   // Sessions reach the warehouse a few seconds after the scan (worker, then sink).
   for (const s of [1, 3, 6, 10, 16, 25]) setTimeout(refreshWeek, s * 1000);
@@ -455,6 +512,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
   if (page === "me") {
     setStatus("bound", `您好，${m && m.name ? m.name : "党员同志"}：扫描站点二维码即可签到、签退`);
+    const pref = $("nudge-pref");
+    if (pref) pref.addEventListener("change", onPref);
+    refreshInbox();
   }
   warnIfAway();
   flushQueue();

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Caller, Ctx, readable_member
 from api.errors import ApiError
+from api.openapi import errors
 from services import topics
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession
@@ -91,7 +92,12 @@ def _out(ctx: Ctx, r: ServiceRecordIssued) -> RecordOut:
     )
 
 
-@router.post("/v1/members/{member_id}/service-records", response_model=RecordOut, status_code=201)
+@router.post(
+    "/v1/members/{member_id}/service-records",
+    response_model=RecordOut,
+    status_code=201,
+    responses=errors(409),
+)
 def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) -> RecordOut:
     """Issues a record of the member's counted service in a period (local dates, inclusive): the
     sessions that began on those days, counted as the year's hours and the assessment count them
@@ -149,7 +155,9 @@ def _load(ctx: Ctx, code: str) -> ServiceRecordIssued:
     return ServiceRecordIssued.model_validate_json(payload)
 
 
-@router.get("/v1/verify/{code}", response_model=Verification, tags=["records"])
+@router.get(
+    "/v1/verify/{code}", response_model=Verification, tags=["records"], responses=errors(404)
+)
 def verify_record(
     code: str,
     ctx: Ctx,

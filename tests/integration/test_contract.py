@@ -124,18 +124,19 @@ def live_api(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         api.stop()
 
 
-def _config(path: Path, ids: dict[str, str]) -> Path:
+def _config(path: Path, ids: dict[str, str], coverage_mode: str) -> Path:
     lines = ["[parameters]"]
     lines += [f'"path.{name}" = "{value}"' for name, value in ids.items()]
     # The coverage phase would also send every method a path does not route (405 from the
-    # framework, not a contract of ours) and repeated query parameters: a third of its requests.
+    # framework, not a contract of ours) and repeated query parameters.
     lines += ["[phases.coverage]", "unexpected-methods = []"]
     lines += ["generate-duplicate-query-parameters = false"]
+    lines += ["[phases.coverage.generation]", f'mode = "{coverage_mode}"']
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _schemathesis(live: LiveApi, token: str, config: Path, report: Path) -> subprocess.Popen[str]:
+def _schemathesis(live: LiveApi, token: str, config: Path, out: Path) -> subprocess.Popen[str]:
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is missing: it is pinned in pyproject.toml's dev extras"
     argv = [
@@ -156,8 +157,10 @@ def _schemathesis(live: LiveApi, token: str, config: Path, report: Path) -> subp
         "--seed",
         str(SEED),
         "--no-shrink",
+        # One thread: hypothesis parses lambdas' source with `ast`, which Python 3.11 does not
+        # do safely from several threads at once ("AST constructor recursion depth mismatch").
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "30",
         "--warnings",
@@ -165,7 +168,7 @@ def _schemathesis(live: LiveApi, token: str, config: Path, report: Path) -> subp
         "--report",
         "junit",
         "--report-junit-path",
-        str(report),
+        str(out / f"{config.stem}.xml"),
     ]
     return subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=config.parent
@@ -181,11 +184,18 @@ def _failures(output: str) -> str:
 def test_the_live_service_answers_only_what_its_document_says(
     live_api: LiveApi, tmp_path: Path
 ) -> None:
-    config = _config(tmp_path / "schemathesis.toml", live_api.ids)
+    # The coverage phase is most of the run. Its invalid requests are refused by validation
+    # before any role is looked at, so they are sent once, as the member; the admin sends its
+    # valid ones, which reach every route's logic. Fuzzing sends both kinds as both roles.
     t0 = time.monotonic()
     runs = {
-        role: _schemathesis(live_api, token, config, tmp_path / f"{role}.xml")
-        for role, token in (("admin", live_api.admin_token), ("member", live_api.member_token))
+        role: _schemathesis(
+            live_api, token, _config(tmp_path / f"{role}.toml", live_api.ids, mode), tmp_path
+        )
+        for role, token, mode in (
+            ("admin", live_api.admin_token, "positive"),
+            ("member", live_api.member_token, "all"),
+        )
     }
     outputs = {}
     for role, proc in runs.items():
@@ -194,7 +204,11 @@ def test_the_live_service_answers_only_what_its_document_says(
     elapsed = time.monotonic() - t0
     print(f"schemathesis, admin and member side by side: {elapsed:.0f} s")
     for role, (_, out) in outputs.items():
-        summary = [ln for ln in out.splitlines() if re.search(r"\(in [\d.]+s\)|generated", ln)]
+        summary = [
+            ln
+            for ln in out.splitlines()
+            if re.match(r"^ *(\S+ +\S+ .*\(in [\d.]+s\)|\d+ generated)", ln)
+        ]
         print(role, *summary, sep="\n  ")
     for role, (code, out) in outputs.items():
         # A run that could not load the document or reach the API is a failure too (exit 1 is

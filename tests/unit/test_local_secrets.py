@@ -21,9 +21,12 @@ from services.settings import get_settings, secret_problems
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     d = tmp_path / "data"
     monkeypatch.setenv("DATA_DIR", str(d))
-    # Recorded as absent, so whatever the helper puts into the environment is removed after.
+    # Set, then removed: monkeypatch records the value they had (perhaps none) and restores it,
+    # so whatever the helper puts into the environment is gone after the test. (A bare
+    # `delenv(raising=False)` of an unset name records nothing.)
     for name in ("SECRET_KEY", "ADMIN_TOKEN", "ALLOW_DEV_SECRETS"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no `.env` of the developer's
     get_settings.cache_clear()
     yield d

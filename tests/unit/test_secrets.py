@@ -74,8 +74,13 @@ def test_each_weak_secret_is_refused_naming_what_to_set(
         assert value not in msg
 
 
-def test_the_defaults_are_refused_without_the_switch() -> None:
-    # What a process started with no secrets configured gets.
+def test_the_defaults_are_refused_without_the_switch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # What a process started with no secrets configured gets (none in the environment or `.env`).
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
     problems = secret_problems(Settings(allow_dev_secrets=False))
     assert [p.split(":")[0] for p in problems] == [
         "SECRET_KEY is the built-in development value (it is in the source code)",

@@ -67,9 +67,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            400: "malformed_body",  # FastAPI's own: a body that is not parsable JSON
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+        }.get(exc.status_code, "http_error")
         return _json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(NotFound)

@@ -43,7 +43,7 @@ from services.consumer_lag import LagProbe
 from services.publisher import Publisher
 from services.registry import Registry
 from services.revocations import RevocationList
-from services.settings import Settings, get_settings
+from services.settings import Settings, get_settings, require_secrets
 from services.sink import run_in_thread
 from services.warehouse.client import connect
 from services.warehouse.migrate import SchemaOutOfDate, check_schema
@@ -68,6 +68,8 @@ def _tune_gc() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Before anything is built: an API signing with a public key would accept forged tokens.
+    require_secrets(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -124,15 +124,40 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "RedeemIn": {"code": "ABCD-EFGH"},
 }
 
+# What each error status means, wherever it is documented. Most are added to every operation
+# they apply to by `complete` (below); a route names the others with `errors(...)`.
 _DESCRIPTIONS = {
+    "400": "the body could not be parsed (not JSON, or not the declared media type)",
     "401": "no bearer token, or one that is invalid, expired or revoked",
     "403": "the caller's role may not do this, or the object is outside the caller's scope",
     "404": "no such object visible to this caller (the same answer whether it exists or not)",
-    "409": "the object's state does not allow this",
+    "409": "the object's state, or another object, does not allow this",
+    "410": "the object has expired",
+    "413": "the body is larger than this route's limit (BODY_MAX_BYTES; check-ins 16 KB; "
+    "imports IMPORT_MAX_BYTES)",
+    "415": "the body's media type is not one this route reads",
     "422": "the request is invalid; the message names the field",
     "429": "rate limited; see Retry-After",
     "503": "Kafka did not acknowledge: nothing was recorded; retry",
 }
+
+
+def errors(*codes: int, why: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route decorator: the error statuses this route answers beyond the
+    ones every route of its kind answers, which `complete` adds by itself (400 and 413 with a
+    body; 401 and 403 with a bearer token; 404 with an id in the path; 422 with parameters or a
+    body; 503 for a write). Each answers the error body; `why` gives a route's own description.
+
+        @router.post("/things", status_code=201, responses=errors(409, 429))
+        @router.get("/things/{id}", responses={200: {...}} | errors(410, why={410: "..."}))
+
+    tests/integration/test_contract.py runs schemathesis over HTTP against the live document:
+    an answer with a status it does not list fails the suite."""
+    why = why or {}
+    return {
+        code: {"model": ErrorBody, "description": why.get(code) or _DESCRIPTIONS[str(code)]}
+        for code in codes
+    }
 
 
 def _error_response(op: dict[str, Any], code: str) -> None:
@@ -166,7 +191,11 @@ def complete(doc: dict[str, Any]) -> dict[str, Any]:
                 codes.add("404")
             if op.get("parameters") or "requestBody" in op:
                 codes.add("422")
-            if method in ("post", "patch"):
+            if "requestBody" in op:
+                # An unparsable body (FastAPI answers 400 before validation), and the body limit
+                # of api.security, which answers before the route runs.
+                codes |= {"400", "413"}
+            if method in ("post", "patch", "put", "delete"):
                 codes.add("503")
             for code in sorted(codes):
                 if code[0] in "45":

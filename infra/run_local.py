@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -23,11 +26,12 @@ import uvicorn
 from api.main import create_app
 from infra import stack
 from infra.kafka import Broker, KafkaError, fetch
+from services import local_secrets
 from services.demo.county import County, generate
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.logging import configure as configure_logging
 from services.logging import uvicorn_log_config
-from services.settings import Settings, get_settings
+from services.settings import InsecureSecrets, Settings, get_settings, require_secrets
 
 log = logging.getLogger("run")
 
@@ -44,6 +48,35 @@ def _call(settings: Settings, method: str, path: str, body: dict[str, Any] | Non
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def prepare_secrets() -> tuple[Settings, Path, list[str]]:
+    """The settings `make run` starts with: SECRET_KEY and ADMIN_TOKEN from the environment (or
+    `.env`) where set, otherwise from DATA_DIR's secrets file, generated on the first start
+    (services.local_secrets). They go into this process's environment, so the worker it starts
+    signs and verifies with the same ones. Returns the settings, the file and the names taken
+    from it."""
+    path, taken = local_secrets.apply(Settings(), os.environ)
+    get_settings.cache_clear()
+    return get_settings(), path, taken
+
+
+def admin_token_hint(settings: Settings) -> tuple[str, str]:
+    """Where the admin token is, for people and for a shell. Never the token itself: `make run`'s
+    output ends up in terminals' scrollback, shared screens and CI logs, and the admin token
+    never expires and cannot be revoked (it is configuration). The role tokens printed beside it
+    expire and can be revoked."""
+    path = local_secrets.path_in(settings.data_dir)
+    try:
+        stored = local_secrets.read(path)["ADMIN_TOKEN"]
+    except (OSError, local_secrets.UnsafeSecretsFile):
+        stored = None
+    if stored is not None and hmac.compare_digest(stored, settings.admin_token):
+        return (
+            f"ADMIN_TOKEN in {path} (not printed: this output may end up in shared logs)",
+            f"$(sed -n 's/^ADMIN_TOKEN=//p' {path})",
+        )
+    return "the ADMIN_TOKEN you set (not printed)", "$ADMIN_TOKEN"
 
 
 def load_demo(settings: Settings) -> tuple[County, LoadedCounty]:
@@ -85,6 +118,7 @@ def announce(settings: Settings, county: County, loaded: LoadedCounty) -> None:
         f"\n    what it opens: {loaded.stations[s.key]['qr_url']}"
         for s in picks
     )
+    admin_where, admin_shell = admin_token_hint(settings)
     member_token = token("member", loaded.members[member.key])
     organizer = token("organizer", loaded.communities[home.key])
     hr = token("hr", loaded.units[unit.key])
@@ -96,7 +130,7 @@ def announce(settings: Settings, county: County, loaded: LoadedCounty) -> None:
 
 Station QR codes (posters need the admin's or that community's organizer's token):
 {stations}
-    curl -H 'Authorization: Bearer {settings.admin_token}' -o qr.png \
+    curl -H "Authorization: Bearer {admin_shell}" -o qr.png \
       '{base}/v1/stations/{loaded.stations[picks[0].key]["id"]}/qr?format=png'
 
 Member page ({member.name}, {unit.name}, {home.name}; binds this browser):
@@ -105,7 +139,7 @@ Organizer dashboard of {home.name} (signs in with the token in the link):
   {base}/org?t={organizer}
 HR page of {unit.name}:
   {base}/hr?t={hr}
-Admin token: {settings.admin_token}
+Admin token: {admin_where}
 
 API docs: {base}/docs        Health: {base}/healthz
 Simulate a week of scans: .venv/bin/python -m services.demo.simulate --weeks 1 --rate 200
@@ -120,8 +154,15 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    settings = get_settings()
+    try:
+        settings, secrets_path, generated = prepare_secrets()
+        require_secrets(settings)
+    except (InsecureSecrets, local_secrets.UnsafeSecretsFile) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     configure_logging(settings.log_format)
+    if generated:
+        log.info("%s from %s", " and ".join(generated), secrets_path)
     # The demo loader's requests are already in uvicorn's access log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

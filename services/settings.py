@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,10 +43,19 @@ class Settings(BaseSettings):
     clickhouse_cluster: str = Field(default="", pattern=r"^\w*$")
 
     admin_token: str = DEV_ADMIN_TOKEN
-    # Signs station QR tokens and bearer tokens. Rotating it: add the new key under a new
-    # version and keep the old ones for verification (see services.tokens).
+    # Signs station QR tokens and bearer tokens. The defaults above are public (they are in
+    # this file): every start-up refuses them, and any secret under 32 bytes, unless
+    # ALLOW_DEV_SECRETS is set (secret_problems). `make run` generates real ones in DATA_DIR.
     secret_key: str = DEV_SECRET_KEY
-    station_key_version: int = 1
+    allow_dev_secrets: bool = False
+    # Keys rotate by version (services.tokens derives one per purpose and version): the current
+    # version signs; older ones verify until their grace end (UTC), after which, or when no
+    # grace end is set, they are refused. Posters need weeks to be reprinted, phone tokens
+    # expire on their own: the two rotate apart.
+    station_key_version: int = Field(default=1, ge=1, le=9999)
+    station_key_grace_until: datetime | None = None
+    bearer_key_version: int = Field(default=1, ge=1, le=9999)
+    bearer_key_grace_until: datetime | None = None
     token_ttl_s: int = 30 * 24 * 3600
 
     # How far in the past a queued offline scan may lie, and the clock skew tolerated ahead.
@@ -204,6 +214,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
+        # A grace end without a zone is read as UTC, like every stored time.
+        for name in ("station_key_grace_until", "bearer_key_grace_until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                setattr(self, name, value.replace(tzinfo=UTC))
         if not self.kafka_bootstrap:
             self.kafka_bootstrap = f"127.0.0.1:{self.kafka_port}"
         if not self.public_url:
@@ -330,6 +345,62 @@ def contradictions(s: Settings) -> list[str]:
             "chDB is one process on one machine; set CLICKHOUSE_DSN=http://... or unset the cluster"
         )
     return out
+
+
+# Anything shorter is guessable offline from one signed token (an HMAC key) or online (the
+# admin token is compared as is).
+MIN_SECRET_BYTES = 32
+KNOWN_DEV_SECRETS = frozenset({DEV_SECRET_KEY, DEV_ADMIN_TOKEN})
+GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+class InsecureSecrets(RuntimeError):
+    """A process was asked to start with a missing, built-in or short secret."""
+
+
+def secret_problems(s: Settings) -> list[str]:
+    """What is wrong with SECRET_KEY and ADMIN_TOKEN for a process that serves or signs, each as
+    a sentence saying what to set. Not part of `contradictions`: unit tests build Settings with
+    short keys freely; only a start-up (API, worker, sink) asks this (`require_secrets`)."""
+    if s.allow_dev_secrets:
+        if s.is_embedded_clickhouse:
+            return []
+        return [
+            "ALLOW_DEV_SECRETS (for tests and local development) must not be set with a "
+            "ClickHouse server DSN (a production-looking deployment): unset it"
+        ]
+    out: list[str] = []
+    for name, value in (("SECRET_KEY", s.secret_key), ("ADMIN_TOKEN", s.admin_token)):
+        if not value:
+            why = "is not set"
+        elif value in KNOWN_DEV_SECRETS:
+            why = "is the built-in development value (it is in the source code)"
+        elif len(value.encode()) < MIN_SECRET_BYTES:
+            why = f"is shorter than {MIN_SECRET_BYTES} bytes"
+        else:
+            continue
+        out.append(
+            f"{name} {why}: set {name} to a random value of at least {MIN_SECRET_BYTES} bytes, "
+            f"e.g. the output of {GENERATE_HINT}"
+        )
+    if s.secret_key and s.secret_key == s.admin_token:
+        out.append(
+            "SECRET_KEY and ADMIN_TOKEN are the same: whoever is shown the admin token could "
+            "sign any token; set them to different random values"
+        )
+    return out
+
+
+def require_secrets(s: Settings) -> None:
+    """Raises InsecureSecrets naming each problem; called first by every serving process."""
+    problems = secret_problems(s)
+    if problems:
+        raise InsecureSecrets(
+            "refusing to start with these secrets:\n"
+            + "\n".join(f"- {p}" for p in problems)
+            + "\n(`make run` generates its own in DATA_DIR; ALLOW_DEV_SECRETS=1 accepts the "
+            "built-in ones for a local development run only)"
+        )
 
 
 @lru_cache

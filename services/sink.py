@@ -27,7 +27,7 @@ from kafka.structs import OffsetAndMetadata
 from services import metrics, reconcile, reminder_job
 from services.logging import configure as configure_logging
 from services.processors import ROUTES, InvalidMessage, Route, at_position, process
-from services.settings import Settings, get_settings
+from services.settings import InsecureSecrets, Settings, get_settings, require_secrets
 from services.topics import DEAD_LETTER
 from services.warehouse.client import Warehouse, connect
 from services.warehouse.migrate import check_schema
@@ -376,6 +376,10 @@ def run_in_thread(settings: Settings) -> tuple[Sink, threading.Thread]:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
+    try:
+        require_secrets(settings)
+    except InsecureSecrets as exc:
+        raise SystemExit(f"sink: {exc}") from None
     if settings.sink_metrics_port:
         from prometheus_client import start_http_server
 

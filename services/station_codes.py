@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import jwt
 
 from services.settings import Settings
-from services.tokens import InvalidToken, _b64, _key, verify_station
+from services.tokens import InvalidToken, _b64, _key, verify_station, version_accepted
 
 _WINDOWED = re.compile(r"^w(\d{1,4})\.([A-Za-z0-9_-]{1,64})\.(\d{1,12})\.([A-Za-z0-9_-]{22})$")
 
@@ -73,6 +73,11 @@ def verify_window(settings: Settings, token: str, now: float | None = None) -> s
     version, station_id, window, sig = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
     if version > settings.station_key_version or version < 1:
         raise InvalidToken("unknown station key version")
+    # Wall time, not `now` (which may be a scan's claimed time): a retired key stays retired.
+    if not version_accepted(
+        settings.station_key_version, settings.station_key_grace_until, version
+    ):
+        raise InvalidToken("station key version retired")
     if not hmac.compare_digest(sig, _window_sig(settings, version, station_id, window)):
         raise InvalidToken("station token signature does not match")
     t = time.time() if now is None else now

@@ -2,8 +2,11 @@
 
 A station token is `v{key_version}.{station_id}.{signature}`: short enough for a QR code a
 phone reads at a glance, and any change to it (the station id, the version or the signature)
-fails verification. Keys are derived per purpose and version from SECRET_KEY, so rotating a
-station key means a new version while posters with the old one keep working until withdrawn.
+fails verification. Keys are derived per purpose and version from SECRET_KEY. A bearer token
+names its version in the JWT header (`kid: "v2"`; a token without one is version 1, as issued
+before versions existed). Rotating either key is a new version (STATION_KEY_VERSION,
+BEARER_KEY_VERSION): it signs from then on, and tokens of older versions verify until the grace
+end (STATION_KEY_GRACE_UNTIL, BEARER_KEY_GRACE_UNTIL), never after it (docs/security.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
@@ -26,6 +30,7 @@ Role = Literal["member", "organizer", "hr", "admin"]
 ROLES: tuple[Role, ...] = ("member", "organizer", "hr", "admin")
 
 _STATION_TOKEN = re.compile(r"^v(\d{1,4})\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{22})$")
+_KID = re.compile(r"^v(\d{1,4})$")
 
 
 class InvalidToken(ValueError):
@@ -40,6 +45,18 @@ def _key(settings: Settings, purpose: str, version: int) -> bytes:
 def _derive(secret_key: str, purpose: str, version: int) -> bytes:
     # Every token verified derives its key: an HMAC per call saved on each request.
     return hmac.new(secret_key.encode(), f"{purpose}:v{version}".encode(), hashlib.sha256).digest()
+
+
+def version_accepted(
+    current: int, grace_until: datetime | None, version: int, now: float | None = None
+) -> bool:
+    """The current version always; an older one only before its grace end; a newer one never
+    (it was signed by a deployment this one does not know of yet, or forged)."""
+    if version == current:
+        return True
+    if not 1 <= version < current or grace_until is None:
+        return False
+    return (time.time() if now is None else now) < grace_until.timestamp()
 
 
 def _b64(data: bytes) -> str:
@@ -66,6 +83,10 @@ def verify_station(settings: Settings, token: str) -> str:
     version, station_id, sig = int(m.group(1)), m.group(2), m.group(3)
     if version > settings.station_key_version or version < 1:
         raise InvalidToken("unknown station key version")
+    if not version_accepted(
+        settings.station_key_version, settings.station_key_grace_until, version
+    ):
+        raise InvalidToken("station key version retired")
     if not hmac.compare_digest(sig, _station_sig(settings, version, station_id)):
         raise InvalidToken("station token signature does not match")
     return station_id
@@ -88,14 +109,18 @@ def issue_bearer(settings: Settings, role: Role, subject_id: str, ttl_s: int | N
         "iat": now,
         "exp": now + (settings.token_ttl_s if ttl_s is None else ttl_s),
     }
-    return jwt.encode(claims, _key(settings, "bearer", 1), algorithm="HS256")
+    v = settings.bearer_key_version
+    return jwt.encode(
+        claims, _key(settings, "bearer", v), algorithm="HS256", headers={"kid": f"v{v}"}
+    )
 
 
 # Tokens already verified, so a member's next scan skips the JWT decode (~35 µs of the ~0.75 ms
 # a check-in costs the API; bench/findings.md, section 2). Only valid tokens are kept, keyed
 # with the secret they were checked against; expiry is re-checked on every hit and revocation
-# is checked by the caller on every request, so a hit decides nothing a decode would not.
-_VERIFIED: dict[tuple[str, str], Principal] = {}
+# is checked by the caller on every request, and the key version's grace too, so a hit decides
+# nothing a decode would not.
+_VERIFIED: dict[tuple[str, str], tuple[Principal, int]] = {}
 _VERIFIED_MAX = 100_000
 
 
@@ -103,24 +128,47 @@ def verify_bearer(settings: Settings, token: str) -> Principal:
     if hmac.compare_digest(token.encode(), settings.admin_token.encode()):
         return Principal("admin", "admin", "admin-token", None)
     key = (settings.secret_key, token)
-    known = _VERIFIED.get(key)
-    if known is not None:
+    hit = _VERIFIED.get(key)
+    if hit is not None:
+        known, version = hit
         if known.expires_at is not None and known.expires_at <= time.time():
             _VERIFIED.pop(key, None)  # (threads of sync routes verify too)
             raise InvalidToken("token expired")
+        _check_bearer_version(settings, version)
         return known
-    principal = _decode_bearer(settings, token)
+    principal, version = _decode_bearer(settings, token)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
-    _VERIFIED[key] = principal
+    _VERIFIED[key] = (principal, version)
     return principal
 
 
-def _decode_bearer(settings: Settings, token: str) -> Principal:
+def _check_bearer_version(settings: Settings, version: int) -> None:
+    if not version_accepted(settings.bearer_key_version, settings.bearer_key_grace_until, version):
+        raise InvalidToken("token signed with a retired key version")
+
+
+def _bearer_version(token: str) -> int:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("invalid token") from exc
+    if kid is None:
+        return 1  # issued before tokens named their key version
+    m = _KID.match(kid) if isinstance(kid, str) else None
+    if m is None:
+        raise InvalidToken("invalid token key version")
+    return int(m.group(1))
+
+
+def _decode_bearer(settings: Settings, token: str) -> tuple[Principal, int]:
+    version = _bearer_version(token)
+    # Before the signature: a retired or unknown version derives no key at all.
+    _check_bearer_version(settings, version)
     try:
         claims = jwt.decode(
             token,
-            _key(settings, "bearer", 1),
+            _key(settings, "bearer", version),
             algorithms=["HS256"],
             options={"require": ["exp", "sub", "jti"]},
         )
@@ -131,4 +179,4 @@ def _decode_bearer(settings: Settings, token: str) -> Principal:
     role = claims.get("role")
     if role not in ROLES:
         raise InvalidToken("invalid token role")
-    return Principal(role, str(claims["sub"]), str(claims["jti"]), int(claims["exp"]))
+    return Principal(role, str(claims["sub"]), str(claims["jti"]), int(claims["exp"])), version

@@ -10,6 +10,7 @@ fixtures and hooks only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,14 @@ from infra.kafka import Broker  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
 pytest_plugins = ["tests.support.network_guard", "pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The one place the suite accepts the built-in development secrets (a start-up refuses them
+    # otherwise: services.settings.secret_problems): apps built from `Settings()` and every
+    # child process (they inherit this environment) may use them. The stacks still sign with
+    # random keys of their own; the refusal itself is tested with this switch turned off.
+    os.environ["ALLOW_DEV_SECRETS"] = "1"
 
 
 @pytest.fixture(scope="session")

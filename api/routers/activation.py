@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Ctx, check, facts_of_member, gate, hidden
 from api.errors import ApiError
+from api.openapi import errors
 from services import topics
 from services.events import ActivationRecorded, derived_id
 from services.processors.activations import ACTIVATIONS
@@ -91,7 +92,7 @@ def _record(ctx: Ctx, event: ActivationRecorded) -> None:
     ctx.warehouse.insert(ACTIVATIONS.table, [ACTIVATIONS.to_row(event)], ACTIVATIONS.columns)
 
 
-@router.post("", response_model=ActivationOut, status_code=201)
+@router.post("", response_model=ActivationOut, status_code=201, responses=errors(404))
 def create_activation(body: ActivationIn, caller: Caller, ctx: Ctx) -> ActivationOut:
     """The member's organizer (or an admin) gets a code to read aloud or a link to send."""
     gate(caller, "member")
@@ -131,12 +132,18 @@ def create_activation(body: ActivationIn, caller: Caller, ctx: Ctx) -> Activatio
 @router.post(
     "/redeem",
     response_model=RedeemOut,
-    responses={
-        404: {"description": "no such code (counts against the rate limit)"},
-        409: {"description": "the code was already used"},
-        410: {"description": "the code has expired"},
-        429: {"description": "too many failed attempts from this address; wait"},
-    },
+    responses=errors(
+        404,
+        409,
+        410,
+        429,
+        why={
+            404: "no such code (counts against the rate limit)",
+            409: "the code was already used",
+            410: "the code has expired",
+            429: "too many failed attempts from this address; wait",
+        },
+    ),
 )
 def redeem_activation(body: RedeemIn, request: Request, ctx: Ctx) -> RedeemOut:
     """No auth: the code is the credential. Single use; failed attempts are rate-limited per

@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Ctx, check, gate, rate_limit
 from api.errors import ApiError
+from api.openapi import errors
 from api.schemas import TokenRequest, TokenResponse
 from services.access import Facts
 from services.tokens import InvalidToken, issue_bearer, verify_bearer
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 _SUBJECT_KIND = {"member": "member", "organizer": "community", "hr": "unit"}
 
 
-@router.post("/tokens", response_model=TokenResponse, status_code=201)
+@router.post("/tokens", response_model=TokenResponse, status_code=201, responses=errors(429))
 def create_token(body: TokenRequest, caller: Caller, ctx: Ctx) -> TokenResponse:
     """Admin only: a signed bearer token for a member, an organizer (community) or HR (unit)."""
     gate(caller, "token_issue")

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from api.deps import CallerAndCtx, gate, rate_limit
 from api.errors import ApiError, error_body
+from api.openapi import errors
 from api.schemas import CheckinAccepted, CheckinIn
 from services import topics
 from services.events import CheckinScanned, derived_id, utcnow
@@ -34,6 +35,7 @@ def _err(description: str, code: str, message: str) -> dict[str, object]:
     response_model=CheckinAccepted,
     status_code=202,
     responses={
+        **errors(404, 429),
         400: _err(
             "the station token is not one this server signed",
             "invalid_station_token",

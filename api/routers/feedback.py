@@ -25,6 +25,7 @@ from api.deps import (
     readable_unit,
 )
 from api.errors import ApiError
+from api.openapi import errors
 from services import topics
 from services.access import Facts
 from services.events import FeedbackRecorded, Grade, Member, derived_id, utcnow
@@ -244,7 +245,12 @@ def rate_member_service(body: MemberServiceIn, caller: Caller, ctx: Ctx) -> Feed
     return FeedbackAccepted(feedback_ids=[rec.feedback_id], period=span.label)
 
 
-@router.post("/feedback/community-arrangement", response_model=FeedbackAccepted, status_code=201)
+@router.post(
+    "/feedback/community-arrangement",
+    response_model=FeedbackAccepted,
+    status_code=201,
+    responses=errors(404),
+)
 def rate_community_arrangement(body: ArrangementIn, caller: Caller, ctx: Ctx) -> FeedbackAccepted:
     """A member rates their community's arrangement of their service over a period."""
     gate(caller, "community_rating")

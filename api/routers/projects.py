@@ -22,6 +22,7 @@ from api.lists import (
     _publish,
     _visible_or_assignable,
 )
+from api.openapi import errors
 from services.access import Facts
 from services.events import ResourceFields, WishFields, derived_id, utcnow
 from services.events.engagement import WishStatus
@@ -50,7 +51,9 @@ def _project_out(w: WishFields, r: ResourceFields | None) -> ProjectOut:
     )
 
 
-@router.post("/projects", response_model=ProjectAccepted, status_code=202)
+@router.post(
+    "/projects", response_model=ProjectAccepted, status_code=202, responses=errors(404, 409)
+)
 def create_project(body: ProjectIn, caller: Caller, ctx: Ctx) -> ProjectAccepted:
     """Match a need with a unit's resource: the wish is dispatched to the resource's unit, and
     the resource is marked matched (by the lists agent, after the wish took the dispatch)."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Caller, Ctx, readable_member
 from api.errors import ApiError
+from api.openapi import errors
 from services import topics
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession
@@ -93,7 +94,12 @@ def _out(ctx: Ctx, r: ServiceRecordIssued) -> RecordOut:
     )
 
 
-@router.post("/v1/members/{member_id}/service-records", response_model=RecordOut, status_code=201)
+@router.post(
+    "/v1/members/{member_id}/service-records",
+    response_model=RecordOut,
+    status_code=201,
+    responses=errors(409),
+)
 def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) -> RecordOut:
     """Issues a record of the member's counted service in a period (local dates, inclusive): the
     sessions that began on those days, counted as the year's hours and the assessment count them
@@ -162,7 +168,7 @@ def _wants_html(request: Request) -> bool:
     "/v1/verify/{code}",
     response_model=Verification,
     tags=["records"],
-    responses={200: {"content": {"text/html": {}}}},
+    responses={**errors(404), 200: {"content": {"text/html": {}}}},
 )
 def verify_record(
     code: str,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Ctx
 from api.errors import ApiError
+from api.openapi import errors
 from api.schemas import CommunityIn, StationIn, UnitIn
 from services.events import (
     Community,
@@ -201,13 +202,13 @@ def _history(
 # ---- units ----------------------------------------------------------------------------------
 
 
-@router.post("/units", response_model=Unit, status_code=201)
+@router.post("/units", response_model=Unit, status_code=201, responses=errors(409))
 def create_unit(body: UnitIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """Admin only."""
     return _create(ctx, caller, "unit", body)
 
 
-@router.post("/units/bulk", response_model=BulkOut[Unit], status_code=201)
+@router.post("/units/bulk", response_model=BulkOut[Unit], status_code=201, responses=errors(409))
 def create_units(body: Bulk[UnitIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
     """Admin only; all or nothing."""
     return {"items": _bulk(ctx, caller, "unit", body)}
@@ -227,7 +228,7 @@ def get_unit(unit_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
     return ctx.registry.get("unit", unit_id, caller, fresh=True)
 
 
-@router.patch("/units/{unit_id}", response_model=Unit)
+@router.patch("/units/{unit_id}", response_model=Unit, responses=errors(409))
 def update_unit(unit_id: str, body: NamePatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """Admin only: rename a unit."""
     return _patch(ctx, caller, "unit", unit_id, body)
@@ -244,13 +245,15 @@ def unit_history(
 # ---- communities ----------------------------------------------------------------------------
 
 
-@router.post("/communities", response_model=Community, status_code=201)
+@router.post("/communities", response_model=Community, status_code=201, responses=errors(409))
 def create_community(body: CommunityIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """Admin only."""
     return _create(ctx, caller, "community", body)
 
 
-@router.post("/communities/bulk", response_model=BulkOut[Community], status_code=201)
+@router.post(
+    "/communities/bulk", response_model=BulkOut[Community], status_code=201, responses=errors(409)
+)
 def create_communities(body: Bulk[CommunityIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
     """Admin only; all or nothing."""
     return {"items": _bulk(ctx, caller, "community", body)}
@@ -270,7 +273,7 @@ def get_community(community_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord
     return ctx.registry.get("community", community_id, caller, fresh=True)
 
 
-@router.patch("/communities/{community_id}", response_model=Community)
+@router.patch("/communities/{community_id}", response_model=Community, responses=errors(409))
 def update_community(
     community_id: str, body: CommunityPatch, caller: Caller, ctx: Ctx
 ) -> RegistryRecord:
@@ -289,13 +292,13 @@ def community_history(
 # ---- grids ----------------------------------------------------------------------------------
 
 
-@router.post("/grids", response_model=Grid, status_code=201)
+@router.post("/grids", response_model=Grid, status_code=201, responses=errors(409))
 def create_grid(body: GridIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """The admin, or the organizer of the grid's community."""
     return _create(ctx, caller, "grid", body)
 
 
-@router.post("/grids/bulk", response_model=BulkOut[Grid], status_code=201)
+@router.post("/grids/bulk", response_model=BulkOut[Grid], status_code=201, responses=errors(409))
 def create_grids(body: Bulk[GridIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
     """All or nothing. Level-5 grids name their level-4 parent's id, so load level 4 first."""
     return {"items": _bulk(ctx, caller, "grid", body)}
@@ -319,7 +322,7 @@ def get_grid(grid_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
     return ctx.registry.get("grid", grid_id, caller, fresh=True)
 
 
-@router.patch("/grids/{grid_id}", response_model=Grid)
+@router.patch("/grids/{grid_id}", response_model=Grid, responses=errors(409))
 def update_grid(grid_id: str, body: GridPatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """The admin, or the organizer of the grid's community."""
     return _patch(ctx, caller, "grid", grid_id, body)
@@ -343,13 +346,15 @@ def list_station_kinds(caller: Caller, ctx: Ctx) -> dict[str, Any]:
     return {"items": kinds, "total": len(kinds)}
 
 
-@router.post("/station-kinds", response_model=StationKindDef, status_code=201)
+@router.post(
+    "/station-kinds", response_model=StationKindDef, status_code=201, responses=errors(409)
+)
 def create_station_kind(body: StationKindIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """Admin only: a new kind of station, with its Chinese label."""
     return _create(ctx, caller, "station_kind", body)
 
 
-@router.patch("/station-kinds/{code}", response_model=StationKindDef)
+@router.patch("/station-kinds/{code}", response_model=StationKindDef, responses=errors(409))
 def update_station_kind(
     code: str, body: StationKindPatch, caller: Caller, ctx: Ctx
 ) -> RegistryRecord:
@@ -368,13 +373,15 @@ def station_kind_history(
 # ---- stations -------------------------------------------------------------------------------
 
 
-@router.post("/stations", response_model=StationView, status_code=201)
+@router.post("/stations", response_model=StationView, status_code=201, responses=errors(409))
 def create_station(body: StationIn, caller: Caller, ctx: Ctx) -> StationView:
     """The admin, or the organizer of the station's community."""
     return _station(ctx.settings, _create(ctx, caller, "station", body))
 
 
-@router.post("/stations/bulk", response_model=BulkOut[StationView], status_code=201)
+@router.post(
+    "/stations/bulk", response_model=BulkOut[StationView], status_code=201, responses=errors(409)
+)
 def create_stations(body: Bulk[StationIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
     """The admin, or an organizer for their own community; all or nothing."""
     return {"items": [_station(ctx.settings, s) for s in _bulk(ctx, caller, "station", body)]}
@@ -400,7 +407,7 @@ def get_station(station_id: str, caller: Caller, ctx: Ctx) -> StationView:
     return _station(ctx.settings, ctx.registry.get("station", station_id, caller, fresh=True))
 
 
-@router.patch("/stations/{station_id}", response_model=StationView)
+@router.patch("/stations/{station_id}", response_model=StationView, responses=errors(409))
 def update_station(station_id: str, body: StationPatch, caller: Caller, ctx: Ctx) -> StationView:
     """The admin, or the organizer of the station's community."""
     return _station(ctx.settings, _patch(ctx, caller, "station", station_id, body))
@@ -417,13 +424,15 @@ def station_history(
 # ---- members --------------------------------------------------------------------------------
 
 
-@router.post("/members", response_model=Member, status_code=201)
+@router.post("/members", response_model=Member, status_code=201, responses=errors(409))
 def create_member(body: MemberCreate, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """The admin, or the organizer of the member's residential community."""
     return _create(ctx, caller, "member", body)
 
 
-@router.post("/members/bulk", response_model=BulkOut[Member], status_code=201)
+@router.post(
+    "/members/bulk", response_model=BulkOut[Member], status_code=201, responses=errors(409)
+)
 def create_members(body: Bulk[MemberCreate], caller: Caller, ctx: Ctx) -> dict[str, Any]:
     """The admin, or an organizer for their own community; all or nothing."""
     return {"items": _bulk(ctx, caller, "member", body)}
@@ -451,7 +460,7 @@ def get_member(member_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
     return ctx.registry.get("member", member_id, caller, fresh=True)
 
 
-@router.patch("/members/{member_id}", response_model=Member)
+@router.patch("/members/{member_id}", response_model=Member, responses=errors(409))
 def update_member(member_id: str, body: MemberPatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
     """Moving a member (unit or community) starts a new version; scans already made keep the
     unit and community they were made under."""

@@ -25,6 +25,7 @@ from api.lists import (
     _known,
     _publish,
 )
+from api.openapi import errors
 from services.access import Facts
 from services.events import ResourceFields, derived_id, utcnow
 from services.events.engagement import ResourceStatus
@@ -132,7 +133,12 @@ def get_resource(resource_id: str, caller: Caller, ctx: Ctx) -> ResourceFields:
     return _visible_resource(ctx, caller, resource_id)
 
 
-@router.post("/resources/{resource_id}/withdraw", response_model=Accepted, status_code=202)
+@router.post(
+    "/resources/{resource_id}/withdraw",
+    response_model=Accepted,
+    status_code=202,
+    responses=errors(409),
+)
 def withdraw_resource(resource_id: str, body: _In, caller: Caller, ctx: Ctx) -> Accepted:
     """The offering unit's HR (or the admin) withdraws a resource."""
     gate(caller, "resource")

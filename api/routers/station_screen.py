@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, gate, managed_station
 from api.errors import ApiError
+from api.openapi import errors
 from services.events import Station
 from services.qr import render
 from services.registry import NotFound
@@ -95,7 +96,7 @@ def live_code(ctx: Ctx, station: Station) -> LiveCodeOut:
     )
 
 
-@router.get("/{station_id}/live-code", response_model=LiveCodeOut)
+@router.get("/{station_id}/live-code", response_model=LiveCodeOut, responses=errors(401, 404))
 def get_live_code(
     station_id: str,
     ctx: Ctx,

@@ -45,6 +45,7 @@ from api.lists import (
     _visible_or_assignable,
     _visible_wish,
 )
+from api.openapi import errors
 from services.access import Facts
 from services.events import derived_id, utcnow
 from services.events.engagement import WishStatus
@@ -164,7 +165,9 @@ def _transition(
     return Accepted(id=wish_id, event_id=cmd.event_id, status=expected.status if expected else "")
 
 
-@router.post("/wishes/{wish_id}/dispatch", response_model=Accepted, status_code=202)
+@router.post(
+    "/wishes/{wish_id}/dispatch", response_model=Accepted, status_code=202, responses=errors(409)
+)
 def dispatch_wish(wish_id: str, body: DispatchIn, caller: Caller, ctx: Ctx) -> Accepted:
     """派单: the community's organizer dispatches the wish to a member or a unit."""
     gate(caller, "wish")
@@ -199,21 +202,27 @@ def dispatch_wish(wish_id: str, body: DispatchIn, caller: Caller, ctx: Ctx) -> A
     )
 
 
-@router.post("/wishes/{wish_id}/accept", response_model=Accepted, status_code=202)
+@router.post(
+    "/wishes/{wish_id}/accept", response_model=Accepted, status_code=202, responses=errors(409)
+)
 def accept_wish(wish_id: str, body: _In, caller: Caller, ctx: Ctx) -> Accepted:
     """接单: only the assignee (the member, or the unit's HR) accepts."""
     gate(caller, "wish_assignment")
     return _transition(ctx, caller, wish_id, body, "accept")
 
 
-@router.post("/wishes/{wish_id}/decline", response_model=Accepted, status_code=202)
+@router.post(
+    "/wishes/{wish_id}/decline", response_model=Accepted, status_code=202, responses=errors(409)
+)
 def decline_wish(wish_id: str, body: ReasonIn, caller: Caller, ctx: Ctx) -> Accepted:
     """The assignee hands a dispatched wish back to the community, to be dispatched again."""
     gate(caller, "wish_assignment")
     return _transition(ctx, caller, wish_id, body, "decline", reason=body.reason or None)
 
 
-@router.post("/wishes/{wish_id}/complete", response_model=Accepted, status_code=202)
+@router.post(
+    "/wishes/{wish_id}/complete", response_model=Accepted, status_code=202, responses=errors(409)
+)
 def complete_wish(wish_id: str, body: CompleteIn, caller: Caller, ctx: Ctx) -> Accepted:
     """Done, with evidence: a finished volunteer session by the assignee (or the unit's member)."""
     gate(caller, "wish_assignment")
@@ -237,7 +246,9 @@ def complete_wish(wish_id: str, body: CompleteIn, caller: Caller, ctx: Ctx) -> A
     )
 
 
-@router.post("/wishes/{wish_id}/confirm", response_model=Accepted, status_code=202)
+@router.post(
+    "/wishes/{wish_id}/confirm", response_model=Accepted, status_code=202, responses=errors(409)
+)
 def confirm_wish(wish_id: str, body: ConfirmIn, caller: Caller, ctx: Ctx) -> Accepted:
     """The resident confirms and rates (1–5), recorded by the community's organizer."""
     gate(caller, "wish")
@@ -246,7 +257,9 @@ def confirm_wish(wish_id: str, body: ConfirmIn, caller: Caller, ctx: Ctx) -> Acc
     )
 
 
-@router.post("/wishes/{wish_id}/cancel", response_model=Accepted, status_code=202)
+@router.post(
+    "/wishes/{wish_id}/cancel", response_model=Accepted, status_code=202, responses=errors(409)
+)
 def cancel_wish(wish_id: str, body: ReasonIn, caller: Caller, ctx: Ctx) -> Accepted:
     """The community's organizer withdraws a wish that is not yet done."""
     gate(caller, "wish")

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import sys
 import time
 import uuid
@@ -39,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from services import local_secrets
 from services.counting import hours
 from services.demo.county import DEFAULT_SEED, County, generate, slice_county
 from services.demo.loader import LoadedCounty, admin_client, load_county
@@ -454,6 +456,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Beside a running `make run`: its admin token and key are in DATA_DIR, not the environment.
+    local_secrets.apply(Settings(), os.environ, create=False)
+    get_settings.cache_clear()
     args = parser().parse_args(argv)
     if args.weeks < 1 or args.speed < 0 or args.rate < 0 or args.lanes < 1:
         print("error: --weeks and --lanes must be ≥ 1, --speed and --rate ≥ 0", file=sys.stderr)

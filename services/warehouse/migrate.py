@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.settings import Settings, get_settings
+from services.settings import InsecureSecrets, Settings, get_settings, require_secrets
 from services.warehouse.client import Warehouse, connect
 from services.warehouse.cluster import render_all
 
@@ -146,7 +146,16 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # Settings are validated here too: a contradicting configuration stops the deployment at
     # its first step, before any table is touched.
-    ran = run(get_settings())
+    settings = get_settings()
+    # With a server (docker-compose), the deployment's secrets are refused here, at its first
+    # step, before anything serves. Not with embedded chDB: `make run` migrates before it
+    # generates its secrets, and the API it starts checks them.
+    if not settings.is_embedded_clickhouse:
+        try:
+            require_secrets(settings)
+        except InsecureSecrets as exc:
+            raise SystemExit(f"migrate: {exc}") from None
+    ran = run(settings)
     print(f"applied {len(ran)} migration(s): {ran}" if ran else "schema is up to date")
 
 

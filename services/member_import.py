@@ -35,6 +35,7 @@ from services.registry import (
     new_id,
     normalize_phone,
 )
+from services.text import describe, first_unsafe
 from services.tokens import Principal
 
 NAME, PHONE, UNIT_COL, COMMUNITY_COL, GRID_COL, REPORTED = (
@@ -321,6 +322,17 @@ def import_members(
 
             def bad(col: str, msg: str, rownum: int = rownum, errs: list[RowError] = errs) -> None:
                 errs.append(RowError(rownum, col, msg))
+
+            # Checked before anything else of the row, so no message below repeats such a cell.
+            for col in TEMPLATE_COLUMNS:
+                value = get(r, col)
+                at = first_unsafe(value)
+                if at is not None:
+                    bad(col, f"含有不可见的控制字符（{describe(value[at])}），请删除后重新上传")
+            if errs:
+                report.errors.extend(errs)
+                report.rejected += 1
+                continue
 
             name = get(r, NAME)
             if not name:

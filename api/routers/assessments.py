@@ -26,6 +26,7 @@ from services.reads.assessment import (
     rules_versions,
 )
 from services.reads.registry import community_names as read_community_names
+from services.text import FreeText
 
 router = APIRouter(prefix="/v1", tags=["assessments"])
 
@@ -40,7 +41,7 @@ class RulesIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(min_length=1, max_length=1000)
+    description: FreeText = Field(min_length=1, max_length=1000)
     weight_participation: float
     weight_hours: float
     weight_wishes: float

@@ -22,6 +22,7 @@ from services.events import Campaign, CampaignUpserted, GridAssignment, derived_
 from services.processors import route_for_event
 from services.reads import engagement
 from services.registry import NotFound, new_id
+from services.text import Line
 from services.tokens import Principal
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = Field(min_length=1, max_length=100, examples=["疫情防控"])
+    name: Line = Field(min_length=1, max_length=100, examples=["疫情防控"])
     community_id: str = Field(min_length=1, max_length=64)
     starts_at: datetime
     ends_at: datetime

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
@@ -14,6 +13,7 @@ from api.deps import Caller, Ctx, community_desk
 from services.qr import render, station_url
 from services.reads.registry import community_stations
 from services.reads.sessions import on_site
+from services.text import escape_html
 
 router = APIRouter(prefix="/v1/communities", tags=["organizer"])
 
@@ -68,7 +68,7 @@ def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
     _community(ctx, caller, community_id)
     community = ctx.registry.community(community_id)
     stations = community_stations(ctx.warehouse, community_id)
-    e = html.escape
+    e = escape_html
     pages = []
     for sid, name, kind in stations:
         svg = render(station_url(ctx.settings, sid), "svg")

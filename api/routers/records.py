@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from datetime import date, datetime
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from services.service_records import (
     normalize_code,
     verification_code,
 )
+from services.text import escape_html
 from services.timeutil import LOCAL_TZ
 
 router = APIRouter(tags=["records"])
@@ -200,7 +200,7 @@ STATUS_LABEL = {
 def print_record(code: str, ctx: Ctx) -> HTMLResponse:
     """The print-ready record (A4), in Chinese."""
     r = _load(ctx, code)
-    e = html.escape
+    e = escape_html
 
     def local(dt: datetime | None) -> str:
         return dt.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if dt else "—"

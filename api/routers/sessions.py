@@ -25,6 +25,7 @@ from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
 from services.reads import member_hours as reads
 from services.reads import sessions as session_reads
 from services.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
+from services.text import FreeText
 from services.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
@@ -68,7 +69,7 @@ class ReviewIn(BaseModel):
 
     action: Literal["approve", "adjust", "reject"]
     credited_hours: float | None = Field(default=None, ge=0, le=24)
-    reason: str = Field(default="", max_length=500)
+    reason: FreeText = Field(default="", max_length=500)
 
 
 class ReviewAccepted(BaseModel):

@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 from services import access
 from services.access import Facts
@@ -35,6 +36,7 @@ from services.registry import (
     new_id,
     normalize_phone,
 )
+from services.safe_xlsx import UnsafeXlsx, check_xlsx
 from services.text import describe, first_unsafe
 from services.tokens import Principal
 
@@ -122,26 +124,42 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    unreadable = (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError)
+    try:
+        check_xlsx(data)
+    except UnsafeXlsx as exc:
+        code = "file_too_large" if exc.status == 413 else "unsafe_file"
+        raise FileRejected(exc.status, code, f"文件未通过安全检查：{exc}") from exc
+    except unreadable as exc:
+        raise _not_xlsx(exc) from exc
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
-        raise FileRejected(
-            415,
-            "unsupported_file",
-            f"无法读取该文件：它不是有效的 XLSX 表格（{type(exc).__name__}）",
-        ) from exc
+    except (*unreadable, ParseError) as exc:
+        raise _not_xlsx(exc) from exc
     try:
         if not wb.worksheets:
             raise FileRejected(422, "empty_file", "表格中没有工作表")
         ws = wb.worksheets[0]
         rows: list[list[str]] = []
-        for values in ws.iter_rows(values_only=True):
-            rows.append([_cell(v) for v in values])
-            if len(rows) > MAX_ROWS + 1:
-                break
+        # read_only parses the sheet while iterating: what defusedxml refuses surfaces here.
+        try:
+            for values in ws.iter_rows(values_only=True):
+                rows.append([_cell(v) for v in values])
+                if len(rows) > MAX_ROWS + 1:
+                    break
+        except (*unreadable, ParseError) as exc:
+            raise _not_xlsx(exc) from exc
         return rows
     finally:
         wb.close()
+
+
+def _not_xlsx(exc: Exception) -> FileRejected:
+    return FileRejected(
+        415,
+        "unsupported_file",
+        f"无法读取该文件：它不是有效的 XLSX 表格（{type(exc).__name__}）",
+    )
 
 
 def _decode(data: bytes) -> str:

@@ -7,7 +7,6 @@ import typing
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from services.exports import csv_cell
@@ -21,6 +20,7 @@ from services.text import (
     first_unsafe,
     shown,
 )
+from tests.support.request_models import request_fields
 
 REFUSED_EVERYWHERE = [
     "\x00",
@@ -100,20 +100,6 @@ def test_stored_text_is_shown_without_the_refused_characters() -> None:
     assert csv_cell("\u202e=1+1") == "'=1+1"
 
 
-def _text_fields(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[tuple[str, Any]]:
-    if model in seen:
-        return []
-    seen.add(model)
-    out = []
-    for name, f in model.model_fields.items():
-        out.append((f"{model.__name__}.{name}", f))
-        for arg in typing.get_args(f.annotation) or (f.annotation,):
-            for inner in typing.get_args(arg) or (arg,):
-                if isinstance(inner, type) and issubclass(inner, BaseModel):
-                    out.extend(_text_fields(inner, seen))
-    return out
-
-
 def _validators(annotation: Any, metadata: list[Any]) -> list[Any] | None:
     """The validator functions on a str field (also inside `X | None`); None if not text."""
     if annotation is str:
@@ -124,17 +110,6 @@ def _validators(annotation: Any, metadata: list[Any]) -> list[Any] | None:
         if arg is str:
             return []
     return None
-
-
-def _api_routes(routes: Any) -> list[APIRoute]:
-    out: list[APIRoute] = []
-    for r in routes:
-        if isinstance(r, APIRoute):
-            out.append(r)
-        inner = getattr(r, "original_router", None)
-        if inner is not None:
-            out.extend(_api_routes(inner.routes))
-    return out
 
 
 # Request fields that are identifiers, codes, tokens or machine formats, not text people read.
@@ -161,23 +136,16 @@ def test_every_text_field_of_every_request_body_carries_the_rule() -> None:
     from services.settings import Settings
 
     app = create_app(Settings())
-    seen: set[type[BaseModel]] = set()
     missing = []
     checked = 0
-    for route in _api_routes(app.routes):
-        for param in route.dependant.body_params:
-            model = param.field_info.annotation
-            if not (isinstance(model, type) and issubclass(model, BaseModel)):
-                continue
-            for label, f in _text_fields(model, seen):
-                field_name = label.split(".", 1)[1]
-                if field_name.endswith(_NOT_TEXT):
-                    continue
-                validators = _validators(f.annotation, f.metadata)
-                if validators is None:
-                    continue
-                checked += 1
-                if check_line not in validators and check_free_text not in validators:
-                    missing.append(label)
+    for label, f in request_fields(app):
+        if label.split(".", 1)[1].endswith(_NOT_TEXT):
+            continue
+        validators = _validators(f.annotation, f.metadata)
+        if validators is None:
+            continue
+        checked += 1
+        if check_line not in validators and check_free_text not in validators:
+            missing.append(label)
     assert checked >= 15
     assert missing == [], f"text fields without services.text's rule: {missing}"

@@ -71,6 +71,7 @@ _XLSX_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls (and .doc)
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROLS_IN_TEXT = 16
 
 
 class FileRejected(Exception):
@@ -188,7 +189,10 @@ def _read_text(data: bytes) -> list[list[str]]:
         text = _decode(data)
     except UnicodeDecodeError as exc:
         raise FileRejected(415, "unsupported_file", "文件编码有误，无法读取") from exc
-    if _CONTROL.search(text[:65536]):
+    head = text[:65536]
+    # A binary file: NUL bytes, or control characters by the dozen. A few in a text file are
+    # typed (or pasted) into cells, and each row reports its own (services.text).
+    if "\x00" in head or len(_CONTROL.findall(head)) > _CONTROLS_IN_TEXT:
         raise FileRejected(
             415, "unsupported_file", "这不是表格文件：请上传 CSV 或 XLSX 格式的党员名单"
         )

@@ -254,11 +254,10 @@ def _with_entity() -> bytes:
         for info in z.infolist():
             data = z.read(info)
             if info.filename == "xl/sharedStrings.xml" or info.filename.endswith("sheet1.xml"):
-                data = data.replace(
-                    b"?>",
-                    b'?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>',
-                    1,
-                )
+                # Before the root element, after the XML declaration if there is one.
+                at = data.index(b"?>") + 2 if data.startswith(b"<?xml") else 0
+                doctype = b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+                data = data[:at] + doctype + data[at:]
             dst.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
 
@@ -383,16 +382,17 @@ def _code(stack: Stack, member_id: str) -> str:
     return code
 
 
-def _fresh_limiter(stack: Stack, **kw: int) -> None:
-    limits = {"per_client": 3, "per_code": 2, "total": 8, "window_s": 600, **kw}
-    stack.client.app.state.activation_limiter = ActivationLimiter(**limits)  # type: ignore[attr-defined]
+def _fresh_limiter(stack: Stack) -> None:
+    limiter = ActivationLimiter(per_client=3, per_code=2, total=8, window_s=600)
+    stack.client.app.state.activation_limiter = limiter  # type: ignore[attr-defined]
 
 
 def _redeem(stack: Stack, code: str, client: str, forwarded: str | None = None) -> int:
     # Not entered as a context: the app's lifespan already runs under the module's client.
     c = TestClient(stack.client.app, client=(client, 40000))
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
-    return c.post("/v1/activations/redeem", json={"code": code}, headers=headers).status_code
+    status: int = c.post("/v1/activations/redeem", json={"code": code}, headers=headers).status_code
+    return status
 
 
 def test_forwarded_addresses_are_ignored_unless_from_a_configured_proxy(

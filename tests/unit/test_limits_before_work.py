@@ -151,3 +151,58 @@ def test_bad_multipart_bodies_are_told_apart() -> None:
     padded, _ = _multipart(b"x", extra=pad + b"p" * (70 * 1024) + b"\r\n")
     r = client.post("/v1/imports/members", content=padded, headers=headers)
     assert r.json() == {"error": "too_large"}
+
+
+# Lists whose size is capped as a whole by the model holding them, not field by field.
+_CAPPED_BY_THEIR_HOLDER = {
+    # CampaignIn caps the members and units over all its assignments (api/routers/campaigns.py).
+    "GridAssignment.member_ids",
+    "GridAssignment.unit_ids",
+}
+
+
+def test_every_list_in_a_request_body_has_a_cap() -> None:
+    """A list or map field without a cap would let one request name a million items, each
+    costing a lookup before anything is refused."""
+    import typing
+
+    from annotated_types import MaxLen
+
+    from api.main import create_app
+    from tests.support.request_models import request_fields
+
+    uncapped = []
+    lists = 0
+    for label, f in request_fields(create_app(Settings())):
+        shapes = {typing.get_origin(a) for a in (f.annotation, *typing.get_args(f.annotation))}
+        if not shapes & {list, dict, set, tuple}:
+            continue
+        lists += 1
+        if label in _CAPPED_BY_THEIR_HOLDER:
+            continue
+        if not any(isinstance(m, MaxLen) for m in f.metadata):
+            uncapped.append(label)
+    assert lists >= 5
+    assert uncapped == [], f"list fields without max_length: {uncapped}"
+
+
+def test_a_campaigns_members_are_capped_over_all_its_assignments() -> None:
+    from pydantic import ValidationError
+
+    from api.routers.campaigns import CAMPAIGN_MEMBERS_MAX, CampaignIn
+
+    def campaign(*sizes: int) -> dict[str, Any]:
+        return {
+            "name": "疫情防控",
+            "community_id": "comm_1",
+            "starts_at": "2026-11-01T00:00:00+08:00",
+            "ends_at": "2026-11-30T00:00:00+08:00",
+            "assignments": [
+                {"grid_id": f"g{i}", "member_ids": [f"m{i}_{j}" for j in range(n)]}
+                for i, n in enumerate(sizes)
+            ],
+        }
+
+    CampaignIn.model_validate(campaign(CAMPAIGN_MEMBERS_MAX - 1, 1))
+    with pytest.raises(ValidationError, match=f"at most {CAMPAIGN_MEMBERS_MAX} members"):
+        CampaignIn.model_validate(campaign(CAMPAIGN_MEMBERS_MAX, 1))

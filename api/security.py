@@ -116,9 +116,24 @@ class Guard:
             await _unauthenticated(send)
             return
         started = False
+        # Set when the body was cut off while the app read it: the app may turn the error into
+        # an answer of its own (FastAPI answers 400 "error parsing the body"), which is dropped
+        # and replaced by this one.
+        refusal: _Refusal | None = None
+        refused = False
+
+        async def refuse() -> None:
+            nonlocal refused
+            if refusal is not None and not refused:
+                refused = True
+                await _answer(send, *refusal)
 
         async def send_with_csp(message: Message) -> None:
             nonlocal started
+            if refusal is not None and not started:
+                if message["type"] == "http.response.start":
+                    await refuse()
+                return
             if message["type"] == "http.response.start":
                 started = True
                 headers = message.setdefault("headers", [])
@@ -138,29 +153,37 @@ class Guard:
         authenticated: bool | None = None
 
         async def counted() -> Message:
-            nonlocal seen, authenticated
+            nonlocal seen, authenticated, refusal
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    refusal = (413, code, _limit_text(limit), None)
                     raise _TooLarge
                 if seen > UNAUTHENTICATED_BODY_MAX_BYTES:
                     if authenticated is None:
                         authenticated = _authenticated(self.settings, scope)
                     if not authenticated:
+                        refusal = _UNAUTHENTICATED
                         raise _NotAuthenticated
             return message
 
         try:
             await self.app(scope, counted, send_with_csp)
-        except _TooLarge:
+        except (_TooLarge, _NotAuthenticated):
             if started:
                 raise
-            await _answer(send, 413, code, _limit_text(limit))
-        except _NotAuthenticated:
-            if started:
-                raise
-            await _unauthenticated(send)
+        if not started:
+            await refuse()
+
+
+_Refusal = tuple[int, str, str, list[tuple[bytes, bytes]] | None]
+_UNAUTHENTICATED: _Refusal = (
+    401,
+    "unauthorized",
+    "a request body over 16 KB needs a valid bearer token; nothing was read",
+    [(b"www-authenticate", b"Bearer")],
+)
 
 
 def _limit_text(limit: int) -> str:
@@ -179,13 +202,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _unauthenticated(send: Send) -> None:
-    await _answer(
-        send,
-        401,
-        "unauthorized",
-        "a request body over 16 KB needs a valid bearer token; nothing was read",
-        [(b"www-authenticate", b"Bearer")],
-    )
+    await _answer(send, *_UNAUTHENTICATED)
 
 
 async def _answer(

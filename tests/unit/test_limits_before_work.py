@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from api import security
 from api.uploads import BadUpload, UploadTooLarge, read_file_part
@@ -206,3 +207,32 @@ def test_a_campaigns_members_are_capped_over_all_its_assignments() -> None:
     CampaignIn.model_validate(campaign(CAMPAIGN_MEMBERS_MAX - 1, 1))
     with pytest.raises(ValidationError, match=f"at most {CAMPAIGN_MEMBERS_MAX} members"):
         CampaignIn.model_validate(campaign(CAMPAIGN_MEMBERS_MAX, 1))
+
+
+class _Body(BaseModel):
+    x: str
+
+
+def test_a_body_cut_off_while_a_json_route_parses_it_is_answered_as_such_not_400() -> None:
+    """FastAPI turns any error while reading a JSON body into 400 "error parsing the body"; the
+    guard's own answer (413, 401) replaces it."""
+    from api import errors
+
+    app = FastAPI()
+    small = Settings(body_max_bytes=64 * 1024)
+    security.install(app, small)
+    errors.install(app)
+
+    @app.post("/v1/feedback")
+    def feedback(body: _Body) -> dict[str, str]:
+        return {"x": body.x}
+
+    client = TestClient(app)
+    json = {"content-type": "application/json"}
+    r = client.post("/v1/feedback", content=Chunks(4), headers=json)
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "unauthorized")
+    auth = {**json, "Authorization": f"Bearer {small.admin_token}"}
+    r = client.post("/v1/feedback", content=Chunks(20), headers=auth)
+    assert (r.status_code, r.json()["error"]["code"]) == (413, "payload_too_large")
+    ok = client.post("/v1/feedback", content=iter([b'{"x":', b'"y"}']), headers=json)
+    assert ok.json() == {"x": "y"}

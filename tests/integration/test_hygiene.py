@@ -206,6 +206,12 @@ def test_text_stored_before_the_rule_is_shown_without_those_characters(
     page = stack.client.get(f"/records/{issued.json()['code']}")
     assert page.status_code == 200
     assert "李四01.0" in page.text and RLO not in page.text and "\x1b" not in page.text
+    # The name as printed verifies.
+    code = issued.json()["code"]
+    checked = stack.client.get(f"/v1/verify/{code}", params={"member_name": "李四01.0"})
+    assert checked.status_code == 200 and checked.json()["mismatches"] == [], checked.text
+    other = stack.client.get(f"/v1/verify/{code}", params={"member_name": "李四10.0"})
+    assert other.json()["mismatches"] == ["member_name"]
 
 
 # ---- limits before work -----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import uvicorn
 
-from api.main import create_app
+from api.main import SERVER_OPTIONS, create_app
 from services.logging import configure as configure_logging
 from services.logging import uvicorn_log_config
 from services.settings import get_settings
@@ -17,6 +17,7 @@ def main() -> None:
         port=settings.api_port,
         log_level="info",
         log_config=uvicorn_log_config(settings.log_format),
+        **SERVER_OPTIONS,
     )
 
 

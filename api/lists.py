@@ -26,6 +26,7 @@ from services.access import Facts
 from services.events import ListCommand, ResourceFields, WishFields
 from services.lists import ItemState, apply
 from services.reads import engagement
+from services.text import FreeText, Line
 from services.tokens import Principal
 
 Text = Field(min_length=1, max_length=200)
@@ -41,10 +42,10 @@ class _In(BaseModel):
 
 class WishIn(_In):
     community_id: str = Field(min_length=1, max_length=64)
-    title: str = Text
-    description: str = Field(default="", max_length=2000)
-    resident_name: str = Field(min_length=1, max_length=50)
-    resident_contact: str = Field(default="", max_length=100)
+    title: Line = Text
+    description: FreeText = Field(default="", max_length=2000)
+    resident_name: Line = Field(min_length=1, max_length=50)
+    resident_contact: Line = Field(default="", max_length=100)
 
 
 class DispatchIn(_In):
@@ -58,18 +59,18 @@ class CompleteIn(_In):
 
 class ConfirmIn(_In):
     rating: int = Field(ge=1, le=5)
-    comment: str = Field(default="", max_length=1000)
+    comment: FreeText = Field(default="", max_length=1000)
 
 
 class ReasonIn(_In):
-    reason: str = Field(default="", max_length=500)
+    reason: FreeText = Field(default="", max_length=500)
 
 
 class ResourceIn(_In):
     unit_id: str | None = Field(default=None, max_length=64)
     community_id: str | None = Field(default=None, max_length=64)
-    title: str = Text
-    description: str = Field(default="", max_length=2000)
+    title: Line = Text
+    description: FreeText = Field(default="", max_length=2000)
 
 
 class ProjectIn(_In):

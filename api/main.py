@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -49,6 +50,12 @@ from services.warehouse.client import connect
 from services.warehouse.migrate import SchemaOutOfDate, check_schema
 
 log = logging.getLogger(__name__)
+
+# For every uvicorn that serves the app (`python -m api`, `make run`). uvicorn's default rewrites
+# the client address from X-Forwarded-For whenever the peer is 127.0.0.1, so any local process
+# (or a proxy that passes the header through) could name any client and reset the activation
+# limiter. Off: the app reads the header only from TRUSTED_PROXIES (api.security.client_address).
+SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False}
 
 
 def _tune_gc() -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.counting import YEAR_RULE
 from services.events import StationKind
+from services.text import Line
 from services.tokens import Role
 
 Name = Field(min_length=1, max_length=100)
@@ -34,11 +35,11 @@ class TokenResponse(BaseModel):
 
 
 class UnitIn(_In):
-    name: str = Name
+    name: Line = Name
 
 
 class CommunityIn(_In):
-    name: str = Name
+    name: Line = Name
     phone: str | None = Field(
         default=None,
         pattern=r"^[0-9+() -]{3,32}$",
@@ -48,7 +49,7 @@ class CommunityIn(_In):
 
 class StationIn(_In):
     community_id: str
-    name: str = Name
+    name: Line = Name
     kind: StationKind
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)

@@ -23,7 +23,7 @@ from typing import Any
 
 import uvicorn
 
-from api.main import create_app
+from api.main import SERVER_OPTIONS, create_app
 from infra import stack
 from infra.kafka import Broker, KafkaError, fetch
 from services import local_secrets
@@ -193,6 +193,7 @@ def main() -> int:
                 port=settings.api_port,
                 log_level="info",
                 log_config=uvicorn_log_config(settings.log_format),
+                **SERVER_OPTIONS,
             )
         )
 

@@ -14,13 +14,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.text import Line
+
 Evaluation = Literal["优秀", "良好", "一般", "较差"]
 
 
 class GradeThreshold(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    grade: str = Field(min_length=1, max_length=10)
+    grade: Line = Field(min_length=1, max_length=10)
     min_score: float = Field(ge=0, le=100)
 
 

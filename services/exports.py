@@ -23,6 +23,8 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
+from services.text import shown
+
 CSV_MEDIA = "text/csv; charset=utf-8"
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -37,8 +39,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def csv_cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        # Stored before the rule of services.text held: shown without control or text-direction
+        # characters, like every page.
+        value = shown(value)
+        if value.startswith(_FORMULA_START):
+            return "'" + value
     return value
 
 
@@ -115,7 +121,7 @@ def _cell(v: Any) -> str:
         return f"<c><v>{v!r}</v></c>"
     if isinstance(v, Decimal) and v.is_finite():
         return f"<c><v>{v}</v></c>"
-    text = escape(_ILLEGAL_XML.sub("", str(v)))
+    text = escape(_ILLEGAL_XML.sub("", shown(str(v))))
     return f'<c t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
 
 

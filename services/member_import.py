@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 from services import access
 from services.access import Facts
@@ -35,6 +36,8 @@ from services.registry import (
     new_id,
     normalize_phone,
 )
+from services.safe_xlsx import UnsafeXlsx, check_xlsx
+from services.text import describe, first_unsafe
 from services.tokens import Principal
 
 NAME, PHONE, UNIT_COL, COMMUNITY_COL, GRID_COL, REPORTED = (
@@ -68,6 +71,7 @@ _XLSX_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls (and .doc)
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROLS_IN_TEXT = 16
 
 
 class FileRejected(Exception):
@@ -121,26 +125,42 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    unreadable = (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError)
+    try:
+        check_xlsx(data)
+    except UnsafeXlsx as exc:
+        code = "file_too_large" if exc.status == 413 else "unsafe_file"
+        raise FileRejected(exc.status, code, f"文件未通过安全检查：{exc}") from exc
+    except unreadable as exc:
+        raise _not_xlsx(exc) from exc
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
-        raise FileRejected(
-            415,
-            "unsupported_file",
-            f"无法读取该文件：它不是有效的 XLSX 表格（{type(exc).__name__}）",
-        ) from exc
+    except (*unreadable, ParseError) as exc:
+        raise _not_xlsx(exc) from exc
     try:
         if not wb.worksheets:
             raise FileRejected(422, "empty_file", "表格中没有工作表")
         ws = wb.worksheets[0]
         rows: list[list[str]] = []
-        for values in ws.iter_rows(values_only=True):
-            rows.append([_cell(v) for v in values])
-            if len(rows) > MAX_ROWS + 1:
-                break
+        # read_only parses the sheet while iterating: what defusedxml refuses surfaces here.
+        try:
+            for values in ws.iter_rows(values_only=True):
+                rows.append([_cell(v) for v in values])
+                if len(rows) > MAX_ROWS + 1:
+                    break
+        except (*unreadable, ParseError) as exc:
+            raise _not_xlsx(exc) from exc
         return rows
     finally:
         wb.close()
+
+
+def _not_xlsx(exc: Exception) -> FileRejected:
+    return FileRejected(
+        415,
+        "unsupported_file",
+        f"无法读取该文件：它不是有效的 XLSX 表格（{type(exc).__name__}）",
+    )
 
 
 def _decode(data: bytes) -> str:
@@ -169,7 +189,10 @@ def _read_text(data: bytes) -> list[list[str]]:
         text = _decode(data)
     except UnicodeDecodeError as exc:
         raise FileRejected(415, "unsupported_file", "文件编码有误，无法读取") from exc
-    if _CONTROL.search(text[:65536]):
+    head = text[:65536]
+    # A binary file: NUL bytes, or control characters by the dozen. A few in a text file are
+    # typed (or pasted) into cells, and each row reports its own (services.text).
+    if "\x00" in head or len(_CONTROL.findall(head)) > _CONTROLS_IN_TEXT:
         raise FileRejected(
             415, "unsupported_file", "这不是表格文件：请上传 CSV 或 XLSX 格式的党员名单"
         )
@@ -321,6 +344,17 @@ def import_members(
 
             def bad(col: str, msg: str, rownum: int = rownum, errs: list[RowError] = errs) -> None:
                 errs.append(RowError(rownum, col, msg))
+
+            # Checked before anything else of the row, so no message below repeats such a cell.
+            for col in TEMPLATE_COLUMNS:
+                value = get(r, col)
+                at = first_unsafe(value)
+                if at is not None:
+                    bad(col, f"含有不可见的控制字符（{describe(value[at])}），请删除后重新上传")
+            if errs:
+                report.errors.extend(errs)
+                report.rejected += 1
+                continue
 
             name = get(r, NAME)
             if not name:

@@ -18,6 +18,7 @@ from typing import Any
 from services.events import ServiceRecordIssued
 from services.events.records import RecordedSession
 from services.settings import Settings
+from services.text import shown
 
 CODE_LEN = 16
 # Crockford-like alphabet without 0/O and 1/I: the code is read off paper and typed by hand.
@@ -72,7 +73,9 @@ def format_code(code: str) -> str:
 def mismatches(record: ServiceRecordIssued, claimed: dict[str, Any]) -> list[str]:
     """Names of the claimed figures that differ from what was issued."""
     issued: dict[str, Any] = {
-        "member_name": record.member_name,
+        # As printed: the paper shows a name stored before services.text's rule without its
+        # control and text-direction characters, and so is compared.
+        "member_name": shown(record.member_name),
         "hours": f"{record.hours:.2f}",
         "sessions": str(record.sessions),
         "period_from": record.period_from.isoformat(),
@@ -84,6 +87,8 @@ def mismatches(record: ServiceRecordIssued, claimed: dict[str, Any]) -> list[str
             continue
         want = issued[key]
         got = f"{float(value):.2f}" if key == "hours" else str(value)
+        if key == "member_name":
+            got = shown(got)
         if got != want:
             out.append(key)
     return out

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.net import parse_networks
 
 DEV_ADMIN_TOKEN = "dev-admin-token"
 DEV_SECRET_KEY = "dev-secret-key-change-me-in-production-0000"
@@ -184,11 +186,24 @@ class Settings(BaseSettings):
     # lives long, because a member scans weekly and should not be asked to re-bind monthly.
     activation_ttl_s: int = 7 * 24 * 3600
     phone_token_ttl_s: int = 180 * 24 * 3600
-    # Failed redemptions tolerated per client address in the window (HTTP 429 beyond), and in
-    # total across all addresses, against guessing codes.
+    # Failed redemptions tolerated per client address in the window (HTTP 429 beyond); per
+    # code and per member (a used or expired code tried again, whatever the address); and in
+    # total across all addresses: past the total the service does not close but tightens,
+    # refusing only addresses that have failed already (services.ratelimit.ActivationLimiter).
     activation_max_failures: int = 10
+    activation_max_failures_per_code: int = 5
     activation_max_failures_total: int = 300
     activation_failure_window_s: int = 15 * 60
+    # The reverse proxies in front of the API (addresses or CIDR blocks, comma-separated): only
+    # a request from one of them may name its client in X-Forwarded-For. Default none: the
+    # connection's peer is the client (uvicorn's own forwarded-header handling is off).
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        parse_networks(value)
+        return value
 
     # GET /healthz answers `degraded` (still 200, naming the group) while the worker's or the
     # sink's consumer group is further behind the log than this many messages, over all its

@@ -22,11 +22,8 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -153,49 +150,3 @@ def format_activation_code(code: str) -> str:
 
 def activation_code_hash(settings: Settings, code: str) -> str:
     return hmac.new(_key(settings, "activation", 1), code.encode(), hashlib.sha256).hexdigest()
-
-
-class FailureLimiter:
-    """Counts failed attempts per client in a sliding window, and in total.
-
-    In-process only: with several API processes an attacker gets `processes x limit` tries per
-    window, which at 8.5e11 codes is still negligible. A shared limiter (a gateway, or a store
-    all processes reach) would be the next step at national scale.
-    """
-
-    def __init__(
-        self,
-        per_client: int,
-        total: int,
-        window_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.per_client = per_client
-        self.total = total
-        self.window_s = window_s
-        self._clock = clock
-        self._by_client: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def _prune(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-
-    def blocked(self, client: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            self._prune(self._all, now)
-            q = self._by_client.get(client)
-            if q is not None:
-                self._prune(q, now)
-                if not q:
-                    del self._by_client[client]
-                    q = None
-            return len(self._all) >= self.total or (q is not None and len(q) >= self.per_client)
-
-    def fail(self, client: str) -> None:
-        now = self._clock()
-        with self._lock:
-            self._by_client.setdefault(client, deque()).append(now)
-            self._all.append(now)

@@ -25,6 +25,7 @@ from services.station_codes import (
     verify_scan_token,
     verify_screen_key,
 )
+from services.text import escape_html
 from services.tokens import InvalidToken
 
 router = APIRouter(include_in_schema=False)
@@ -67,8 +68,8 @@ def _page(
 ) -> HTMLResponse:
     attrs = " ".join(f'data-{k}="{html.escape(v, quote=True)}"' for k, v in (data or {}).items())
     text = _template("base.html").format(
-        title=html.escape(title),
-        subtitle=html.escape(subtitle),
+        title=escape_html(title),
+        subtitle=escape_html(subtitle),
         body=body,
         script=script,
         body_class=body_class,

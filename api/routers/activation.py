@@ -21,13 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Caller, Ctx, check, facts_of_member, gate, hidden
 from api.errors import ApiError
 from api.openapi import errors
+from api.security import client_address
 from services import topics
 from services.events import ActivationRecorded, derived_id
 from services.processors.activations import ACTIVATIONS
+from services.ratelimit import ActivationLimiter
 from services.reads.registry import activation as read_activation
 from services.registry import NotFound, actor
 from services.station_codes import (
-    FailureLimiter,
     activation_code_hash,
     format_activation_code,
     new_activation_code,
@@ -70,19 +71,29 @@ class RedeemOut(BaseModel):
     expires_at: int | None
 
 
-def _limiter(request: Request) -> FailureLimiter:
+def _limiter(request: Request) -> ActivationLimiter:
     """One limiter per app instance (not per module), so test apps do not share counts."""
     state = request.app.state
-    limiter: FailureLimiter | None = getattr(state, "activation_limiter", None)
+    limiter: ActivationLimiter | None = getattr(state, "activation_limiter", None)
     if limiter is None:
         s = request.app.state.ctx.settings
-        limiter = FailureLimiter(
-            s.activation_max_failures,
-            s.activation_max_failures_total,
-            s.activation_failure_window_s,
+        limiter = ActivationLimiter(
+            per_client=s.activation_max_failures,
+            per_code=s.activation_max_failures_per_code,
+            total=s.activation_max_failures_total,
+            window_s=s.activation_failure_window_s,
         )
         state.activation_limiter = limiter
     return limiter
+
+
+def _too_many(ctx: Ctx) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_attempts",
+        "too many failed activation attempts; try again later",
+        {"Retry-After": str(ctx.settings.activation_failure_window_s)},
+    )
 
 
 def _record(ctx: Ctx, event: ActivationRecorded) -> None:
@@ -141,40 +152,39 @@ def create_activation(body: ActivationIn, caller: Caller, ctx: Ctx) -> Activatio
             404: "no such code (counts against the rate limit)",
             409: "the code was already used",
             410: "the code has expired",
-            429: "too many failed attempts from this address; wait",
+            429: "too many failed attempts (from this address, on this code or member); wait",
         },
     ),
 )
 def redeem_activation(body: RedeemIn, request: Request, ctx: Ctx) -> RedeemOut:
-    """No auth: the code is the credential. Single use; failed attempts are rate-limited per
-    client address (in-process limiter) and in total, against guessing."""
+    """No auth: the code is the credential. Single use; failed attempts are limited per client
+    address (forwarded addresses only from `TRUSTED_PROXIES`), per code and member, and in
+    total without closing the door to everyone (services.ratelimit.ActivationLimiter)."""
     limiter = _limiter(request)
-    client = request.client.host if request.client else "unknown"
-    if limiter.blocked(client):
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "too many failed activation attempts; try again later",
-            {"Retry-After": str(ctx.settings.activation_failure_window_s)},
-        )
+    client = client_address(request, ctx.settings)
     code = normalize_activation_code(body.code)
-    if code is None:
-        limiter.fail(client)
+    h = activation_code_hash(ctx.settings, code) if code is not None else None
+    if limiter.refused(client, h):
+        raise _too_many(ctx)
+    if code is None or h is None:
+        limiter.failed(client)
         raise ApiError(404, "activation_not_found", "no such activation code")
-    h = activation_code_hash(ctx.settings, code)
     with _redeem_lock:
         found = read_activation(ctx.warehouse, h)
         if found is None:
-            limiter.fail(client)
+            limiter.failed(client)
             raise ApiError(404, "activation_not_found", "no such activation code")
         row = found
+        member_id = str(row["member_id"])
+        if limiter.refused(client, h, member_id):
+            raise _too_many(ctx)
         now = datetime.now(UTC)
         if row["redeemed_at"] is not None:
-            limiter.fail(client)
+            limiter.failed(client, h, member_id)
             raise ApiError(409, "activation_used", "this activation code has already been used")
         expires_at = _utc(row["expires_at"])
         if expires_at <= now:
-            limiter.fail(client)
+            limiter.failed(client, h, member_id)
             raise ApiError(410, "activation_expired", "this activation code has expired")
         try:
             member = ctx.registry.member(row["member_id"])
@@ -184,7 +194,7 @@ def redeem_activation(body: RedeemIn, request: Request, ctx: Ctx) -> RedeemOut:
             raise ApiError(422, "member_inactive", "the member is no longer active here")
         if body.phone is not None and body.phone != member.phone:
             # As an unknown code: the answer must not tell whose code this is.
-            limiter.fail(client)
+            limiter.failed(client, h, member_id)
             raise ApiError(404, "activation_not_found", "no such activation code")
         _record(
             ctx,

@@ -27,6 +27,7 @@ from services.reads.assessment import (
     rules_versions,
 )
 from services.reads.registry import community_names as read_community_names
+from services.text import FreeText, Line
 
 router = APIRouter(prefix="/v1", tags=["assessments"])
 
@@ -36,12 +37,16 @@ class RulesList(BaseModel):
     items: list[AssessmentRules]
 
 
+# Grades and evaluation labels of a unit's rules: a handful in practice (优秀 良好 合格 ...).
+LABELS_MAX = 20
+
+
 class RulesIn(BaseModel):
     """A new version: everything but the number, which the server assigns."""
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(min_length=1, max_length=1000)
+    description: FreeText = Field(min_length=1, max_length=1000)
     weight_participation: float
     weight_hours: float
     weight_wishes: float
@@ -50,10 +55,10 @@ class RulesIn(BaseModel):
     hours_cap: float
     wishes_cap: int
     feedback_default: float
-    evaluation_points: dict[str, float]
+    evaluation_points: dict[Line, float] = Field(max_length=LABELS_MAX)
     evaluation_default: float
-    grades: list[GradeThreshold]
-    not_assessed_grade: str = "未参评"
+    grades: list[GradeThreshold] = Field(max_length=LABELS_MAX)
+    not_assessed_grade: Line = Field(default="未参评", min_length=1, max_length=10)
 
 
 class Summary(BaseModel):

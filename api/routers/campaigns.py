@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import Caller, Ctx, check, confine, gate, hidden, scope_of_list
 from api.errors import ApiError
@@ -22,19 +22,42 @@ from services.events import Campaign, CampaignUpserted, GridAssignment, derived_
 from services.processors import route_for_event
 from services.reads import engagement
 from services.registry import NotFound, new_id
+from services.text import Line
 from services.tokens import Principal
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
+# A campaign is one community's surge: the county's whole deployment was 1,760 cadres, and a
+# community holds at most 3,000 households; the county has about 100 units.
+CAMPAIGN_MEMBERS_MAX = 5_000
+CAMPAIGN_UNITS_MAX = 500
+
 
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = Field(min_length=1, max_length=100, examples=["疫情防控"])
+    name: Line = Field(min_length=1, max_length=100, examples=["疫情防控"])
     community_id: str = Field(min_length=1, max_length=64)
     starts_at: datetime
     ends_at: datetime
     count_community_stations: bool = True
     assignments: list[GridAssignment] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("assignments")
+    @classmethod
+    def _capped(cls, value: list[GridAssignment]) -> list[GridAssignment]:
+        members = sum(len(a.member_ids) for a in value)
+        units = sum(len(a.unit_ids) for a in value)
+        if members > CAMPAIGN_MEMBERS_MAX:
+            raise ValueError(
+                f"a campaign names at most {CAMPAIGN_MEMBERS_MAX} members over all its "
+                f"assignments (this one {members})"
+            )
+        if units > CAMPAIGN_UNITS_MAX:
+            raise ValueError(
+                f"a campaign names at most {CAMPAIGN_UNITS_MAX} units over all its "
+                f"assignments (this one {units})"
+            )
+        return value
 
 
 class CampaignList(BaseModel):

@@ -34,6 +34,7 @@ from services.processors import route_for_event
 from services.reads import engagement
 from services.reads import sessions as session_reads
 from services.registry import NotFound
+from services.text import FreeText
 from services.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
@@ -55,7 +56,7 @@ class MemberServiceIn(_In):
         default=None, min_length=4, max_length=7, examples=["2026-Q3", "2026-07", "2026"]
     )
     rating: int = Field(ge=1, le=5)
-    comment: str = Field(default="", max_length=1000)
+    comment: FreeText = Field(default="", max_length=1000)
 
     @model_validator(mode="after")
     def _one_target(self) -> MemberServiceIn:
@@ -67,14 +68,14 @@ class MemberServiceIn(_In):
 class ArrangementIn(_In):
     period: str = PeriodText
     rating: int = Field(ge=1, le=5)
-    comment: str = Field(default="", max_length=1000)
+    comment: FreeText = Field(default="", max_length=1000)
 
 
 class SummaryItem(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     member_id: str = Field(min_length=1, max_length=64)
     grade: Grade
-    comment: str = Field(default="", max_length=1000)
+    comment: FreeText = Field(default="", max_length=1000)
 
 
 class UnitSummaryIn(_In):

@@ -1,8 +1,9 @@
 """Member spreadsheets (CSV or XLSX) into the registry, and the template to fill in.
 
 Messages here are Chinese: the person reading them is the HR or community clerk who uploaded
-the file. The size limit is checked on the declared length before the body is parsed, and again
-while reading, so an oversized upload is refused without being held in memory.
+the file. The caller is authenticated before a byte of the body is read; the size limit is
+checked on the declared length, and again while the body streams in (api/uploads.py), so an
+oversized upload is refused at its first byte past the limit, never written to disk.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from api.deps import Caller, Ctx, gate
 from api.errors import ApiError, error_body
+from api.uploads import ENVELOPE_BYTES, BadUpload, UploadTooLarge, read_file_part
 from services.member_import import (
     FileRejected,
     ImportReport,
@@ -29,9 +29,6 @@ from services.member_import import (
 from services.registry import RegistryError
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
-
-# Room for the multipart envelope around the file itself.
-_ENVELOPE = 64 * 1024
 
 
 class RowErrorOut(BaseModel):
@@ -117,28 +114,25 @@ async def import_member_sheet(
     gate(caller, "import")
     limit = ctx.settings.import_max_bytes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + _ENVELOPE:
+    if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
         raise _too_large(limit)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(
             415, "multipart_required", "请以 multipart/form-data 上传文件，字段名为 file"
         )
+    # Read only now, after the caller was authenticated and authorized (the dependencies),
+    # and counted while it streams in: never spooled to disk.
     try:
-        form = await request.form(max_files=1, max_fields=10)
-    except MultiPartException as exc:
-        raise ApiError(400, "bad_multipart", f"上传内容无法解析：{exc.message}") from exc
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+        data = await read_file_part(request, "file", limit)
+    except UploadTooLarge:
+        raise _too_large(limit) from None
+    except BadUpload as exc:
+        raise ApiError(400, "bad_multipart", f"上传内容无法解析：{exc}") from exc
+    if data is None:
         raise ApiError(422, "missing_file", "缺少上传的文件（表单字段名应为 file）")
-    data = bytearray()
-    while chunk := await upload.read(1024 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise _too_large(limit)
-    await form.close()
     try:
         report = await asyncio.to_thread(
-            import_members, ctx.registry, bytes(data), caller, dry_run, partial
+            import_members, ctx.registry, data, caller, dry_run, partial
         )
     except FileRejected as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc

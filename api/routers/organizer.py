@@ -4,7 +4,6 @@ list of who has not served as a file), and the posters to print."""
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ from services.qr import render, station_url
 from services.reads.registry import community_stations
 from services.reads.roster import Binding, RosterRow, community_roster
 from services.reads.sessions import on_site
+from services.text import escape_html
 from services.timeutil import local
 
 router = APIRouter(prefix="/v1/communities", tags=["organizer"])
@@ -77,7 +77,7 @@ def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
     _community(ctx, caller, community_id)
     community = ctx.registry.community(community_id)
     stations = community_stations(ctx.warehouse, community_id)
-    e = html.escape
+    e = escape_html
     pages = []
     for sid, name, kind in stations:
         svg = render(station_url(ctx.settings, sid), "svg")

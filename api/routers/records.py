@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 from datetime import date, datetime
 from typing import Annotated
 
@@ -29,6 +28,7 @@ from services.service_records import (
     normalize_code,
     verification_code,
 )
+from services.text import escape_html
 from services.timeutil import LOCAL_TZ
 
 router = APIRouter(tags=["records"])
@@ -262,7 +262,7 @@ def _html(title: str, body: str, *, status: int = 200, script: str = "") -> HTML
     page = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{_STYLE}</style>{script}</head>
+<title>{escape_html(title)}</title><style>{_STYLE}</style>{script}</head>
 <body><main>{body}</main></body></html>"""
     return HTMLResponse(
         page,
@@ -290,7 +290,7 @@ def verify_page(
     period_to: Annotated[date | None, Query()] = None,
 ) -> HTMLResponse:
     """The public check of a record of service, in Chinese: what the QR on the paper opens."""
-    e = html.escape
+    e = escape_html
     try:
         r = _load(ctx, code)
     except ApiError:
@@ -345,7 +345,7 @@ def print_record(code: str, ctx: Ctx) -> HTMLResponse:
             "<p>请核对链接是否完整，或在“我的服务记录”中重新开具。</p>",
             status=404,
         )
-    e = html.escape
+    e = escape_html
     check_url = _verify_url(ctx, r.code)
     qr = "data:image/svg+xml;base64," + base64.b64encode(render_qr(check_url, "svg")).decode()
     rows = "".join(

@@ -33,6 +33,7 @@ from services.events import (
 from services.qr import station_url
 from services.registry import MAX_BATCH, RegistryError
 from services.settings import Settings
+from services.text import Line
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -49,23 +50,23 @@ class _In(BaseModel):
 
 class GridIn(_In):
     community_id: str
-    name: str = Name
+    name: Line = Name
     level: Literal[4, 5]
     parent_id: str | None = Field(default=None, description="the level-4 grid of a level-5 grid")
 
 
 class StationKindIn(_In):
     code: StationKind = Field(description="stored on stations, e.g. `neighbourhood_center`")
-    label: str = Field(min_length=1, max_length=20, description="Chinese label, e.g. 邻里中心")
+    label: Line = Field(min_length=1, max_length=20, description="Chinese label, e.g. 邻里中心")
 
 
 class MemberCreate(_In):
-    name: str = Name
+    name: Line = Name
     unit_id: str
     community_id: str
     phone: str | None = Field(default=None, description="11-digit mainland mobile")
     grid_id: str | None = None
-    party_branch: str | None = Field(default=None, max_length=100)
+    party_branch: Line | None = Field(default=None, max_length=100)
     reported_on: date | None = Field(default=None, description="报到日期, YYYY-MM-DD")
     status: MemberStatus = "active"
 
@@ -73,7 +74,7 @@ class MemberCreate(_In):
 # PATCH bodies: every field optional; a field sent as null clears an optional value. Fields
 # that may not change (a grid's or station's community, a grid's level) are not accepted.
 class NamePatch(_In):
-    name: str | None = OptName
+    name: Line | None = OptName
 
 
 class CommunityPatch(_In):
@@ -82,28 +83,28 @@ class CommunityPatch(_In):
 
 
 class GridPatch(_In):
-    name: str | None = OptName
+    name: Line | None = OptName
     parent_id: str | None = None
 
 
 class StationKindPatch(_In):
-    label: str | None = Field(default=None, min_length=1, max_length=20)
+    label: Line | None = Field(default=None, min_length=1, max_length=20)
 
 
 class StationPatch(_In):
-    name: str | None = OptName
+    name: Line | None = OptName
     kind: StationKind | None = None
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
 
 
 class MemberPatch(_In):
-    name: str | None = OptName
+    name: Line | None = OptName
     unit_id: str | None = None
     community_id: str | None = None
     phone: str | None = None
     grid_id: str | None = None
-    party_branch: str | None = Field(default=None, max_length=100)
+    party_branch: Line | None = Field(default=None, max_length=100)
     reported_on: date | None = None
     status: MemberStatus | None = None
 

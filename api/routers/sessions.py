@@ -26,6 +26,7 @@ from services.reads import member_hours as reads
 from services.reads import sessions as session_reads
 from services.registry import NotFound
 from services.sessions import REVIEW_FLAGS, REVIEWED_FLAGS
+from services.text import FreeText
 from services.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
@@ -72,7 +73,7 @@ class ReviewIn(BaseModel):
 
     action: Literal["approve", "adjust", "reject"]
     credited_hours: float | None = Field(default=None, ge=0, le=24)
-    reason: str = Field(default="", max_length=500)
+    reason: FreeText = Field(default="", max_length=500)
 
 
 class ReviewAccepted(BaseModel):

@@ -26,6 +26,7 @@ from services.registry.kinds import (
     Kind,
     NotFound,
 )
+from services.text import UnsafeText, check_line
 
 # Mainland mobile numbers: 11 digits starting 13-19.
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
@@ -173,6 +174,8 @@ class Validator:
         branch = data.get("party_branch")
         if branch is not None and (not isinstance(branch, str) or len(branch) > NAME_MAX):
             raise Invalid("invalid_member", f"party_branch: at most {NAME_MAX} characters")
+        if branch is not None:
+            _safe(branch, "party_branch", MEMBER)
 
     def _ref(self, kind: Kind, id_: Any, field: str, pending: Pending) -> RegistryRecord:
         # A reference to a missing entry is the caller's input error (422), not a missing URL.
@@ -233,6 +236,16 @@ def _text(data: dict[str, Any], field: str, kind: Kind, max_len: int = NAME_MAX)
         raise Invalid(f"invalid_{kind.name}", f"{field}: required, may not be empty")
     if len(v) > max_len:
         raise Invalid(f"invalid_{kind.name}", f"{field}: at most {max_len} characters")
+    _safe(v, field, kind)
+
+
+def _safe(value: str, field: str, kind: Kind) -> None:
+    # Every way into the registry (the API, the member import, bulk creation, the demo) passes
+    # here, so the rule of services.text holds for stored names whatever the caller checked.
+    try:
+        check_line(value)
+    except UnsafeText as exc:
+        raise Invalid(f"invalid_{kind.name}", f"{field}: {exc}") from None
 
 
 def normalize_phone(raw: str) -> str | None:

@@ -7,7 +7,6 @@ import pytest
 from services.settings import Settings
 from services.station_codes import (
     ACTIVATION_ALPHABET,
-    FailureLimiter,
     StationCodeExpired,
     activation_code_hash,
     current_window,
@@ -87,22 +86,3 @@ def test_activation_codes_are_readable_and_normalised() -> None:
     a, b = sorted(codes)[:2]
     assert activation_code_hash(S, a) != activation_code_hash(S, b)
     assert a not in activation_code_hash(S, a)
-
-
-def test_limiter_blocks_a_client_after_its_failures_and_forgets_after_the_window() -> None:
-    now = [0.0]
-    lim = FailureLimiter(per_client=3, total=5, window_s=60, clock=lambda: now[0])
-    for _ in range(3):
-        assert not lim.blocked("1.2.3.4")
-        lim.fail("1.2.3.4")
-    assert lim.blocked("1.2.3.4")
-    assert not lim.blocked("5.6.7.8")
-    now[0] = 61.0
-    assert not lim.blocked("1.2.3.4")
-
-
-def test_limiter_total_cap_stops_guessing_from_many_addresses() -> None:
-    lim = FailureLimiter(per_client=100, total=5, window_s=60, clock=lambda: 0.0)
-    for i in range(5):
-        lim.fail(f"10.0.0.{i}")
-    assert lim.blocked("10.0.0.99")

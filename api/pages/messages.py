@@ -30,6 +30,7 @@ MESSAGES: dict[str, str] = {
     "rate_limited": "操作太频繁，请稍等一分钟再试",
     "kafka_unavailable": "服务暂时繁忙，记录未保存，请稍后重试",
     "payload_too_large": "提交的内容过大，请精简后重试",
+    "malformed_body": "提交的内容格式不正确，请刷新页面后重试",
     "internal_error": "系统出现问题，请稍后重试；如多次出现请联系社区",
     # signing in
     "unauthorized": "登录已失效，请重新绑定或重新登录",

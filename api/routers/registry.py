@@ -78,7 +78,7 @@ class NamePatch(_In):
 
 
 class CommunityPatch(_In):
-    name: str | None = OptName
+    name: Line | None = OptName
     phone: str | None = Field(default=None, pattern=r"^[0-9+() -]{3,32}$")
 
 

@@ -182,7 +182,9 @@ def test_workers_writing_the_old_and_the_new_format_share_the_group(
         worker_b.stop()
 
     publish(stack, [scan(m, "out", now - timedelta(minutes=30)) for m in p_members])
-    tick(stack, now)
+    # Past M's deadlines (the end of their local day, plus 4 h: at least 22 h ago) and before
+    # any of P's (at least 4 h after their check-in), whichever of the two arrives first.
+    tick(stack, now - timedelta(hours=3))
     wait_sessions(stack, {m: [("closed", HOUR, ())] for m in p_members})
     wait_sessions(stack, {m: [("auto_closed", HOUR, ("forgotten_checkout",))] for m in m_members})
     everyone = m_members + n_members + p_members

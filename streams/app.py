@@ -17,9 +17,9 @@ from services.settings import get_settings
 from services.topics import CHECKINS, DEAD_LETTER, TopicSpec
 from streams import faust_fixes
 
-settings = get_settings()
+faust_fixes.apply()
 
-faust_fixes.apply(stop_timeout_s=settings.worker_stop_timeout_s)
+settings = get_settings()
 
 app = faust.App(
     settings.topic("volunteer-streams"),

@@ -180,11 +180,14 @@ def _force_exit(timeout_s: float) -> None:
 
 
 def start_stop_deadline(timeout_s: float | None = None) -> None:
-    """From now on the process has `timeout_s` (WORKER_STOP_TIMEOUT_S) to exit; idempotent."""
+    """From now on the process has `timeout_s` (default: WORKER_STOP_TIMEOUT_S) to exit;
+    idempotent."""
     global _deadline
     timeout = timeout_s if timeout_s is not None else _stop_timeout_s
     if timeout is None:
-        return
+        from services.settings import get_settings
+
+        timeout = get_settings().worker_stop_timeout_s
     with _deadline_lock:
         if _deadline is not None:
             return
@@ -206,7 +209,8 @@ def stop_and_shutdown(self: Any) -> None:
 
 
 def apply(stop_timeout_s: float | None = None) -> None:
-    """Patches faust (and mode's worker); `stop_timeout_s`: the bound on a stop (None: none)."""
+    """Patches faust (and mode's worker); `stop_timeout_s`: the bound on a stop (None: the
+    settings' WORKER_STOP_TIMEOUT_S, read when a stop begins)."""
     global _stop_timeout_s
     _stop_timeout_s = stop_timeout_s
     Consumer._new_offset = new_offset  # type: ignore[method-assign]

@@ -2,7 +2,8 @@
 
 - `make run`'s process tree (infra/run_local.py: the API with its embedded sink, a faust
   worker, a Kafka broker) on free ports and a data folder of its own, stopped by SIGTERM,
-  SIGINT and SIGHUP, each once to its process group and once to the main process alone: a scan
+  SIGINT and SIGHUP, each once to its process group and once to the main process alone (and
+  through make itself: see CASES): a scan
   accepted just before the signal is in ClickHouse afterwards (the sink's batch is a minute
   long, so only the flush at shutdown can have written it), the API, the worker and the broker
   stop in that order within 30 s, and nothing listens on their ports or is left running.

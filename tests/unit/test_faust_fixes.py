@@ -221,4 +221,4 @@ def test_the_stop_deadline_is_installed_by_the_app() -> None:
 
     assert Worker._schedule_shutdown is faust_fixes.schedule_shutdown
     assert Worker.stop_and_shutdown is faust_fixes.stop_and_shutdown
-    assert faust_fixes._stop_timeout_s == streams.app.settings.worker_stop_timeout_s
+    assert streams.app.settings.worker_stop_timeout_s == 25.0  # read when a stop begins

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections import Counter
@@ -197,15 +198,25 @@ def start_stop_deadline(timeout_s: float | None = None) -> None:
         _deadline.start()
 
 
-def schedule_shutdown(self: Any, signal: Any) -> None:
+def schedule_shutdown(self: Any, sig: Any) -> None:
     start_stop_deadline()
-    ORIGINAL_SCHEDULE_SHUTDOWN(self, signal)
+    ORIGINAL_SCHEDULE_SHUTDOWN(self, sig)
 
 
 def stop_and_shutdown(self: Any) -> None:
     # Also when the worker stops without a signal (a crashed agent): the same bound.
     start_stop_deadline()
     ORIGINAL_STOP_AND_SHUTDOWN(self)
+
+
+ORIGINAL_INSTALL_SIGNAL_HANDLERS = Worker._install_signal_handlers_unix
+
+
+def install_signal_handlers_unix(self: Any) -> None:
+    """mode's handlers, and SIGHUP (a closed terminal) stopping the worker as SIGTERM does
+    instead of ending it on the spot (its default)."""
+    ORIGINAL_INSTALL_SIGNAL_HANDLERS(self)
+    self.loop.add_signal_handler(signal.SIGHUP, self._on_sigterm)
 
 
 def apply(stop_timeout_s: float | None = None) -> None:
@@ -218,3 +229,4 @@ def apply(stop_timeout_s: float | None = None) -> None:
     AIOKafkaConsumerThread.on_thread_stop = on_thread_stop  # type: ignore[method-assign]
     Worker._schedule_shutdown = schedule_shutdown  # type: ignore[method-assign]
     Worker.stop_and_shutdown = stop_and_shutdown  # type: ignore[method-assign]
+    Worker._install_signal_handlers_unix = install_signal_handlers_unix  # type: ignore[method-assign]

@@ -86,7 +86,10 @@ def wait_gone(pids: set[int], timeout_s: float) -> set[int]:
     return {p for p in pids if alive(p)}
 
 
-def test_a_worker_told_to_stop_exits_within_30s_when_its_broker_is_gone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_worker_told_to_stop_exits_within_30s_when_its_broker_is_gone(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     broker = infra_stack.start_broker(tmp_path / "kafka", "gone.")
     worker: infra_stack.Proc | None = None
     try:
@@ -111,14 +114,18 @@ def test_a_worker_told_to_stop_exits_within_30s_when_its_broker_is_gone(tmp_path
         broker.process.wait(timeout=30)
         time.sleep(3)
         started = time.monotonic()
-        worker.signal(signal.SIGTERM)
+        worker.signal(sig)
         assert worker.popen is not None
         try:
             worker.popen.wait(timeout=STOP_WITHIN_S + 15)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the worker ignored SIGTERM for 45 s: {worker.tail()}")
+            pytest.fail(f"the worker ignored {sig.name} for 45 s: {worker.tail()}")
         took = time.monotonic() - started
+        print(f"worker without its broker, {sig.name}: exited {worker.returncode} in {took:.1f} s")
         assert took < STOP_WITHIN_S, f"stopped after {took:.1f} s: {worker.tail()}"
+        # A stop, not a death by the signal: the worker went through its shutdown (SIGHUP's
+        # default would have ended it on the spot).
+        assert "Signal received" in worker.tail(200_000), worker.tail()
         assert not listening(settings.worker_web_port)
     finally:
         if worker is not None:

@@ -221,4 +221,5 @@ def test_the_stop_deadline_is_installed_by_the_app() -> None:
 
     assert Worker._schedule_shutdown is faust_fixes.schedule_shutdown
     assert Worker.stop_and_shutdown is faust_fixes.stop_and_shutdown
+    assert Worker._install_signal_handlers_unix is faust_fixes.install_signal_handlers_unix
     assert streams.app.settings.worker_stop_timeout_s == 25.0  # read when a stop begins

@@ -33,11 +33,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
+from signal import SIGHUP
 from typing import Any
 
 from faust.tables.recovery import Recovery
@@ -198,9 +198,9 @@ def start_stop_deadline(timeout_s: float | None = None) -> None:
         _deadline.start()
 
 
-def schedule_shutdown(self: Any, sig: Any) -> None:
+def schedule_shutdown(self: Any, signal: Any) -> None:
     start_stop_deadline()
-    ORIGINAL_SCHEDULE_SHUTDOWN(self, sig)
+    ORIGINAL_SCHEDULE_SHUTDOWN(self, signal)
 
 
 def stop_and_shutdown(self: Any) -> None:
@@ -216,7 +216,7 @@ def install_signal_handlers_unix(self: Any) -> None:
     """mode's handlers, and SIGHUP (a closed terminal) stopping the worker as SIGTERM does
     instead of ending it on the spot (its default)."""
     ORIGINAL_INSTALL_SIGNAL_HANDLERS(self)
-    self.loop.add_signal_handler(signal.SIGHUP, self._on_sigterm)
+    self.loop.add_signal_handler(SIGHUP, self._on_sigterm)
 
 
 def apply(stop_timeout_s: float | None = None) -> None:

@@ -32,6 +32,7 @@ import httpx
 import pytest
 
 from infra import stack as infra_stack
+from infra.lifetime import die_with_parent
 from services.settings import Settings
 from services.tokens import sign_station
 from tests.support.net import free_port
@@ -272,8 +273,10 @@ def start(run: Run, launcher: str = "runner") -> tuple[subprocess.Popen[bytes], 
             env=run.env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            # Its own group, as a terminal or a service manager gives it.
+            # Its own group, as a terminal or a service manager gives it (and gone with this
+            # test run, should it be killed).
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
 
     def tail() -> str:
@@ -281,17 +284,25 @@ def start(run: Run, launcher: str = "runner") -> tuple[subprocess.Popen[bytes], 
 
     deadline = time.monotonic() + 180
     worker_pid = None
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"make run exited ({proc.returncode}): {tail()}"
-        found = re.search(r"faust worker started \(pid (\d+)", tail())
-        worker_pid = int(found.group(1)) if found else None
-        ready = worker_log.exists() and worker_log.read_bytes().count(infra_stack.WORKER_READY)
-        if worker_pid and ready > ready_before and infra_stack.healthy(run.settings.api_port):
-            broker_pid = int((run.data_dir / "kafka" / "broker.pid").read_text())
-            return proc, worker_pid, broker_pid
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"make run not ready within 180 s: {tail()}")
+    try:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"make run exited ({proc.returncode}): {tail()}"
+            found = re.search(r"faust worker started \(pid (\d+)", tail())
+            worker_pid = int(found.group(1)) if found else None
+            ready = worker_log.exists() and worker_log.read_bytes().count(infra_stack.WORKER_READY)
+            if worker_pid and ready > ready_before and infra_stack.healthy(run.settings.api_port):
+                broker_pid = int((run.data_dir / "kafka" / "broker.pid").read_text())
+                return proc, worker_pid, broker_pid
+            time.sleep(0.3)
+        raise AssertionError(f"make run not ready within 180 s: {tail()}")
+    except BaseException:
+        # Interrupted or failed while starting: stopped as a service manager would.
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_WITHIN_S + 15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
 
 
 def scan(run: Run) -> str:
@@ -335,6 +346,29 @@ def scan(run: Run) -> str:
         r = c.post(run.url("/v1/checkins"), json=body, headers=member)
         assert r.status_code == 202, r.text
         return str(r.json()["event_id"])
+
+
+def sessions_emitted(run: Run) -> float:
+    """The worker's count of session records it published (0 until it answers)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{run.settings.worker_web_port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return 0.0
+    found = re.findall(r"^volunteer_agent_sessions_emitted_total (\S+)$", text, re.M)
+    return float(found[0]) if found else 0.0
+
+
+def applied(run: Run, before: float, timeout_s: float = 120) -> float:
+    """Waits until the worker published the scan's session; how long that took. The stops are
+    measured on a worker at rest: a stop waits for the batch in flight (faust's "Wait for
+    streams"), and a fresh deployment's first batch, whose changelog topics faust has just
+    made, waited over 25 s here for Kafka's acknowledgements."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if sessions_emitted(run) > before:
+            return time.monotonic() - started
+        time.sleep(0.3)
+    raise AssertionError(f"the worker did not apply the scan within {timeout_s:.0f} s")
 
 
 STORED = """
@@ -417,7 +451,11 @@ def test_make_run_stops_everything_in_order_on_each_signal(
 ) -> None:
     proc, worker_pid, broker_pid = start(run, launcher)
     try:
+        before = sessions_emitted(run)
         event_id = scan(run)
+        print(
+            f"{launcher}, {sig.name} to the {target}: scan applied in {applied(run, before):.1f} s"
+        )
         tree = descendants(proc.pid)
         assert {worker_pid, broker_pid} <= tree
         with Watch(run, worker_pid, broker_pid) as watch:

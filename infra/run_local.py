@@ -121,7 +121,10 @@ Press Ctrl-C to stop everything.
 # The signals that stop `make run`: what a terminal (Ctrl-C, a closed window), a service
 # manager or a container runtime sends.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_server: uvicorn.Server | None = None
+
+
+class _Serving:
+    server: uvicorn.Server | None = None
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -130,7 +133,7 @@ def _interrupt(signum: int, frame: object) -> None:
     # server stopped). It does not take SIGHUP, whose default would end this process on the
     # spot and leave the worker and the broker (each in a session of its own) running: the same
     # graceful shutdown. Before and after serving, the cleanup in main() runs instead.
-    server = _server
+    server = _Serving.server
     if server is not None and not server.should_exit:
         server.should_exit = True
         return
@@ -144,19 +147,12 @@ def _ignore(signum: int, frame: object) -> None:
 def _stopping() -> None:
     """From here on the cleanup runs to its end: a second signal (a supervisor's repeat, make's
     forwarded SIGTERM) must not cut it short and leave the worker or the broker running."""
-    global _server
-    _server = None
+    _Serving.server = None
     for sig in STOP_SIGNALS:
         signal.signal(sig, _ignore)
 
 
-def main(argv: list[str] | None = None) -> int:
-    global _server
-    args = sys.argv[1:] if argv is None else argv
-    demo = "--no-demo" not in args
-    # From the start: a signal while the broker starts must still stop what was started.
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _interrupt)
+def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_format)
     # The demo loader's requests are already in uvicorn's access log.
@@ -166,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     broker = Broker.from_settings(settings)
     # The worker reads the same environment as this process (the settings came from it).
     worker = stack.worker_proc("worker", stack.child_env(), settings.data_dir / "worker.log")
+    demo = "--no-demo" not in sys.argv[1:]
+    # From here on a signal stops what was started, while the broker starts too.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
     try:
         stack.start_broker(broker, settings.topic_prefix)
     except BaseException as exc:
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         worker.start()
         log.info("faust worker started (pid %d, log %s)", worker.pid, worker.log_path)
 
-        server = _server = uvicorn.Server(
+        server = _Serving.server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings),
                 host=settings.api_host,

@@ -143,7 +143,7 @@ root = Path(sys.argv[1])
 broker = stack.start_broker(root / "kafka", "orphan.")
 s = Settings(data_dir=root, kafka_port=broker.port, kafka_controller_port=broker.controller_port,
              kafka_bootstrap=broker.bootstrap, topic_prefix="orphan.",
-             worker_web_port=int(sys.argv[2]), secret_key=sys.argv[3], admin_token=sys.argv[3])
+             worker_web_port=int(sys.argv[2]), secret_key=sys.argv[3], admin_token=sys.argv[4])
 worker = stack.start_worker(stack.worker_proc("worker", stack.child_env(s), root / "worker.log"))
 print(broker.process.pid, worker.pid, flush=True)
 time.sleep(600)
@@ -155,7 +155,8 @@ def test_processes_a_test_started_stop_when_the_test_run_is_killed(tmp_path: Pat
     # then killed without any cleanup (a CI timeout, SIGKILL): both children must go.
     port = free_port()
     parent = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN_PARENT, str(tmp_path), str(port), uuid.uuid4().hex * 2],
+        [sys.executable, "-c", ORPHAN_PARENT, str(tmp_path), str(port)]
+        + ["test-secret-" + uuid.uuid4().hex, "test-admin-" + uuid.uuid4().hex],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         start_new_session=True,

@@ -154,9 +154,9 @@ def test_processes_a_test_started_stop_when_the_test_run_is_killed(tmp_path: Pat
     # The parent starts a broker and a worker through infra.stack, as the fixtures do, and is
     # then killed without any cleanup (a CI timeout, SIGKILL): both children must go.
     port = free_port()
+    secrets = ["test-secret-" + uuid.uuid4().hex, "test-admin-" + uuid.uuid4().hex]
     parent = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN_PARENT, str(tmp_path), str(port)]
-        + ["test-secret-" + uuid.uuid4().hex, "test-admin-" + uuid.uuid4().hex],
+        [sys.executable, "-c", ORPHAN_PARENT, str(tmp_path), str(port), *secrets],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         start_new_session=True,

@@ -28,9 +28,12 @@ kafka-jars: install
 	$(PY) -m infra.kafka fetch
 
 # Migrations run here, once, before the API (which only checks the schema version).
+# RUN_ARGS, e.g. "--no-demo". A SIGTERM to make alone is forwarded to the runner; SIGINT and
+# SIGHUP reach it with the terminal's (or a service manager's) process group.
+RUN_ARGS ?=
 run: install kafka-jars
 	$(PY) -m services.warehouse.migrate
-	$(PY) -m infra.run_local
+	$(PY) -m infra.run_local $(RUN_ARGS)
 
 # lint-imports checks the layers contract in .importlinter (services is the core; routers do
 # not import routers; docs/conventions.md).

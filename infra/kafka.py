@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.lifetime import die_with_parent
 from services.net import port_open
 from services.settings import Settings, get_settings
 from services.topics import ALL_TOPICS, TopicSpec
@@ -78,6 +79,9 @@ class Broker:
     host: str = "127.0.0.1"
     heap: str = "768m"
     process: subprocess.Popen[bytes] | None = None
+    # Outlives the process that started it (`make kafka-start`); otherwise it gets SIGTERM when
+    # that process dies without stopping it (infra/lifetime.py).
+    detached: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Broker:
@@ -179,8 +183,14 @@ class Broker:
         stdout = (self.log_dir / "stdout.log").open("ab")
         # Its own process group: a Ctrl-C in the terminal reaches the runner, which then stops
         # the broker in order instead of the JVM dying mid-write.
+        # And gone with its parent, should the parent die without stopping it (unless detached;
+        # the preexec function is async-signal-safe: infra/lifetime.py).
         self.process = subprocess.Popen(
-            cmd, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=None if self.detached else die_with_parent(),
         )
         self.pid_file.write_text(str(self.process.pid))
         self.wait_ready(timeout_s)
@@ -282,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             print(fetch())
         elif args.command == "start":
+            broker.detached = True
             broker.start()
             create_topics(broker.bootstrap, settings.topic_prefix)
             print(

@@ -1,7 +1,10 @@
 """`make run`: Kafka, the faust worker and the API (with the embedded sink), in the foreground.
 
-Ctrl-C or SIGTERM stops everything this started, in order: the API (which flushes its sink),
-the worker, then the broker. Nothing is left running.
+SIGINT (Ctrl-C), SIGTERM or SIGHUP, to this process alone or to its process group, stops
+everything this started, in order: the API (which flushes its sink), the worker, then the
+broker. Nothing is left running (tests/integration/test_stops.py sends each signal both ways).
+
+`--no-demo` skips loading the demo county (the stop tests, or a deployment of its own data).
 """
 
 from __future__ import annotations
@@ -149,8 +152,38 @@ Press Ctrl-C to stop everything.
     )
 
 
+# The signals that stop `make run`: what a terminal (Ctrl-C, a closed window), a service
+# manager or a container runtime sends.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Serving:
+    server: uvicorn.Server | None = None
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    # While the API serves, uvicorn's own handlers take SIGINT and SIGTERM (a graceful
+    # shutdown that flushes the sink, then it raises the signal again, landing here after the
+    # server stopped). It does not take SIGHUP, whose default would end this process on the
+    # spot and leave the worker and the broker (each in a session of its own) running: the same
+    # graceful shutdown. Before and after serving, the cleanup in main() runs instead.
+    server = _Serving.server
+    if server is not None and not server.should_exit:
+        server.should_exit = True
+        return
     raise KeyboardInterrupt
+
+
+def _ignore(signum: int, frame: object) -> None:
+    log.info("already stopping (signal %d ignored)", signum)
+
+
+def _stopping() -> None:
+    """From here on the cleanup runs to its end: a second signal (a supervisor's repeat, make's
+    forwarded SIGTERM) must not cut it short and leave the worker or the broker running."""
+    _Serving.server = None
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _ignore)
 
 
 def main() -> int:
@@ -170,15 +203,23 @@ def main() -> int:
     broker = Broker.from_settings(settings)
     # The worker reads the same environment as this process (the settings came from it).
     worker = stack.worker_proc("worker", stack.child_env(), settings.data_dir / "worker.log")
+    demo = "--no-demo" not in sys.argv[1:]
+    # From here on a signal stops what was started, while the broker starts too.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
     try:
         stack.start_broker(broker, settings.topic_prefix)
-    except Exception as exc:
+    except BaseException as exc:
+        _stopping()
         # Only a broker this run started is stopped (never one found on the port).
         if broker.process is not None:
             broker.stop()
         if isinstance(exc, KafkaError):
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        if isinstance(exc, KeyboardInterrupt):
+            log.info("stopped while starting Kafka")
+            return 0
         raise
     try:
         # Not waited for: the API and the demo load need the broker, not the worker, which
@@ -186,7 +227,7 @@ def main() -> int:
         worker.start()
         log.info("faust worker started (pid %d, log %s)", worker.pid, worker.log_path)
 
-        server = uvicorn.Server(
+        server = _Serving.server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings),
                 host=settings.api_host,
@@ -200,7 +241,7 @@ def main() -> int:
         def after_start() -> None:
             while not server.started and not server.should_exit:
                 time.sleep(0.2)
-            if server.should_exit:
+            if server.should_exit or not demo:
                 return
             try:
                 announce(settings, *load_demo(settings))
@@ -209,14 +250,17 @@ def main() -> int:
 
         threading.Thread(target=after_start, daemon=True).start()
         # uvicorn turns SIGINT/SIGTERM into a graceful shutdown of the API and its sink, then
-        # re-raises the signal with the handlers it found. SIGTERM's default handler would end
-        # this process on the spot, leaving the worker and the broker (each in a session of its
-        # own) running: it becomes a KeyboardInterrupt, so the cleanup below runs either way.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # re-raises the signal with the handlers it found (ours: a KeyboardInterrupt, so the
+        # cleanup below runs either way).
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
+        log.info("stopped: API")
+    except KeyboardInterrupt:
+        log.info("interrupted while starting")
     finally:
+        _stopping()
         worker.stop(timeout_s=30)
+        log.info("stopped: worker")
         broker.stop()
         log.info("stopped: API, worker and Kafka")
     return 0

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from infra.kafka import Broker, create_topics
+from infra.lifetime import die_with_parent
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,8 @@ class Proc:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Gone with this process, should it die without stopping it (infra/lifetime.py).
+                preexec_fn=die_with_parent(),
             )
         self.expected_exit = False
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from services import counting
+from services import counting, state_format
 from services.events import (
     CheckinScanned,
     Event,
@@ -216,7 +216,9 @@ class MemberState(_Frozen):
     @classmethod
     def _weeks_keyed_by_attribution(cls, data: Any) -> Any:
         """States written before the week key named whose service it was (`week|station`):
-        each total moves under the key of the unit, community and grid it carries."""
+        each total moves under the key of the unit, community and grid it carries. (First, a
+        state stored in a versioned format is brought to this shape: services/state_format.py.)"""
+        data = state_format.expand_member(data)
         if not isinstance(data, dict) or not isinstance(data.get("weeks"), dict):
             return data
         weeks = data["weeks"]

@@ -161,6 +161,15 @@ class Settings(BaseSettings):
     # collector: full collections of seconds stalled the worker past its session timeout
     # (the million-scan drill). Above it a state is parsed again from the table's bytes.
     session_state_cache: int = Field(default=20_000, ge=0)
+    # A worker told to stop (SIGTERM, SIGINT) exits within this many seconds even when its
+    # shutdown cannot finish: with the broker gone, faust waits a minute for its consumer
+    # thread and up to its producer's request timeout (20 min) flushing (streams/faust_fixes.py).
+    worker_stop_timeout_s: float = Field(default=25.0, gt=0, le=300)
+    # The format version of the worker's state (member states, partition index, list items)
+    # that this worker writes; it reads this one and the two before it (services/state_format.py,
+    # docs/upgrades.md). The previous version until every worker runs this release, so a worker
+    # of the previous release can read whatever a partition's new owner wrote.
+    state_write_version: int = Field(default=2, ge=2, le=3)
     # FAULT INJECTION, for tests and drills only; off by default, never set in production.
     # SESSION_FAULT_SKIP: comma-separated `topic:partition:offset` (partition `*` for any): the
     # session agent drops the first delivery of each such message as faust's streams do with a

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from services import state_format
 from services.events import ListCommand, ResourceRecorded, WishRecorded, derived_id, parse_event
 from services.lists import ItemState, apply
 from services.topics import (
@@ -85,12 +86,13 @@ async def _judge(event: Any) -> None:
         )
         return
     stored = item_state.get(cmd.item_id)
-    state = ItemState.model_validate_json(stored) if stored else ItemState()
+    state = state_format.load_item(stored) if stored else ItemState()
     out = apply(state, cmd)
     if out.duplicate:
         return
     if out.changed:
-        item_state[cmd.item_id] = out.state.model_dump_json()
+        # In the format every worker of the group reads (STATE_WRITE_VERSION, docs/upgrades.md).
+        item_state[cmd.item_id] = state_format.dump_item(out.state, settings.state_write_version)
         if out.state.wish is not None and cmd.item_kind == "wish":
             w = out.state.wish
             rec_w = WishRecorded(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import time
@@ -33,7 +32,7 @@ from typing import Any
 
 from faust.types import TP
 
-from services import metrics
+from services import metrics, state_format
 from services.events import (
     CheckinScanned,
     ClockTicked,
@@ -226,12 +225,8 @@ def _load_index(partition: int) -> tuple[datetime | None, dict[str, int]]:
     hit = _parsed_index.get(partition)
     if hit is not None and hit[0] is raw:
         return hit[1], dict(hit[2])
-    data = json.loads(raw)
-    clock = datetime.fromisoformat(data["clock"]) if data.get("clock") else None
-    members = data.get("open", {})
-    if isinstance(members, list):
-        # Written before deadlines were kept: due at once, the next tick learns each deadline.
-        members = dict.fromkeys(members, 0)
+    # Any format a worker of this release or of the two before wrote (services/state_format.py).
+    clock, members = state_format.load_index(raw)
     _parsed_index[partition] = (raw, clock, members)
     return clock, dict(members)
 
@@ -239,9 +234,7 @@ def _load_index(partition: int) -> tuple[datetime | None, dict[str, int]]:
 async def _save_index(
     outbox: Outbox, partition: int, clock: datetime | None, members: dict[str, int]
 ) -> None:
-    value = json.dumps(
-        {"clock": clock.isoformat() if clock else None, "open": members}, sort_keys=True
-    ).encode()
+    value = state_format.dump_index(clock, members, settings.state_write_version)
     await outbox.put(partition_index, partition, b"p%d" % partition, value)
     _parsed_index[partition] = (value, clock, dict(members))
 
@@ -437,7 +430,8 @@ async def _apply_partition(
 
     for member_id in sorted(dirty):
         state = states[member_id]
-        raw_state = state.model_dump_json().encode()
+        # In the format every worker of the group reads (STATE_WRITE_VERSION, docs/upgrades.md).
+        raw_state = state_format.dump_member(state, settings.state_write_version)
         await outbox.put(member_state, partition, member_id.encode(), raw_state)
         _keep_parsed(member_id, raw_state, state)
     if (clock, open_members) != index_before:

@@ -23,7 +23,17 @@ from services.warehouse.migrate import migrate
 pytestmark = pytest.mark.clickhouse
 
 STATUSES = ["open", "closed", "auto_closed", "capped", "adjusted", "rejected"]
-FLAG_SETS = [[], [counting.ANOMALY_FLAG], ["over_cap"], ["forgotten_checkout", "approved"]]
+FLAG_SETS = [
+    [],
+    [counting.ANOMALY_FLAG],
+    ["over_cap"],
+    ["forgotten_checkout", "approved"],
+    [counting.BELOW_MINIMUM_FLAG],
+    ["forgotten_checkout", counting.BELOW_MINIMUM_FLAG],
+    [counting.BELOW_MINIMUM_FLAG, "approved"],
+    [counting.BELOW_MINIMUM_FLAG, "adjusted"],
+    [counting.ANOMALY_FLAG, counting.BELOW_MINIMUM_FLAG, "approved"],
+]
 
 
 @pytest.fixture(scope="module")

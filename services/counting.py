@@ -79,6 +79,14 @@ def below_minimum(status: str, flags: Iterable[str], voided: bool) -> bool:
     )
 
 
+def recorded(status: str, flags: Iterable[str], voided: bool, seconds: int) -> bool:
+    """Whether a session is a line of a record of service: every service, and a session
+    credited below the minimum with some time (its time is in the year's hours, which the
+    record equals; it is listed as such and not counted among the services)."""
+    flags = tuple(flags)
+    return counted(status, flags, voided) or (credits(status, voided) and seconds > 0)
+
+
 def credited_seconds(status: str, voided: bool, seconds: int) -> int:
     return seconds if credits(status, voided) else 0
 
@@ -99,6 +107,7 @@ COUNTED_SQL = (
     f" AND (NOT has(flags, '{BELOW_MINIMUM_FLAG}') OR has(flags, '{APPROVED_FLAG}')))))"
 )
 SECONDS_SQL = f"if({CREDITS_SQL}, credited_seconds, 0)"
+RECORDED_SQL = f"({COUNTED_SQL} OR ({CREDITS_SQL} AND credited_seconds > 0))"
 BELOW_MINIMUM_SQL = f"({CREDITS_SQL} AND has(flags, '{BELOW_MINIMUM_FLAG}') AND NOT {COUNTED_SQL})"
 
 

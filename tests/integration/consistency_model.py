@@ -515,7 +515,8 @@ def expected_reads(
                     "sessions": t.sessions,
                     "active_weeks": len(active),
                 }
-                listed = life.at(now).unit_id == unit or t.sessions > 0
+                # A former unit lists the member with any time served for it, counted or not.
+                listed = life.at(now).unit_id == unit or t.sessions > 0 or t.seconds > 0
                 out[("assessment", m, unit, str(y))] = (listed, row)
 
     def registered(w: str, key: str, value: str) -> set[str]:

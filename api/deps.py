@@ -129,6 +129,20 @@ def hidden(kind: str, id_: str) -> ApiError:
     return ApiError(404, f"{kind}_not_found", f"no {kind} {id_!r} visible to this caller")
 
 
+def may_read(caller: Principal, resource: access.Resource, facts: access.Facts) -> bool:
+    return access.allows(caller, resource, "read", facts)
+
+
+def known_to(
+    caller: Principal, resource: access.Resource, facts: access.Facts, unknown: ApiError
+) -> None:
+    """For an object named in a request body: passes if the caller may read it; otherwise raises
+    the route's own answer for an id that does not exist (`unknown`), so "not yours" and "does
+    not exist" answer the same to a caller outside the scope."""
+    if not access.allows(caller, resource, "read", facts):
+        raise unknown
+
+
 def readable_member(ctx: AppContext, caller: Principal, member_id: str) -> Member:
     """The member, if the caller may read their data; 404 otherwise, so ids can't be probed."""
     try:

@@ -17,7 +17,9 @@ not see it:
   gate, the same answer for every id, checked before the object is looked up) or when the caller
   may read the object (it knows the object exists); otherwise 404, like a read;
 - an object named in a request body rather than the path is refused with 403 where the route
-  answers an unknown one with 422: a 404 there would hide nothing (`hideable=False`).
+  answers an unknown one with 422 (`hideable=False`) when the caller may read it; one the
+  caller may not read is answered by the route exactly as an unknown one (`api.deps.known_to`),
+  so a body cannot probe which ids exist outside the caller's scope.
 """
 
 from __future__ import annotations
@@ -176,9 +178,10 @@ def _wish_read(p: Principal, f: Facts) -> bool:
 
 
 def _assignable(p: Principal, f: Facts) -> bool:
-    # A member or HR who is not the assignee is told so (403 `not_assignee`, the documented
-    # contract) rather than shown a 404: wish ids reach them on notices, to be acted on.
-    return p.role in ("member", "hr") or manages_community(p, f.community_id)
+    # The assignee (and whoever fulfilled it) and the community. A member or HR who is neither
+    # gets the 404 of a wish that does not exist: a 403 `not_assignee` told them the id was a
+    # wish of someone else's (issue 17).
+    return manages_community(p, f.community_id) or _wish_assignee(p, f)
 
 
 def _wish_assignee(p: Principal, f: Facts) -> bool:

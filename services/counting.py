@@ -6,7 +6,10 @@ fragment sits next to the Python rule it mirrors, and `tests/integration/test_co
 evaluates the fragment in chDB over every combination and compares it with the Python rule.
 
 - **Counted** (a service: sessions count, the weekly target): not voided, not open, not
-  rejected, and not an anomaly (a check-out without a check-in) unless an organizer adjusted it.
+  rejected, not an anomaly (a check-out without a check-in) unless an organizer adjusted it, and
+  not credited below the weekly minimum (`below_minimum`, stamped by the pairing rules from
+  `WEEK_MIN_CREDITED_MIN`: a check-in and check-out minutes apart, a forgotten check-out credited
+  0 h) unless an organizer approved or adjusted it. Its credited time still counts in hours.
 - **Credited** (hours): `credited_seconds` of every session that is not voided, not open and not
   rejected; everything else credits 0. A voided revision is a session that re-pairing replaced by
   another (a late offline scan): it neither counts nor keeps its seconds, anywhere.
@@ -38,6 +41,11 @@ TZ = "Asia/Shanghai"
 NOT_CREDITED_STATUSES = ("open", "rejected")
 # A check-out without its check-in credits 0 and counts only once an organizer adjusted it.
 ANOMALY_FLAG = "checkout_without_checkin"
+# Credited less than the weekly minimum when paired (services.sessions stamps it, so every copy
+# of the session and every process agrees on it whatever its own settings): not a service until
+# an organizer approved or adjusted it. A gesture (in and out minutes apart) meets no target.
+BELOW_MINIMUM_FLAG = "below_minimum"
+APPROVED_FLAG = "approved"
 
 
 # ---- counted and credited ------------------------------------------------------------------
@@ -52,7 +60,31 @@ def counted(status: str, flags: Iterable[str], voided: bool) -> bool:
     """Whether a session counts as a service (sessions count, the weekly target)."""
     if not credits(status, voided):
         return False
-    return status == "adjusted" or ANOMALY_FLAG not in flags
+    if status == "adjusted":
+        return True
+    flags = tuple(flags)
+    if ANOMALY_FLAG in flags:
+        return False
+    return BELOW_MINIMUM_FLAG not in flags or APPROVED_FLAG in flags
+
+
+def below_minimum(status: str, flags: Iterable[str], voided: bool) -> bool:
+    """Whether a session credits its time but is no service yet because it was credited below
+    the weekly minimum and nobody approved it: what the member's week says still awaits."""
+    flags = tuple(flags)
+    return (
+        credits(status, voided)
+        and BELOW_MINIMUM_FLAG in flags
+        and not counted(status, flags, voided)
+    )
+
+
+def recorded(status: str, flags: Iterable[str], voided: bool, seconds: int) -> bool:
+    """Whether a session is a line of a record of service: every service, and a session
+    credited below the minimum with some time (its time is in the year's hours, which the
+    record equals; it is listed as such and not counted among the services)."""
+    flags = tuple(flags)
+    return counted(status, flags, voided) or (credits(status, voided) and seconds > 0)
 
 
 def credited_seconds(status: str, voided: bool, seconds: int) -> int:
@@ -70,8 +102,25 @@ def _in(values: tuple[str, ...]) -> str:
 
 # Over a `sessions` row (or any table with status, flags, voided, credited_seconds).
 CREDITS_SQL = f"(voided = 0 AND status NOT IN ({_in(NOT_CREDITED_STATUSES)}))"
-COUNTED_SQL = f"({CREDITS_SQL} AND (status = 'adjusted' OR NOT has(flags, '{ANOMALY_FLAG}')))"
+COUNTED_SQL = (
+    f"({CREDITS_SQL} AND (status = 'adjusted' OR (NOT has(flags, '{ANOMALY_FLAG}')"
+    f" AND (NOT has(flags, '{BELOW_MINIMUM_FLAG}') OR has(flags, '{APPROVED_FLAG}')))))"
+)
 SECONDS_SQL = f"if({CREDITS_SQL}, credited_seconds, 0)"
+RECORDED_SQL = f"({COUNTED_SQL} OR ({CREDITS_SQL} AND credited_seconds > 0))"
+BELOW_MINIMUM_SQL = f"({CREDITS_SQL} AND has(flags, '{BELOW_MINIMUM_FLAG}') AND NOT {COUNTED_SQL})"
+
+
+def still_needed_seconds(
+    served: bool, open_since: datetime | None, now: datetime, minimum_s: float
+) -> int:
+    """What a member still has to serve for the week's target: nothing once served; with a
+    session open, the rest of the minimum in that session; otherwise one whole service of the
+    minimum (short services do not add up: each one is a gesture until approved)."""
+    if served:
+        return 0
+    done = (now - open_since).total_seconds() if open_since is not None else 0.0
+    return max(0, int(-(-(minimum_s - max(0.0, done)) // 1)))
 
 
 # ---- hours -----------------------------------------------------------------------------

@@ -33,7 +33,9 @@ from services.timeutil import end_of_local_day, iso_week
 
 # Flags an organizer should look at; the review queue lists unreviewed sessions carrying one.
 # A session closed by a check-in elsewhere is ordinary (moving between stations): not queued.
-REVIEW_FLAGS = frozenset({"forgotten_checkout", "over_cap", "checkout_without_checkin"})
+REVIEW_FLAGS = frozenset(
+    {"forgotten_checkout", "over_cap", "checkout_without_checkin", counting.BELOW_MINIMUM_FLAG}
+)
 REVIEWED_FLAGS = frozenset({"approved", "adjusted", "rejected"})
 
 
@@ -56,6 +58,9 @@ class SessionRules:
     rederive_horizon: timedelta = timedelta(hours=96)
     # Sessions (and their weekly totals) stay in state, reviewable, this long after they start.
     review_window: timedelta = timedelta(days=60)
+    # A session credited less than this is flagged `below_minimum`: it keeps its hours but is
+    # not a service toward the week until an organizer approves it (services.counting.counted).
+    week_minimum: timedelta = timedelta(minutes=30)
 
     def deadline(self, start: datetime) -> datetime:
         return end_of_local_day(start) + self.forgotten_checkout_grace
@@ -69,6 +74,7 @@ class SessionRules:
             forgotten_checkout_credit=timedelta(hours=s.session_forgotten_credit_h),
             rederive_horizon=timedelta(hours=s.session_rederive_horizon_h),
             review_window=timedelta(days=s.session_review_window_days),
+            week_minimum=timedelta(minutes=s.week_min_credited_min),
         )
 
 
@@ -342,29 +348,37 @@ def _close(
 ) -> Derived:
     duration = s.at - o.at
     capped = duration > rules.cap
+    credited = int((rules.cap if capped else duration).total_seconds())
     return Derived(
         session_id=derived_id("session", o.event_id),
         opening=o,
         start=o.at,
         end=s.at,
-        credited_seconds=int((rules.cap if capped else duration).total_seconds()),
+        credited_seconds=credited,
         status="capped" if capped else "closed",
-        flags=(*flags, "over_cap") if capped else flags,
+        flags=_minimum((*flags, "over_cap") if capped else flags, credited, rules),
         checkin_event_id=o.event_id,
         checkout_event_id=s.event_id,
         absorbed=tuple(absorbed),
     )
 
 
+def _minimum(flags: tuple[str, ...], credited: int, rules: SessionRules) -> tuple[str, ...]:
+    if credited < rules.week_minimum.total_seconds():
+        return (*flags, counting.BELOW_MINIMUM_FLAG)
+    return flags
+
+
 def _auto_close(o: Scan, rules: SessionRules, absorbed: list[str]) -> Derived:
+    credited = int(rules.forgotten_checkout_credit.total_seconds())
     return Derived(
         session_id=derived_id("session", o.event_id),
         opening=o,
         start=o.at,
         end=end_of_local_day(o.at),
-        credited_seconds=int(rules.forgotten_checkout_credit.total_seconds()),
+        credited_seconds=credited,
         status="auto_closed",
-        flags=("forgotten_checkout",),
+        flags=_minimum(("forgotten_checkout",), credited, rules),
         checkin_event_id=o.event_id,
         checkout_event_id=None,
         absorbed=tuple(absorbed),

@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     # SESSION_FORGOTTEN_CREDIT_H and flagged for the organizer.
     session_forgotten_grace_h: float = Field(default=4.0, ge=0, le=24)
     session_forgotten_credit_h: float = Field(default=0.0, ge=0, le=24)
+    # A session counts as a service toward the week (the weekly target, sessions counted, active
+    # weeks) only when credited at least this many minutes, or once an organizer approved or
+    # adjusted it: a check-in and check-out minutes apart is a gesture, not a service. 0 = off.
+    week_min_credited_min: float = Field(default=30.0, ge=0, le=24 * 60)
     # How far back a member's scans are kept to re-pair sessions when a late offline scan
     # arrives; must exceed MAX_SCAN_AGE_H plus a day.
     session_rederive_horizon_h: float = Field(default=96.0, gt=0)
@@ -305,6 +309,12 @@ def contradictions(s: Settings) -> list[str]:
             f"SESSION_FORGOTTEN_CREDIT_H ({s.session_forgotten_credit_h:g}) must not exceed "
             f"SESSION_CAP_H ({s.session_cap_h:g}): a forgotten check-out would be credited more "
             "than any real session; lower SESSION_FORGOTTEN_CREDIT_H"
+        )
+    if s.week_min_credited_min > s.session_cap_h * 60:
+        out.append(
+            f"WEEK_MIN_CREDITED_MIN ({s.week_min_credited_min:g}) must not exceed SESSION_CAP_H "
+            f"({s.session_cap_h:g} h): no session could count without a review; lower "
+            "WEEK_MIN_CREDITED_MIN"
         )
     if s.sink_batch_size < 1 or s.sink_batch_ms < 1:
         out.append("SINK_BATCH_SIZE and SINK_BATCH_MS must both be at least 1")

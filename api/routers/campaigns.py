@@ -14,10 +14,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import Caller, Ctx, check, confine, gate, hidden, scope_of_list
+from api.deps import (
+    Caller,
+    Ctx,
+    check,
+    confine,
+    facts_of_member,
+    gate,
+    hidden,
+    known_to,
+    scope_of_list,
+)
 from api.errors import ApiError
 from services import topics
-from services.access import Facts
+from services.access import Facts, ListScope
 from services.events import Campaign, CampaignUpserted, GridAssignment, derived_id, utcnow
 from services.processors import route_for_event
 from services.reads import engagement
@@ -89,7 +99,7 @@ class CampaignSummary(BaseModel):
     by_grid: list[GridSummary]
 
 
-def _validate(ctx: Ctx, body: CampaignIn) -> None:
+def _validate(ctx: Ctx, caller: Principal, body: CampaignIn) -> None:
     for field, value in (("starts_at", body.starts_at), ("ends_at", body.ends_at)):
         if value.tzinfo is None:
             raise ApiError(422, "invalid_time", f"{field}: must carry a time zone offset")
@@ -117,10 +127,16 @@ def _validate(ctx: Ctx, body: CampaignIn) -> None:
                 f"assignments.{i}.grid_id: grid {a.grid_id} is not in the campaign's community",
             )
         for j, m in enumerate(a.member_ids):
-            if not ctx.registry.exists("member", m):
-                raise ApiError(
-                    422, "unknown_member", f"assignments.{i}.member_ids.{j}: no member {m!r}"
-                )
+            # A member the caller may not read answers as one that does not exist: a campaign
+            # names only members its author could look up (the admin: anyone).
+            unknown = ApiError(
+                422, "unknown_member", f"assignments.{i}.member_ids.{j}: no member {m!r}"
+            )
+            try:
+                member = ctx.registry.member(m)
+            except NotFound:
+                raise unknown from None
+            known_to(caller, "member", facts_of_member(member), unknown)
         for j, u in enumerate(a.unit_ids):
             if not ctx.registry.exists("unit", u):
                 raise ApiError(422, "unknown_unit", f"assignments.{i}.unit_ids.{j}: no unit {u!r}")
@@ -140,7 +156,7 @@ def open_campaign(body: CampaignIn, caller: Caller, ctx: Ctx) -> Campaign:
         hideable=False,
         message="an organizer opens campaigns in their own community",
     )
-    _validate(ctx, body)
+    _validate(ctx, caller, body)
     now = utcnow()
     version = int(now.timestamp() * 1_000_000)
     rec = Campaign(
@@ -174,6 +190,26 @@ def _readable(ctx: Ctx, caller: Principal, campaign_id: str) -> Campaign:
     return c
 
 
+def _scoped(ctx: Ctx, scope: ListScope, campaigns: list[Campaign]) -> list[Campaign]:
+    """The campaigns as the caller may see them: assigned members outside the caller's scope
+    (another community's, another unit's) are left out, as every direct read leaves them out."""
+    if scope.unconfined:
+        return campaigns
+    named = {m for c in campaigns for a in c.assignments for m in a.member_ids}
+    inside = engagement.members_within(ctx.warehouse, named, scope)
+    return [
+        c.model_copy(
+            update={
+                "assignments": [
+                    a.model_copy(update={"member_ids": [m for m in a.member_ids if m in inside]})
+                    for a in c.assignments
+                ]
+            }
+        )
+        for c in campaigns
+    ]
+
+
 @router.get("", response_model=CampaignList)
 def list_campaigns(
     caller: Caller,
@@ -186,18 +222,22 @@ def list_campaigns(
     scope = scope_of_list(caller, "campaign")
     community_id = confine(community_id, scope.community_id, "community_id")
     items, total = engagement.list_campaigns(ctx.warehouse, community_id, limit, offset)
-    return CampaignList(items=items, total=total)
+    return CampaignList(items=_scoped(ctx, scope_of_list(caller, "member"), items), total=total)
 
 
 @router.get("/{campaign_id}", response_model=Campaign)
 def get_campaign(campaign_id: str, caller: Caller, ctx: Ctx) -> Campaign:
-    """One campaign: its community's organizer, HR of a unit sent into it, or the admin."""
-    return _readable(ctx, caller, campaign_id)
+    """One campaign: its community's organizer, HR of a unit sent into it, or the admin; the
+    members it names are those the caller may read."""
+    c = _readable(ctx, caller, campaign_id)
+    return _scoped(ctx, scope_of_list(caller, "member"), [c])[0]
 
 
 @router.get("/{campaign_id}/summary", response_model=CampaignSummary)
 def campaign_summary(campaign_id: str, caller: Caller, ctx: Ctx) -> CampaignSummary:
-    """Members assigned, members who served, sessions and hours during the campaign."""
+    """Members assigned, members who served, sessions and hours during the campaign, counting
+    only the members the caller may read (an organizer: their community's; HR: their unit's)."""
     c = _readable(ctx, caller, campaign_id)
-    d: dict[str, Any] = engagement.campaign_summary(ctx.warehouse, c)
+    scope = scope_of_list(caller, "member")
+    d: dict[str, Any] = engagement.campaign_summary(ctx.warehouse, c, scope)
     return CampaignSummary.model_validate(d)

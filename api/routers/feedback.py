@@ -21,6 +21,8 @@ from api.deps import (
     community_desk,
     facts_of_member,
     gate,
+    known_to,
+    may_read,
     readable_member,
     readable_unit,
 )
@@ -140,11 +142,15 @@ def _period(text: str | None, field: str = "period") -> Period:
         raise ApiError(422, "invalid_period", f"{field}: {exc}") from exc
 
 
+def _unknown_member(member_id: str, field: str) -> ApiError:
+    return ApiError(422, "unknown_member", f"{field}: no member {member_id!r}")
+
+
 def _member(ctx: Ctx, member_id: str, field: str = "member_id") -> Member:
     try:
         return ctx.registry.member(member_id)
     except NotFound:
-        raise ApiError(422, "unknown_member", f"{field}: no member {member_id!r}") from None
+        raise _unknown_member(member_id, field) from None
 
 
 def _record(
@@ -189,15 +195,30 @@ def rate_member_service(body: MemberServiceIn, caller: Caller, ctx: Ctx) -> Feed
     m = _member(ctx, body.member_id)
     if body.session_id is not None:
         found = session_reads.session(ctx.warehouse, body.session_id)
-        if found is None or found["member_id"] != m.id:
+        ours = found if found is not None and found["member_id"] == m.id else None
+        # The community where the member served, or the one they reported to, may rate it.
+        facts = (
+            Facts(
+                community_id=ours["station_community_id"],
+                also_community_id=ours["member_community_id"],
+            )
+            if ours is not None
+            else None
+        )
+        # A member the caller may not read, named without a session of theirs the caller may
+        # rate, answers as a member that does not exist.
+        if facts is None or not may_read(caller, "session_feedback", facts):
+            known_to(
+                caller,
+                "member_service",
+                facts_of_member(m),
+                _unknown_member(body.member_id, "member_id"),
+            )
+        if ours is None or facts is None:
             raise ApiError(
                 422, "unknown_session", f"session_id: no session {body.session_id!r} of {m.id}"
             )
-        s = found
-        # The community where the member served, or the one they reported to, may rate it.
-        facts = Facts(
-            community_id=s["station_community_id"], also_community_id=s["member_community_id"]
-        )
+        s = ours
         check(
             caller,
             "session_feedback",
@@ -214,6 +235,7 @@ def rate_member_service(body: MemberServiceIn, caller: Caller, ctx: Ctx) -> Feed
         key: tuple[str, ...] = ("member_service", "session", body.session_id)
         unit_id, community_id = s["unit_id"], s["member_community_id"]
     else:
+        known_to(caller, "member_service", facts_of_member(m), _unknown_member(m.id, "member_id"))
         check(
             caller,
             "member_service",
@@ -291,6 +313,12 @@ def send_unit_summaries(body: UnitSummaryIn, caller: Caller, ctx: Ctx) -> Feedba
             raise ApiError(422, "duplicate_member", f"items.{i}.member_id: listed twice")
         seen.add(item.member_id)
         m = _member(ctx, item.member_id, f"items.{i}.member_id")
+        known_to(
+            caller,
+            "member_service",
+            facts_of_member(m),
+            _unknown_member(item.member_id, f"items.{i}.member_id"),
+        )
         check(
             caller,
             "member_service",

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, readable_member
+from services.counting import hours, still_needed_seconds
 from services.reads.member_hours import this_week
 from services.timeutil import iso_week
 
@@ -26,23 +27,42 @@ class WeekOut(BaseModel):
     open_since: datetime | None = Field(
         default=None, description="when the open session began (UTC); null when none is open"
     )
+    minimum_hours: float = Field(
+        description="the credited time one session needs to count as a service toward the week"
+        " (WEEK_MIN_CREDITED_MIN), unless an organizer approves it"
+    )
+    below_minimum_sessions: int = Field(
+        description="this week's sessions credited below the minimum, awaiting an organizer's"
+        " approval (their hours are in `hours`; they meet no target yet)"
+    )
+    needed_hours: float = Field(
+        description="0 when served; with a session open, how much longer it must last; else the"
+        " length of the one service still needed (or an organizer's approval)"
+    )
 
 
 @router.get("/{member_id}/week", response_model=WeekOut)
 def member_week(member_id: str, caller: Caller, ctx: Ctx) -> WeekOut:
     """The current ISO week (Asia/Shanghai): sessions that started this week and count (a
-    session's latest revision; open, rejected and voided ones do not count)."""
+    session's latest revision; open, rejected and voided ones do not count, nor one credited
+    below the weekly minimum until an organizer approved it), and what is still needed."""
     m = readable_member(ctx, caller, member_id)
     now = datetime.now(UTC)
     w = this_week(ctx.warehouse, m.id, now)
+    served = w.totals.sessions > 0
+    minimum_s = ctx.settings.week_min_credited_min * 60
+    needed = still_needed_seconds(served, w.open_since, now, minimum_s)
     return WeekOut(
         member_id=m.id,
         week=iso_week(now),
         week_start=w.start,
-        served=w.totals.sessions > 0,
+        served=served,
         sessions=w.totals.sessions,
         hours=w.totals.hours,
         open_session=w.open_sessions > 0,
         scans=w.scans,
         open_since=w.open_since,
+        minimum_hours=hours(minimum_s),
+        below_minimum_sessions=w.below_minimum,
+        needed_hours=hours(needed),
     )

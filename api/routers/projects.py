@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Caller, Ctx, check, confine, gate, hidden, scope_of_list
+from api.deps import Caller, Ctx, check, confine, gate, hidden, known_to, scope_of_list
 from api.errors import ApiError
 from api.lists import (
     Limit,
@@ -60,8 +60,11 @@ def create_project(body: ProjectIn, caller: Caller, ctx: Ctx) -> ProjectAccepted
     gate(caller, "project")
     w = _visible_or_assignable(ctx, caller, body.wish_id)
     r = engagement.resource(ctx.warehouse, body.resource_id)
+    unknown = ApiError(422, "unknown_resource", f"resource_id: no resource {body.resource_id!r}")
     if r is None:
-        raise ApiError(422, "unknown_resource", f"resource_id: no resource {body.resource_id!r}")
+        raise unknown
+    # A resource offered to another community answers as one that does not exist.
+    known_to(caller, "resource", Facts(unit_id=r.unit_id, community_id=r.community_id), unknown)
     if r.community_id not in (None, w.community_id):
         raise ApiError(
             422, "resource_not_offered", "resource_id: the resource is offered to another community"

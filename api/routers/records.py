@@ -14,6 +14,7 @@ from api.deps import Caller, Ctx, readable_member
 from api.errors import ApiError
 from api.openapi import errors
 from services import topics
+from services.counting import BELOW_MINIMUM_FLAG
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession
 from services.processors import route_for_event
@@ -113,10 +114,13 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
             start=c.start,
             end=c.end,
             hours=c.hours,
-            status=c.status,
+            # A line credited below the weekly minimum says so: its hours are in the total,
+            # it is not among the services counted.
+            status=c.status if c.counted else BELOW_MINIMUM_FLAG,
         )
         for c in certified
     ]
+    services = sum(1 for c in certified if c.counted)
     total_hours = records_total_hours(certified)
     try:
         unit_name = ctx.registry.unit(m.unit_id).name
@@ -125,7 +129,7 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
         raise ApiError(409, "registry_incomplete", str(exc)) from exc
     issued_at = utcnow()
     digest = content_digest(
-        m.id, m.name, body.period_from, body.period_to, total_hours, len(items), items, issued_at
+        m.id, m.name, body.period_from, body.period_to, total_hours, services, items, issued_at
     )
     code = verification_code(ctx.settings, digest)
     record = ServiceRecordIssued(
@@ -139,7 +143,7 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
         period_from=body.period_from,
         period_to=body.period_to,
         hours=total_hours,
-        sessions=len(items),
+        sessions=services,
         items=items,
         digest=digest,
         issued_by=f"{caller.role}:{caller.subject_id}",
@@ -216,6 +220,7 @@ STATUS_LABEL = {
     "capped": "已完成（超时按上限计）",
     "adjusted": "已核定",
     "auto_closed": "未签退（自动结束）",
+    BELOW_MINIMUM_FLAG: "不足每周最低时长（计时长，不计次数）",
 }
 
 

@@ -15,7 +15,9 @@ from api.deps import (
     Ctx,
     check,
     confine,
+    facts_of_member,
     gate,
+    known_to,
     readable_member,
     readable_unit,
     scope_of_list,
@@ -173,12 +175,14 @@ def dispatch_wish(wish_id: str, body: DispatchIn, caller: Caller, ctx: Ctx) -> A
     gate(caller, "wish")
     w = _visible_or_assignable(ctx, caller, wish_id)
     if body.assignee_kind == "member":
+        unknown = ApiError(422, "unknown_member", f"assignee_id: no member {body.assignee_id!r}")
         try:
             m = ctx.registry.member(body.assignee_id)
         except NotFound:
-            raise ApiError(
-                422, "unknown_member", f"assignee_id: no member {body.assignee_id!r}"
-            ) from None
+            raise unknown from None
+        # Another community's member answers as one that does not exist (and before their
+        # status, which is theirs to know).
+        known_to(caller, "member", facts_of_member(m), unknown)
         if m.status != "active":
             raise ApiError(
                 422, "member_not_active", f"assignee_id: member {m.id} is {m.status}, not active"
@@ -226,10 +230,21 @@ def decline_wish(wish_id: str, body: ReasonIn, caller: Caller, ctx: Ctx) -> Acce
 def complete_wish(wish_id: str, body: CompleteIn, caller: Caller, ctx: Ctx) -> Accepted:
     """Done, with evidence: a finished volunteer session by the assignee (or the unit's member)."""
     gate(caller, "wish_assignment")
+    # The wish first: a caller it is not assigned to learns nothing of the session either.
+    _visible_or_assignable(ctx, caller, wish_id)
     s = session_reads.session(ctx.warehouse, body.session_id)
+    unknown = ApiError(422, "unknown_session", f"session_id: no session {body.session_id!r}")
     if s is None:
-        raise ApiError(422, "unknown_session", f"session_id: no session {body.session_id!r}")
+        raise unknown
     member_id, unit_id, status = s["member_id"], s["unit_id"], s["status"]
+    # Someone else's session (not the caller's, nor their unit's member's) answers as one that
+    # does not exist: neither its existence nor its status is the caller's to learn.
+    known_to(
+        caller,
+        "member_service",
+        Facts(member_id=member_id, unit_id=unit_id, community_id=s["member_community_id"]),
+        unknown,
+    )
     if not session_reads.is_evidence(status):
         raise ApiError(
             422, "session_not_evidence", f"session_id: a {status} session is not evidence"

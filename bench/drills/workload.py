@@ -15,9 +15,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from services.settings import Settings
+
 WINDOW = timedelta(hours=44)
 LOCAL = ZoneInfo("Asia/Shanghai")
 NS = uuid.UUID("6c1f1b1e-7d0e-4f43-9d0a-3c2b8f0e5a11")
+# The drills' stacks run with the default WEEK_MIN_CREDITED_MIN.
+WEEK_MINIMUM = timedelta(minutes=Settings.model_fields["week_min_credited_min"].default)
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,18 @@ class Plan:
     def true_seconds(self) -> int:
         return sum(self.truth.values())
 
-    def sessions_of(self) -> dict[str, int]:
-        """Planned sessions per member (one check-in each)."""
+    def sessions_of(self, minimum: timedelta = WEEK_MINIMUM) -> dict[str, int]:
+        """Planned sessions per member that count as a service: those credited at least the
+        weekly minimum (a shorter one keeps its hours but is no service until an organizer
+        approves it, `services.counting.counted`)."""
         out: dict[str, int] = {}
+        opened: dict[str, datetime] = {}
         for s in self.scans:
             if s.action == "in":
-                out[s.member_id] = out.get(s.member_id, 0) + 1
+                opened[s.member_id] = s.at
+                out.setdefault(s.member_id, 0)
+            elif s.at - opened.pop(s.member_id) >= minimum:
+                out[s.member_id] += 1
         return out
 
     def years(self) -> list[int]:

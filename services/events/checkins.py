@@ -69,7 +69,8 @@ class SessionRecorded(Event):
         `services.counting.counted`.
 
         Open, rejected and voided sessions never count; an anomaly (a check-out without a
-        check-in) counts only once an organizer adjusted it. Hours are `credited_seconds` of
+        check-in) counts only once an organizer adjusted it; a session credited below the weekly
+        minimum (`below_minimum`) only once an organizer approved or adjusted it. Hours are `credited_seconds` of
         every non-voided, non-open, non-rejected session (an anomaly credits 0 until adjusted).
         """
         return counting.counted(self.status, self.flags, self.voided)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from services.access import ListScope
 from services.counting import COUNTED_SQL, CREDITS_SQL, SECONDS_SQL, TZ, hours
 from services.events import Campaign, GridAssignment, ResourceFields, WishFields
 from services.periods import Period
@@ -275,14 +277,49 @@ def list_campaigns(
     return [_campaign(r) for r in rows], int(total)
 
 
-def campaign_summary(wh: Warehouse, c: Campaign) -> dict[str, Any]:
-    """Who was assigned, who served and the hours credited during the campaign.
+def _members_in(scope: ListScope) -> tuple[str, dict[str, Any]]:
+    """A condition on `members FINAL` rows: the members a caller with this scope may read (as
+    the registry stands now, as every direct read of a member decides), and its parameters."""
+    conds, params = ["1"], {}
+    for column, value in (
+        ("id", scope.member_id),
+        ("community_id", scope.community_id),
+        ("unit_id", scope.unit_id),
+    ):
+        if value is not None:
+            conds.append(f"{column} = %(scope_{column})s")
+            params[f"scope_{column}"] = value
+    return " AND ".join(conds), params
+
+
+def members_within(wh: Warehouse, member_ids: Iterable[str], scope: ListScope) -> set[str]:
+    """Those of `member_ids` that a caller with this scope may read."""
+    ids = sorted(set(member_ids))
+    if scope.unconfined or not ids:
+        return set(ids) if scope.unconfined else set()
+    cond, params = _members_in(scope)
+    rows = wh.query(
+        f"SELECT id FROM members FINAL WHERE has(%(ids)s, id) AND {cond}", {"ids": ids, **params}
+    )
+    return {str(r[0]) for r in rows}
+
+
+EVERYONE = ListScope()
+
+
+def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) -> dict[str, Any]:
+    """Who was assigned, who served and the hours credited during the campaign, counting only
+    the members a caller with `scope` may read (the admin: everyone).
 
     A session is the campaign's when it started inside the campaign's period and its member was
     assigned (directly or through their unit) or, with `count_community_stations`, it was at a
     station of the campaign's community. The sessions themselves are untouched: the same hours
-    still count in every total, and a later review of a session changes both at once.
+    still count in every total, and a later review of a session changes both at once. Members
+    outside the scope (another community's, a unit's members elsewhere, visitors at the
+    community's stations) are left out of every figure, so the summary tells nobody's hours or
+    ids that a direct read would refuse.
     """
+    cond, scope_params = _members_in(scope)
     member_grid: dict[str, str] = {}
     unit_grid: dict[str, str] = {}
     for a in c.assignments:
@@ -290,12 +327,18 @@ def campaign_summary(wh: Warehouse, c: Campaign) -> dict[str, Any]:
             member_grid.setdefault(m, a.grid_id)
         for u in a.unit_ids:
             unit_grid.setdefault(u, a.grid_id)
+    if not scope.unconfined:
+        inside = members_within(wh, member_grid, scope)
+        member_grid = {m: g for m, g in member_grid.items() if m in inside}
     if unit_grid:
         for mid, uid in wh.query(
-            "SELECT id, unit_id FROM members FINAL WHERE has(%(u)s, unit_id)",
-            {"u": list(unit_grid)},
+            f"SELECT id, unit_id FROM members FINAL WHERE has(%(u)s, unit_id) AND {cond}",
+            {"u": list(unit_grid), **scope_params},
         ):
             member_grid.setdefault(str(mid), unit_grid[str(uid)])
+    within = (
+        "" if scope.unconfined else f"AND member_id IN (SELECT id FROM members FINAL WHERE {cond})"
+    )
     rows = wh.query(
         f"""
         SELECT member_id, sum({SECONDS_SQL}), countIf({COUNTED_SQL})
@@ -303,6 +346,7 @@ def campaign_summary(wh: Warehouse, c: Campaign) -> dict[str, Any]:
         WHERE start >= %(s)s AND start < %(e)s AND {CREDITS_SQL}
           AND (has(%(m)s, member_id) OR has(%(u)s, unit_id)
                OR (%(cs)s AND station_community_id = %(c)s))
+          {within}
         GROUP BY member_id
         HAVING countIf({COUNTED_SQL}) > 0
         """,
@@ -313,6 +357,7 @@ def campaign_summary(wh: Warehouse, c: Campaign) -> dict[str, Any]:
             "u": list(unit_grid),
             "cs": c.count_community_stations,
             "c": c.community_id,
+            **scope_params,
         },
     )
     served = {str(m): (int(sec), int(n)) for m, sec, n in rows}

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.counting import (
+    BELOW_MINIMUM_SQL,
     COUNTED_SQL,
     CREDITS_SQL,
     SECONDS_SQL,
@@ -154,6 +155,8 @@ class ThisWeek:
     totals: Totals
     open_sessions: int
     scans: int
+    # Sessions credited below the weekly minimum that no organizer approved yet.
+    below_minimum: int = 0
     # When the earliest open session began: the phone shows how long it has run.
     open_since: datetime | None = None
 
@@ -165,13 +168,13 @@ def this_week(wh: Warehouse, member_id: str, now: datetime) -> ThisWeek:
     rows = wh.query(
         f"""
         SELECT countIf({COUNTED_SQL}), sum({SECONDS_SQL}), countIf(status = 'open' AND voided = 0),
-               minIf(start, status = 'open' AND voided = 0)
+               countIf({BELOW_MINIMUM_SQL}), minIf(start, status = 'open' AND voided = 0)
         FROM sessions FINAL
         WHERE member_id = %(m)s AND start >= %(a)s AND start < %(b)s
         """,
         params,
     )
-    counted, seconds, open_count, open_since = rows[0] if rows else (0, 0, 0, None)
+    counted, seconds, open_count, short, open_since = rows[0] if rows else (0, 0, 0, 0, None)
     scans = wh.query(
         """
         SELECT count() FROM checkins FINAL
@@ -184,6 +187,7 @@ def this_week(wh: Warehouse, member_id: str, now: datetime) -> ThisWeek:
         totals=Totals(int(counted or 0), int(seconds or 0)),
         open_sessions=int(open_count or 0),
         scans=int(scans[0][0]) if scans else 0,
+        below_minimum=int(short or 0),
         open_since=utc(open_since) if open_count else None,
     )
 

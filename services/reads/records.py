@@ -1,8 +1,10 @@
 """The sessions a record of service (服务证明) certifies, and the records issued.
 
-A record certifies the member's counted sessions that began between two local days (the same
-sessions the year's hours and the assessment count, by the same rules): never a voided revision,
-an open or rejected session, or an anomaly no organizer adjusted.
+A record certifies the member's sessions that began between two local days (the same sessions
+and hours the year's hours and the assessment count, by the same rules): never a voided
+revision, an open or rejected session, or an anomaly no organizer adjusted. A session credited
+below the weekly minimum and not approved is a line with its hours but is not counted among the
+services (`counted` false), as the year's hours and sessions have it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from services.counting import COUNTED_SQL, SECONDS_SQL, hours
+from services.counting import COUNTED_SQL, RECORDED_SQL, SECONDS_SQL, hours
 from services.reads._rows import utc
 from services.timeutil import local_midnight
 from services.warehouse.client import Warehouse
@@ -24,6 +26,7 @@ class CertifiedSession:
     end: datetime | None
     seconds: int
     status: str
+    counted: bool = True
 
     @property
     def hours(self) -> float:
@@ -33,14 +36,16 @@ class CertifiedSession:
 def certified_sessions(
     wh: Warehouse, member_id: str, first_day: date, last_day: date
 ) -> list[CertifiedSession]:
-    """The member's counted sessions that began on local days `first_day`..`last_day`."""
+    """The member's recorded sessions that began on local days `first_day`..`last_day`."""
     rows = wh.query(
         f"""
-        SELECT s.session_id, ifNull(st.name, s.station_id), s.start, s.end, s.secs, s.status
-        FROM (SELECT session_id, station_id, start, end, {SECONDS_SQL} AS secs, status
+        SELECT s.session_id, ifNull(st.name, s.station_id), s.start, s.end, s.secs, s.status,
+               s.counted
+        FROM (SELECT session_id, station_id, start, end, {SECONDS_SQL} AS secs, status,
+                     {COUNTED_SQL} AS counted
               FROM sessions FINAL
               WHERE member_id = %(m)s AND start >= %(a)s AND start < %(b)s
-                AND {COUNTED_SQL}) AS s
+                AND {RECORDED_SQL}) AS s
         LEFT JOIN (SELECT id, name FROM stations FINAL) AS st ON st.id = s.station_id
         ORDER BY s.start, s.session_id
         """,
@@ -51,8 +56,10 @@ def certified_sessions(
         },
     )
     return [
-        CertifiedSession(str(sid), str(name), utc(st) or st, utc(en), int(sec), str(status))
-        for sid, name, st, en, sec, status in rows
+        CertifiedSession(
+            str(sid), str(name), utc(st) or st, utc(en), int(sec), str(status), bool(counted)
+        )
+        for sid, name, st, en, sec, status, counted in rows
     ]
 
 

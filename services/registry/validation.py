@@ -147,7 +147,9 @@ class Validator:
             data["phone"] = phone
             owner = pending.phones.get(phone) or self.store.member_id_by_phone(phone)
             if owner is not None and (before is None or owner != before.id):
-                raise Conflict("phone_taken", f"phone: {phone} belongs to member {owner}")
+                # Named by no id: the owner may be outside the caller's scope (another
+                # community's member), and the conflict must not be a lookup of who is registered.
+                raise Conflict("phone_taken", f"phone: {phone} is already registered to a member")
             pending.phones[phone] = data["id"]
         grid_id = data.get("grid_id")
         if grid_id is not None:

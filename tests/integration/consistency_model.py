@@ -8,13 +8,20 @@ through the real stack and compares each read with `expected_reads`; the unit te
 The rules of the game, each stated once here, so a disagreement about a rule is one edit:
 
 - Sessions, their status and credit come from the pure session rules (`on_scan`, `on_review`,
-  `on_clock`, `contributes`; `streams.sessions`, moving to `services.sessions`): a session adds `contributes(r)` = (counted sessions, credited
-  seconds) to every total; voided, open and rejected sessions add nothing.
+  `on_clock` of `services.sessions`); a session adds `contribution(r)` = (counted sessions,
+  credited seconds) to every total.
 - Hours and sessions belong to the calendar year of the session's local start date
   (Asia/Shanghai); weeks are ISO weeks of the local start date (a week belongs to the year of its
   Thursday), so the assessment's active weeks of year Y are the ISO weeks of week-year Y.
 - Service belongs to the unit, community and grid the member had when it was done (the time of
   the session's opening scan), not to the member's current ones and not to the week.
+- What a session adds is restated here, on purpose, from the session's own figures rather than
+  imported (`contribution`): voided, open and rejected sessions add nothing; every other one
+  adds its credited seconds; it counts as a service (a session counted, a week served, an active
+  week) when an organizer adjusted it, or when it is no check-out without a check-in and was
+  credited at least `WEEK_MINIMUM_S` (30 minutes, the default of WEEK_MIN_CREDITED_MIN) or
+  approved. The pairing rules flag such sessions (`below_minimum`); the model ignores the flag
+  and compares the seconds, so a flag missing or stamped wrongly shows as a difference.
 - "Registered" in a week: active members whose registry entry at the end of that week (or now,
   for the current week) names the community / grid / unit; "served": members with at least one
   counted session of that week attributed to it; hours: the credited seconds attributed to it.
@@ -38,7 +45,6 @@ try:
     from services.sessions import (  # type: ignore[import-not-found,unused-ignore]
         MemberState,
         SessionRules,
-        contributes,
         on_clock,
         on_review,
         on_scan,
@@ -47,7 +53,6 @@ except ImportError:  # before the pure rules moved into the core (issue 12, part
     from streams.sessions import (
         MemberState,
         SessionRules,
-        contributes,
         on_clock,
         on_review,
         on_scan,
@@ -362,6 +367,23 @@ def week_end(week: str) -> datetime:
 
 # --- what every read must say ---------------------------------------------------------------
 
+# The weekly minimum of the module's stack (the default WEEK_MIN_CREDITED_MIN, 30 minutes).
+WEEK_MINIMUM_S = 30 * 60
+
+
+def contribution(r: SessionRecorded) -> tuple[int, int]:
+    """(sessions, seconds) a session adds: the rule restated (see the module docstring)."""
+    if r.voided or r.status in ("open", "rejected"):
+        return 0, 0
+    seconds = r.credited_seconds
+    if r.status == "adjusted":
+        return 1, seconds
+    if "checkout_without_checkin" in r.flags:
+        return 0, seconds
+    if seconds < WEEK_MINIMUM_S and "approved" not in r.flags:
+        return 0, seconds
+    return 1, seconds
+
 
 @dataclass
 class Totals:
@@ -370,7 +392,7 @@ class Totals:
     served: set[str] = field(default_factory=set)
 
     def add(self, r: SessionRecorded) -> None:
-        n, s = contributes(r)
+        n, s = contribution(r)
         self.sessions += n
         self.seconds += s
         if n:
@@ -487,13 +509,14 @@ def expected_reads(
             for y in years:
                 rs = [r for r in mine if r.unit_id == unit]
                 t = totals(r for r in rs if year_of(r) == y)
-                active = {week_of(r) for r in rs if contributes(r)[0] and int(week_of(r)[:4]) == y}
+                active = {week_of(r) for r in rs if contribution(r)[0] and int(week_of(r)[:4]) == y}
                 row = {
                     "hours": hours(t.seconds),
                     "sessions": t.sessions,
                     "active_weeks": len(active),
                 }
-                listed = life.at(now).unit_id == unit or t.sessions > 0
+                # A former unit lists the member with any time served for it, counted or not.
+                listed = life.at(now).unit_id == unit or t.sessions > 0 or t.seconds > 0
                 out[("assessment", m, unit, str(y))] = (listed, row)
 
     def registered(w: str, key: str, value: str) -> set[str]:

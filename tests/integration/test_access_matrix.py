@@ -119,10 +119,9 @@ MEMBER_READ = SCOPE1  # the member, their organizer, their unit's HR, the admin
 DIRECTORY = "registry directory (units, communities, kinds): readable by every signed-in caller"
 # Grids and stations are readable by everyone except another community's organizer.
 NOT_ORG2 = ALL - {"org2"}
-ASSIGNEE = (
-    "documented contract (README): a member or HR who is not the assignee gets 403 "
-    "not_assignee; wish ids are random (64 bits) and never listed to them"
-)
+# A member or organizer named in a request body that the caller may not read answers as an
+# unknown one: the route's 422 naming the field (the same code and message as a guessed id).
+NAMED_IN_BODY = frozenset({403, 404, 422})
 
 CASES: dict[tuple[str, str], Case] = {
     # ---- auth
@@ -331,6 +330,7 @@ CASES: dict[tuple[str, str], Case] = {
         ORG_OR_ADMIN,
         body=lambda w: {"member_id": w.ids["m1"], "period": str(YEAR), "rating": 4},
         happy="org1",
+        refused_codes=NAMED_IN_BODY,
     ),
     ("POST", "/v1/feedback/community-arrangement"): Case(
         frozenset({"m1", "m2"}),
@@ -345,6 +345,7 @@ CASES: dict[tuple[str, str], Case] = {
             "items": [{"member_id": w.ids["m1"], "grade": "优秀"}],
         },
         happy="org1",
+        refused_codes=NAMED_IN_BODY,
     ),
     # ---- wishes
     ("POST", "/v1/wishes"): Case(
@@ -368,22 +369,16 @@ CASES: dict[tuple[str, str], Case] = {
         frozenset({"m1"}),
         params={"wish_id": "w_accept"},
         body=lambda w: {},
-        knows_it_exists=frozenset({"m2", "hr1", "hr2"}),
-        why=ASSIGNEE,
     ),
     ("POST", "/v1/wishes/{wish_id}/decline"): Case(
         frozenset({"m1"}),
         params={"wish_id": "w_decline"},
         body=lambda w: {"reason": "出差"},
-        knows_it_exists=frozenset({"m2", "hr1", "hr2"}),
-        why=ASSIGNEE,
     ),
     ("POST", "/v1/wishes/{wish_id}/complete"): Case(
         frozenset({"m1"}),
         params={"wish_id": "w_complete"},
         body=lambda w: {"session_id": w.ids["sess1"]},
-        knows_it_exists=frozenset({"m2", "hr1", "hr2"}),
-        why=ASSIGNEE,
     ),
     ("POST", "/v1/wishes/{wish_id}/confirm"): Case(
         ORG_OR_ADMIN,
@@ -824,3 +819,247 @@ def test_public_operations_reveal_nothing_without_their_credential(
     # A member's bearer token is not a screen key.
     r = stack.client.get(f"/v1/stations/{s1}/live-code", headers=world.headers["m1"])
     assert r.status_code == 401
+
+
+# ---- every read scoped by the one policy (issue 17) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def m2_session(stack: Stack, world: World) -> str:
+    """An hour served by M2 at C2's station, through the API and the worker."""
+    ids = world.ids
+    token = sign_station(stack.settings, ids["s2"])
+    now = datetime.now(UTC)
+    for action, at in (("in", now - timedelta(hours=5)), ("out", now - timedelta(hours=4))):
+        body = {
+            "station_token": token,
+            "action": action,
+            "client_event_id": str(uuid.uuid4()),
+            "scanned_at": at.isoformat(),
+        }
+        _post(stack, "/v1/checkins", world.headers["m2"], body, 202)
+
+    def session() -> str | None:
+        r = stack.client.get(f"/v1/members/{ids['m2']}/sessions", headers=stack.admin)
+        items = [i for i in r.json()["items"] if i["status"] == "closed"]
+        return str(items[0]["id"]) if items else None
+
+    sid = stack.wait_for(session, timeout=120)
+    assert sid, "M2's session did not arrive"
+    return str(sid)
+
+
+def _same_as_unknown(real: Any, guessed: Any, real_id: str, guess_id: str) -> None:
+    """An object outside the caller's scope answers as an id nobody issued: the same status,
+    code and message (but for the id the caller sent, which the message names)."""
+    assert real.status_code == guessed.status_code, (real.text, guessed.text)
+    a, b = real.json()["error"], guessed.json()["error"]
+    assert a["code"] == b["code"], (a, b)
+    assert a["message"].replace(real_id, "<id>") == b["message"].replace(guess_id, "<id>"), (a, b)
+
+
+def _both(
+    stack: Stack, path: str, headers: dict[str, str], real: Any, guessed: Any
+) -> tuple[Any, Any]:
+    with nothing_written(stack) as writes:
+        r = stack.client.post(path, json=real, headers=headers)
+        g = stack.client.post(path, json=guessed, headers=headers)
+    assert not writes, f"{path} was refused but wrote {writes}"
+    return r, g
+
+
+def test_a_phone_clash_names_no_member(stack: Stack, world: World) -> None:
+    ids = world.ids
+    body = {
+        "name": _name("撞号"),
+        "unit_id": ids["u2"],
+        "community_id": ids["c2"],
+        "phone": "13812340001",  # M1's
+    }
+    for who in ("org2", "admin"):
+        with nothing_written(stack) as writes:
+            r = stack.client.post("/v1/members", json=body, headers=world.headers[who])
+        assert r.status_code == 409 and r.json()["error"]["code"] == "phone_taken", r.text
+        assert not writes
+        _assert_no_private(world, r, who, "POST /v1/members with M1's phone")
+    # A dry-run import by another community: the row is refused, naming nobody.
+    u2 = stack.client.get(f"/v1/units/{ids['u2']}", headers=stack.admin).json()["name"]
+    c2 = stack.client.get(f"/v1/communities/{ids['c2']}", headers=stack.admin).json()["name"]
+    csv = (
+        f"姓名,手机号码,工作单位,居住社区,网格,报到日期\n{_name('导入')},13812340001,{u2},{c2},,\n"
+    )
+    with nothing_written(stack) as writes:
+        r = stack.client.post(
+            "/v1/imports/members",
+            params={"dry_run": "true"},
+            files={"file": ("members.csv", csv.encode(), "text/csv")},
+            headers=world.headers["org2"],
+        )
+    assert r.status_code in (200, 422) and not writes, r.text
+    assert r.json()["accepted"] == 0 if r.status_code == 200 else "error" in r.json()
+    _assert_no_private(world, r, "org2", "a dry-run import with M1's phone")
+
+
+def test_not_yours_answers_as_not_found(stack: Stack, world: World, m2_session: str) -> None:
+    ids, h = world.ids, world.headers
+    ghost_m1, ghost_m2 = _guess(ids["m1"]), _guess(ids["m2"])
+
+    # Feedback about another community's member: by id, by a session of theirs, in a summary.
+    path = "/v1/feedback/member-service"
+    for extra in ({"period": str(YEAR)}, {"session_id": ids["sess1"]}):
+        r, g = _both(
+            stack,
+            path,
+            h["org2"],
+            {"member_id": ids["m1"], "rating": 1, **extra},
+            {"member_id": ghost_m1, "rating": 1, **extra},
+        )
+        _same_as_unknown(r, g, ids["m1"], ghost_m1)
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_member"), r.text
+    r, g = _both(
+        stack,
+        "/v1/feedback/unit-summaries",
+        h["org2"],
+        {"period": str(YEAR), "items": [{"member_id": ids["m1"], "grade": "较差"}]},
+        {"period": str(YEAR), "items": [{"member_id": ghost_m1, "grade": "较差"}]},
+    )
+    _same_as_unknown(r, g, ids["m1"], ghost_m1)
+    assert r.json()["error"]["message"].startswith("items.0.member_id:"), r.text
+
+    # A wish dispatched to another community's member.
+    r, g = _both(
+        stack,
+        f"/v1/wishes/{ids['w_get']}/dispatch",
+        h["org1"],
+        {"assignee_kind": "member", "assignee_id": ids["m2"]},
+        {"assignee_kind": "member", "assignee_id": ghost_m2},
+    )
+    _same_as_unknown(r, g, ids["m2"], ghost_m2)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_member"), r.text
+
+    # Someone else's session as a wish's evidence: neither its existence nor its status shows.
+    ghost_session = _guess(m2_session)
+    r, g = _both(
+        stack,
+        f"/v1/wishes/{ids['w_complete']}/complete",
+        h["m1"],
+        {"session_id": m2_session},
+        {"session_id": ghost_session},
+    )
+    _same_as_unknown(r, g, m2_session, ghost_session)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_session"), r.text
+
+    # A wish dispatched to someone else: 404, as a wish that does not exist.
+    wish, ghost_wish = ids["w_accept"], _guess(ids["w_accept"])
+    with nothing_written(stack) as writes:
+        r = stack.client.post(f"/v1/wishes/{wish}/accept", json={}, headers=h["m2"])
+        g = stack.client.post(f"/v1/wishes/{ghost_wish}/accept", json={}, headers=h["m2"])
+    assert not writes
+    _same_as_unknown(r, g, wish, ghost_wish)
+    assert r.status_code == 404, r.text
+
+    # A resource offered to another community, matched by C2's organizer.
+    c2_wish = _post(
+        stack,
+        "/v1/wishes",
+        h["org2"],
+        {"community_id": ids["c2"], "title": "修水管", "resident_name": "王大妈"},
+        202,
+    )["id"]
+    seen = stack.wait_for(
+        lambda: stack.client.get(f"/v1/wishes/{c2_wish}", headers=h["org2"]).status_code == 200,
+        timeout=90,
+    )
+    assert seen, "C2's wish did not arrive"
+    ghost_res = _guess(ids["res1"])
+    r, g = _both(
+        stack,
+        "/v1/projects",
+        h["org2"],
+        {"wish_id": c2_wish, "resource_id": ids["res1"]},
+        {"wish_id": c2_wish, "resource_id": ghost_res},
+    )
+    _same_as_unknown(r, g, ids["res1"], ghost_res)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_resource"), r.text
+
+
+def test_a_campaign_names_only_members_its_author_may_read(stack: Stack, world: World) -> None:
+    ids = world.ids
+    now = datetime.now(UTC)
+
+    def campaign(member: str) -> dict[str, Any]:
+        return {
+            "name": "越界值守",
+            "community_id": ids["c1"],
+            "starts_at": (now - timedelta(days=1)).isoformat(),
+            "ends_at": (now + timedelta(days=1)).isoformat(),
+            "assignments": [{"grid_id": ids["g1"], "member_ids": [ids["m1"], member]}],
+        }
+
+    ghost = _guess(ids["m2"])
+    r, g = _both(
+        stack, "/v1/campaigns", world.headers["org1"], campaign(ids["m2"]), campaign(ghost)
+    )
+    _same_as_unknown(r, g, ids["m2"], ghost)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_member"), r.text
+    assert r.json()["error"]["message"].startswith("assignments.0.member_ids.1:"), r.text
+
+
+def test_campaign_reads_count_only_the_members_the_caller_may_read(
+    stack: Stack, world: World, m2_session: str
+) -> None:
+    """The admin opens a campaign in C1 naming both members and both units: each reader sees
+    only the members (and their hours) a direct read would show them."""
+    ids, h = world.ids, world.headers
+    now = datetime.now(UTC)
+    body = {
+        "name": "跨社区下沉",
+        "community_id": ids["c1"],
+        "starts_at": (now - timedelta(days=2)).isoformat(),
+        "ends_at": (now + timedelta(days=5)).isoformat(),
+        "count_community_stations": True,
+        "assignments": [
+            {
+                "grid_id": ids["g1"],
+                "member_ids": [ids["m1"], ids["m2"]],
+                "unit_ids": [ids["u1"], ids["u2"]],
+            }
+        ],
+    }
+    camp = _post(stack, "/v1/campaigns", stack.admin, body, 201)["id"]
+
+    def summary(who: str) -> Any:
+        r = stack.client.get(f"/v1/campaigns/{camp}/summary", headers=h[who])
+        assert r.status_code == 200, r.text
+        return r
+
+    # Other tests add members to U1 and C1: count the two served members, whose hours are known
+    # to be the only service in the campaign's units.
+    full = stack.wait_for(
+        lambda: (s := summary("admin").json())["members_served"] == 2 and s, timeout=60
+    )
+    assert full, summary("admin").text
+    outside = {"org1": ids["m2"], "hr1": ids["m2"], "hr2": ids["m1"]}
+    seen: dict[str, Any] = {}
+    for who, other in outside.items():
+        r = summary(who)
+        s = seen[who] = r.json()
+        assert other not in r.text, f"{who} sees {other} in {r.text}"
+        assert s["members_served"] == s["assigned_members_served"] == 1, r.text
+        assert s["by_grid"][0]["members_served"] == 1
+        assert s["members_assigned"] < full["members_assigned"]
+    assert seen["org1"]["hours"] == seen["hr1"]["hours"] > 0
+    assert round(seen["org1"]["hours"] + seen["hr2"]["hours"], 2) == full["hours"]
+    assert stack.client.get(f"/v1/campaigns/{camp}/summary", headers=h["org2"]).status_code == 404
+
+    # The campaign itself names only the members the caller may read.
+    for who, other in outside.items():
+        r = stack.client.get(f"/v1/campaigns/{camp}", headers=h[who])
+        assert r.status_code == 200 and other not in r.text, r.text
+        (mine,) = r.json()["assignments"][0]["member_ids"]
+        assert mine != other
+    r = stack.client.get("/v1/campaigns", params={"limit": 500}, headers=h["org1"])
+    (listed,) = [c for c in r.json()["items"] if c["id"] == camp]
+    assert listed["assignments"][0]["member_ids"] == [ids["m1"]]
+    r = stack.client.get(f"/v1/campaigns/{camp}", headers=stack.admin)
+    assert r.json()["assignments"][0]["member_ids"] == [ids["m1"], ids["m2"]]

@@ -410,11 +410,13 @@ def check_reads(play: Play, violations: list[Violation]) -> None:
             else:
                 raw = get(f"/v1/units/{unit}/assessments", year=year, format=fmt)
                 table = _table(raw, fmt)
+                # By header name: the export's column order is the HR page's (name first).
+                col = {str(h): k for k, h in enumerate(table[0])}
                 for r in table[1:]:
-                    rows[str(r[0])] = {
-                        "hours": float(r[3]),
-                        "sessions": int(r[4]),
-                        "active_weeks": int(r[5]),
+                    rows[str(r[col["成员编号"]])] = {
+                        "hours": float(r[col["服务时长（小时）"]]),
+                        "sessions": int(r[col["服务次数"]]),
+                        "active_weeks": int(r[col["实际服务周数"]]),
                     }
             assessments[(unit, year, fmt)] = rows
         return assessments[(unit, year, fmt)]
@@ -457,7 +459,13 @@ def check_reads(play: Play, violations: list[Violation]) -> None:
         elif kind == "sessions":
             _, m = key
             body = get(f"/v1/members/{m}/sessions", limit=1000)
-            items = [{**i, "start": _dt(i["start"]), "end": _dt(i["end"])} for i in body["items"]]
+            # The model knows no station names (display only, from the registry).
+            items = [
+                {**i, "start": _dt(i["start"]), "end": _dt(i["end"])}
+                for i in (
+                    {k: v for k, v in x.items() if k != "station_name"} for x in body["items"]
+                )
+            ]
             check("sessions_list", key, want, items)
             check("sessions_total", key, len(want), body["total"])
         elif kind == "assessment":

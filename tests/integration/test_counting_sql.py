@@ -23,7 +23,17 @@ from services.warehouse.migrate import migrate
 pytestmark = pytest.mark.clickhouse
 
 STATUSES = ["open", "closed", "auto_closed", "capped", "adjusted", "rejected"]
-FLAG_SETS = [[], [counting.ANOMALY_FLAG], ["over_cap"], ["forgotten_checkout", "approved"]]
+FLAG_SETS = [
+    [],
+    [counting.ANOMALY_FLAG],
+    ["over_cap"],
+    ["forgotten_checkout", "approved"],
+    [counting.BELOW_MINIMUM_FLAG],
+    ["forgotten_checkout", counting.BELOW_MINIMUM_FLAG],
+    [counting.BELOW_MINIMUM_FLAG, "approved"],
+    [counting.BELOW_MINIMUM_FLAG, "adjusted"],
+    [counting.ANOMALY_FLAG, counting.BELOW_MINIMUM_FLAG, "approved"],
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +107,13 @@ def test_counted_credited_and_seconds_match_the_pure_rule(wh: Warehouse) -> None
             f"{counting.SECONDS_SQL} FROM sessions FINAL WHERE member_id = 'm1'"
         )
     }
+    extra = {
+        str(sid): (int(b), int(rec))
+        for sid, b, rec in wh.query(
+            f"SELECT session_id, {counting.BELOW_MINIMUM_SQL}, {counting.RECORDED_SQL} "
+            "FROM sessions FINAL WHERE member_id = 'm1'"
+        )
+    }
     assert len(got) == len(combos)
     for r in sessions:
         n, secs = contributes(r)
@@ -104,6 +121,10 @@ def test_counted_credited_and_seconds_match_the_pure_rule(wh: Warehouse) -> None
             int(r.counted),
             int(counting.credits(r.status, r.voided)),
             counting.credited_seconds(r.status, r.voided, r.credited_seconds),
+        ), (r.status, r.flags, r.voided)
+        assert extra[r.session_id] == (
+            int(counting.below_minimum(r.status, r.flags, r.voided)),
+            int(counting.recorded(r.status, r.flags, r.voided, r.credited_seconds)),
         ), (r.status, r.flags, r.voided)
         # The agent's weekly contribution is the same rule.
         assert (n, secs) == (got[r.session_id][0], got[r.session_id][2])

@@ -157,9 +157,10 @@ def test_a_wish_whole_life_and_refused_transitions(stack: Stack, county: dict[st
     org, m1 = county["org"], county["m1"]
     wish_id = order(stack, county, "帮忙买药")
 
-    # Done before accepted, and a dispatch by another community's organizer, are refused.
+    # Accepted before dispatched (not the member's wish yet: as if it did not exist), and a
+    # dispatch by another community's organizer, are refused.
     r = post(stack, f"/v1/wishes/{wish_id}/accept", county["m1_tok"])
-    assert_error(r, 409, "invalid_transition")
+    assert_error(r, 404, "wish_not_found")
     r = post(
         stack,
         f"/v1/wishes/{wish_id}/dispatch",
@@ -168,11 +169,20 @@ def test_a_wish_whole_life_and_refused_transitions(stack: Stack, county: dict[st
         assignee_id=m1["id"],
     )
     assert_error(r, 404, "wish_not_found")
-    # A member of another community cannot be dispatched here.
+    # A member of another community cannot be dispatched here: to this organizer, who may not
+    # read them, they answer as a member that does not exist.
     r = post(
         stack,
         f"/v1/wishes/{wish_id}/dispatch",
         org,
+        assignee_kind="member",
+        assignee_id=county["m3"]["id"],
+    )
+    assert_error(r, 422, "unknown_member")
+    r = post(
+        stack,
+        f"/v1/wishes/{wish_id}/dispatch",
+        stack.admin,
         assignee_kind="member",
         assignee_id=county["m3"]["id"],
     )
@@ -187,9 +197,12 @@ def test_a_wish_whole_life_and_refused_transitions(stack: Stack, county: dict[st
     session_id = serve(stack, county["m1_tok"], m1["id"], county["station"]["id"], 30, 1)
     r = post(stack, f"/v1/wishes/{wish_id}/complete", county["m1_tok"], session_id=session_id)
     assert_error(r, 409, "not_accepted")
-    # Only the assignee accepts: not another member, nor the unit's HR, nor the organizer.
-    assert_error(post(stack, f"/v1/wishes/{wish_id}/accept", county["m2_tok"]), 403, "not_assignee")
-    assert_error(post(stack, f"/v1/wishes/{wish_id}/accept", county["hr"]), 403, "not_assignee")
+    # Only the assignee accepts: not another member, nor the unit's HR (to whom the wish is as
+    # one that does not exist), nor the organizer.
+    assert_error(
+        post(stack, f"/v1/wishes/{wish_id}/accept", county["m2_tok"]), 404, "wish_not_found"
+    )
+    assert_error(post(stack, f"/v1/wishes/{wish_id}/accept", county["hr"]), 404, "wish_not_found")
     assert_error(post(stack, f"/v1/wishes/{wish_id}/accept", org), 403, "forbidden")
 
     assert post(stack, f"/v1/wishes/{wish_id}/accept", county["m1_tok"]).status_code == 202
@@ -203,8 +216,9 @@ def test_a_wish_whole_life_and_refused_transitions(stack: Stack, county: dict[st
     other_session = serve(
         stack, county["m2_tok"], county["m2"]["id"], county["station"]["id"], 28, 1
     )
+    # Another member's session is as unknown to this member as one that does not exist.
     r = post(stack, f"/v1/wishes/{wish_id}/complete", county["m1_tok"], session_id=other_session)
-    assert_error(r, 422, "evidence_mismatch")
+    assert_error(r, 422, "unknown_session")
     r = post(stack, f"/v1/wishes/{wish_id}/complete", county["m1_tok"], session_id=session_id)
     assert r.status_code == 202, r.text
     done = wait_status(stack, wish_id, "done", org)
@@ -460,7 +474,9 @@ def test_resources_and_projects(stack: Stack, county: dict[str, Any]) -> None:
     assert [x[0] for x in rej] == ["resource_unavailable"]
 
     # The unit's HR accepts, and completes with a session by one of the unit's members.
-    assert_error(post(stack, f"/v1/wishes/{wish_id}/accept", county["m1_tok"]), 403, "not_assignee")
+    assert_error(
+        post(stack, f"/v1/wishes/{wish_id}/accept", county["m1_tok"]), 404, "wish_not_found"
+    )
     assert post(stack, f"/v1/wishes/{wish_id}/accept", hr).status_code == 202
     wait_status(stack, wish_id, "accepted", hr)
     sid = serve(stack, county["m1_tok"], county["m1"]["id"], county["station"]["id"], 26, 2)
@@ -546,8 +562,8 @@ def test_feedback_written_and_aggregated_by_member_community_unit_and_period(
             period=year,
             rating=3,
         ),
-        403,
-        "forbidden",
+        422,
+        "unknown_member",
     )
     assert_error(
         post(
@@ -608,7 +624,8 @@ def test_feedback_written_and_aggregated_by_member_community_unit_and_period(
             {"member_id": county["m3"]["id"], "grade": "良好"},
         ],
     )
-    assert_error(r, 403, "forbidden")
+    # Another community's member: as one that does not exist, to this organizer.
+    assert_error(r, 422, "unknown_member")
     assert "items.1.member_id" in r.json()["error"]["message"]
     r = post(
         stack,
@@ -767,7 +784,19 @@ def test_a_campaign_tags_service_and_sums_it_separately(
         stack, stack.token("member", outsider["id"]), outsider["id"], county["station"]["id"], 4, 1
     )
 
+    # The admin reads everyone; the organizer only their own community's members (b lives in
+    # another community), the unit's HR only the unit's (issue 17).
     r = stack.client.get(f"/v1/campaigns/{camp['id']}/summary", headers=org)
+    assert r.status_code == 200, r.text
+    mine = r.json()
+    assert (mine["members_assigned"], mine["members_served"], mine["hours"]) == (2, 1, 1.0)
+    assert b["id"] not in r.text
+    hr = stack.token("hr", camp_unit["id"])
+    r = stack.client.get(f"/v1/campaigns/{camp['id']}/summary", headers=hr)
+    theirs = r.json()
+    assert (theirs["members_assigned"], theirs["members_served"], theirs["hours"]) == (1, 1, 2.0)
+    assert a["id"] not in r.text and idle["id"] not in r.text
+    r = stack.client.get(f"/v1/campaigns/{camp['id']}/summary", headers=stack.admin)
     assert r.status_code == 200, r.text
     s = r.json()
     assert s["members_assigned"] == 3 and s["members_served"] == 2
@@ -792,8 +821,10 @@ def test_a_campaign_tags_service_and_sums_it_separately(
         org,
         **{**body, "name": "创卫攻坚", "count_community_stations": True},
     )
-    s2 = stack.client.get(f"/v1/campaigns/{r.json()['id']}/summary", headers=org).json()
+    s2 = stack.client.get(f"/v1/campaigns/{r.json()['id']}/summary", headers=stack.admin).json()
     assert s2["members_served"] == 3 and s2["hours"] == 4.0 and s2["assigned_members_served"] == 2
+    s2 = stack.client.get(f"/v1/campaigns/{r.json()['id']}/summary", headers=org).json()
+    assert s2["members_served"] == 2 and s2["hours"] == 2.0 and s2["assigned_members_served"] == 1
 
     assert (
         stack.client.get(

@@ -77,7 +77,9 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     ("unit_desk", "U1"): (Facts(unit_id=U1), True, "HHHHAHA", "FFFFAHA"),
     # The three lists and campaigns.
     ("wish", "of C1, M1's"): (WISH, True, "AHAHAHA", "FFAHFFA"),
-    ("wish_assignment", "of C1, M1's"): (WISH, True, "AAAHAAA", "AFFFAFF"),
+    # Only the assignee (and whoever fulfilled it) and the community see it: another member or
+    # HR gets the 404 of a wish that does not exist, not a 403 `not_assignee`.
+    ("wish_assignment", "of C1, M1's"): (WISH, True, "AHAHAHA", "AHFFAHF"),
     ("resource", "U1 to C1"): (Facts(unit_id=U1, community_id=C1), True, "HHAHAHA", "FFFFAHA"),
     ("resource", "U1 county-wide"): (Facts(unit_id=U1), True, "HHAAAHA", "FFFFAHA"),
     ("project", "C1 with U1"): (Facts(community_id=C1, unit_id=U1), True, "HHAHAHA", "FFAHFFA"),

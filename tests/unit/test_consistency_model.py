@@ -215,14 +215,14 @@ def test_a_campaign_serves_with_counted_sessions_and_lists_every_assigned_grid()
 
 def test_a_move_in_the_middle_of_a_week_splits_the_week_by_session() -> None:
     w = world()
-    moved = NOW - timedelta(minutes=30)
+    moved = NOW - timedelta(minutes=60)
     w.members[0].versions.append((moved, w.place(1)))
     before = NOW - timedelta(hours=3)
     log = Log(
         [
             sent(0, 0, "in", before, before),
             sent(0, 0, "out", before + timedelta(hours=1), before + timedelta(hours=1)),
-            sent(0, 0, "in", NOW - timedelta(minutes=20), NOW),
+            sent(0, 0, "in", NOW - timedelta(minutes=50), NOW),
             sent(0, 0, "out", NOW - timedelta(minutes=5), NOW),
         ]
     )
@@ -231,7 +231,7 @@ def test_a_move_in_the_middle_of_a_week_splits_the_week_by_session() -> None:
     for stamp in stamps:  # made and received on either side of the move alike
         reads = expected_reads(w, run_model(w, log, NOW, stamp), NOW).reads
         assert reads[("unit", "u0", week)]["hours"] == 1.0
-        assert reads[("unit", "u1", week)]["hours"] == 0.25
+        assert reads[("unit", "u1", week)]["hours"] == 0.75
         # Served before moving away: in the old community's hours, not among its served.
         assert reads[("community", "c0", week)]["hours"] == 1.0
         assert reads[("community", "c0", week)]["members_served"] == 0
@@ -241,3 +241,27 @@ def test_a_move_in_the_middle_of_a_week_splits_the_week_by_session() -> None:
             True,
             {"hours": 1.0, "sessions": 1, "active_weeks": 1},
         )
+
+
+def test_a_gesture_is_hours_but_no_service_until_approved() -> None:
+    w = world()
+    start = NOW - timedelta(hours=2)
+    log = Log(
+        [
+            sent(0, 0, "in", start, start),
+            sent(0, 0, "out", start + timedelta(minutes=4), start + timedelta(minutes=4)),
+        ]
+    )
+    week = iso_week(NOW)
+    states = run_model(w, log, NOW, "done")
+    reads = expected_reads(w, states, NOW).reads
+    assert reads[("week", "m0")]["served"] is False and reads[("week", "m0")]["hours"] == 0.07
+    assert reads[("weekly", "m0", week)]["target_met"] is False
+    assert reads[("community", "c0", week)]["members_served"] == 0
+    assert reads[("hours", "m0", "2026")] == {"hours": 0.07, "sessions": 0}
+    (session,) = records(states[0])
+    log.items.append(SentReview(0, "r1", session.session_id, "approve", None, NOW))
+    reads = expected_reads(w, run_model(w, log, NOW, "done"), NOW).reads
+    assert reads[("week", "m0")]["served"] is True
+    assert reads[("community", "c0", week)]["members_served"] == 1
+    assert reads[("hours", "m0", "2026")] == {"hours": 0.07, "sessions": 1}

@@ -23,6 +23,17 @@ from services.timeutil import iso_week
         ("rejected", [], False, (0, 0)),
         ("closed", [], True, (0, 0)),
         ("adjusted", ["adjusted"], True, (0, 0)),
+        # Credited below the weekly minimum: its time is hours, but it is no service (no
+        # session counted, no week served) until an organizer approved or adjusted it.
+        ("closed", ["below_minimum"], False, (0, 3600)),
+        ("auto_closed", ["forgotten_checkout", "below_minimum"], False, (0, 3600)),
+        ("closed", ["below_minimum", "approved"], False, (1, 3600)),
+        ("adjusted", ["below_minimum", "adjusted"], False, (1, 3600)),
+        ("closed", ["below_minimum", "rejected"], False, (0, 3600)),
+        ("rejected", ["below_minimum", "rejected"], False, (0, 0)),
+        ("closed", ["below_minimum", "approved"], True, (0, 0)),
+        # Approving an anomaly is not adjusting it: it still needs its real time.
+        ("closed", ["checkout_without_checkin", "below_minimum", "approved"], False, (0, 3600)),
     ],
 )
 def test_what_counts_and_what_credits(
@@ -68,3 +79,24 @@ def test_hours_is_one_rounding() -> None:
     assert counting.hours(10_799) == 3.0
     assert counting.hours(1800 + 18) == 0.51
     assert counting.seconds_of_hours(1.5) == 5400
+
+
+def test_what_the_week_still_needs() -> None:
+    now = datetime(2026, 11, 30, 3, tzinfo=UTC)
+    assert counting.still_needed_seconds(True, None, now, 1800) == 0
+    # Nothing open: one whole service of the minimum (a 4-minute gesture does not shorten it).
+    assert counting.still_needed_seconds(False, None, now, 1800) == 1800
+    # Checked in 4 minutes ago: 26 more minutes in this session.
+    open_since = datetime(2026, 11, 30, 2, 56, tzinfo=UTC)
+    assert counting.still_needed_seconds(False, open_since, now, 1800) == 1560
+    assert (
+        counting.still_needed_seconds(False, datetime(2026, 11, 30, 2, tzinfo=UTC), now, 1800) == 0
+    )
+
+
+def test_below_minimum_is_what_awaits_the_organizer() -> None:
+    assert counting.below_minimum("closed", ["below_minimum"], False)
+    assert not counting.below_minimum("closed", ["below_minimum", "approved"], False)
+    assert not counting.below_minimum("rejected", ["below_minimum", "rejected"], False)
+    assert not counting.below_minimum("closed", ["below_minimum"], True)
+    assert not counting.below_minimum("closed", [], False)

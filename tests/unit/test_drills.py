@@ -151,7 +151,19 @@ def test_reads_compare_hours_within_the_apis_rounding_and_sessions_exactly() -> 
 
 def test_plan_knows_sessions_and_the_years_to_ask_for() -> None:
     plan = make_plan(["m1", "m2"], ["s"], sessions=3, now=T0)
-    assert plan.sessions_of() == {"m1": 3, "m2": 3}
+    assert plan.sessions_of(minimum=timedelta(0)) == {"m1": 3, "m2": 3}
+    # A session credited below the weekly minimum (30 minutes) is no service.
+    lengths: dict[str, list[timedelta]] = {}
+    opened: dict[str, datetime] = {}
+    for s in plan.scans:
+        if s.action == "in":
+            opened[s.member_id] = s.at
+        else:
+            lengths.setdefault(s.member_id, []).append(s.at - opened[s.member_id])
+    want = {m: sum(1 for x in xs if x >= timedelta(minutes=30)) for m, xs in lengths.items()}
+    assert plan.sessions_of() == want
+    short = make_plan(["m"], ["s"], sessions=60, now=T0)
+    assert sum(short.sessions_of().values()) < sum(short.sessions_of(timedelta(0)).values())
     assert plan.years() == [2026]
     # 2027-01-01 (a Friday) belongs to ISO week-year 2026: both years are asked for.
     new_year = make_plan(["m"], ["s"], 3, datetime(2027, 1, 1, 12, tzinfo=UTC))

@@ -159,6 +159,30 @@ def test_checkout_without_checkin_is_an_anomaly_without_hours() -> None:
     assert weeks(state) == {"2026-W45|st_a": (0, 0)}
 
 
+def test_a_gesture_keeps_its_minutes_but_is_no_service_until_an_organizer_approves_it() -> None:
+    # In and out four minutes apart: 0.07 h credited, no session counted, the week not served.
+    state, out = run(scan("in", at(9)), scan("out", at(9, 4)))
+    s = sessions(out)[-1]
+    assert s.status == "closed" and s.credited_seconds == 240
+    assert "below_minimum" in s.flags and not s.counted
+    assert weeks(state) == {"2026-W45|st_a": (0, 240)}
+    state, out = run(review(s.session_id, "approve", when=at(12)), state=state)
+    (r,) = sessions(out)
+    assert r.counted and r.credited_seconds == 240
+    assert weeks(state) == {"2026-W45|st_a": (1, 240)}
+    # Thirty minutes is a service by itself; the minimum follows the setting.
+    state, out = run(scan("in", at(9)), scan("out", at(9, 30)))
+    assert sessions(out)[-1].counted and weeks(state) == {"2026-W45|st_a": (1, 1800)}
+    strict = SessionRules(week_minimum=timedelta(minutes=45))
+    s2, _ = on_scan(MemberState(), scan("in", at(9)), strict)
+    s2, out2 = on_scan(s2, scan("out", at(9, 30)), strict)
+    assert not sessions(out2)[-1].counted
+    off = SessionRules(week_minimum=timedelta(0))
+    s3, _ = on_scan(MemberState(), scan("in", at(9)), off)
+    _, out3 = on_scan(s3, scan("out", at(9, 4)), off)
+    assert sessions(out3)[-1].counted and "below_minimum" not in sessions(out3)[-1].flags
+
+
 def test_checkin_elsewhere_closes_the_open_session() -> None:
     _, out = run(scan("in", at(9), "st_a"), scan("in", at(10), "st_b"), scan("out", at(11), "st_b"))
     assert [(s.station_id, s.status) for s in sessions(out)] == [
@@ -186,10 +210,13 @@ def test_forgotten_checkout_closes_on_the_clock_alone_with_the_configured_credit
     assert closed.status == "auto_closed" and closed.credited_seconds == 0
     assert closed.end == at(0, day=3) and "forgotten_checkout" in closed.flags
     assert not state.has_open
+    # Credited 0 h, it is not a service before anyone reviewed it.
+    assert "below_minimum" in closed.flags and not closed.counted
+    assert weeks(state) == {"2026-W45|st_a": (0, 0)}
     generous = SessionRules(forgotten_checkout_credit=timedelta(hours=1))
     s2, out2 = on_scan(MemberState(), scan("in", at(9)), generous)
     _, out2 = on_clock(s2, "t", at(5, day=3), generous)
-    assert sessions(out2)[0].credited_seconds == 3600
+    assert sessions(out2)[0].credited_seconds == 3600 and sessions(out2)[0].counted
 
 
 def test_night_duty_across_midnight_and_a_week_and_year_boundary_counts_where_it_began() -> None:
@@ -297,10 +324,16 @@ def test_scan_older_than_the_horizon_is_refused_for_the_dead_letters() -> None:
 
 
 def test_rules_come_from_settings() -> None:
-    s = Settings(session_cap_h=6, session_forgotten_credit_h=0.5, session_repeat_window_s=30)
+    s = Settings(
+        session_cap_h=6,
+        session_forgotten_credit_h=0.5,
+        session_repeat_window_s=30,
+        week_min_credited_min=20,
+    )
     r = SessionRules.from_settings(s)
     assert r.cap == timedelta(hours=6) and r.forgotten_checkout_credit == timedelta(minutes=30)
-    assert r.repeat_window == timedelta(seconds=30)
+    assert r.repeat_window == timedelta(seconds=30) and r.week_minimum == timedelta(minutes=20)
+    assert SessionRules.from_settings(Settings()).week_minimum == timedelta(minutes=30)
 
 
 def test_a_batch_publishes_only_the_latest_record_of_each_session_and_week() -> None:

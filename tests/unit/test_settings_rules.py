@@ -45,6 +45,12 @@ def test_a_forgotten_checkout_is_never_credited_above_the_cap() -> None:
     assert "SESSION_FORGOTTEN_CREDIT_H (3) must not exceed SESSION_CAP_H (2)" in msg
 
 
+def test_the_weekly_minimum_fits_within_the_cap() -> None:
+    msg = refused(session_cap_h=1, week_min_credited_min=90)
+    assert "WEEK_MIN_CREDITED_MIN (90) must not exceed SESSION_CAP_H (1 h)" in msg
+    Settings(session_cap_h=1, week_min_credited_min=60)
+
+
 @pytest.mark.parametrize(
     ("kw", "expected"),
     [

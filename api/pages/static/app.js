@@ -196,6 +196,18 @@ async function getJson(path) {
   } catch (e) { return null; }
 }
 
+// What the week still needs, from the week endpoint's fields (the rule is the server's: a
+// service counts only from `minimum_hours` of credited time, or once the organizer approved it).
+function weekNeeds(week) {
+  if (week.served || week.needed_hours === undefined) return "";
+  const pending = week.below_minimum_sessions
+    ? `；${week.below_minimum_sessions} 次服务不足 ${week.minimum_hours} 小时，待组织者确认` : "";
+  if (week.open_session) {
+    return `。本次服务还需 ${week.needed_hours} 小时即计入本周，或由组织者确认${pending}`;
+  }
+  return `。还需一次不少于 ${week.needed_hours} 小时的服务，或由组织者确认${pending}`;
+}
+
 async function refreshWeek() {
   const m = load(MEMBER_KEY, null);
   if (!token() || !m) return;
@@ -217,7 +229,8 @@ async function refreshWeek() {
     el.dataset.served = String(week.served);
     el.dataset.sessions = String(week.sessions);
     el.textContent = (week.served ? "✓ 本周已完成志愿服务" : "本周尚未完成志愿服务（每周至少1次）")
-      + `：${week.sessions} 次，${week.hours} 小时` + (week.open_session ? "（有未签退的服务）" : "");
+      + `：${week.sessions} 次，${week.hours} 小时` + (week.open_session ? "（有未签退的服务）" : "")
+      + weekNeeds(week);
     // The server's open session wins; a check-in this phone made moments ago may not have
     // reached it yet (worker, then sink), so the phone's own stays until then.
     const last = load(LAST_KEY, null);

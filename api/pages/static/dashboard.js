@@ -12,6 +12,7 @@ const FLAG_LABEL = {
   forgotten_checkout: "忘记签退",
   over_cap: "超过时长上限",
   checkout_without_checkin: "只有签退",
+  below_minimum: "不足每周最低时长",
   auto_closed: "自动结束",
 };
 // What the server accepts for an adjustment (POST /v1/sessions/{id}/review: 0-24 hours).

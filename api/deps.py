@@ -171,6 +171,24 @@ def managed_station(ctx: AppContext, caller: Principal, station_id: str) -> Stat
     return station
 
 
+def sees_station_token(caller: Principal, community_id: str) -> bool:
+    """Whether an answer to this caller may carry the signed tokens of a station of this
+    community (its `qr_url`): its organizer and the admin, nobody else."""
+    return access.allows(caller, "station_token", "read", access.Facts(community_id=community_id))
+
+
+def station_tokens(ctx: AppContext, caller: Principal, station_id: str) -> Station:
+    """The station, for those who may hold its signed tokens (its QR code, poster, screen keys);
+    the same 404 as an unknown station otherwise."""
+    try:
+        station = ctx.registry.station(station_id)
+    except NotFound:
+        raise hidden("station", station_id) from None
+    facts = access.Facts(community_id=station.community_id)
+    check(caller, "station_token", "read", facts, "station", station_id)
+    return station
+
+
 def managed_grid(ctx: AppContext, caller: Principal, grid_id: str) -> Grid:
     """The grid, for its community's organizer and the admin; 404 otherwise (its week)."""
     try:

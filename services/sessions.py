@@ -23,6 +23,7 @@ from services.events import (
     CheckinScanned,
     Event,
     MemberWeekRecorded,
+    ScanProof,
     SessionRecorded,
     SessionReviewed,
     SessionStatus,
@@ -33,7 +34,16 @@ from services.timeutil import end_of_local_day, iso_week
 
 # Flags an organizer should look at; the review queue lists unreviewed sessions carrying one.
 # A session closed by a check-in elsewhere is ordinary (moving between stations): not queued.
-REVIEW_FLAGS = frozenset({"forgotten_checkout", "over_cap", "checkout_without_checkin"})
+REVIEW_FLAGS = frozenset(
+    {"forgotten_checkout", "over_cap", "checkout_without_checkin", "backdated_poster"}
+)
+# A session opened or closed by a poster scan that reached the server long after the time it
+# claims (`backdated_poster`). The printed poster proves nothing about when (or whether) the
+# member was there; a screen's rotating code does (its window is checked at the API). The flag
+# sends the session to the organizer's review and changes no credit by itself: an honest phone
+# without signal queues scans too, and the organizer, who knows who was there, rejects or
+# adjusts. A station that wants no such scans at all refuses them (`backdated_poster: refuse`).
+BACKDATED_POSTER = "backdated_poster"
 REVIEWED_FLAGS = frozenset({"approved", "adjusted", "rejected"})
 
 
@@ -56,6 +66,8 @@ class SessionRules:
     rederive_horizon: timedelta = timedelta(hours=96)
     # Sessions (and their weekly totals) stay in state, reviewable, this long after they start.
     review_window: timedelta = timedelta(days=60)
+    # A poster scan received longer than this after its `scanned_at` is back-dated.
+    poster_backdate: timedelta = timedelta(minutes=5)
 
     def deadline(self, start: datetime) -> datetime:
         return end_of_local_day(start) + self.forgotten_checkout_grace
@@ -69,6 +81,7 @@ class SessionRules:
             forgotten_checkout_credit=timedelta(hours=s.session_forgotten_credit_h),
             rederive_horizon=timedelta(hours=s.session_rederive_horizon_h),
             review_window=timedelta(days=s.session_review_window_days),
+            poster_backdate=timedelta(seconds=s.poster_backdate_s),
         )
 
 
@@ -86,6 +99,9 @@ class Scan(_Frozen):
     unit_id: str
     member_community_id: str
     member_grid_id: str | None = None
+    # What the phone scanned: the poster's token or the screen's rotating code (None: a scan
+    # recorded before the API said).
+    proof: ScanProof | None = None
 
     @classmethod
     def of(cls, e: CheckinScanned) -> Scan:
@@ -99,7 +115,23 @@ class Scan(_Frozen):
             unit_id=e.unit_id,
             member_community_id=e.member_community_id,
             member_grid_id=e.member_grid_id,
+            proof=e.proof,
         )
+
+
+def backdated_poster(
+    proof: str | None, scanned_at: datetime, received_at: datetime, rules: SessionRules
+) -> bool:
+    """Whether a scan is a back-dated poster scan: the printed token, received more than
+    `rules.poster_backdate` after the time it claims. The API refuses one at a station whose
+    policy says so; the pairing rules flag the sessions it opens or closes."""
+    return proof == "poster" and received_at - scanned_at > rules.poster_backdate
+
+
+def _presence_flags(rules: SessionRules, *scans: Scan | None) -> tuple[str, ...]:
+    if any(s is not None and backdated_poster(s.proof, s.at, s.received_at, rules) for s in scans):
+        return (BACKDATED_POSTER,)
+    return ()
 
 
 class Derived(_Frozen):
@@ -307,7 +339,7 @@ def derive(
                     end=s.at,
                     credited_seconds=0,
                     status="closed",
-                    flags=("checkout_without_checkin",),
+                    flags=("checkout_without_checkin", *_presence_flags(rules, s)),
                     checkin_event_id=None,
                     checkout_event_id=s.event_id,
                 )
@@ -327,6 +359,7 @@ def derive(
                     end=None,
                     credited_seconds=0,
                     status="open",
+                    flags=_presence_flags(rules, cur),
                     checkin_event_id=cur.event_id,
                     checkout_event_id=None,
                     absorbed=tuple(absorbed),
@@ -340,6 +373,7 @@ def _close(
 ) -> Derived:
     duration = s.at - o.at
     capped = duration > rules.cap
+    flags = (*flags, *_presence_flags(rules, o, s))
     return Derived(
         session_id=derived_id("session", o.event_id),
         opening=o,
@@ -362,7 +396,7 @@ def _auto_close(o: Scan, rules: SessionRules, absorbed: list[str]) -> Derived:
         end=end_of_local_day(o.at),
         credited_seconds=int(rules.forgotten_checkout_credit.total_seconds()),
         status="auto_closed",
-        flags=("forgotten_checkout",),
+        flags=("forgotten_checkout", *_presence_flags(rules, o)),
         checkin_event_id=o.event_id,
         checkout_event_id=None,
         absorbed=tuple(absorbed),

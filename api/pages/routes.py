@@ -15,13 +15,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from api.deps import Ctx
+from api.screens import screen_station
 from services.registry import NotFound
 from services.station_codes import (
     StationCodeExpired,
     format_activation_code,
     normalize_activation_code,
     verify_scan_token,
-    verify_screen_key,
 )
 from services.tokens import InvalidToken
 
@@ -140,10 +140,7 @@ def screen_page(
 ) -> HTMLResponse:
     """The station's tablet: a rotating QR code, opened with the organizer's screen link."""
     try:
-        screen = verify_screen_key(ctx.settings, key)
-        if screen.station_id != station_id:
-            raise InvalidToken("screen key is for another station")
-        station = ctx.registry.station(station_id)
+        station = screen_station(ctx, key, station_id)  # signed, this station's, not revoked
     except (InvalidToken, NotFound):
         return _page(
             "屏幕未授权",

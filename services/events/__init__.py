@@ -19,7 +19,7 @@ from services.events.base import (
     parse_event,
     utcnow,
 )
-from services.events.checkins import CheckinScanned, SessionRecorded, SessionStatus
+from services.events.checkins import CheckinScanned, ScanProof, SessionRecorded, SessionStatus
 from services.events.engagement import (
     GRADES,
     Campaign,
@@ -38,6 +38,7 @@ from services.events.engagement import (
 )
 from services.events.records import ServiceRecordIssued
 from services.events.registry import (
+    BackdatedPosterPolicy,
     Community,
     CommunityUpserted,
     FieldChange,
@@ -67,6 +68,7 @@ from services.events.sessions import (
 __all__ = [
     "EVENT_TYPES",
     "AssessmentRulesPublished",
+    "BackdatedPosterPolicy",
     "CheckinScanned",
     "Community",
     "CommunityUpserted",
@@ -80,6 +82,7 @@ __all__ = [
     "MemberUpserted",
     "RegistryChanged",
     "RegistryRecord",
+    "ScanProof",
     "ServiceRecordIssued",
     "SessionRecorded",
     "SessionStatus",

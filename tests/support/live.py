@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from infra import stack as infra_stack
 from services.settings import Settings
-from services.tokens import sign_station
+from services.station_codes import current_window, sign_window
 from tests.support.stack import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,10 +155,14 @@ def save_shot(page: Page, name: str) -> Path:
 
 
 def scan(live: Live, member_id: str, station_id: str, action: str, at: datetime) -> None:
+    """A member's phone that scanned the station's screen at `at` and sent it now: the rotating
+    code of that moment proves the time, so a seeded past scan is not a back-dated poster scan
+    (which would be flagged for review)."""
+    code = sign_window(live.settings, station_id, current_window(live.settings, at.timestamp()))
     r = live.http.post(
         "/v1/checkins",
         json={
-            "station_token": sign_station(live.settings, station_id),
+            "station_token": code,
             "action": action,
             "client_event_id": str(uuid.uuid4()),
             "scanned_at": at.isoformat(),

@@ -195,6 +195,11 @@ def test_a_station_can_require_the_screens_code_and_refuse_the_poster(
     r = checkin(stack, h["m1"], poster, "in", now - timedelta(hours=2))
     assert error(r) == (403, "poster_not_accepted"), r.text
     assert checkin(stack, h["m1"], code_at(stack, sid, now), "in").status_code == 202
+    # The phone that opens the poster's link is told to scan the screen instead.
+    page = stack.client.get(f"/s/{poster}")
+    assert page.status_code == 403 and "本站点不接受纸质二维码" in page.text
+    page = stack.client.get(f"/s/{code_at(stack, sid, now)}")
+    assert page.status_code == 200 and "屏幕服务站" in page.text
     # The poster sheet prints no code for it (a printed one would be refused).
     sheet = stack.client.get(f"/v1/communities/{county['c1']['id']}/posters", headers=h["org1"])
     assert sheet.status_code == 200

@@ -32,7 +32,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from services.events import utcnow
 from services.settings import Settings
-from services.station_codes import current_window, sign_window
 from services.timeutil import local_midnight
 from tests.integration.consistency_model import (
     MAX_SCAN_AGE_H,
@@ -54,6 +53,7 @@ from tests.integration.consistency_model import (
     run_model,
     scan_time,
 )
+from tests.support.stack import scan_token
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -111,11 +111,10 @@ class Play:
         at = at.replace(microsecond=at.microsecond // 1000 * 1000)
         life = self.world.members[member]
         station_id = self.world.stations[station][0]
-        # The screen's code of that moment, queued: it proves the time, so these past scans are
-        # not back-dated poster scans (flagged for review, which the model leaves out).
-        window = current_window(self.stack.settings, at.timestamp())
+        # A past scan with the screen's code of its moment, which proves the time: not a
+        # back-dated poster scan (flagged for review, which the model leaves out).
         body = {
-            "station_token": sign_window(self.stack.settings, station_id, window),
+            "station_token": scan_token(self.stack.settings, station_id, at),
             "action": action,
             "client_event_id": client,
             "scanned_at": at.isoformat(),

@@ -18,8 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from infra import stack as infra_stack
 from services.settings import Settings
-from services.station_codes import current_window, sign_window
-from tests.support.stack import settings_env
+from tests.support.stack import scan_token, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -158,7 +157,7 @@ def scan(live: Live, member_id: str, station_id: str, action: str, at: datetime)
     """A member's phone that scanned the station's screen at `at` and sent it now: the rotating
     code of that moment proves the time, so a seeded past scan is not a back-dated poster scan
     (which would be flagged for review)."""
-    code = sign_window(live.settings, station_id, current_window(live.settings, at.timestamp()))
+    code = scan_token(live.settings, station_id, at)
     r = live.http.post(
         "/v1/checkins",
         json={

@@ -98,7 +98,7 @@ def wait_closed(stack: Stack, member_id: str, station_id: str) -> dict[str, Any]
                 return s
         return None
 
-    got = stack.wait_for(closed, timeout=90)
+    got = stack.wait_for(closed, timeout=180)  # a shared machine: the worker may lag
     assert got, sessions(stack, member_id)
     return dict(got)
 

@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
+import api.screens
 from api.deps import Ctx
-from api.screens import screen_station
 from services.registry import NotFound
 from services.station_codes import (
     StationCodeExpired,
@@ -150,7 +150,8 @@ def screen_page(
 ) -> HTMLResponse:
     """The station's tablet: a rotating QR code, opened with the organizer's screen link."""
     try:
-        station = screen_station(ctx, key, station_id)  # signed, this station's, not revoked
+        # Signed, this station's, not revoked.
+        station = api.screens.screen_station(ctx, key, station_id)
     except (InvalidToken, NotFound):
         return _page(
             "屏幕未授权",

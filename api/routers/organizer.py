@@ -70,8 +70,8 @@ def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
     stations = community_stations(ctx.warehouse, community_id)
     e = html.escape
     pages = []
-    for sid, name, kind, accepts_poster in stations:
-        if accepts_poster:
+    for sid, name, kind in stations:
+        if ctx.registry.station(sid).accepts_poster:
             svg = render(station_url(ctx.settings, sid), "svg")
             src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
             code = f'<img src="{src}" alt="{e(name)} 签到二维码">'

@@ -108,14 +108,13 @@ def community_names(wh: Warehouse, ids: list[str] | None = None) -> list[tuple[s
     return [(str(c), str(n)) for c, n in rows]
 
 
-def community_stations(wh: Warehouse, community_id: str) -> list[tuple[str, str, str, bool]]:
-    """(id, name, kind, accepts_poster) of the community's stations, by name."""
+def community_stations(wh: Warehouse, community_id: str) -> list[tuple[str, str, str]]:
+    """(id, name, kind) of the community's stations, by name."""
     rows = wh.query(
-        "SELECT id, name, kind, accepts_poster FROM stations FINAL WHERE community_id = %(c)s"
-        " ORDER BY name, id",
+        "SELECT id, name, kind FROM stations FINAL WHERE community_id = %(c)s ORDER BY name, id",
         {"c": community_id},
     )
-    return [(str(i), str(n), str(k), bool(p)) for i, n, k, p in rows]
+    return [(str(i), str(n), str(k)) for i, n, k in rows]
 
 
 def activation(wh: Warehouse, code_hash: str) -> dict[str, Any] | None:

@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-import api.screens
 from api.deps import Ctx
 from services.registry import NotFound
 from services.station_codes import (
@@ -22,6 +21,7 @@ from services.station_codes import (
     format_activation_code,
     normalize_activation_code,
     verify_scan_token,
+    verify_screen_key,
 )
 from services.tokens import InvalidToken
 
@@ -89,6 +89,16 @@ def scan_page(station_token: str, ctx: Ctx) -> HTMLResponse:
     """What a phone opens after scanning a station's QR code (poster or screen)."""
     try:
         station = ctx.registry.station(verify_scan_token(ctx.settings, station_token))
+        if not station.accepts_poster and not station_token.startswith("w"):
+            # A printed poster at a station that takes only its screen's code (the API refuses
+            # it too, 403 `poster_not_accepted`): say so before the member taps.
+            return _page(
+                station.name,
+                "本站点请扫描屏幕上的动态二维码",
+                _phone_body(status="本站点不接受纸质二维码，请扫描站点屏幕上正在显示的二维码。"),
+                data={"page": "invalid"},
+                status=403,
+            )
     except StationCodeExpired:
         return _page(
             "二维码已过期",
@@ -104,16 +114,6 @@ def scan_page(station_token: str, ctx: Ctx) -> HTMLResponse:
             _phone_body(status="无法识别此二维码，请联系社区工作人员。"),
             data={"page": "invalid"},
             status=400,
-        )
-    if not station.accepts_poster and not station_token.startswith("w"):
-        # A printed poster at a station that takes only its screen's code (the API refuses it
-        # too, 403 `poster_not_accepted`): say so before the member taps.
-        return _page(
-            station.name,
-            "本站点请扫描屏幕上的动态二维码",
-            _phone_body(status="本站点不接受纸质二维码，请扫描站点屏幕上正在显示的二维码。"),
-            data={"page": "invalid"},
-            status=403,
         )
     return _page(
         station.name,
@@ -150,8 +150,10 @@ def screen_page(
 ) -> HTMLResponse:
     """The station's tablet: a rotating QR code, opened with the organizer's screen link."""
     try:
-        # Signed, this station's, not revoked.
-        station = api.screens.screen_station(ctx, key, station_id)
+        screen = verify_screen_key(ctx.settings, key)
+        if screen.station_id != station_id:
+            raise InvalidToken("screen key is for another station")
+        station = ctx.registry.station(station_id)
     except (InvalidToken, NotFound):
         return _page(
             "屏幕未授权",

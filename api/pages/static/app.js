@@ -22,9 +22,6 @@ const REFUSALS = {
   station_not_found: "站点不存在或已停用",
   member_not_found: "未找到您的党员信息，请联系社区",
   forbidden: "当前绑定的身份不能签到",
-  poster_not_accepted: "本站点不接受纸质二维码，请扫描站点屏幕上的动态二维码",
-  scanned_at_outside_code_window: "记录时间与二维码显示时间不符，请在站点重新扫描屏幕上的二维码",
-  poster_scan_backdated: "本站点不接受延后提交的纸质二维码记录，请在站点重新扫码",
 };
 
 // ---- storage ------------------------------------------------------------------------------

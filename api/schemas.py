@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.counting import YEAR_RULE
-from services.events import BackdatedPosterPolicy, StationKind
+from services.events import StationKind
 from services.tokens import Role
 
 Name = Field(min_length=1, max_length=100)
@@ -50,7 +50,8 @@ class StationIn(_In):
     accepts_poster: StrictBool = Field(
         default=True, description="false: only the station screen's rotating code checks in"
     )
-    backdated_poster: BackdatedPosterPolicy = Field(
+    # services.events.BackdatedPosterPolicy's values (the station record checks them again).
+    backdated_poster: Literal["flag", "refuse"] = Field(
         default="flag",
         description="a poster scan dated more than POSTER_BACKDATE_S before it arrived:"
         " `flag` (for the organizer's review) or `refuse`",

@@ -32,6 +32,7 @@ from services.events import (
 )
 from services.qr import station_url
 from services.registry import MAX_BATCH, RegistryError
+from services.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -155,10 +156,13 @@ def _rules() -> Iterator[None]:
 
 def _station(ctx: Ctx, caller: Caller, s: RegistryRecord) -> StationView:
     assert isinstance(s, Station)
+    return StationView(**s.model_dump(), qr_url=_qr_url(ctx.settings, caller, s))
+
+
+def _qr_url(settings: Settings, caller: Caller, s: Station) -> str | None:
     # The signed token lets its holder check in from anywhere: the access policy decides who
     # sees it (services.access, `station_token`), the station itself is readable more widely.
-    url = station_url(ctx.settings, s.id) if sees_station_token(caller, s.community_id) else None
-    return StationView(**s.model_dump(), qr_url=url)
+    return station_url(settings, s.id) if sees_station_token(caller, s.community_id) else None
 
 
 def _create(ctx: Ctx, caller: Caller, kind: str, body: BaseModel) -> RegistryRecord:

@@ -12,9 +12,16 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Ctx, gate, station_tokens
+from api.deps import (
+    Caller,
+    Ctx,
+    ScreenKeyForAnotherStation,
+    gate,
+    screen_key_generation,
+    screen_station,
+    station_tokens,
+)
 from api.errors import ApiError
-from api.screens import ScreenKeyForAnotherStation, screen_key_generation, screen_station
 from services.events import Station
 from services.qr import render
 from services.registry import NotFound, RegistryError

@@ -34,9 +34,9 @@ from services.timeutil import end_of_local_day, iso_week
 
 # Flags an organizer should look at; the review queue lists unreviewed sessions carrying one.
 # A session closed by a check-in elsewhere is ordinary (moving between stations): not queued.
-REVIEW_FLAGS = frozenset(
-    {"forgotten_checkout", "over_cap", "checkout_without_checkin", "backdated_poster"}
-)
+REVIEW_FLAGS = frozenset({"forgotten_checkout", "over_cap", "checkout_without_checkin"})
+REVIEWED_FLAGS = frozenset({"approved", "adjusted", "rejected"})
+
 # A session opened or closed by a poster scan that reached the server long after the time it
 # claims (`backdated_poster`). The printed poster proves nothing about when (or whether) the
 # member was there; a screen's rotating code does (its window is checked at the API). The flag
@@ -44,7 +44,7 @@ REVIEW_FLAGS = frozenset(
 # without signal queues scans too, and the organizer, who knows who was there, rejects or
 # adjusts. A station that wants no such scans at all refuses them (`backdated_poster: refuse`).
 BACKDATED_POSTER = "backdated_poster"
-REVIEWED_FLAGS = frozenset({"approved", "adjusted", "rejected"})
+REVIEW_FLAGS = REVIEW_FLAGS | {BACKDATED_POSTER}
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class SessionRules:
     # A second identical scan (same station, same action) this soon after the previous scan is
     # a double tap or a phone re-sending: ignored.
     repeat_window: timedelta = timedelta(minutes=2)
+    # A poster scan received longer than this after its `scanned_at` is back-dated.
+    poster_backdate: timedelta = timedelta(minutes=5)
     # A session longer than this is credited this much and flagged `over_cap`.
     cap: timedelta = timedelta(hours=8)
     # A session still open this long after the end of its check-in's local day had its
@@ -66,8 +68,6 @@ class SessionRules:
     rederive_horizon: timedelta = timedelta(hours=96)
     # Sessions (and their weekly totals) stay in state, reviewable, this long after they start.
     review_window: timedelta = timedelta(days=60)
-    # A poster scan received longer than this after its `scanned_at` is back-dated.
-    poster_backdate: timedelta = timedelta(minutes=5)
 
     def deadline(self, start: datetime) -> datetime:
         return end_of_local_day(start) + self.forgotten_checkout_grace
@@ -76,12 +76,12 @@ class SessionRules:
     def from_settings(cls, s: Settings) -> SessionRules:
         return cls(
             repeat_window=timedelta(seconds=s.session_repeat_window_s),
+            poster_backdate=timedelta(seconds=s.poster_backdate_s),
             cap=timedelta(hours=s.session_cap_h),
             forgotten_checkout_grace=timedelta(hours=s.session_forgotten_grace_h),
             forgotten_checkout_credit=timedelta(hours=s.session_forgotten_credit_h),
             rederive_horizon=timedelta(hours=s.session_rederive_horizon_h),
             review_window=timedelta(days=s.session_review_window_days),
-            poster_backdate=timedelta(seconds=s.poster_backdate_s),
         )
 
 
@@ -128,10 +128,20 @@ def backdated_poster(
     return proof == "poster" and received_at - scanned_at > rules.poster_backdate
 
 
-def _presence_flags(rules: SessionRules, *scans: Scan | None) -> tuple[str, ...]:
-    if any(s is not None and backdated_poster(s.proof, s.at, s.received_at, rules) for s in scans):
-        return (BACKDATED_POSTER,)
-    return ()
+def with_presence(
+    derived: list[Derived], scans: tuple[Scan, ...], rules: SessionRules
+) -> list[Derived]:
+    """The sessions with `backdated_poster` on each one a back-dated poster scan opened or
+    closed (its check-in, or its check-out)."""
+    late = {s.event_id for s in scans if backdated_poster(s.proof, s.at, s.received_at, rules)}
+    if not late:
+        return derived
+    return [
+        d.model_copy(update={"flags": (*d.flags, BACKDATED_POSTER)})
+        if d.checkin_event_id in late or d.checkout_event_id in late
+        else d
+        for d in derived
+    ]
 
 
 class Derived(_Frozen):
@@ -339,7 +349,7 @@ def derive(
                     end=s.at,
                     credited_seconds=0,
                     status="closed",
-                    flags=("checkout_without_checkin", *_presence_flags(rules, s)),
+                    flags=("checkout_without_checkin",),
                     checkin_event_id=None,
                     checkout_event_id=s.event_id,
                 )
@@ -359,7 +369,6 @@ def derive(
                     end=None,
                     credited_seconds=0,
                     status="open",
-                    flags=_presence_flags(rules, cur),
                     checkin_event_id=cur.event_id,
                     checkout_event_id=None,
                     absorbed=tuple(absorbed),
@@ -373,7 +382,6 @@ def _close(
 ) -> Derived:
     duration = s.at - o.at
     capped = duration > rules.cap
-    flags = (*flags, *_presence_flags(rules, o, s))
     return Derived(
         session_id=derived_id("session", o.event_id),
         opening=o,
@@ -396,7 +404,7 @@ def _auto_close(o: Scan, rules: SessionRules, absorbed: list[str]) -> Derived:
         end=end_of_local_day(o.at),
         credited_seconds=int(rules.forgotten_checkout_credit.total_seconds()),
         status="auto_closed",
-        flags=("forgotten_checkout", *_presence_flags(rules, o)),
+        flags=("forgotten_checkout",),
         checkin_event_id=o.event_id,
         checkout_event_id=None,
         absorbed=tuple(absorbed),
@@ -587,7 +595,7 @@ def _rebuild(
     state: MemberState, rules: SessionRules, reviewed_now: str | None = None
 ) -> tuple[MemberState, list[Event]]:
     """Re-derives the member's sessions; `reviewed_now`: a session whose review just changed."""
-    derived = derive(state.scans, state.watermark, rules)
+    derived = with_presence(derive(state.scans, state.watermark, rules), state.scans, rules)
     changed: list[tuple[SessionRecorded | None, SessionRecorded, Kept]] = []
     seen: set[str] = set()
     for d in derived:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from services import counting
 from services.events import CheckinScanned, SessionRecorded
 from services.sessions import (
     BACKDATED_POSTER,
@@ -146,7 +145,7 @@ def test_a_session_opened_or_closed_by_a_backdated_poster_scan_is_flagged(
     assert (BACKDATED_POSTER in s.flags) is flagged, s.flags
     # The flag changes no credit by itself: the organizer's review does.
     assert s.status == "closed" and s.credited_seconds == 2 * 3600
-    assert counting.counted(s.status, s.flags, s.voided)
+    assert s.counted
 
 
 def test_the_flag_sends_the_session_to_review_and_is_kept_with_other_flags() -> None:
@@ -156,13 +155,13 @@ def test_the_flag_sends_the_session_to_review_and_is_kept_with_other_flags() -> 
         MemberState(), _scan("in", NOW - timedelta(minutes=20), NOW, "poster"), RULES
     )
     opened = [k.last for k in state.sessions.values()]
-    assert opened[0].status == "open" and opened[0].flags == [BACKDATED_POSTER]
+    assert opened[0].status == "open" and BACKDATED_POSTER in opened[0].flags
     # Claimed 20 h back and never checked out: forgotten and back-dated, both shown.
     forgotten = _session(_scan("in", NOW - timedelta(hours=20), NOW, "poster"))
     assert forgotten.status == "auto_closed"
-    assert forgotten.flags == ["forgotten_checkout", BACKDATED_POSTER]
+    assert {"forgotten_checkout", BACKDATED_POSTER} <= set(forgotten.flags)
     anomaly = _session(_scan("out", NOW - timedelta(hours=2), NOW, "poster"))
-    assert anomaly.flags == ["checkout_without_checkin", BACKDATED_POSTER]
+    assert {"checkout_without_checkin", BACKDATED_POSTER} <= set(anomaly.flags)
 
 
 def test_states_saved_before_read_scans_without_proof() -> None:

@@ -12,7 +12,6 @@ const FLAG_LABEL = {
   forgotten_checkout: "忘记签退",
   over_cap: "超过时长上限",
   checkout_without_checkin: "只有签退",
-  backdated_poster: "纸质码延后提交",
   auto_closed: "自动结束",
 };
 const REVIEW_ERRORS = {

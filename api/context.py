@@ -10,6 +10,7 @@ from services.ratelimit import RateLimiter
 from services.reads.registry import MemberHistory
 from services.registry import Registry
 from services.revocations import RevocationList
+from services.sessions import SessionRules
 from services.settings import Settings
 from services.sink import Sink
 from services.warehouse.client import Warehouse
@@ -40,9 +41,12 @@ class AppContext:
     limits: Limits = field(init=False)
     # Late scans of members changed since: their registry history, per record version.
     member_history: MemberHistory = field(init=False)
+    # The pairing rules' knobs, for the check-in's back-dated poster rule (services.sessions).
+    session_rules: SessionRules = field(init=False)
     sink: Sink | None = None
     sink_thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self.limits = Limits.from_settings(self.settings)
         self.member_history = MemberHistory(self.warehouse)
+        self.session_rules = SessionRules.from_settings(self.settings)

@@ -14,6 +14,7 @@ from services import access
 from services.events import Grid, Member, Station
 from services.ratelimit import RateLimiter, retry_after_header
 from services.registry import NotFound
+from services.station_codes import verify_screen_key
 from services.tokens import InvalidToken, Principal, Role, verify_bearer
 
 _bearer = HTTPBearer(
@@ -183,6 +184,52 @@ def managed_station(ctx: AppContext, caller: Principal, station_id: str) -> Stat
     facts = access.Facts(community_id=station.community_id)
     check(caller, "community_desk", "read", facts, "station", station_id)
     return station
+
+
+def sees_station_token(caller: Principal, community_id: str) -> bool:
+    """Whether an answer to this caller may carry the signed tokens of a station of this
+    community (its `qr_url`): its organizer and the admin, nobody else."""
+    return access.allows(caller, "station_token", "read", access.Facts(community_id=community_id))
+
+
+def station_tokens(ctx: AppContext, caller: Principal, station_id: str) -> Station:
+    """The station, for those who may hold its signed tokens (its QR code, poster, screen keys);
+    the same 404 as an unknown station otherwise."""
+    try:
+        station = ctx.registry.station(station_id)
+    except NotFound:
+        raise hidden("station", station_id) from None
+    facts = access.Facts(community_id=station.community_id)
+    check(caller, "station_token", "read", facts, "station", station_id)
+    return station
+
+
+# ---- a station's tablet, as the live-code route and the screen page both check it ----------
+
+
+class ScreenKeyForAnotherStation(InvalidToken):
+    """A genuine screen key, of another station."""
+
+
+def screen_station(ctx: AppContext, key: str, station_id: str) -> Station:
+    """The station a screen key opens, checked on every request: signed, not expired, for this
+    station and not revoked (issued under the station's current screen-key generation). Raises
+    InvalidToken (ScreenKeyForAnotherStation), or NotFound for a station that does not exist."""
+    screen = verify_screen_key(ctx.settings, key)
+    if screen.station_id != station_id:
+        raise ScreenKeyForAnotherStation("screen key is for another station")
+    station = ctx.registry.station(station_id)
+    if screen.revoked_by(screen_key_generation(ctx, station)):
+        raise InvalidToken("screen key revoked")
+    return station
+
+
+def screen_key_generation(ctx: AppContext, station: Station) -> int:
+    """The station's current screen-key generation. Generations only grow, so the higher of the
+    replica's copy (refreshed every REGISTRY_REFRESH_S with every process's changes) and the
+    cached record (this process's changes at once) is the current one."""
+    ref = ctx.registry.replica.station(station.id)
+    return max(station.screen_key_generation, ref.screen_key_generation if ref else 0)
 
 
 def managed_grid(ctx: AppContext, caller: Principal, grid_id: str) -> Grid:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.counting import YEAR_RULE
 from services.events import StationKind
@@ -53,6 +53,15 @@ class StationIn(_In):
     kind: StationKind
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    accepts_poster: StrictBool = Field(
+        default=True, description="false: only the station screen's rotating code checks in"
+    )
+    # services.events.BackdatedPosterPolicy's values (the station record checks them again).
+    backdated_poster: Literal["flag", "refuse"] = Field(
+        default="flag",
+        description="a poster scan dated more than POSTER_BACKDATE_S before it arrived:"
+        " `flag` (for the organizer's review) or `refuse`",
+    )
 
 
 class CheckinIn(_In):

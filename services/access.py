@@ -39,6 +39,7 @@ Resource = Literal[
     "county",
     "grid",
     "station",
+    "station_token",
     "community_desk",
     "member",
     "member_service",
@@ -244,6 +245,17 @@ RULES: dict[Resource, Rule] = {
     # A community's map: the admin and the community's organizer keep it.
     "grid": Rule("a grid's registry entry", _in_community_scope, _community, _ORG),
     "station": Rule("a station's registry entry", _in_community_scope, _community, _ORG),
+    # What lets a phone check in at a station: whoever holds it can check in from anywhere, so
+    # only the station's own organizer (who prints and hangs it) and the admin ever see it, in
+    # any answer (a station's `qr_url`, its QR code and poster, its screen keys); members and
+    # HR read the station without it.
+    "station_token": Rule(
+        "a station's signed tokens: the poster token (qr_url, QR code, poster sheet) and the"
+        " screen keys; changed: screen keys issued or revoked",
+        _community,
+        _community,
+        _ORG,
+    ),
     "community_desk": Rule(
         "a community's figures and tools: its weeks and breakdowns, grids' and stations' weeks,"
         " who is on site, QR posters and screen keys, the review queue, its feedback",

@@ -23,6 +23,7 @@ from services.events import (
     CheckinScanned,
     Event,
     MemberWeekRecorded,
+    ScanProof,
     SessionRecorded,
     SessionReviewed,
     SessionStatus,
@@ -38,6 +39,15 @@ REVIEW_FLAGS = frozenset(
 )
 REVIEWED_FLAGS = frozenset({"approved", "adjusted", "rejected"})
 
+# A session opened or closed by a poster scan that reached the server long after the time it
+# claims (`backdated_poster`). The printed poster proves nothing about when (or whether) the
+# member was there; a screen's rotating code does (its window is checked at the API). The flag
+# sends the session to the organizer's review and changes no credit by itself: an honest phone
+# without signal queues scans too, and the organizer, who knows who was there, rejects or
+# adjusts. A station that wants no such scans at all refuses them (`backdated_poster: refuse`).
+BACKDATED_POSTER = "backdated_poster"
+REVIEW_FLAGS = REVIEW_FLAGS | {BACKDATED_POSTER}
+
 
 @dataclass(frozen=True)
 class SessionRules:
@@ -46,6 +56,8 @@ class SessionRules:
     # A second identical scan (same station, same action) this soon after the previous scan is
     # a double tap or a phone re-sending: ignored.
     repeat_window: timedelta = timedelta(minutes=2)
+    # A poster scan received longer than this after its `scanned_at` is back-dated.
+    poster_backdate: timedelta = timedelta(minutes=5)
     # A session longer than this is credited this much and flagged `over_cap`.
     cap: timedelta = timedelta(hours=8)
     # A session still open this long after the end of its check-in's local day had its
@@ -69,6 +81,7 @@ class SessionRules:
     def from_settings(cls, s: Settings) -> SessionRules:
         return cls(
             repeat_window=timedelta(seconds=s.session_repeat_window_s),
+            poster_backdate=timedelta(seconds=s.poster_backdate_s),
             cap=timedelta(hours=s.session_cap_h),
             forgotten_checkout_grace=timedelta(hours=s.session_forgotten_grace_h),
             forgotten_checkout_credit=timedelta(hours=s.session_forgotten_credit_h),
@@ -92,6 +105,9 @@ class Scan(_Frozen):
     unit_id: str
     member_community_id: str
     member_grid_id: str | None = None
+    # What the phone scanned: the poster's token or the screen's rotating code (None: a scan
+    # recorded before the API said).
+    proof: ScanProof | None = None
 
     @classmethod
     def of(cls, e: CheckinScanned) -> Scan:
@@ -105,7 +121,33 @@ class Scan(_Frozen):
             unit_id=e.unit_id,
             member_community_id=e.member_community_id,
             member_grid_id=e.member_grid_id,
+            proof=e.proof,
         )
+
+
+def backdated_poster(
+    proof: str | None, scanned_at: datetime, received_at: datetime, rules: SessionRules
+) -> bool:
+    """Whether a scan is a back-dated poster scan: the printed token, received more than
+    `rules.poster_backdate` after the time it claims. The API refuses one at a station whose
+    policy says so; the pairing rules flag the sessions it opens or closes."""
+    return proof == "poster" and received_at - scanned_at > rules.poster_backdate
+
+
+def with_presence(
+    derived: list[Derived], scans: tuple[Scan, ...], rules: SessionRules
+) -> list[Derived]:
+    """The sessions with `backdated_poster` on each one a back-dated poster scan opened or
+    closed (its check-in, or its check-out)."""
+    late = {s.event_id for s in scans if backdated_poster(s.proof, s.at, s.received_at, rules)}
+    if not late:
+        return derived
+    return [
+        d.model_copy(update={"flags": (*d.flags, BACKDATED_POSTER)})
+        if d.checkin_event_id in late or d.checkout_event_id in late
+        else d
+        for d in derived
+    ]
 
 
 class Derived(_Frozen):
@@ -569,7 +611,7 @@ def _rebuild(
     state: MemberState, rules: SessionRules, reviewed_now: str | None = None
 ) -> tuple[MemberState, list[Event]]:
     """Re-derives the member's sessions; `reviewed_now`: a session whose review just changed."""
-    derived = derive(state.scans, state.watermark, rules)
+    derived = with_presence(derive(state.scans, state.watermark, rules), state.scans, rules)
     changed: list[tuple[SessionRecorded | None, SessionRecorded, Kept]] = []
     seen: set[str] = set()
     for d in derived:

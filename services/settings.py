@@ -193,8 +193,15 @@ class Settings(BaseSettings):
     # the change still gets in, but a photo of the screen is useless a minute later.
     station_code_window_s: int = Field(default=30, ge=1)
     station_code_grace_s: int = Field(default=30, ge=0)
-    # How long an organizer-issued screen key (the tablet's credential) is valid.
-    screen_key_ttl_s: int = 365 * 24 * 3600
+    # How long an organizer-issued screen key (the tablet's credential) is valid. A key lets its
+    # holder read the live code from anywhere, so it lives a month (like a bearer token), not a
+    # year; the organizer re-issues it with one tap and can revoke a station's keys at once.
+    screen_key_ttl_s: int = 30 * 24 * 3600
+    # A poster scan (the printed, never-changing token) dated more than this before it reached
+    # the server is back-dated: flagged for the organizer's review, or refused where the station
+    # says so (services.sessions.backdated_poster). A phone online sends a scan within seconds;
+    # five minutes covers a weak signal and retries, not a claim made from home hours later.
+    poster_backdate_s: int = Field(default=300, ge=1)
     # Phone binding: an activation code is single use and expires; the member token it yields
     # lives long, because a member scans weekly and should not be asked to re-bind monthly.
     activation_ttl_s: int = 7 * 24 * 3600

@@ -111,6 +111,16 @@ def scan_page(station_token: str, ctx: Ctx) -> HTMLResponse:
     """What a phone opens after scanning a station's QR code (poster or screen)."""
     try:
         station = ctx.registry.station(verify_scan_token(ctx.settings, station_token))
+        if not station.accepts_poster and not station_token.startswith("w"):
+            # A printed poster at a station that takes only its screen's code (the API refuses
+            # it too, 403 `poster_not_accepted`): say so before the member taps.
+            return _page(
+                station.name,
+                "本站点请扫描屏幕上的动态二维码",
+                _phone_body(status="本站点不接受纸质二维码，请扫描站点屏幕上正在显示的二维码。"),
+                data={"page": "invalid"},
+                status=403,
+            )
     except StationCodeExpired:
         return _page(
             "二维码已过期",

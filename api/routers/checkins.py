@@ -16,7 +16,8 @@ from services.events import CheckinScanned, derived_id, utcnow
 from services.metrics import CHECKINS as CHECKIN_METRIC
 from services.reads.registry import MemberThen
 from services.registry import NotFound
-from services.station_codes import StationCodeExpired, verify_scan_token
+from services.sessions import backdated_poster
+from services.station_codes import ScanBeforeCodeWindow, StationCodeExpired, verify_scan
 from services.tokens import InvalidToken
 
 router = APIRouter(prefix="/v1", tags=["checkins"])
@@ -30,6 +31,15 @@ def _err(description: str, code: str, message: str) -> dict[str, object]:
     }
 
 
+def _outside_window() -> ApiError:
+    return ApiError(
+        422,
+        "scanned_at_outside_code_window",
+        "scanned_at lies outside the window in which this station code was shown; "
+        "scan the code on the screen again",
+    )
+
+
 @router.post(
     "/checkins",
     response_model=CheckinAccepted,
@@ -37,15 +47,24 @@ def _err(description: str, code: str, message: str) -> dict[str, object]:
     responses={
         **errors(404, 429),
         400: _err(
-            "the station token is not one this server signed",
+            "the station token is not one this server signed (`invalid_station_token`), or a"
+            " screen's rotating code sent after its window and grace (`station_code_expired`)",
             "invalid_station_token",
             "station token signature does not match",
         ),
-        403: _err("the caller is not a member", "forbidden", "this action needs the role member"),
+        403: _err(
+            "the caller is not a member (`forbidden`), a member not active"
+            " (`member_not_active`), or a poster token at a station that accepts only its"
+            " screen's rotating code (`poster_not_accepted`)",
+            "poster_not_accepted",
+            "this station accepts only the rotating code shown on its screen",
+        ),
         422: _err(
-            "scanned_at out of range, or a malformed body",
-            "scanned_at_out_of_range",
-            "scanned_at lies more than 72 h in the past",
+            "scanned_at out of range (`scanned_at_out_of_range`), outside the rotating code's"
+            " window (`scanned_at_outside_code_window`), a poster scan back-dated at a station"
+            " that refuses them (`poster_scan_backdated`), or a malformed body",
+            "scanned_at_outside_code_window",
+            "scanned_at lies outside the window in which this station code was shown",
         ),
         503: _err(
             "Kafka did not acknowledge; retry with the same client_event_id",
@@ -61,13 +80,23 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
     gate(caller, "checkin")
     rate_limit(ctx.limits.checkins_member, caller.subject_id, "check-ins from this member")
     settings = ctx.settings
+    if body.scanned_at is not None and body.scanned_at.tzinfo is None:
+        raise ApiError(422, "scanned_at_invalid", "scanned_at must carry a time zone offset")
+    claimed = None if body.scanned_at is None else body.scanned_at.timestamp()
     try:
-        # A poster token, or a station screen's rotating code (refused after its grace).
-        station_id = verify_scan_token(settings, body.station_token)
+        # A poster token, or a station screen's rotating code: that one counts only if the time
+        # the scan claims falls in the code's window (plus the grace), so a scan queued offline
+        # proves the screen was seen when it says.
+        verified = verify_scan(settings, body.station_token, claimed)
     except StationCodeExpired as exc:
-        raise ApiError(400, "station_code_expired", str(exc)) from exc
+        if claimed is None:  # sent at once, as before: the code on the screen changed since
+            raise ApiError(400, "station_code_expired", str(exc)) from exc
+        raise _outside_window() from exc
+    except ScanBeforeCodeWindow as exc:
+        raise _outside_window() from exc
     except InvalidToken as exc:
         raise ApiError(400, "invalid_station_token", str(exc)) from exc
+    station_id = verified.station_id
 
     # The in-memory replica answers on the event loop; the database (one thread hop, batched
     # with concurrent misses) only when it has no answer, e.g. for a member created a moment
@@ -79,10 +108,14 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
         except NotFound as exc:
             raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from exc
     station, member, member_grid_id = refs
+    if verified.proof == "poster" and not station.accepts_poster:
+        raise ApiError(
+            403,
+            "poster_not_accepted",
+            "this station accepts only the rotating code shown on its screen",
+        )
     now = utcnow()
     scanned_at = body.scanned_at or now
-    if scanned_at.tzinfo is None:
-        raise ApiError(422, "scanned_at_invalid", "scanned_at must carry a time zone offset")
     if scanned_at > now + timedelta(seconds=settings.max_clock_skew_s):
         raise ApiError(422, "scanned_at_out_of_range", "scanned_at lies in the future")
     if scanned_at < now - timedelta(hours=settings.max_scan_age_h):
@@ -113,6 +146,16 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
             403, "member_not_active", f"member status is {status!r}; check-ins need 'active'"
         )
 
+    if station.backdated_poster == "refuse" and backdated_poster(
+        verified.proof, scanned_at, now, ctx.session_rules
+    ):
+        raise ApiError(
+            422,
+            "poster_scan_backdated",
+            f"this station refuses poster scans sent more than {settings.poster_backdate_s} s"
+            " after they were made; scan again on site",
+        )
+
     rate_limit(ctx.limits.checkins_station, station.id, "check-ins at this station")
 
     event = CheckinScanned(
@@ -128,6 +171,7 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
         action=body.action,
         client_event_id=str(body.client_event_id),
         received_at=now,
+        proof=verified.proof,
     )
     await ctx.publisher.send(topics.CHECKINS, member.id, event)
     _ACCEPTED.inc()

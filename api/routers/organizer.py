@@ -80,12 +80,18 @@ def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
     e = escape_html
     pages = []
     for sid, name, kind in stations:
-        svg = render(station_url(ctx.settings, sid), "svg")
-        src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+        if ctx.registry.station(sid).accepts_poster:
+            svg = render(station_url(ctx.settings, sid), "svg")
+            src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+            code = f'<img src="{src}" alt="{e(name)} 签到二维码">'
+            hint = "在职党员请用手机相机扫码签到、签退"
+        else:
+            # The station takes only its screen's rotating code: a printed code would be refused.
+            code = '<p class="screen-only">本站点不使用纸质二维码</p>'
+            hint = "请扫描站点屏幕上的动态二维码签到、签退"
         pages.append(
             f'<section class="poster"><p class="kind">{e(ctx.registry.station_kind_label(kind))}</p>'
-            f'<h1>{e(name)}</h1><img src="{src}" alt="{e(name)} 签到二维码">'
-            f'<p class="hint">在职党员请用手机相机扫码签到、签退</p>'
+            f'<h1>{e(name)}</h1>{code}<p class="hint">{hint}</p>'
             f'<p class="community">{e(community.name)}</p></section>'
         )
     body = "".join(pages) or '<p class="empty">本社区尚无站点</p>'
@@ -98,7 +104,7 @@ body {{ margin: 0; font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-seri
 .kind {{ font-size: 28px; color: #c8102e; margin: 0; letter-spacing: .3em; }}
 h1 {{ font-size: 40px; margin: 8mm 0; }}
 img {{ width: 140mm; height: 140mm; }}
-.hint {{ font-size: 22px; }} .community {{ font-size: 18px; color: #555; }}
+.hint {{ font-size: 22px; }} .screen-only {{ font-size: 28px; margin: 40mm 0; }} .community {{ font-size: 18px; color: #555; }}
 </style></head><body>{body}</body></html>"""
     return HTMLResponse(page)
 

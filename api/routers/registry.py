@@ -13,13 +13,14 @@ from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from api.deps import Caller, Ctx
+from api.deps import Caller, Ctx, sees_station_token
 from api.errors import ApiError
 from api.openapi import errors
 from api.schemas import CommunityIn, StationIn, UnitIn
 from services.events import (
+    BackdatedPosterPolicy,
     Community,
     Grid,
     Member,
@@ -96,6 +97,14 @@ class StationPatch(_In):
     kind: StationKind | None = None
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    accepts_poster: StrictBool | None = Field(
+        default=None, description="false: only the station screen's rotating code checks in"
+    )
+    backdated_poster: BackdatedPosterPolicy | None = Field(
+        default=None,
+        description="a poster scan dated more than POSTER_BACKDATE_S before it arrived:"
+        " `flag` (for the organizer's review) or `refuse`",
+    )
 
 
 class MemberPatch(_In):
@@ -110,7 +119,11 @@ class MemberPatch(_In):
 
 
 class StationView(Station):
-    qr_url: str
+    qr_url: str | None = Field(
+        default=None,
+        description="the poster's check-in link ({PUBLIC_URL}/s/{station_token}): only in answers"
+        " to the station's organizer and the admin, null for everyone else",
+    )
 
 
 class Page(BaseModel, Generic[T]):
@@ -148,9 +161,15 @@ def _rules() -> Iterator[None]:
         raise ApiError(exc.status, exc.code, exc.message) from exc
 
 
-def _station(settings: Settings, s: RegistryRecord) -> StationView:
+def _station(ctx: Ctx, caller: Caller, s: RegistryRecord) -> StationView:
     assert isinstance(s, Station)
-    return StationView(**s.model_dump(), qr_url=station_url(settings, s.id))
+    return StationView(**s.model_dump(), qr_url=_qr_url(ctx.settings, caller, s))
+
+
+def _qr_url(settings: Settings, caller: Caller, s: Station) -> str | None:
+    # The signed token lets its holder check in from anywhere: the access policy decides who
+    # sees it (services.access, `station_token`), the station itself is readable more widely.
+    return station_url(settings, s.id) if sees_station_token(caller, s.community_id) else None
 
 
 def _create(ctx: Ctx, caller: Caller, kind: str, body: BaseModel) -> RegistryRecord:
@@ -377,7 +396,7 @@ def station_kind_history(
 @router.post("/stations", response_model=StationView, status_code=201, responses=errors(409))
 def create_station(body: StationIn, caller: Caller, ctx: Ctx) -> StationView:
     """The admin, or the organizer of the station's community."""
-    return _station(ctx.settings, _create(ctx, caller, "station", body))
+    return _station(ctx, caller, _create(ctx, caller, "station", body))
 
 
 @router.post(
@@ -385,7 +404,7 @@ def create_station(body: StationIn, caller: Caller, ctx: Ctx) -> StationView:
 )
 def create_stations(body: Bulk[StationIn], caller: Caller, ctx: Ctx) -> dict[str, Any]:
     """The admin, or an organizer for their own community; all or nothing."""
-    return {"items": [_station(ctx.settings, s) for s in _bulk(ctx, caller, "station", body)]}
+    return {"items": [_station(ctx, caller, s) for s in _bulk(ctx, caller, "station", body)]}
 
 
 @router.get("/stations", response_model=Page[StationView])
@@ -396,22 +415,25 @@ def list_stations(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Stations with their QR link, paged; an organizer sees only their own community's."""
+    """Stations, paged; an organizer sees only their own community's. `accepts_poster` says
+    which take the printed poster; the QR link only for the station's organizer and the admin."""
     page = _page(ctx, caller, "station", limit, offset, {"community_id": community_id})
-    page["items"] = [_station(ctx.settings, s) for s in page["items"]]
+    page["items"] = [_station(ctx, caller, s) for s in page["items"]]
     return page
 
 
 @router.get("/stations/{station_id}", response_model=StationView)
 def get_station(station_id: str, caller: Caller, ctx: Ctx) -> StationView:
-    """One station with its QR link; not visible to another community's organizer."""
-    return _station(ctx.settings, ctx.registry.get("station", station_id, caller, fresh=True))
+    """One station (its QR link only for its organizer and the admin); not visible to another
+    community's organizer."""
+    return _station(ctx, caller, ctx.registry.get("station", station_id, caller, fresh=True))
 
 
 @router.patch("/stations/{station_id}", response_model=StationView, responses=errors(409))
 def update_station(station_id: str, body: StationPatch, caller: Caller, ctx: Ctx) -> StationView:
-    """The admin, or the organizer of the station's community."""
-    return _station(ctx.settings, _patch(ctx, caller, "station", station_id, body))
+    """The admin, or the organizer of the station's community; also its presence policy
+    (`accepts_poster`, `backdated_poster`), recorded in its history like any field."""
+    return _station(ctx, caller, _patch(ctx, caller, "station", station_id, body))
 
 
 @router.get("/stations/{station_id}/history", response_model=Page[HistoryItem])

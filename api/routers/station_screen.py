@@ -1,5 +1,6 @@
 """The tablet at a station: an organizer issues it a screen key; with it, the tablet fetches
-the station's current rotating QR code (rendered by the server, no script library)."""
+the station's current rotating QR code (rendered by the server, no script library). The
+organizer revokes every screen key of a station at once (a lost or stolen tablet)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Ctx, gate, managed_station
+from api.deps import (
+    Caller,
+    Ctx,
+    ScreenKeyForAnotherStation,
+    gate,
+    screen_key_generation,
+    screen_station,
+    station_tokens,
+)
 from api.errors import ApiError
 from api.openapi import errors
 from services.events import Station
 from services.qr import render
-from services.registry import NotFound
+from services.registry import NotFound, RegistryError
 from services.station_codes import (
     current_window,
     issue_screen_key,
     sign_window,
-    verify_screen_key,
     window_valid_until,
 )
 from services.tokens import InvalidToken
@@ -37,6 +45,14 @@ class ScreenKeyOut(BaseModel):
     expires_at: datetime
 
 
+class ScreenKeysRevoked(BaseModel):
+    station_id: str
+    screen_key_generation: int = Field(
+        description="keys issued before (under a lower generation) are refused from now on"
+    )
+    revoked_at: datetime
+
+
 class LiveCodeOut(BaseModel):
     station_id: str
     station_name: str
@@ -50,28 +66,43 @@ class LiveCodeOut(BaseModel):
     qr_svg: str = Field(description="the QR code as a data: URI (image/svg+xml)")
 
 
-def _visible_station(ctx: Ctx, station_id: str, community_id: str | None) -> Station:
-    try:
-        station = ctx.registry.station(station_id)
-    except NotFound:
-        station = None
-    if station is None or (community_id is not None and station.community_id != community_id):
-        raise ApiError(
-            404, "station_not_found", f"no station {station_id!r} visible to this caller"
-        )
-    return station
-
-
 @router.post("/{station_id}/screen-keys", response_model=ScreenKeyOut, status_code=201)
 def create_screen_key(station_id: str, caller: Caller, ctx: Ctx) -> ScreenKeyOut:
-    """The station's organizer (or an admin) gets a key for the station's tablet."""
-    gate(caller, "community_desk")
-    station = managed_station(ctx, caller, station_id)
-    key, exp = issue_screen_key(ctx.settings, station.id)
+    """The station's organizer (or an admin) gets a key for the station's tablet, valid
+    `SCREEN_KEY_TTL_S` (30 days) unless the station's keys are revoked before."""
+    gate(caller, "station_token")
+    station = station_tokens(ctx, caller, station_id)
+    key, exp = issue_screen_key(ctx.settings, station.id, screen_key_generation(ctx, station))
     return ScreenKeyOut(
         key=key,
         url=f"{ctx.settings.public_url}/stations/{station.id}/screen?key={key}",
         expires_at=datetime.fromtimestamp(exp, UTC),
+    )
+
+
+@router.post("/{station_id}/screen-keys/revoke", response_model=ScreenKeysRevoked)
+def revoke_screen_keys(station_id: str, caller: Caller, ctx: Ctx) -> ScreenKeysRevoked:
+    """Revokes every screen key issued so far for this station (the station's organizer or an
+    admin): each tablet must be given a new key. Checked on every request of a screen; other
+    API processes see it within `REGISTRY_REFRESH_S`. Recorded in the station's history."""
+    gate(caller, "station_token")
+    station = station_tokens(ctx, caller, station_id)
+    try:
+        after = ctx.registry.update(
+            "station",
+            station.id,
+            {"screen_key_generation": screen_key_generation(ctx, station) + 1},
+            caller,
+        )
+    except RegistryError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    except NotFound as exc:
+        raise ApiError(404, "station_not_found", str(exc)) from exc
+    assert isinstance(after, Station)
+    return ScreenKeysRevoked(
+        station_id=after.id,
+        screen_key_generation=after.screen_key_generation,
+        revoked_at=after.updated_at,
     )
 
 
@@ -102,13 +133,20 @@ def get_live_code(
     ctx: Ctx,
     x_screen_key: Annotated[str | None, Header(description="the station's screen key")] = None,
 ) -> LiveCodeOut:
-    """The current rotating code; the screen key (header `X-Screen-Key`) must name this station."""
+    """The current rotating code; the screen key (header `X-Screen-Key`) must name this station
+    and not be revoked (checked on every request)."""
     if not x_screen_key:
         raise ApiError(401, "unauthorized", "missing screen key")
     try:
-        key = verify_screen_key(ctx.settings, x_screen_key)
+        station = screen_station(ctx, x_screen_key, station_id)
+    except ScreenKeyForAnotherStation as exc:
+        raise ApiError(
+            404, "station_not_found", f"no station {station_id!r} for this screen key"
+        ) from exc
     except InvalidToken as exc:
         raise ApiError(401, "unauthorized", str(exc)) from exc
-    if key.station_id != station_id:
-        raise ApiError(404, "station_not_found", f"no station {station_id!r} for this screen key")
-    return live_code(ctx, _visible_station(ctx, station_id, None))
+    except NotFound:
+        raise ApiError(
+            404, "station_not_found", f"no station {station_id!r} visible to this caller"
+        ) from None
+    return live_code(ctx, station)

@@ -19,7 +19,7 @@ from services.events.base import (
     parse_event,
     utcnow,
 )
-from services.events.checkins import CheckinScanned, SessionRecorded, SessionStatus
+from services.events.checkins import CheckinScanned, ScanProof, SessionRecorded, SessionStatus
 from services.events.engagement import (
     GRADES,
     Campaign,
@@ -44,6 +44,7 @@ from services.events.notifications import (
 )
 from services.events.records import ServiceRecordIssued
 from services.events.registry import (
+    BackdatedPosterPolicy,
     Community,
     CommunityUpserted,
     FieldChange,
@@ -73,6 +74,7 @@ from services.events.sessions import (
 __all__ = [
     "EVENT_TYPES",
     "AssessmentRulesPublished",
+    "BackdatedPosterPolicy",
     "CheckinScanned",
     "Community",
     "CommunityUpserted",
@@ -86,6 +88,7 @@ __all__ = [
     "MemberUpserted",
     "RegistryChanged",
     "RegistryRecord",
+    "ScanProof",
     "ServiceRecordIssued",
     "SessionRecorded",
     "SessionStatus",

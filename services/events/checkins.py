@@ -9,6 +9,9 @@ from pydantic import Field
 from services import counting
 from services.events.base import Event, UtcDatetime, event_type
 
+# The printed poster's token, or the station screen's rotating code.
+ScanProof = Literal["poster", "screen"]
+
 
 @event_type
 class CheckinScanned(Event):
@@ -27,6 +30,9 @@ class CheckinScanned(Event):
     action: Literal["in", "out"]
     client_event_id: str
     received_at: UtcDatetime
+    # What the phone scanned: the printed poster's token or the station screen's rotating code
+    # (whose window the API checked against `occurred_at`). None in scans recorded before.
+    proof: ScanProof | None = None
 
 
 SessionStatus = Literal["open", "closed", "auto_closed", "capped", "adjusted", "rejected"]

@@ -14,6 +14,8 @@ from services.events.base import Event, UtcDatetime, event_type
 # admin (services.registry.BUILTIN_STATION_KINDS); existence is checked by the registry.
 StationKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
 MemberStatus = Literal["active", "transferred", "left"]
+# What a station does with a poster scan dated long before it arrived (services.sessions).
+BackdatedPosterPolicy = Literal["flag", "refuse"]
 GridLevel = Literal[4, 5]
 
 
@@ -59,6 +61,14 @@ class Station(RegistryRecord):
     kind: StationKind
     lat: float | None = None
     lon: float | None = None
+    # Presence policy (issue 17), added later: the defaults keep older events parseable and
+    # older stations as they were. `accepts_poster` False: only the screen's rotating code
+    # checks in here. `backdated_poster`: a poster scan dated more than POSTER_BACKDATE_S before
+    # it arrived is flagged for the organizer's review, or refused.
+    accepts_poster: bool = True
+    backdated_poster: BackdatedPosterPolicy = "flag"
+    # Screen keys carry the generation they were issued under; revoking bumps it.
+    screen_key_generation: int = 0
 
 
 class Member(RegistryRecord):

@@ -43,11 +43,15 @@ class MemberRef:
 
 @dataclass(frozen=True, slots=True)
 class StationRef:
-    """What a check-in needs of a station."""
+    """What a check-in (and a station's screen) needs of a station: where it is and its
+    presence policy (see `services.events.Station`)."""
 
     id: str
     community_id: str
     version: int
+    accepts_poster: bool = True
+    backdated_poster: str = "flag"
+    screen_key_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +147,9 @@ class CheckinReplica:
             "SELECT id, level, parent_id, version FROM grids FINAL WHERE version > %(v)s", params
         )
         stations = self.reader.query(
-            "SELECT id, community_id, version FROM stations FINAL WHERE version > %(v)s", params
+            "SELECT id, community_id, accepts_poster, backdated_poster, screen_key_generation,"
+            " version FROM stations FINAL WHERE version > %(v)s",
+            params,
         )
         members = self.reader.query(
             "SELECT id, status, unit_id, community_id, grid_id, version"
@@ -153,8 +159,11 @@ class CheckinReplica:
         with self._lock:
             for gid, level, parent_id, gv in grids:
                 self._put(self._grids, GridRef(gid, int(level), parent_id, int(gv)))
-            for sid, community_id, sv in stations:
-                self._put(self._stations, StationRef(sid, community_id, int(sv)))
+            for sid, community_id, poster, backdated, gen, sv in stations:
+                self._put(
+                    self._stations,
+                    StationRef(sid, community_id, int(sv), bool(poster), str(backdated), int(gen)),
+                )
             for mid, status, unit_id, m_community_id, grid_id, mv in members:
                 self._put(
                     self._members,
@@ -196,6 +205,12 @@ class CheckinReplica:
             return None
         return station, member, grid.parent_id if grid.level == 5 else grid.id
 
+    def station(self, station_id: str) -> StationRef | None:
+        """The station as the replica holds it, or None: ask the database."""
+        if self._clock() - self._fresh_at > self.max_stale_s:
+            return None
+        return self._stations.get(station_id)
+
     def __len__(self) -> int:
         return len(self._members) + len(self._stations) + len(self._grids)
 
@@ -205,4 +220,11 @@ def member_ref(m: Member) -> MemberRef:
 
 
 def station_ref(s: Station) -> StationRef:
-    return StationRef(s.id, s.community_id, s.version)
+    return StationRef(
+        s.id,
+        s.community_id,
+        s.version,
+        s.accepts_poster,
+        s.backdated_poster,
+        s.screen_key_generation,
+    )

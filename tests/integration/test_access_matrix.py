@@ -229,6 +229,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/stations/{station_id}/screen-keys"): Case(
         ORG_OR_ADMIN, happy="org1", knows_it_exists=NOT_ORG2 - ORG_OR_ADMIN
     ),
+    ("POST", "/v1/stations/{station_id}/screen-keys/revoke"): Case(
+        ORG_OR_ADMIN, happy="org1", knows_it_exists=NOT_ORG2 - ORG_OR_ADMIN
+    ),
     # ---- registry: members
     ("POST", "/v1/members"): Case(
         ORG_OR_ADMIN,
@@ -743,6 +746,33 @@ def test_access(stack: Stack, world: World, key: tuple[str, str]) -> None:
         who = case.happy or min(case.allowed)
         r = _call(stack, method, path, case, w, who)
         assert r.status_code == success, f"{what} as {who}: {r.status_code} {r.text}"
+
+
+def test_no_answer_carries_a_station_token_outside_its_organizer_and_the_admin(
+    stack: Stack, world: World
+) -> None:
+    """Every GET of the API, as every caller: a station's signed poster token (the `/s/...`
+    link, the QR code's content) appears only in answers to its own organizer and the admin;
+    a member or HR holding one could check in from anywhere (issue 17)."""
+    tokens = {n: sign_station(stack.settings, world.ids[f"s{n}"]) for n in (1, 2)}
+    checked = 0
+    for (method, template), case in sorted(CASES.items()):
+        if method != "GET":
+            continue
+        path = _path(template, case, world)
+        for who in PRINCIPALS:
+            if who == "admin":
+                continue
+            r = _call(stack, method, path, case, world, who)
+            for n, token in tokens.items():
+                if who == f"org{n}":
+                    continue
+                assert token not in r.text, f"GET {path} as {who} shows station s{n}'s token"
+            checked += 1
+    assert checked > 100
+    # ... while the station's organizer still gets it (the sweep above can see a leak).
+    r = stack.client.get(f"/v1/stations/{world.ids['s1']}", headers=world.headers["org1"])
+    assert r.json()["qr_url"].endswith("/s/" + tokens[1])
 
 
 # ---- tokens ------------------------------------------------------------------------------------

@@ -18,8 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from infra import stack as infra_stack
 from services.settings import Settings
-from services.tokens import sign_station
-from tests.support.stack import settings_env
+from tests.support.stack import scan_token, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -155,10 +154,14 @@ def save_shot(page: Page, name: str) -> Path:
 
 
 def scan(live: Live, member_id: str, station_id: str, action: str, at: datetime) -> None:
+    """A member's phone that scanned the station's screen at `at` and sent it now: the rotating
+    code of that moment proves the time, so a seeded past scan is not a back-dated poster scan
+    (which would be flagged for review)."""
+    code = scan_token(live.settings, station_id, at)
     r = live.http.post(
         "/v1/checkins",
         json={
-            "station_token": sign_station(live.settings, station_id),
+            "station_token": code,
             "action": action,
             "client_event_id": str(uuid.uuid4()),
             "scanned_at": at.isoformat(),

@@ -58,6 +58,9 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     # A community's map: hidden from another community's organizer only.
     ("grid", "of C1"): (Facts(community_id=C1), True, "AAAHAAA", "FFAHFFA"),
     ("station", "of C1"): (Facts(community_id=C1), True, "AAAHAAA", "FFAHFFA"),
+    # A station's tokens: its organizer and the admin only; a member or HR who reads the station
+    # is refused its token without learning more (the station itself they may read).
+    ("station_token", "of C1"): (Facts(community_id=C1), True, "HHAHHHA", "FFAHFFA"),
     ("community_desk", "C1"): (Facts(community_id=C1), True, "HHAHHHA", "FFAHFFA"),
     # A member: the member, their organizer, their unit's HR and the admin read; the organizer
     # and the admin change. HR and the member themself may read but not change: 403.

@@ -40,7 +40,8 @@ class FakeReader:
 
     def __init__(self) -> None:
         self.grids: list[tuple[Any, ...]] = []  # id, level, parent_id, version
-        self.stations: list[tuple[Any, ...]] = []  # id, community_id, version
+        # id, community_id, accepts_poster, backdated_poster, screen_key_generation, version
+        self.stations: list[tuple[Any, ...]] = []
         self.members: list[tuple[Any, ...]] = []  # id, status, unit, community, grid, version
         self.sinces: list[int] = []
         self.fail = False
@@ -66,7 +67,7 @@ def replica(reader: FakeReader, clock: Clock, wall: Clock) -> CheckinReplica:
 def test_lookup_answers_the_station_the_member_and_the_members_level4_grid() -> None:
     reader, clock = FakeReader(), Clock()
     reader.grids = [("g4", 4, None, 1), ("g5", 5, "g4", 1)]
-    reader.stations = [("st", "comm_a", 1)]
+    reader.stations = [("st", "comm_a", True, "flag", 0, 1)]
     reader.members = [
         ("m_in_5", "active", "unit_a", "comm_a", "g5", 1),
         ("m_in_4", "active", "unit_a", "comm_a", "g4", 1),
@@ -86,7 +87,7 @@ def test_lookup_answers_the_station_the_member_and_the_members_level4_grid() -> 
 def test_lookup_never_answers_not_found_itself() -> None:
     """Missing entries (e.g. created a moment ago by another process) go to the database."""
     reader, clock = FakeReader(), Clock()
-    reader.stations = [("st", "comm_a", 1)]
+    reader.stations = [("st", "comm_a", True, "flag", 0, 1)]
     reader.members = [("m", "active", "u", "comm_a", "g_new", 1)]
     r = replica(reader, clock, Clock(1e9))
     r.refresh()
@@ -97,7 +98,7 @@ def test_lookup_never_answers_not_found_itself() -> None:
 
 def test_a_replica_not_started_or_not_refreshed_lately_is_not_used() -> None:
     reader, clock = FakeReader(), Clock()
-    reader.stations = [("st", "c", 1)]
+    reader.stations = [("st", "c", True, "flag", 0, 1)]
     reader.members = [("m", "active", "u", "c", None, 1)]
     r = replica(reader, clock, Clock(1e9))
     assert r.lookup("st", "m") is None  # never loaded
@@ -134,7 +135,7 @@ def test_refresh_reads_only_recent_versions_and_reloads_everything_now_and_then(
 
 def test_a_change_made_elsewhere_arrives_with_the_next_refresh() -> None:
     reader, clock, wall = FakeReader(), Clock(), Clock(2_000_000.0)
-    reader.stations = [("st", "c", 1)]
+    reader.stations = [("st", "c", True, "flag", 0, 1)]
     reader.members = [("m", "active", "u", "c", None, 1_999_999_000_000)]
     r = replica(reader, clock, wall)
     r.refresh()
@@ -149,7 +150,7 @@ def test_a_change_made_elsewhere_arrives_with_the_next_refresh() -> None:
 
 def test_an_older_row_never_replaces_a_newer_write_through() -> None:
     reader, clock = FakeReader(), Clock()
-    reader.stations = [("st", "c", 1)]
+    reader.stations = [("st", "c", True, "flag", 0, 1)]
     reader.members = [("m", "active", "u", "c", None, 5)]
     r = replica(reader, clock, Clock(1e9))
     r.refresh()

@@ -129,3 +129,11 @@ CREATE TABLE IF NOT EXISTS reminder_preferences ON CLUSTER 'volunteer' AS remind
 -- m0012_community_phone
 ALTER TABLE communities_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS phone Nullable(String) AFTER name;
 ALTER TABLE communities ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS phone Nullable(String) AFTER name;
+
+-- m0013_station_presence
+ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS accepts_poster Bool DEFAULT true;
+ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS accepts_poster Bool DEFAULT true;
+ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backdated_poster LowCardinality(String) DEFAULT 'flag';
+ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backdated_poster LowCardinality(String) DEFAULT 'flag';
+ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;
+ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;

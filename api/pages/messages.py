@@ -22,6 +22,9 @@ MESSAGES: dict[str, str] = {
     # scanning
     "member_not_active": "您的报到关系已变更，请联系社区",
     "station_code_expired": "二维码已过期，请重新扫描站点屏幕上的二维码",
+    "scanned_at_outside_code_window": "记录时间与二维码显示的时间不符，请在站点重新扫描屏幕上的二维码",
+    "poster_not_accepted": "本站点不接受纸质二维码，请扫描站点屏幕上正在显示的二维码",
+    "poster_scan_backdated": "本站点不接受延后提交的纸质二维码记录，请在站点重新扫码",
     "invalid_station_token": "二维码无效，请扫描站点张贴的最新二维码",
     "scanned_at_out_of_range": "记录时间超出允许范围（离线记录最长保留72小时），请联系社区补录",
     "scanned_at_invalid": "记录时间无效，请检查手机时间后重新扫码",

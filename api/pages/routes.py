@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from api.deps import Ctx
+from api.deps import Ctx, screen_station
 from api.pages import messages
 from api.pages.assets import version, versioned
 from services.registry import NotFound
@@ -23,7 +23,6 @@ from services.station_codes import (
     format_activation_code,
     normalize_activation_code,
     verify_scan_token,
-    verify_screen_key,
 )
 from services.text import escape_html
 from services.tokens import InvalidToken
@@ -249,11 +248,8 @@ def screen_page(
     without it: the page is then served as is, and the live code (which checks the key it is
     sent) decides."""
     try:
-        if key:
-            screen = verify_screen_key(ctx.settings, key)
-            if screen.station_id != station_id:
-                raise InvalidToken("screen key is for another station")
-        station = ctx.registry.station(station_id)
+        # With a key: signed, this station's and not revoked (api.deps.screen_station).
+        station = screen_station(ctx, key, station_id) if key else ctx.registry.station(station_id)
     except (InvalidToken, NotFound):
         return _page(
             "屏幕未授权",

@@ -307,12 +307,20 @@ def test_roster_evaluations_and_tablet_links(
 
     # A station tablet's link, made from the page.
     station = county["stations"][0]
-    page.locator(f"#stations-table tr[data-station-id='{station['id']}'] button").click()
+    row = page.locator(f"#stations-table tr[data-station-id='{station['id']}']")
+    expect(row.locator("td[data-accepts-poster]")).to_have_text("接受")
+    row.locator("button[data-action=screen-link]").click()
     link = page.locator("#screen-link a")
     expect(link).to_have_attribute("href", re.compile(rf"/stations/{station['id']}/screen\?key=.+"))
+    href = str(link.get_attribute("href"))
     tablet = desk.new_page()
-    tablet.goto(str(link.get_attribute("href")))
+    tablet.goto(href)
     expect(tablet.locator("body")).to_have_attribute("data-page", "screen")
+    # A lost tablet: the organizer revokes the station's links from the page; the old one dies.
+    row.locator("button[data-action=revoke]").click()
+    expect(page.locator("#screen-link")).to_contain_text("已全部作废")
+    tablet.goto(href)
+    expect(tablet.locator("body")).to_have_attribute("data-page", "screen-invalid")
 
 
 def test_hr_page_fits_320_390_1366_and_passes_axe(

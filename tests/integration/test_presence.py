@@ -384,6 +384,7 @@ def test_screen_keys_expire_in_a_month_and_are_revoked_by_the_organizer(
     for k in (key, second):
         r = live(k)
         assert error(r) == (401, "unauthorized") and "revoked" in r.json()["error"]["message"]
+        assert page(k) == 403
     fresh = stack.client.post(f"/v1/stations/{sid}/screen-keys", headers=h["org1"]).json()["key"]
     assert live(fresh).status_code == 200 and page(fresh) == 200
     # The revocation is in the station's history (who, when), and does not touch the poster.

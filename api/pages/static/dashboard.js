@@ -13,6 +13,7 @@ const FLAG_LABEL = {
   over_cap: "超过时长上限",
   checkout_without_checkin: "只有签退",
   below_minimum: "不足每周最低时长",
+  backdated_poster: "纸质码延后提交",
   auto_closed: "自动结束",
 };
 // What the server accepts for an adjustment (POST /v1/sessions/{id}/review: 0-24 hours).
@@ -479,12 +480,29 @@ function renderStations(order) {
     tr.dataset.stationId = st.id;
     cell(tr, st.name);
     cell(tr, st.kind === "member_post" ? "党员驿站" : st.kind === "service_station" ? "党群服务站" : st.kind);
+    cell(tr, st.accepts_poster === false ? "仅屏幕码" : "接受").dataset.acceptsPoster = String(st.accepts_poster !== false);
     const b = document.createElement("button");
     b.type = "button"; b.className = "small plain"; b.textContent = "生成平板链接";
+    b.dataset.action = "screen-link";
     b.setAttribute("aria-label", `为 ${st.name} 生成平板链接`);
     b.addEventListener("click", () => screenLink(st));
-    cell(tr, "").appendChild(b);
+    const revoke = document.createElement("button");
+    revoke.type = "button"; revoke.className = "small plain"; revoke.textContent = "作废平板链接";
+    revoke.dataset.action = "revoke";
+    revoke.setAttribute("aria-label", `作废平板链接（${st.name} 的全部链接）`);
+    revoke.addEventListener("click", () => revokeScreens(st));
+    const actions = cell(tr, "");
+    actions.append(b, " ", revoke);
   });
+}
+
+async function revokeScreens(st) {
+  const r = await postJson(`/v1/stations/${encodeURIComponent(st.id)}/screen-keys/revoke`, {});
+  const box = $("screen-link");
+  box.hidden = false;
+  box.textContent = r.ok
+    ? `${st.name} 此前生成的平板链接已全部作废，请重新生成并在平板上打开。`
+    : `作废平板链接失败（${r.status}）`;
 }
 
 async function screenLink(st) {

@@ -174,16 +174,28 @@ def community_desk(ctx: AppContext, caller: Principal, community_id: str) -> Non
         raise hidden("community", community_id)
 
 
-def managed_station(ctx: AppContext, caller: Principal, station_id: str) -> Station:
-    """The station, for its community's organizer and the admin; 404 otherwise (its QR code,
-    its week, its screen keys)."""
+def _station_for(
+    ctx: AppContext, caller: Principal, station_id: str, resource: access.Resource
+) -> Station:
     try:
         station = ctx.registry.station(station_id)
     except NotFound:
         raise hidden("station", station_id) from None
-    facts = access.Facts(community_id=station.community_id)
-    check(caller, "community_desk", "read", facts, "station", station_id)
+    check(
+        caller,
+        resource,
+        "read",
+        access.Facts(community_id=station.community_id),
+        "station",
+        station_id,
+    )
     return station
+
+
+def managed_station(ctx: AppContext, caller: Principal, station_id: str) -> Station:
+    """The station, for its community's organizer and the admin; 404 otherwise (its QR code,
+    its week, its screen keys)."""
+    return _station_for(ctx, caller, station_id, "community_desk")
 
 
 def sees_station_token(caller: Principal, community_id: str) -> bool:
@@ -195,13 +207,7 @@ def sees_station_token(caller: Principal, community_id: str) -> bool:
 def station_tokens(ctx: AppContext, caller: Principal, station_id: str) -> Station:
     """The station, for those who may hold its signed tokens (its QR code, poster, screen keys);
     the same 404 as an unknown station otherwise."""
-    try:
-        station = ctx.registry.station(station_id)
-    except NotFound:
-        raise hidden("station", station_id) from None
-    facts = access.Facts(community_id=station.community_id)
-    check(caller, "station_token", "read", facts, "station", station_id)
-    return station
+    return _station_for(ctx, caller, station_id, "station_token")
 
 
 # ---- a station's tablet, as the live-code route and the screen page both check it ----------

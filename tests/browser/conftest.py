@@ -130,3 +130,25 @@ def desk(browser: Browser, live: Live) -> Iterator[BrowserContext]:
 @pytest.fixture
 def shot() -> Callable[[Page, str], Path]:
     return save_shot
+
+
+@pytest.fixture
+def sized(browser: Browser, live: Live) -> Iterator[Callable[[int], BrowserContext]]:
+    """Contexts of a given width (a phone below 1000 px, a desk above)."""
+    opened: list[Iterator[BrowserContext]] = []
+
+    def make(width: int) -> BrowserContext:
+        phone = width < 1000
+        gen = browser_context(
+            browser,
+            live,
+            viewport={"width": width, "height": 800 if phone else 900},
+            is_mobile=phone,
+            has_touch=phone,
+        )
+        opened.append(gen)
+        return next(gen)
+
+    yield make
+    for gen in opened:
+        next(gen, None)

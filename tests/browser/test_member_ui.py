@@ -7,12 +7,11 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from services.tokens import sign_station
@@ -70,28 +69,6 @@ def no_sideways_scroll(page: Page) -> None:
     width = page.viewport_size["width"] if page.viewport_size else 0
     over = page.evaluate("document.documentElement.scrollWidth") - width
     assert over <= 1, f"{page.url} is {over} px wider than the screen"
-
-
-@pytest.fixture
-def sized(browser: Browser, live: Live) -> Iterator[Callable[[int], BrowserContext]]:
-    """Contexts of a given width (a phone below 1000 px, a desk above)."""
-    opened: list[Iterator[BrowserContext]] = []
-
-    def make(width: int) -> BrowserContext:
-        phone = width < 1000
-        gen = browser_context(
-            browser,
-            live,
-            viewport={"width": width, "height": 800 if phone else 900},
-            is_mobile=phone,
-            has_touch=phone,
-        )
-        opened.append(gen)
-        return next(gen)
-
-    yield make
-    for gen in opened:
-        next(gen, None)
 
 
 def seeded_member(live: Live, name: str) -> dict[str, Any]:

@@ -5,39 +5,17 @@ screenshots."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.a11y import assert_no_serious_violations
-from tests.support.live import BROWSER_MARKS, Live, browser_context
+from tests.support.live import BROWSER_MARKS, Live
 
 pytestmark = BROWSER_MARKS
 
 WIDTHS = (320, 390, 1366)
-
-
-@pytest.fixture
-def sized(browser: Browser, live: Live) -> Iterator[Callable[[int], BrowserContext]]:
-    opened: list[Iterator[BrowserContext]] = []
-
-    def make(width: int) -> BrowserContext:
-        small = width < 1000
-        gen = browser_context(
-            browser,
-            live,
-            viewport={"width": width, "height": 800 if small else 900},
-            is_mobile=small,
-            has_touch=small,
-        )
-        opened.append(gen)
-        return next(gen)
-
-    yield make
-    for gen in opened:
-        next(gen, None)
 
 
 def test_tablet_screen_and_poster_sheet_at_three_widths(

@@ -14,6 +14,7 @@ from api import errors, openapi, security
 from api.context import AppContext
 from api.pages import assets
 from api.pages import routes as pages
+from api.responses import ShownJSONResponse
 from api.routers import (
     activation,
     assessments,
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Check-ins, volunteer sessions and hours for in-service party members.",
         version="1.0.0",
         lifespan=lifespan,
+        default_response_class=ShownJSONResponse,
     )
     errors.install(app)
     openapi.install(app)

@@ -118,6 +118,16 @@ def phone(browser: Browser, live: Live) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
+def phone_intercepted(browser: Browser, live: Live) -> Iterator[BrowserContext]:
+    """A phone whose requests a test intercepts (`page.route`): with the member app's service
+    worker in control, Chromium sends even the requests it passes through from the worker, where
+    a page's routes do not see them (Playwright documents blocking service workers for this)."""
+    yield from browser_context(
+        browser, live, viewport=PHONE, is_mobile=True, has_touch=True, service_workers="block"
+    )
+
+
+@pytest.fixture
 def tablet(browser: Browser, live: Live) -> Iterator[BrowserContext]:
     yield from browser_context(browser, live, viewport=TABLET, has_touch=True)
 

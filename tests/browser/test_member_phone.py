@@ -129,12 +129,12 @@ def test_unbound_phone_binds_with_a_typed_code_on_the_scan_page(
 
 
 def test_offline_and_lost_response_scans_are_queued_then_counted_once(
-    live: Live, phone: BrowserContext, shot: Shot
+    live: Live, phone_intercepted: BrowserContext, shot: Shot
 ) -> None:
     d = live.community_with_member("王芳")
     member_id = d["member"]["id"]
     token = poster_token(live, d["station"]["id"])
-    page = phone.new_page()
+    page = phone_intercepted.new_page()
     # The older way to bind: a token handed over in a link.
     page.goto(f"{live.base_url}/me?t={live.token('member', member_id)}")
     expect(page.locator("#who")).to_contain_text("已绑定")
@@ -144,7 +144,7 @@ def test_offline_and_lost_response_scans_are_queued_then_counted_once(
     expect(page.locator("#status")).to_have_attribute("data-state", "ready")
 
     # 1. No network at all: the check-in is kept on the phone.
-    phone.set_offline(True)
+    phone_intercepted.set_offline(True)
     page.click("#btn-in")
     expect(page.locator("#status")).to_have_attribute("data-state", "queued")
     expect(page.locator("#status")).to_contain_text("签到已保存待上传")
@@ -161,7 +161,7 @@ def test_offline_and_lost_response_scans_are_queued_then_counted_once(
 
     page.route("**/v1/checkins", lose_answer)
     page.clock.set_fixed_time(now)
-    phone.set_offline(False)
+    phone_intercepted.set_offline(False)
     page.click("#btn-out")
     expect(page.locator("#status")).to_contain_text("签退已保存待上传")
     expect(page.locator("#pending")).to_have_attribute("data-count", "2")
@@ -172,8 +172,8 @@ def test_offline_and_lost_response_scans_are_queued_then_counted_once(
     page.unroute("**/v1/checkins")
 
     # 3. Network back: both go out in order with their original times, and each counts once.
-    phone.set_offline(True)
-    phone.set_offline(False)  # fires the page's "online" event
+    phone_intercepted.set_offline(True)
+    phone_intercepted.set_offline(False)  # fires the page's "online" event
     expect(page.locator("#pending")).to_have_attribute("data-count", "0", timeout=20_000)
     expect(page.locator("#status")).to_have_attribute("data-state", "uploaded")
     expect(page.locator("#recent li.uploaded")).to_have_count(2)
@@ -252,12 +252,12 @@ def test_scan_page_for_a_bad_code_says_so(
 
 
 def test_a_503_answer_keeps_the_scan_and_a_refused_one_is_explained(
-    live: Live, phone: BrowserContext, shot: Shot
+    live: Live, phone_intercepted: BrowserContext, shot: Shot
 ) -> None:
     d = live.community_with_member("陈静")
     member_id = d["member"]["id"]
     token = poster_token(live, d["station"]["id"])
-    page = phone.new_page()
+    page = phone_intercepted.new_page()
     page.goto(f"{live.base_url}/me?t={live.token('member', member_id)}")
     page.goto(f"{live.base_url}/s/{token}")
     expect(page.locator("#status")).to_have_attribute("data-state", "ready")
@@ -275,8 +275,8 @@ def test_a_503_answer_keeps_the_scan_and_a_refused_one_is_explained(
     expect(page.locator("#status")).to_have_attribute("data-state", "queued")
     assert week(live, member_id)["scans"] == 0
     page.unroute("**/v1/checkins")
-    phone.set_offline(True)
-    phone.set_offline(False)
+    phone_intercepted.set_offline(True)
+    phone_intercepted.set_offline(False)
     expect(page.locator("#pending")).to_have_attribute("data-count", "0", timeout=20_000)
     assert live.wait_for(lambda: week(live, member_id)["scans"] == 1, timeout=20)
 

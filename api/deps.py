@@ -144,13 +144,20 @@ def known_to(
         raise unknown
 
 
-def readable_member(ctx: AppContext, caller: Principal, member_id: str) -> Member:
-    """The member, if the caller may read their data; 404 otherwise, so ids can't be probed."""
+def readable_member(
+    ctx: AppContext,
+    caller: Principal,
+    member_id: str,
+    resource: access.Resource = "member_service",
+    action: access.Action = "read",
+) -> Member:
+    """The member, if the caller may read (or change) their `resource`; 404 otherwise, so ids
+    can't be probed."""
     try:
         m = ctx.registry.member(member_id)
     except NotFound:
         raise hidden("member", member_id) from None
-    check(caller, "member_service", "read", facts_of_member(m), "member", member_id)
+    check(caller, resource, action, facts_of_member(m), "member", member_id)
     return m
 
 

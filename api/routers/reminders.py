@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, check, community_desk, facts_of_member, gate, hidden
+from api.deps import Caller, Ctx, community_desk, gate, readable_member
 from services import topics
 from services.access import Action
 from services.events import Member, ReminderPreferenceSet
 from services.reads import notifications as reads
-from services.registry import NotFound
 
 router = APIRouter(tags=["reminders"])
 
@@ -44,12 +43,7 @@ def _own(ctx: Ctx, caller: Caller, member_id: str, action: Action) -> Member:
     if action == "change":
         # The role gate first: the same 403 for every id, real or guessed.
         gate(caller, "reminders")
-    try:
-        m = ctx.registry.member(member_id)
-    except NotFound:
-        raise hidden("member", member_id) from None
-    check(caller, "reminders", action, facts_of_member(m), "member", member_id)
-    return m
+    return readable_member(ctx, caller, member_id, "reminders", action)
 
 
 def _items(rows: list[reads.InboxItem]) -> Inbox:

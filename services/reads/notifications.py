@@ -7,6 +7,7 @@ from datetime import datetime
 
 from services.events import ReminderKind
 from services.reads._rows import utc
+from services.reads.registry import member_names
 from services.reminders import MEMBER_KINDS, Recipient
 from services.warehouse.client import Warehouse
 
@@ -71,10 +72,7 @@ def existing(wh: Warehouse, ids: list[str]) -> set[str]:
 
 def recipients(wh: Warehouse, member_ids: list[str]) -> list[Recipient]:
     """Names of these members, in the order given (unknown ids left out)."""
-    if not member_ids:
-        return []
-    rows = wh.query("SELECT id, name FROM members FINAL WHERE id IN %(ms)s", {"ms": member_ids})
-    names = {str(i): str(n) for i, n in rows}
+    names = member_names(wh, member_ids)
     return [Recipient(m, names[m]) for m in member_ids if m in names]
 
 

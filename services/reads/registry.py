@@ -100,6 +100,14 @@ class MemberHistory:
         return member_then(now, changes, at)
 
 
+def member_names(wh: Warehouse, ids: list[str]) -> dict[str, str]:
+    """Member id -> name, for the given ids (unknown ones left out)."""
+    if not ids:
+        return {}
+    rows = wh.query("SELECT id, name FROM members FINAL WHERE id IN %(ids)s", {"ids": ids})
+    return {str(i): str(n) for i, n in rows}
+
+
 def community_names(wh: Warehouse, ids: list[str] | None = None) -> list[tuple[str, str]]:
     """(id, name) of the given communities (None: all), by name in natural order."""
     where = "" if ids is None else "WHERE id IN %(cs)s"

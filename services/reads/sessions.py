@@ -12,6 +12,7 @@ from typing import Any
 from services.counting import NOT_CREDITED_STATUSES
 from services.reads._rows import utc_row
 from services.reads.member_hours import SESSION_COLUMNS, session_item
+from services.reads.registry import member_names
 from services.warehouse.client import Warehouse
 
 
@@ -53,15 +54,7 @@ def review_queue(
         params,
     )
     total = wh.query(f"SELECT count() FROM sessions FINAL WHERE {where}", params)
-    names: dict[str, str] = {}
-    ids = sorted({r["member_id"] for r in rows})
-    if ids:
-        names = {
-            str(i): str(n)
-            for i, n in wh.query(
-                "SELECT id, name FROM members FINAL WHERE id IN %(ids)s", {"ids": ids}
-            )
-        }
+    names = member_names(wh, sorted({r["member_id"] for r in rows}))
     items = [
         {**session_item(r), "member_id": r["member_id"], "member_name": names.get(r["member_id"])}
         for r in rows

@@ -26,8 +26,6 @@ class MemberThen:
     status: str
 
 
-
-
 @dataclass(frozen=True)
 class Change:
     at: datetime

@@ -146,6 +146,10 @@ def test_dashboard_draws_the_week_and_reviews_from_the_page(
     not_served = page.locator("#not-served-table tbody tr")
     expect(not_served).to_have_count(len(weekly["not_served"]))
     expect(page.locator("#not-served-table")).to_contain_text("孙磊")
+    # The phone masked; a tap reveals it to call (logged: tests/browser/test_privacy_pages.py).
+    expect(page.locator("#not-served-table")).to_contain_text("138****0004")
+    expect(page.locator("#not-served-table a[href='tel:13800000004']")).to_have_count(0)
+    page.locator("#not-served-table tbody tr", has_text="孙磊").locator("button.reveal").click()
     expect(page.locator("#not-served-table a[href='tel:13800000004']")).to_be_visible()
     expect(page.locator("#review-table tbody tr")).to_have_count(1)
     expect(page.locator("#review-table")).to_contain_text("赵敏")
@@ -170,7 +174,9 @@ def test_dashboard_draws_the_week_and_reviews_from_the_page(
     expect(page.locator("#review-empty")).to_be_visible()
 
     # An activation code for the member who has not bound a phone yet.
-    page.locator("#not-served-table tbody tr", has_text="孙磊").locator("button").click()
+    page.locator("#not-served-table tbody tr", has_text="孙磊").locator(
+        "button", has_text="激活码"
+    ).click()
     expect(page.locator("#activation-code")).to_have_text(re.compile(r"^[A-Z2-9]{4}-[A-Z2-9]{4}$"))
     expect(page.locator("#activation-name")).to_have_text("孙磊")
 

@@ -27,8 +27,10 @@ from tests.support.stack import Stack
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PHONES = {"m1": "13812340001", "m2": "13812340002"}  # as the world registers them
-MASKED = {"m1": "138****0001", "m2": "138****0002"}
+# As the world registers M1 and M2; M3 (C1's, never served) is added here so that the
+# not-served file lists a phone.
+PHONES = {"m1": "13812340001", "m2": "13812340002", "m3": "13812340003"}
+MASKED = {"m1": "138****0001", "m2": "138****0002", "m3": "138****0003"}
 REVEAL = "/v1/members/{member_id}/phone"
 ROSTER = "/v1/communities/{community_id}/roster"
 MY_DATA = "/v1/members/{member_id}/my-data"
@@ -69,7 +71,18 @@ def _formats(op: dict[str, Any]) -> list[str | None]:
 
 @pytest.fixture(scope="module")
 def on_site(stack: Stack, world: World) -> None:  # noqa: F811
-    """M1 and M2 checked in (not out) at their own stations: both on-site lists name them."""
+    """M1 and M2 checked in (not out) at their own stations: both on-site lists name them. M3
+    of C1 has not served: the not-served file lists them."""
+    m3 = stack.create(
+        "/v1/members",
+        {
+            "name": "矩阵党员3号",
+            "unit_id": world.ids["u1"],
+            "community_id": world.ids["c1"],
+            "phone": PHONES["m3"],
+        },
+    )
+    assert m3["phone"] == MASKED["m3"]  # the answer to a write is masked too
     for n in (1, 2):
         body = {
             "station_token": sign_station(stack.settings, world.ids[f"s{n}"]),

@@ -60,7 +60,7 @@ def served(stack: Stack) -> dict[str, Any]:
     r = stack.client.put(
         f"/v1/members/{m1}/reminder-preferences", json={"weekly_nudge": False}, headers=h["m1"]
     )
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text
     assert stack.client.get(f"/v1/members/{m1}/phone", headers=h["org"]).status_code == 200
     r = stack.client.patch(f"/v1/members/{m1}", json={"name": "数据党员一号"}, headers=h["org"])
     assert r.status_code == 200, r.text

@@ -16,6 +16,7 @@ from api.openapi import errors
 from services import access
 from services.events import ACCESS_KINDS, AccessKind
 from services.reads import privacy as reads
+from services.reads.registry import member_names
 from services.timeutil import local
 
 router = APIRouter(prefix="/v1", tags=["privacy"])
@@ -93,10 +94,23 @@ class AccessLogItem(BaseModel):
     kind: str = Field(description="phone_reveal | phones_export | member_record")
     actor_role: str
     actor_id: str
+    actor_name: str = Field(description="the community's, unit's or member's name; '' if none")
     member_ids: list[str] = Field(description="whose data was read")
+    member_names: list[str] = Field(description="their names, in the order of member_ids")
     route: str
     detail: str
     at: datetime
+
+
+def _actor_name(ctx: Ctx, role: str, id_: str, members: dict[str, str]) -> str:
+    try:
+        if role == "organizer":
+            return ctx.registry.community(id_).name
+        if role == "hr":
+            return ctx.registry.unit(id_).name
+    except LookupError:
+        return ""
+    return members.get(id_, "") if role == "member" else ""
 
 
 class AccessLogPage(BaseModel):
@@ -124,6 +138,10 @@ def access_log(
     check(caller, "access_log", "read", access.Facts(), "access log", "", hideable=False)
     f = reads.AccessLogFilter(member_id, actor_role, actor_id, kind, since, until)
     items, total = reads.access_log(ctx.warehouse, f, limit, offset)
+    names = member_names(
+        ctx.warehouse,
+        sorted({m for e in items for m in e.member_ids} | {e.actor_id for e in items}),
+    )
     return AccessLogPage(
         items=[
             AccessLogItem(
@@ -131,7 +149,9 @@ def access_log(
                 kind=e.kind,
                 actor_role=e.actor_role,
                 actor_id=e.actor_id,
+                actor_name=_actor_name(ctx, e.actor_role, e.actor_id, names),
                 member_ids=e.member_ids,
+                member_names=[names.get(m, "") for m in e.member_ids],
                 route=e.route,
                 detail=e.detail,
                 at=e.at,

@@ -161,16 +161,17 @@ async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty
         )
     )
     for items in per:
-        for m in items:
-            seen.setdefault((m["community_id"], m["name"], m.get("phone")), []).append(m["id"])
+        for item in items:
+            found_as = (item["community_id"], item["name"], item.get("phone"))
+            seen.setdefault(found_as, []).append(item["id"])
     by_phone: dict[str, str] = {}
     ambiguous = []
-    for m in county.members:
-        ids = seen.get((out.communities[m.community_key], m.name, mask_phone(m.phone)), [])
+    for dm in county.members:
+        ids = seen.get((out.communities[dm.community_key], dm.name, mask_phone(dm.phone)), [])
         if len(ids) == 1:
-            by_phone[m.phone] = ids[0]
+            by_phone[dm.phone] = ids[0]
         elif ids:
-            ambiguous.append(m.phone)
+            ambiguous.append(dm.phone)
     for phone, found in zip(
         ambiguous,
         await asyncio.gather(*(list_all(client, "/v1/members", {"q": p}) for p in ambiguous)),

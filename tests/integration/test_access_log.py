@@ -70,7 +70,8 @@ def test_a_phone_reveal_is_logged_with_who_whose_and_where(
     assert r.status_code == 200 and r.json() == {"member_id": m1, "phone": "13911110001"}
     [entry] = _wait(stack, 1, member_id=m1, kind="phone_reveal")
     assert entry["actor_role"] == "organizer" and entry["actor_id"] == town["c1"]
-    assert entry["member_ids"] == [m1]
+    assert entry["member_ids"] == [m1] and entry["member_names"] == ["日志党员1号"]
+    assert entry["actor_name"].startswith("日志社区1-")
     assert entry["route"] == "GET /v1/members/{member_id}/phone"
     assert datetime.fromisoformat(entry["at"]) >= before
 

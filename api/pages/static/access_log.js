@@ -29,6 +29,12 @@ function query() {
   return q;
 }
 
+function whom(e) {
+  // A name with its id (names repeat); a long file's list cut to its first three.
+  const named = e.member_ids.map((id, i) => (e.member_names[i] ? `${e.member_names[i]}（${id}）` : id));
+  return named.length > 3 ? `${named.slice(0, 3).join("、")} 等 ${named.length} 人` : named.join("、");
+}
+
 async function load() {
   say("toolbar-msg", "正在加载……");
   let r;
@@ -47,8 +53,8 @@ async function load() {
     const cells = [
       local(e.at),
       KIND[e.kind] || e.kind,
-      `${ROLE[e.actor_role] || e.actor_role} ${e.actor_id}`,
-      e.member_ids.length > 3 ? `${e.member_ids.slice(0, 3).join("、")} 等 ${e.member_ids.length} 人` : e.member_ids.join("、"),
+      `${ROLE[e.actor_role] || e.actor_role} ${e.actor_name || e.actor_id}`,
+      whom(e),
       [e.route, e.detail].filter(Boolean).join(" · "),
     ];
     for (const c of cells) {

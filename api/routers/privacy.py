@@ -3,18 +3,17 @@ member's own data, and the log of who read whose personal data."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import AccessLog, Caller, Ctx, check, readable_member
 from api.openapi import errors
+from api.responses import ShownJSONResponse
 from services import access
-from services.events import ACCESS_KINDS, AccessKind
+from services.events import ACCESS_KINDS, AccessKind, utcnow
 from services.reads import privacy as reads
 from services.reads.registry import member_names
 from services.timeutil import local
@@ -67,11 +66,12 @@ def my_data(
 ) -> Any:
     """Everything held about the member (个人信息查阅、复制), for the member alone."""
     m = readable_member(ctx, caller, member_id, "my_data")
-    now = datetime.now().astimezone()
+    now = utcnow()
     answer = MyData(
         member_id=m.id,
         generated_at=now,
-        record=m.model_dump(mode="json"),
+        # Fresh from the warehouse: the process's copy may lag another process's change.
+        record=ctx.registry.get("member", m.id, caller, fresh=True).model_dump(mode="json"),
         parts=reads.my_data(ctx.warehouse, m.id),
         retention={
             "scans": ctx.settings.scan_retention_years,
@@ -80,11 +80,10 @@ def my_data(
     )
     if format == "json":
         return answer
-    body = json.dumps(answer.model_dump(mode="json"), ensure_ascii=False, indent=2)
     name = f"my-data-{m.id}-{local(now).strftime('%Y%m%d')}.json"
-    return Response(
-        body.encode(),
-        media_type="application/json",
+    # The same JSON as any answer (stored text as it may be shown), as a file.
+    return ShownJSONResponse(
+        answer.model_dump(mode="json"),
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 

@@ -18,6 +18,7 @@ from api.responses import ShownJSONResponse
 from api.routers import (
     activation,
     assessments,
+    assisted,
     auth,
     campaigns,
     checkins,
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation.router)
     # Reminders: inboxes and what a member receives (issue 14).
     app.include_router(reminders.router)
+    # Assisted and team check-in, the WeChat binding (issue 14).
+    app.include_router(assisted.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

@@ -76,6 +76,8 @@ NOTIFICATIONS = TopicSpec("notifications", partitions=3)
 NOTIFICATION_DELIVERIES = TopicSpec("notification-deliveries", partitions=1)
 # A member's choice per kind of reminder, keyed member|kind: only the latest matters.
 REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted=True)
+# A member's WeChat openid for subscription messages, keyed by member: only the latest matters.
+WECHAT_BINDINGS = TopicSpec("wechat-bindings", partitions=1, compacted=True)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -131,6 +133,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     NOTIFICATIONS,
     NOTIFICATION_DELIVERIES,
     REMINDER_PREFERENCES,
+    WECHAT_BINDINGS,
     *STREAMS_CHANGELOGS,
 )
 

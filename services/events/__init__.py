@@ -19,7 +19,13 @@ from services.events.base import (
     parse_event,
     utcnow,
 )
-from services.events.checkins import CheckinScanned, ScanProof, SessionRecorded, SessionStatus
+from services.events.checkins import (
+    AssistKind,
+    CheckinScanned,
+    ScanProof,
+    SessionRecorded,
+    SessionStatus,
+)
 from services.events.engagement import (
     GRADES,
     Campaign,
@@ -41,6 +47,7 @@ from services.events.notifications import (
     NotificationDelivered,
     ReminderKind,
     ReminderPreferenceSet,
+    WechatBound,
 )
 from services.events.records import ServiceRecordIssued
 from services.events.registry import (
@@ -74,6 +81,7 @@ from services.events.sessions import (
 __all__ = [
     "EVENT_TYPES",
     "AssessmentRulesPublished",
+    "AssistKind",
     "BackdatedPosterPolicy",
     "CheckinScanned",
     "Community",
@@ -134,4 +142,5 @@ __all__ += [
     "NotificationDelivered",
     "ReminderKind",
     "ReminderPreferenceSet",
+    "WechatBound",
 ]

@@ -39,6 +39,7 @@ from api.routers import (
     sessions,
     station_screen,
     stations,
+    wechat,
     weekly,
     wishes,
 )
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reminders.router)
     # Assisted and team check-in, the WeChat binding (issue 14).
     app.include_router(assisted.router)
+    app.include_router(wechat.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

@@ -137,3 +137,17 @@ ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backd
 ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backdated_poster LowCardinality(String) DEFAULT 'flag';
 ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;
 ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;
+
+-- m0014_assisted
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS device_id Nullable(String);
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS device_id Nullable(String);
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assist LowCardinality(String) DEFAULT '';
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assist LowCardinality(String) DEFAULT '';
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assisted_by Nullable(String);
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assisted_by Nullable(String);
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS activity_id Nullable(String);
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS activity_id Nullable(String);
+ALTER TABLE members_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS team_leader_id Nullable(String);
+ALTER TABLE members ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS team_leader_id Nullable(String);
+CREATE TABLE IF NOT EXISTS wechat_bindings_local ON CLUSTER 'volunteer' ( member_id String, openid String, bound_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', bound_at) ORDER BY member_id SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS wechat_bindings ON CLUSTER 'volunteer' AS wechat_bindings_local ENGINE = Distributed('volunteer', currentDatabase(), 'wechat_bindings_local', cityHash64(member_id));

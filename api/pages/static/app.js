@@ -10,6 +10,7 @@ const QUEUE_KEY = "volunteer.queue";       // scans waiting to be sent
 const RECENT_KEY = "volunteer.recent";     // the last outcomes, shown under the status
 const LAST_KEY = "volunteer.last";         // the last action sent, to suggest the next one
 const BIND_CODE_KEY = "volunteer.bindCode"; // a /bind/{code} link's code, until it is redeemed
+const DEVICE_KEY = "volunteer.device";     // this browser's own id, sent with each scan
 const RETRY_MS = 10000;
 const OPEN_HINT_MS = 12 * 3600 * 1000;     // after this, a check-in is no longer "current"
 
@@ -309,6 +310,17 @@ function refreshSoon() {
   for (const s of [1, 3, 6, 10, 16, 25]) setTimeout(refreshWeek, s * 1000);
 }
 
+// This browser's id, kept for good: one phone scanning for several members is flagged for the
+// organizer's review (services/anomalies.py). Random, so it says nothing about the phone.
+function deviceId() {
+  let id = localStorage.getItem(DEVICE_KEY);
+  if (!id) {
+    id = crypto.randomUUID();
+    localStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
 // "ok", "retry" (keep it and send again), "unbound" (keep it; the phone must bind again),
 // or {refused: reason} (the server will never accept it: tell the member and drop it).
 async function sendScan(scan) {
@@ -322,6 +334,7 @@ async function sendScan(scan) {
         action: scan.action,
         client_event_id: scan.client_event_id,
         scanned_at: scan.scanned_at,
+        device_id: deviceId(),
       }),
     });
   } catch (e) {

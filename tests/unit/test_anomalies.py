@@ -12,6 +12,7 @@ from services.anomalies import (
     OVERLAP,
     SHARED_DEVICE,
     TOO_FAST,
+    Anomaly,
     DeviceUse,
     SessionFacts,
     distance_km,
@@ -54,7 +55,7 @@ def s(
     return SessionFacts(sid, member, station, start, end, checked_out, scans)
 
 
-def run(*sessions: SessionFacts, **kw: object) -> dict[str, list[str]]:
+def run(*sessions: SessionFacts, **kw: object) -> dict[str, list[Anomaly]]:
     args: dict[str, object] = {"coords": COORDS, "scan_devices": {}, "device_uses": []}
     args.update(kw)
     return flag(sessions, **args, **KW, device_window=WINDOW)  # type: ignore[arg-type]
@@ -158,10 +159,10 @@ def scan(
         station_community_id="comm_1",
         unit_id="unit_1",
         member_community_id="comm_1",
-        action=action,  # type: ignore[arg-type]
+        action=action,
         client_event_id=str(uuid.uuid4()),
         received_at=when,
-        assist=assist,  # type: ignore[arg-type]
+        assist=assist,
         assisted_by=by,
     )
 

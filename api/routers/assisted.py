@@ -222,6 +222,8 @@ def assisted_checkin(
     The session is flagged `assisted` and names the organizer (`by:organizer:<community>`)."""
     gate(caller, "assisted_checkin")
     _assisting(caller, community_id)
+    if not ctx.registry.exists("community", community_id):
+        raise hidden("community", community_id)
     member = _member(ctx, body.member_id)
     try:
         station = ctx.registry.station(body.station_id)

@@ -333,7 +333,7 @@ def my_team(caller: Caller, ctx: Ctx) -> TeamOut:
     "/team-checkins",
     response_model=AssistedAccepted,
     status_code=202,
-    responses=errors(429),
+    responses=errors(404, 429, why={404: "the station of a signed code no longer exists"}),
 )
 def team_checkin(body: TeamCheckinIn, caller: Caller, ctx: Ctx) -> AssistedAccepted:
     """A team leader, at the station (its code as scanned: poster or screen), checks members of

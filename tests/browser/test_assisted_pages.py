@@ -4,6 +4,7 @@ anomaly flags in Chinese, and the station tablet's 代签到."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,7 @@ def test_the_organizer_checks_in_for_members_and_sees_anomalies_in_chinese(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{live.base_url}/org?t={org['Authorization'].removeprefix('Bearer ')}")
-    expect(page.locator("body")).to_have_attribute("data-loaded", r".+", timeout=20_000)
+    expect(page.locator("body")).to_have_attribute("data-loaded", re.compile(r".+"), timeout=20_000)
     row = page.locator("#review-table tbody tr", has_text="赵快")
     expect(row).to_contain_text("异常：站点间移动过快")
     shot(page, "assisted-01-review-queue-anomaly")

@@ -1,8 +1,9 @@
 """The reminder job, run where the sink runs (it reads the warehouse): each REMINDERS_INTERVAL_S
 it decides the reminders due (services.reminders) and publishes them to `notifications`; the
-sink puts them in the inboxes. With an SMS gateway configured, a delivery consumer reads
-`notifications` in its own consumer group, sends each member's reminder and records the outcome
-on `notification-deliveries`, committing only after that record is acknowledged.
+sink puts them in the inboxes. For each channel configured (an SMS gateway, WeChat subscription
+messages: a `services.sms.Sender` each), a delivery consumer reads `notifications` in its own
+consumer group, sends each member's reminder and records the outcome on
+`notification-deliveries`, committing only after that record is acknowledged.
 
 Several sink processes may run the job: they decide the same notifications (the ids are derived
 from kind, recipient, week and moment), the inbox keeps one, and the delivery consumer skips an

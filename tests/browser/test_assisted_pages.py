@@ -92,8 +92,10 @@ def test_the_organizer_checks_in_for_members_and_sees_anomalies_in_chinese(
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{live.base_url}/org?t={org['Authorization'].removeprefix('Bearer ')}")
     expect(page.locator("body")).to_have_attribute("data-loaded", re.compile(r".+"), timeout=20_000)
-    row = page.locator("#review-table tbody tr", has_text="赵快")
-    expect(row).to_contain_text("异常：站点间移动过快")
+    rows = page.locator("#review-table tbody tr", has_text="赵快")
+    expect(rows.filter(has_text="文峰党员驿站")).to_contain_text("异常：站点间移动过快")
+    # The first session of the trip (a gesture of minutes, queued for that) is not too fast.
+    expect(rows.filter(has_text="南城党群服务站")).not_to_contain_text("异常")
     shot(page, "assisted-01-review-queue-anomaly")
 
     # 代签到: find by name, pick the station, check in.

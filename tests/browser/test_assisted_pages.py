@@ -107,7 +107,7 @@ def test_the_organizer_checks_in_for_members_and_sees_anomalies_in_chinese(
     phone = d["elder"]["phone"]
     expect(found).to_contain_text(f"{phone[:3]}****{phone[-4:]}")
     found.locator("button[data-action=in]").click()
-    expect(page.locator("#assisted-msg")).to_have_text("已为 王秀英 签到")
+    expect(page.locator("#assisted-msg")).to_have_text("已为 王秀英 签到", timeout=30_000)
     shot(page, "assisted-02-checked-in-for-a-member")
 
     def opened(member_id: str) -> Any:
@@ -121,14 +121,15 @@ def test_the_organizer_checks_in_for_members_and_sees_anomalies_in_chinese(
     page.click("#assisted-search button[type=submit]")
     grandpa = page.locator("#assisted-table tbody tr", has_text="李大爷")
     expect(grandpa).to_have_count(1)
+    expect(page.locator("#assisted-msg")).to_have_text("")
     grandpa.locator("input.pick").check()
     page.click("#assisted-group-in")
-    expect(page.locator("#assisted-msg")).to_have_text("已为 李大爷 签到")
+    expect(page.locator("#assisted-msg")).to_have_text("已为 李大爷 签到", timeout=30_000)
     assert live.wait_for(lambda: opened(d["grandpa"]["id"]), timeout=60)
 
     # A team leader for 李大爷: then 刘队长 may check him in from a phone.
     grandpa.locator("select.leader").select_option(label="刘队长")
-    expect(page.locator("#assisted-msg")).to_have_text("已指定 李大爷 的队长")
+    expect(page.locator("#assisted-msg")).to_have_text("已指定 李大爷 的队长", timeout=30_000)
     r = live.http.get("/v1/me/team", headers=live.auth("member", d["lead"]["id"]))
     assert [i["name"] for i in r.json()["items"]] == ["李大爷"]
     shot(page, "assisted-03-team-leader-set")
@@ -160,7 +161,7 @@ def test_the_station_tablet_checks_in_a_member_without_a_smartphone(
     row = page.locator("#kiosk-table tr", has_text="陈阿婆")
     expect(row).to_have_count(1)
     row.locator("button[data-action=in]").click()
-    expect(page.locator("#kiosk-msg")).to_have_text("已为 陈阿婆 签到")
+    expect(page.locator("#kiosk-msg")).to_have_text("已为 陈阿婆 签到", timeout=30_000)
     shot(page, "assisted-04-tablet-checkin")
     member_id = d["member"]["id"]
 

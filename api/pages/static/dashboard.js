@@ -390,6 +390,7 @@ async function searchAssisted(ev) {
   if (ev) ev.preventDefault();
   const q = $("assisted-q").value.trim();
   if (!q) return;
+  say("assisted-msg", "");
   const c = encodeURIComponent(state.community.id);
   const found = await getJson(`/v1/communities/${c}/assisted/members?q=${encodeURIComponent(q)}`);
   say("assisted-msg", found.items.length ? "" : "没有找到该党员，请核对姓名或手机号码");
@@ -417,6 +418,7 @@ async function assist(members, action) {
   const station = $("assisted-station").value;
   if (!station) { say("assisted-msg", "请先选择站点"); return; }
   const c = encodeURIComponent(state.community.id);
+  say("assisted-msg", "正在提交……");
   const done = [];
   for (const m of members) {
     const r = await postJson(`/v1/communities/${c}/assisted/checkins`, {

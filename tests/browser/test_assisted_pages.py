@@ -14,6 +14,7 @@ from typing import Any
 from playwright.sync_api import BrowserContext, Page, expect
 
 from services.sessions import assisted_by
+from services.tokens import sign_station
 from tests.support.live import BROWSER_MARKS, Live, scan
 
 pytestmark = BROWSER_MARKS
@@ -175,3 +176,55 @@ def test_the_station_tablet_checks_in_a_member_without_a_smartphone(
     page.click("#kiosk-search button[type=submit]")
     expect(page.locator("#kiosk-msg")).to_contain_text("没有找到该党员")
     assert errors == []
+
+
+def test_a_team_leader_checks_in_the_team_from_the_phone(
+    live: Live, phone: BrowserContext, shot: Shot
+) -> None:
+    d = live.community_with_member("刘队长")
+    leader, station = d["member"], d["station"]
+    team = [
+        live.create(
+            "/v1/members",
+            {
+                "name": name,
+                "unit_id": d["unit"]["id"],
+                "community_id": d["community"]["id"],
+                "team_leader_id": leader["id"],
+            },
+        )
+        for name in ("队员张", "队员王")
+    ]
+    page = phone.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    token = sign_station(live.settings, station["id"])
+    page.goto(f"{live.base_url}/s/{token}?t={live.token('member', leader['id'])}")
+    card = page.locator("#team-card")
+    expect(card).to_be_visible(timeout=20_000)
+    page.click("#team-in")
+    expect(page.locator("#team-msg")).to_have_text("请先勾选在场的队员")
+    for m in team:
+        card.get_by_label(m["name"]).check()
+    page.click("#team-in")
+    expect(page.locator("#team-msg")).to_have_text("已为 2 名队员签到", timeout=30_000)
+    shot(page, "assisted-05-team-leader-phone")
+    for m in team:
+
+        def opened(member_id: str = m["id"]) -> Any:
+            return next((s for s in sessions(live, member_id) if s["status"] == "open"), None)
+
+        s = live.wait_for(opened, timeout=60)
+        assert s and "team" in s["flags"]
+        assert assisted_by(s["flags"]) == [f"member:{leader['id']}"]
+    assert errors == []
+
+
+def test_a_member_who_leads_nobody_sees_no_team(live: Live, phone: BrowserContext) -> None:
+    d = live.community_with_member("普通党员")
+    page = phone.new_page()
+    token = sign_station(live.settings, d["station"]["id"])
+    page.goto(f"{live.base_url}/s/{token}?t={live.token('member', d['member']['id'])}")
+    expect(page.locator("#status")).to_contain_text("签到", timeout=20_000)
+    page.wait_for_timeout(1000)
+    expect(page.locator("#team-card")).to_be_hidden()

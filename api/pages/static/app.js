@@ -502,6 +502,51 @@ async function fillMember() {
   showBound(true);
 }
 
+// ---- a team leader checks in the team present at this station (POST /v1/team-checkins) ----
+
+async function refreshTeam() {
+  const card = $("team-card");
+  if (!card || document.body.dataset.page !== "scan") return;
+  const team = await getJson("/v1/me/team");
+  if (!team || !team.items.length) return;
+  const list = $("team");
+  list.replaceChildren();
+  for (const m of team.items) {
+    const li = document.createElement("li");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.value = m.member_id;
+    label.append(box, ` ${m.name}`);
+    li.appendChild(label);
+    list.appendChild(li);
+  }
+  card.hidden = false;
+}
+
+async function teamScan(action) {
+  const ids = [...$("team").querySelectorAll("input:checked")].map((b) => b.value);
+  if (!ids.length) { say("team-msg", "请先勾选在场的队员"); return; }
+  say("team-msg", "正在提交……");
+  let r;
+  try {
+    r = await api("/v1/team-checkins", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({
+        station_token: currentStationToken(),
+        action,
+        member_ids: ids,
+        client_event_id: crypto.randomUUID(),
+      }),
+    });
+  } catch (e) { say("team-msg", errorText("network")); return; }
+  if (r.status === 202) {
+    say("team-msg", `已为 ${ids.length} 名队员${ACTION_LABEL[action]}`);
+  } else {
+    say("team-msg", await responseErrorText(r));
+  }
+}
+
 window.addEventListener("online", flushQueue);
 document.addEventListener("visibilitychange", () => { if (!document.hidden) flushQueue(); });
 setInterval(flushQueue, RETRY_MS);
@@ -531,6 +576,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (page === "bind") setStatus("bound", "本机已绑定；如需更换绑定，请输入新的激活码");
   if (page === "bind") { const b = $("bind"); if (b) b.hidden = false; }
   if (page === "scan") setStatus("ready", "请点击“签到”或“签退”");
+  if (page === "scan" && $("team-in")) {
+    $("team-in").addEventListener("click", () => teamScan("in"));
+    $("team-out").addEventListener("click", () => teamScan("out"));
+    refreshTeam();
+  }
   const last = load(LAST_KEY, null);
   if (last && last.action === "in" && Date.now() - Date.parse(last.at) < OPEN_HINT_MS) {
     openSince = Date.parse(last.at);

@@ -652,9 +652,12 @@ async function trendWeek(week) {
 }
 
 let loading = null;
+// Asked again while a load was in flight: that load may have read the figures before the change
+// the caller waits for (a review just decided), so one more follows it.
+let reloadAfter = false;
 
 async function load() {
-  if (loading) return loading;
+  if (loading) { reloadAfter = true; return loading; }
   loading = (async () => {
     const week = $("week").value || currentWeek();
     const c = encodeURIComponent(state.community.id);
@@ -695,6 +698,7 @@ async function load() {
     }
   })();
   try { await loading; } finally { loading = null; }
+  if (reloadAfter) { reloadAfter = false; await load(); }
 }
 
 // ---- start (after desk.run has signed in) --------------------------------------------------

@@ -18,6 +18,7 @@ from api.responses import ShownJSONResponse
 from api.routers import (
     activation,
     assessments,
+    assisted,
     auth,
     campaigns,
     checkins,
@@ -39,6 +40,7 @@ from api.routers import (
     sessions,
     station_screen,
     stations,
+    wechat,
     weekly,
     wishes,
 )
@@ -160,6 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reminders.router)
     # Personal information care: phone reveals, the member's own data, the access log (issue 15).
     app.include_router(privacy.router)
+    # Assisted and team check-in, the WeChat binding (issue 14).
+    app.include_router(assisted.router)
+    app.include_router(wechat.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

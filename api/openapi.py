@@ -79,6 +79,26 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "client_event_id": "5b0f2c7e-3d1a-4e8b-9c2f-6a7d8e9f0a1b",
         "scanned_at": "2026-11-28T09:30:00+08:00",
     },
+    # Assisted and team check-in, the WeChat binding (issue 14).
+    "AssistedCheckinIn": {
+        "member_id": MEMBER,
+        "station_id": "st_0a1b2c3d4e5f6071",
+        "action": "in",
+        "client_event_id": "7c1e3d2a-4b5f-4a6e-8d9c-0b1a2c3d4e5f",
+    },
+    "KioskCheckinIn": {
+        "member_id": MEMBER,
+        "action": "out",
+        "client_event_id": "8d2f4e3b-5c6a-4b7f-9e0d-1c2b3d4e5f60",
+    },
+    "TeamCheckinIn": {
+        "station_token": "v1.st_0a1b2c3d4e5f6071.Zk9vYmFyYmF6cXV4cXV1eA",
+        "action": "in",
+        "member_ids": [MEMBER, "mem_2a3b4c5d6e7f8091"],
+        "client_event_id": "9e3a5f4c-6d7b-4c8a-8f1e-2d3c4e5f6071",
+        "activity_id": "act_0a1b2c3d4e5f6071",
+    },
+    "WechatBindingIn": {"code": "081aBc2w3XyZ0N0hQ41w3k8Xx92aBc2G"},
     "RecordRequest": {"from": "2026-01-01", "to": "2026-12-31"},
     "RulesIn": RULES_V1.model_dump(exclude={"version"})
     | {"description": "2027 年起：服务时长上限调整为 60 小时", "hours_cap": 60.0},

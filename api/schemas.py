@@ -69,6 +69,12 @@ class CheckinIn(_In):
     action: Literal["in", "out"]
     client_event_id: UUID
     scanned_at: datetime | None = None
+    device_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description="the phone's own id for this browser (random, kept in its storage): one "
+        "phone scanning for several members is an anomaly flag for the organizer's review",
+    )
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={

@@ -143,3 +143,17 @@ CREATE TABLE IF NOT EXISTS access_log_local ON CLUSTER 'volunteer' ( event_id St
 CREATE TABLE IF NOT EXISTS access_log ON CLUSTER 'volunteer' AS access_log_local ENGINE = Distributed('volunteer', currentDatabase(), 'access_log_local', cityHash64((at, event_id)));
 CREATE TABLE IF NOT EXISTS retention_applied_local ON CLUSTER 'volunteer' ( table_name String, years UInt32, applied_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', applied_at) ORDER BY table_name;
 CREATE TABLE IF NOT EXISTS retention_applied ON CLUSTER 'volunteer' AS retention_applied_local ENGINE = Distributed('volunteer', currentDatabase(), 'retention_applied_local', cityHash64(table_name));
+
+-- m0015_assisted
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS device_id Nullable(String);
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS device_id Nullable(String);
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assist LowCardinality(String) DEFAULT '';
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assist LowCardinality(String) DEFAULT '';
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assisted_by Nullable(String);
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS assisted_by Nullable(String);
+ALTER TABLE checkins_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS activity_id Nullable(String);
+ALTER TABLE checkins ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS activity_id Nullable(String);
+ALTER TABLE members_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS team_leader_id Nullable(String);
+ALTER TABLE members ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS team_leader_id Nullable(String);
+CREATE TABLE IF NOT EXISTS wechat_bindings_local ON CLUSTER 'volunteer' ( member_id String, openid String, bound_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', bound_at) ORDER BY member_id SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS wechat_bindings ON CLUSTER 'volunteer' AS wechat_bindings_local ENGINE = Distributed('volunteer', currentDatabase(), 'wechat_bindings_local', cityHash64(member_id));

@@ -61,6 +61,8 @@ Resource = Literal[
     "member_phone",
     "my_data",
     "access_log",
+    "assisted_checkin",
+    "team_checkin",
 ]
 
 
@@ -215,6 +217,23 @@ def _own_member(p: Principal, f: Facts) -> bool:
     return _is(p, "member", f.member_id)
 
 
+def _assisting(p: Principal, f: Facts) -> bool:
+    # 代签到: the organizer of both the station's community (`community_id`) and the member's
+    # (`also_community_id`), or the admin.
+    return manages_community(p, f.community_id) and manages_community(p, f.also_community_id)
+
+
+def _team_leader(p: Principal, f: Facts) -> bool:
+    # The member's team leader (`members`: the leader the organizer set on the member's record).
+    return p.role == "member" and p.subject_id in f.members
+
+
+def screen_may_assist(station_community_id: str, f: Facts) -> bool:
+    """Whether a station's tablet (its screen key, no bearer) may check in this member: one of
+    the station's own community."""
+    return f.community_id is not None and f.community_id == station_community_id
+
+
 def _own_token(p: Principal, f: Facts) -> bool:
     return is_admin(p) or (f.token_id is not None and p.token_id == f.token_id)
 
@@ -358,6 +377,20 @@ RULES: dict[Resource, Rule] = {
     ),
     # Who read whose personal data: the admin's.
     "access_log": Rule("the personal-data access log", _admin, _admin, _ADMIN),
+    # Check-ins made for a member (issue 14).
+    "assisted_checkin": Rule(
+        "checking in or out a member without a smartphone (代签到) at a station, and finding"
+        " them: the organizer of the station's and the member's community",
+        _assisting,
+        _assisting,
+        _ORG,
+    ),
+    "team_checkin": Rule(
+        "checking in or out a member with their team: the member's team leader",
+        _team_leader,
+        _team_leader,
+        frozenset({"member"}),
+    ),
 }
 RESOURCES: tuple[Resource, ...] = tuple(RULES)
 

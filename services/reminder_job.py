@@ -1,8 +1,9 @@
 """The reminder job, run where the sink runs (it reads the warehouse): each REMINDERS_INTERVAL_S
 it decides the reminders due (services.reminders) and publishes them to `notifications`; the
-sink puts them in the inboxes. With an SMS gateway configured, a delivery consumer reads
-`notifications` in its own consumer group, sends each member's reminder and records the outcome
-on `notification-deliveries`, committing only after that record is acknowledged.
+sink puts them in the inboxes. For each channel configured (an SMS gateway, WeChat subscription
+messages: a `services.sms.Sender` each), a delivery consumer reads `notifications` in its own
+consumer group, sends each member's reminder and records the outcome on
+`notification-deliveries`, committing only after that record is acknowledged.
 
 Several sink processes may run the job: they decide the same notifications (the ids are derived
 from kind, recipient, week and moment), the inbox keeps one, and the delivery consumer skips an
@@ -34,10 +35,11 @@ from services.reads import notifications as inbox_reads
 from services.reads.registry import community_names
 from services.reads.weeks import community_week, parse_week
 from services.settings import Settings
-from services.sms import SmsGateway
+from services.sms import Sender, SmsGateway
 from services.timeutil import iso_week
 from services.topics import TopicSpec
 from services.warehouse.client import Warehouse
+from services.wechat import WechatSubscription
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +99,18 @@ class Decider:
 
 
 class Deliverer:
-    """Sends each member's reminder by SMS, once, and records what became of it."""
+    """Sends each member's reminder on one channel (a `Sender`: SMS, WeChat), once, and records
+    what became of it. Each channel has its own consumer group, so a slow or failing channel
+    holds back no other."""
 
     def __init__(
-        self, settings: Settings, wh: Warehouse, publisher: Publisher, gateway: SmsGateway
+        self, settings: Settings, wh: Warehouse, publisher: Publisher, gateway: Sender
     ) -> None:
         self.settings = settings
         self.wh = wh
         self.publisher = publisher
         self.gateway = gateway
+        self.channel = gateway.channel
         self._done: OrderedDict[str, None] = OrderedDict()
 
     def outcome(self, n: NotificationCreated, now: datetime) -> NotificationDelivered | None:
@@ -113,7 +118,7 @@ class Deliverer:
         member's, or sent already)."""
         if n.recipient_kind != "member" or n.notification_id in self._done:
             return None
-        if inbox_reads.sent(self.wh, n.notification_id, "sms"):
+        if inbox_reads.sent(self.wh, n.notification_id, self.channel):
             self._remember(n.notification_id)
             return None
 
@@ -121,11 +126,11 @@ class Deliverer:
             status: DeliveryStatus, attempts: int = 0, error: str = ""
         ) -> NotificationDelivered:
             return NotificationDelivered(
-                event_id=f"{n.notification_id}:sms:{status}:{attempts}",
+                event_id=f"{n.notification_id}:{self.channel}:{status}:{attempts}",
                 occurred_at=utcnow(),
                 notification_id=n.notification_id,
                 recipient_id=n.recipient_id,
-                channel="sms",
+                channel=self.channel,
                 status=status,
                 attempts=attempts,
                 error=error,
@@ -135,10 +140,10 @@ class Deliverer:
             return record("expired")
         if n.recipient_id in inbox_reads.turned_off(self.wh, n.kind, [n.recipient_id]):
             return record("opted_out")
-        phone = inbox_reads.phone(self.wh, n.recipient_id)
-        if not phone:
+        address = self.gateway.address(self.wh, n.recipient_id)
+        if not address:
             return record("no_address")
-        result = self.gateway.send(n.notification_id, phone, f"【{n.title}】{n.body}")
+        result = self.gateway.deliver(n.notification_id, address, n.title, n.body)
         if result.status == "sent":
             self._remember(n.notification_id)
         return record(result.status, result.attempts, result.error)
@@ -179,7 +184,12 @@ class Deliverer:
         consumer = KafkaConsumer(
             s.topic(topics.NOTIFICATIONS.name),
             bootstrap_servers=s.kafka_bootstrap.split(","),
-            group_id=s.topic("notification-delivery"),
+            # The SMS group keeps the name it had before other channels existed.
+            group_id=s.topic(
+                "notification-delivery"
+                if self.channel == "sms"
+                else f"notification-delivery-{self.channel}"
+            ),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             api_version=(3, 9),
@@ -204,7 +214,8 @@ def _loop(every_s: float, stop: threading.Event, body: Callable[[], Any], name: 
 
 
 def start(settings: Settings, wh: Warehouse, stop: threading.Event) -> list[threading.Thread]:
-    """Starts the decider (and, with an SMS gateway, the delivery consumer) in daemon threads
+    """Starts the decider (and a delivery consumer per channel configured: an SMS gateway,
+    WeChat subscription messages) in daemon threads
     that end when `stop` is set; nothing when REMINDERS_INTERVAL_S=0."""
     if not settings.reminders_interval_s:
         return []
@@ -218,10 +229,15 @@ def start(settings: Settings, wh: Warehouse, stop: threading.Event) -> list[thre
             daemon=True,
         )
     ]
+    senders: list[Sender] = []
     if SmsGateway.enabled(settings):
-        deliverer = Deliverer(settings, wh, publisher, SmsGateway(settings))
+        senders.append(SmsGateway(settings))
+    if WechatSubscription.enabled(settings):
+        senders.append(WechatSubscription(settings))
+    for sender in senders:
+        deliverer = Deliverer(settings, wh, publisher, sender)
         threads.append(
-            threading.Thread(target=deliverer.run, args=(stop,), name="sms", daemon=True)
+            threading.Thread(target=deliverer.run, args=(stop,), name=sender.channel, daemon=True)
         )
     for t in threads:
         t.start()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from services import counting, state_format
 from services.events import (
+    AssistKind,
     CheckinScanned,
     Event,
     MemberWeekRecorded,
@@ -47,6 +48,25 @@ REVIEWED_FLAGS = frozenset({"approved", "adjusted", "rejected"})
 # adjusts. A station that wants no such scans at all refuses them (`backdated_poster: refuse`).
 BACKDATED_POSTER = "backdated_poster"
 REVIEW_FLAGS = REVIEW_FLAGS | {BACKDATED_POSTER}
+
+# A session whose check-in or check-out someone else made for the member: an organizer or a
+# station's tablet (`assisted`, 代签到) or the member's team leader (`team`), with one
+# `by:<role>:<subject>` flag naming each who did it. Carried in the flags, as
+# `backdated_poster` is, rather than in a new field of the session record: records forbid
+# unknown fields, so a new one would stop a worker of the previous release reading the states
+# and sessions of this one during a rolling upgrade. Neither flag sends the session to review
+# nor changes its credit: the rules of what counts (services.counting) apply unchanged. An
+# organizer who checks a member in vouches for the service as the reviewer would; a team leader
+# is designated by the organizer, and the session names them, so a doubt is followed up like
+# any session's (the anomaly flags still apply to these sessions).
+ASSISTED = "assisted"
+TEAM = "team"
+BY_PREFIX = "by:"
+
+
+def assisted_by(flags: list[str] | tuple[str, ...]) -> list[str]:
+    """Who made the session's assisted or team scans (`role:subject`), from its flags."""
+    return [f.removeprefix(BY_PREFIX) for f in flags if f.startswith(BY_PREFIX)]
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,9 @@ class Scan(_Frozen):
     # What the phone scanned: the poster's token or the screen's rotating code (None: a scan
     # recorded before the API said).
     proof: ScanProof | None = None
+    # Made for the member by someone else (events.CheckinScanned.assist / assisted_by).
+    assist: AssistKind | None = None
+    assisted_by: str | None = None
 
     @classmethod
     def of(cls, e: CheckinScanned) -> Scan:
@@ -122,6 +145,8 @@ class Scan(_Frozen):
             member_community_id=e.member_community_id,
             member_grid_id=e.member_grid_id,
             proof=e.proof,
+            assist=e.assist,
+            assisted_by=e.assisted_by,
         )
 
 
@@ -138,16 +163,27 @@ def with_presence(
     derived: list[Derived], scans: tuple[Scan, ...], rules: SessionRules
 ) -> list[Derived]:
     """The sessions with `backdated_poster` on each one a back-dated poster scan opened or
-    closed (its check-in, or its check-out)."""
+    closed (its check-in, or its check-out), and `assisted` / `team` (with who) on each one
+    someone else's scan opened or closed."""
     late = {s.event_id for s in scans if backdated_poster(s.proof, s.at, s.received_at, rules)}
-    if not late:
+    helped = {s.event_id: s for s in scans if s.assist is not None}
+    if not late and not helped:
         return derived
-    return [
-        d.model_copy(update={"flags": (*d.flags, BACKDATED_POSTER)})
-        if d.checkin_event_id in late or d.checkout_event_id in late
-        else d
-        for d in derived
-    ]
+    out = []
+    for d in derived:
+        ends = (d.checkin_event_id, d.checkout_event_id)
+        flags = d.flags
+        if any(e in late for e in ends):
+            flags = (*flags, BACKDATED_POSTER)
+        for e in ends:
+            scan = helped.get(e) if e is not None else None
+            if scan is None:
+                continue
+            kind = ASSISTED if scan.assist == "assisted" else TEAM
+            by = f"{BY_PREFIX}{scan.assisted_by or ''}"
+            flags = (*flags, *(f for f in (kind, by) if f not in flags))
+        out.append(d if flags == d.flags else d.model_copy(update={"flags": flags}))
+    return out
 
 
 class Derived(_Frozen):

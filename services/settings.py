@@ -246,6 +246,26 @@ class Settings(BaseSettings):
     sms_timeout_s: float = Field(default=5.0, gt=0, le=60)
     sms_attempts: int = Field(default=3, ge=1, le=10)
     sms_retry_s: float = Field(default=1.0, ge=0, le=60)
+    # WeChat subscription messages (services.wechat), off while WECHAT_APP_ID is empty: the
+    # mini-program's app id and secret fetch an access token from WECHAT_API_BASE (the official
+    # https://api.weixin.qq.com; tests point it at a local server); WECHAT_TEMPLATE_ID is the
+    # subscription template whose `thing1` / `thing2` fields carry the title and the text.
+    # Retried as SMS_ATTEMPTS / SMS_RETRY_S say.
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_template_id: str = ""
+    wechat_page: str = "pages/index/index"
+
+    # Assisted and team check-in (api/routers/assisted.py): at most TEAM_CHECKIN_MAX members in
+    # one team check-in; an assisted search answers at most ASSISTED_SEARCH_LIMIT members.
+    team_checkin_max: int = Field(default=30, ge=1, le=200)
+    assisted_search_limit: int = Field(default=20, ge=1, le=100)
+    # Anomaly flags (services.anomalies): two stations reached faster than
+    # ANOMALY_MAX_SPEED_KMH over the straight line between them; one phone scanning for several
+    # members within ANOMALY_DEVICE_WINDOW_DAYS of each other.
+    anomaly_max_speed_kmh: float = Field(default=60.0, gt=0, le=1000)
+    anomaly_device_window_days: int = Field(default=30, ge=1, le=365)
 
     # Personal-data retention (services.privacy, applied by the migrate step as ClickHouse
     # TTLs): raw scans of a year are deleted once SCAN_RETENTION_YEARS years have begun since

@@ -1,4 +1,6 @@
-"""Sending a reminder beyond the page: an HTTP SMS gateway, as Chinese providers offer one.
+"""Sending a reminder beyond the page: the sender interface (`Sender`, used by the delivery
+consumer of services.reminder_job) and its SMS adapter, an HTTP SMS gateway as Chinese
+providers offer one (the WeChat adapter: services.wechat).
 
 The gateway takes `POST SMS_GATEWAY_URL` with a JSON body `{"id", "phone", "sign_name",
 "text"}`, `Authorization: Bearer SMS_GATEWAY_KEY` and `Idempotency-Key: <notification id>` (a
@@ -13,11 +15,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 
+from services.events.notifications import DeliveryChannel
+from services.reads.notifications import phone as member_phone
 from services.settings import Settings
+from services.warehouse.client import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +40,48 @@ class Outcome:
     error: str = ""
 
 
+class Sender(Protocol):
+    """A channel beyond the inbox. `deliver` never raises: its outcome says what happened, so
+    one failing send blocks no other."""
+
+    channel: DeliveryChannel
+
+    def address(self, wh: Warehouse, member_id: str) -> str | None:
+        """Where this channel reaches the member (None: it cannot)."""
+        ...
+
+    def deliver(self, message_id: str, address: str, title: str, body: str) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+def with_retries(
+    once: Callable[[], None],
+    attempts: int,
+    retry_s: float,
+    sleep: Callable[[float], None],
+    what: str,
+) -> Outcome:
+    """Tries `once` up to `attempts` times (waiting `retry_s`, then twice as long each time)
+    while it fails with a retryable SendFailed; never raises."""
+    error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            once()
+            return Outcome("sent", attempt)
+        except SendFailed as exc:
+            error = str(exc)
+            log.warning("%s: attempt %d failed: %s", what, attempt, error)
+            if not exc.retryable:
+                return Outcome("failed", attempt, error)
+        if attempt < attempts:
+            sleep(retry_s * 2 ** (attempt - 1))
+    return Outcome("failed", attempts, error)
+
+
 class SmsGateway:
+    channel: DeliveryChannel = "sms"
+
     def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
         self.url = settings.sms_gateway_url
         self.key = settings.sms_gateway_key
@@ -72,19 +118,19 @@ class SmsGateway:
     def send(self, message_id: str, phone: str, text: str) -> Outcome:
         """Tries up to SMS_ATTEMPTS times (waiting SMS_RETRY_S, then twice as long each time);
         never raises: the outcome says what happened, so one failing send blocks no other."""
-        error = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                self.send_once(message_id, phone, text)
-                return Outcome("sent", attempt)
-            except SendFailed as exc:
-                error = str(exc)
-                log.warning("sms %s: attempt %d failed: %s", message_id, attempt, error)
-                if not exc.retryable:
-                    return Outcome("failed", attempt, error)
-            if attempt < self.attempts:
-                self.sleep(self.retry_s * 2 ** (attempt - 1))
-        return Outcome("failed", self.attempts, error)
+        return with_retries(
+            lambda: self.send_once(message_id, phone, text),
+            self.attempts,
+            self.retry_s,
+            self.sleep,
+            f"sms {message_id}",
+        )
+
+    def address(self, wh: Warehouse, member_id: str) -> str | None:
+        return member_phone(wh, member_id)
+
+    def deliver(self, message_id: str, address: str, title: str, body: str) -> Outcome:
+        return self.send(message_id, address, f"【{title}】{body}")
 
     def close(self) -> None:
         self.client.close()

@@ -79,6 +79,8 @@ REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted
 # Who read whose personal data (services.events.PersonalDataRead), keyed by the reader; the
 # log keeps every read (the ClickHouse table's TTL is ACCESS_LOG_RETENTION_YEARS).
 ACCESS_LOG = TopicSpec("access-log", partitions=1)
+# A member's WeChat openid for subscription messages, keyed by member: only the latest matters.
+WECHAT_BINDINGS = TopicSpec("wechat-bindings", partitions=1, compacted=True)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -135,6 +137,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     NOTIFICATIONS,
     NOTIFICATION_DELIVERIES,
     REMINDER_PREFERENCES,
+    WECHAT_BINDINGS,
     *STREAMS_CHANGELOGS,
 )
 

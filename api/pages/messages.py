@@ -93,6 +93,12 @@ MESSAGES: dict[str, str] = {
     "no_rows": "文件只有表头，没有党员数据",
     "too_many_rows": "一次导入的行数过多，请拆分成几个文件",
     "rows_rejected": "部分行有误，未导入；请按提示修改后重新导入",
+    # assisted and team check-in, WeChat messages (issue 14)
+    "not_in_community": "党员和站点须属于本社区，请重新选择",
+    "not_in_team": "所选党员不在您的团队中，请刷新名单后重新选择",
+    "team_too_large": "一次签到的人数超过上限，请分批签到",
+    "wechat_off": "本系统暂未开通微信消息提醒",
+    "wechat_bind_failed": "微信授权未成功，请重新打开小程序后再试",
     # HTTP itself
     "invalid_request": "填写的内容有误，请检查后重试",
     "not_found": "要找的内容不存在，请返回重试",

@@ -172,6 +172,7 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
         client_event_id=str(body.client_event_id),
         received_at=now,
         proof=verified.proof,
+        device_id=body.device_id,
     )
     await ctx.publisher.send(topics.CHECKINS, member.id, event)
     _ACCEPTED.inc()

@@ -71,6 +71,9 @@ class MemberCreate(_In):
     party_branch: Line | None = Field(default=None, max_length=100)
     reported_on: date | None = Field(default=None, description="报到日期, YYYY-MM-DD")
     status: MemberStatus = "active"
+    team_leader_id: str | None = Field(
+        default=None, description="the member's team leader: a member of the same community"
+    )
 
 
 # PATCH bodies: every field optional; a field sent as null clears an optional value. Fields
@@ -117,6 +120,7 @@ class MemberPatch(_In):
     party_branch: Line | None = Field(default=None, max_length=100)
     reported_on: date | None = None
     status: MemberStatus | None = None
+    team_leader_id: str | None = None
 
 
 class StationView(Station):

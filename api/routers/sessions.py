@@ -20,8 +20,10 @@ from api.deps import Caller, Ctx, check, community_desk, gate, hidden, readable_
 from api.errors import ApiError
 from services import topics
 from services.access import Facts
+from services.anomalies import Anomaly
 from services.counting import hours, seconds_of_hours
 from services.events import SessionReviewed, SessionStatus, derived_id, utcnow
+from services.reads import anomalies as anomaly_reads
 from services.reads import member_hours as reads
 from services.reads import sessions as session_reads
 from services.registry import NotFound
@@ -53,6 +55,12 @@ class SessionPage(BaseModel):
 class QueuedSessionOut(SessionOut):
     member_id: str
     member_name: str | None
+    anomalies: list[Anomaly] = Field(
+        default_factory=list,
+        description="anomaly flags computed when read (services.anomalies): `overlap` with "
+        "another session of the member, `too_fast` from the previous station, `shared_device` "
+        "(the phone scanned for another member too); they change no credit",
+    )
 
 
 class ReviewQueue(BaseModel):
@@ -136,9 +144,19 @@ def review_queue(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> ReviewQueue:
     """Sessions at this community's stations that need a decision: forgotten check-outs,
-    capped sessions and check-outs without a check-in, not yet reviewed, still reviewable."""
+    capped sessions and check-outs without a check-in, and sessions with an anomaly flag
+    (`anomalies`), not yet reviewed, still reviewable."""
     community_desk(ctx, caller, community_id)
-    since = utcnow() - timedelta(days=ctx.settings.session_review_window_days)
+    now = utcnow()
+    since = now - timedelta(days=ctx.settings.session_review_window_days)
+    anomalous = anomaly_reads.community_anomalies(
+        ctx.warehouse,
+        community_id,
+        since,
+        now,
+        ctx.settings.anomaly_max_speed_kmh,
+        timedelta(days=ctx.settings.anomaly_device_window_days),
+    )
     items, total = session_reads.review_queue(
         ctx.warehouse,
         community_id,
@@ -147,6 +165,7 @@ def review_queue(
         sorted(REVIEWED_FLAGS),
         limit,
         offset,
+        anomalous,
     )
     return ReviewQueue(items=[QueuedSessionOut(**i) for i in items], total=total)
 

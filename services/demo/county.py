@@ -66,6 +66,34 @@ class DemoStation:
     community_key: str
     name: str
     kind: StationKind
+    # Around 陇西县城 (巩昌镇, 文峰镇), for the travel-speed anomaly flag (services.anomalies).
+    lat: float | None = None
+    lon: float | None = None
+
+
+# The county seat, and how far from it a community lies (km); a station lies near its
+# community's centre. From a hash of the keys, not the seed's generator, so every other value
+# of the county stays what it was before stations had coordinates.
+LONGXI_CENTRE = (35.0030, 104.6340)
+_COMMUNITY_SPREAD_KM = 4.0
+_STATION_SPREAD_KM = 0.6
+
+
+def _offset(key: str, spread_km: float) -> tuple[float, float]:
+    h = hashlib.sha256(key.encode()).digest()
+    dx = (h[0] / 255 - 0.5) * 2 * spread_km
+    dy = (h[1] / 255 - 0.5) * 2 * spread_km
+    # A degree of latitude is ~111 km; of longitude ~91 km at 35° N.
+    return dy / 111.0, dx / 91.0
+
+
+def station_place(community_key: str, station_key: str) -> tuple[float, float]:
+    c_lat, c_lon = _offset(community_key, _COMMUNITY_SPREAD_KM)
+    s_lat, s_lon = _offset(station_key, _STATION_SPREAD_KM)
+    return (
+        round(LONGXI_CENTRE[0] + c_lat + s_lat, 5),
+        round(LONGXI_CENTRE[1] + c_lon + s_lon, 5),
+    )
 
 
 @dataclass(frozen=True)
@@ -505,6 +533,8 @@ def generate(seed: int = DEFAULT_SEED) -> County:
                     community_key=c.key,
                     name=f"{short}社区{places[j]}党群服务站",
                     kind="service_station",
+                    lat=station_place(c.key, f"{c.key}s{j + 1}")[0],
+                    lon=station_place(c.key, f"{c.key}s{j + 1}")[1],
                 )
             )
         for j in range(n_posts):
@@ -514,6 +544,8 @@ def generate(seed: int = DEFAULT_SEED) -> County:
                     community_key=c.key,
                     name=f"{short}社区{places[3 + more + j]}党员驿站",
                     kind="member_post",
+                    lat=station_place(c.key, f"{c.key}p{j + 1}")[0],
+                    lon=station_place(c.key, f"{c.key}p{j + 1}")[1],
                 )
             )
 

@@ -136,7 +136,10 @@ async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty
         if hit is not None:
             out.stations[s.key] = hit
         else:
-            todo_st.append((s.key, {"community_id": cid, "name": s.name, "kind": s.kind}))
+            st_body: dict[str, object] = {"community_id": cid, "name": s.name, "kind": s.kind}
+            if s.lat is not None and s.lon is not None:
+                st_body |= {"lat": s.lat, "lon": s.lon}
+            todo_st.append((s.key, st_body))
     made_st = await _create_many(client, "/v1/stations", [b for _, b in todo_st])
     for (key, _), item in zip(todo_st, made_st, strict=True):
         out.stations[key] = item

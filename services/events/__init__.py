@@ -19,7 +19,13 @@ from services.events.base import (
     parse_event,
     utcnow,
 )
-from services.events.checkins import CheckinScanned, ScanProof, SessionRecorded, SessionStatus
+from services.events.checkins import (
+    AssistKind,
+    CheckinScanned,
+    ScanProof,
+    SessionRecorded,
+    SessionStatus,
+)
 from services.events.engagement import (
     GRADES,
     Campaign,
@@ -41,6 +47,7 @@ from services.events.notifications import (
     NotificationDelivered,
     ReminderKind,
     ReminderPreferenceSet,
+    WechatBound,
 )
 from services.events.privacy import ACCESS_KINDS, AccessKind, PersonalDataRead
 from services.events.records import ServiceRecordIssued
@@ -75,6 +82,7 @@ from services.events.sessions import (
 __all__ = [
     "EVENT_TYPES",
     "AssessmentRulesPublished",
+    "AssistKind",
     "BackdatedPosterPolicy",
     "CheckinScanned",
     "Community",
@@ -135,6 +143,7 @@ __all__ += [
     "NotificationDelivered",
     "ReminderKind",
     "ReminderPreferenceSet",
+    "WechatBound",
 ]
 
 __all__ += ["ACCESS_KINDS", "AccessKind", "PersonalDataRead"]

@@ -11,6 +11,14 @@ from services.events.base import Event, UtcDatetime, event_type
 
 # The printed poster's token, or the station screen's rotating code.
 ScanProof = Literal["poster", "screen"]
+# A scan made for the member by someone else: an organizer or a station's tablet (代签到,
+# `assisted`), or the member's team leader checking in the group (`team`).
+AssistKind = Literal["assisted", "team"]
+
+# Optional fields added with assisted check-in and the anomaly flags: left out of the message
+# when unset, so an ordinary scan is the same bytes as before and a worker of the previous
+# release (whose events forbid unknown fields) still reads it during a rolling upgrade.
+_OPTIONAL_SCAN_FIELDS = frozenset({"device_id", "assist", "assisted_by", "activity_id"})
 
 
 @event_type
@@ -33,6 +41,20 @@ class CheckinScanned(Event):
     # What the phone scanned: the printed poster's token or the station screen's rotating code
     # (whose window the API checked against `occurred_at`). None in scans recorded before.
     proof: ScanProof | None = None
+    # The phone's own id for this browser (kept in its local storage, sent with each scan): one
+    # device scanning for several members is an anomaly flag (services.anomalies). None for
+    # scans made by someone else (assisted, team) and in scans recorded before.
+    device_id: str | None = Field(default=None, max_length=64)
+    # Who made the scan when it was not the member: `assist` says how, `assisted_by` who
+    # (`organizer:<community>`, `station:<station>` for its tablet, `member:<leader>`).
+    assist: AssistKind | None = None
+    assisted_by: str | None = Field(default=None, max_length=120)
+    # A team check-in for an activity (a slot of /v1/activities): stored as given, not checked.
+    activity_id: str | None = Field(default=None, max_length=64)
+
+    def to_bytes(self) -> bytes:
+        unset = {f for f in _OPTIONAL_SCAN_FIELDS if getattr(self, f) is None}
+        return self.model_dump_json(exclude=unset).encode()
 
 
 SessionStatus = Literal["open", "closed", "auto_closed", "capped", "adjusted", "rejected"]

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from services.events.base import Event, event_type
 
 ReminderKind = Literal["weekly_nudge", "organizer_digest"]
 RecipientKind = Literal["member", "community"]
+# Where a reminder goes beyond the inbox: an SMS gateway, or a WeChat subscription message.
+DeliveryChannel = Literal["sms", "wechat"]
 DeliveryStatus = Literal["sent", "failed", "no_address", "opted_out", "expired"]
 
 
@@ -32,7 +36,7 @@ class NotificationDelivered(Event):
     event_type: Literal["notification.delivered"] = "notification.delivered"
     notification_id: str
     recipient_id: str
-    channel: Literal["sms"]
+    channel: DeliveryChannel
     status: DeliveryStatus
     attempts: int
     error: str = ""
@@ -45,3 +49,13 @@ class ReminderPreferenceSet(Event):
     kind: ReminderKind
     enabled: bool
     set_by: str
+
+
+@event_type
+class WechatBound(Event):
+    """A member's WeChat openid (for this mini-program's subscription messages), set when the
+    member binds through WeChat; an empty openid unbinds. The latest per member wins."""
+
+    event_type: Literal["wechat.bound"] = "wechat.bound"
+    member_id: str
+    openid: str = Field(max_length=64)

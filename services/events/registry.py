@@ -81,6 +81,9 @@ class Member(RegistryRecord):
     party_branch: str | None = None
     reported_on: date | None = None
     status: MemberStatus = "active"
+    # The member's team leader (a member of the same community, set by its organizer), who may
+    # check the member in with the team (POST /v1/team-checkins).
+    team_leader_id: str | None = None
 
 
 @event_type

@@ -19,6 +19,10 @@ def _checkin_row(e: CheckinScanned) -> Row:
         e.client_event_id,
         e.occurred_at,
         e.received_at,
+        e.device_id,
+        e.assist or "",
+        e.assisted_by,
+        e.activity_id,
     )
 
 
@@ -91,6 +95,10 @@ CHECKINS = route(
             "client_event_id",
             "scanned_at",
             "received_at",
+            "device_id",
+            "assist",
+            "assisted_by",
+            "activity_id",
             "kafka_partition",
             "kafka_offset",
         ),

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from services import topics
-from services.events import NotificationCreated, NotificationDelivered, ReminderPreferenceSet
+from services.events import (
+    NotificationCreated,
+    NotificationDelivered,
+    ReminderPreferenceSet,
+    WechatBound,
+)
 from services.processors.base import Route, route
 
 NOTIFICATIONS = route(
@@ -61,5 +66,15 @@ PREFERENCES = route(
         ("member_id", "kind", "enabled", "set_by", "set_at"),
         (ReminderPreferenceSet,),
         lambda e: (e.member_id, e.kind, e.enabled, e.set_by, e.occurred_at),
+    )
+)
+
+WECHAT_BINDINGS = route(
+    Route(
+        topics.WECHAT_BINDINGS,
+        "wechat_bindings",
+        ("member_id", "openid", "bound_at"),
+        (WechatBound,),
+        lambda e: (e.member_id, e.openid, e.occurred_at),
     )
 )

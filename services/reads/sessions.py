@@ -6,6 +6,7 @@ taken as evidence.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,14 +40,25 @@ def review_queue(
     done_flags: list[str],
     limit: int,
     offset: int,
+    anomalous: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Sessions at the community's stations that carry a flag needing review and none saying
-    it was reviewed, started since `since`, oldest first; with the member's name."""
-    params = {"c": community_id, "since": since, "need": need_flags, "done": done_flags}
+    """Sessions at the community's stations that carry a flag needing review, or an anomaly
+    flag (`anomalous`: session -> anomalies, services.reads.anomalies), and none saying it was
+    reviewed, started since `since`, oldest first; with the member's name and its anomalies."""
+    anomalous = anomalous or {}
+    params = {
+        "c": community_id,
+        "since": since,
+        "need": need_flags,
+        "done": done_flags,
+        # Never an empty list: `IN ()` is not valid SQL; no session id is empty.
+        "anom": sorted(anomalous) or [""],
+    }
     where = (
         "station_community_id = %(c)s AND voided = 0 AND start >= %(since)s "
         "AND status IN ('closed', 'capped', 'auto_closed') "
-        "AND hasAny(flags, %(need)s) AND NOT hasAny(flags, %(done)s)"
+        "AND (hasAny(flags, %(need)s) OR session_id IN %(anom)s) "
+        "AND NOT hasAny(flags, %(done)s)"
     )
     rows = wh.query_dicts(
         f"SELECT {SESSION_COLUMNS}, member_id FROM sessions FINAL WHERE {where} "
@@ -56,7 +68,12 @@ def review_queue(
     total = wh.query(f"SELECT count() FROM sessions FINAL WHERE {where}", params)
     names = member_names(wh, sorted({r["member_id"] for r in rows}))
     items = [
-        {**session_item(r), "member_id": r["member_id"], "member_name": names.get(r["member_id"])}
+        {
+            **session_item(r),
+            "member_id": r["member_id"],
+            "member_name": names.get(r["member_id"]),
+            "anomalies": list(anomalous.get(r["session_id"], ())),
+        }
         for r in rows
     ]
     return items, int(total[0][0])

@@ -236,6 +236,13 @@ class Registry:
             ):
                 # A grid belongs to one community: moving house leaves the old grid behind.
                 data["grid_id"] = None
+            if (
+                kind is MEMBER
+                and data["community_id"] != before.model_dump()["community_id"]
+                and "team_leader_id" not in fields
+            ):
+                # So does the team: its leader is a member of the old community.
+                data["team_leader_id"] = None
             if kind is MEMBER:
                 # An organizer may edit their members but not hand one to another community.
                 self.authorize(kind, data, p, hideable=False)

@@ -12,7 +12,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from services.events import Grid, RegistryRecord
+from services.events import Grid, Member, RegistryRecord
 from services.registry.kinds import (
     BUILTIN_STATION_KINDS,
     COMMUNITY,
@@ -131,6 +131,7 @@ class Validator:
                     "unknown_station_kind",
                     f"kind: no station kind {code!r} (known: {', '.join(sorted(self.station_kind_codes(pending)))})",
                 )
+            _check_coordinates(data)
         elif kind is MEMBER:
             self._check_member(before, data, pending)
 
@@ -178,6 +179,19 @@ class Validator:
             raise Invalid("invalid_member", f"party_branch: at most {NAME_MAX} characters")
         if branch is not None:
             _safe(branch, "party_branch", MEMBER)
+        leader_id = data.get("team_leader_id")
+        if leader_id is not None:
+            # A team leader checks the member in with the team (POST /v1/team-checkins): an
+            # active member of the same community, and not the member themself.
+            if leader_id == data.get("id"):
+                raise Invalid("invalid_member", "team_leader_id: a member does not lead themself")
+            leader = self._ref(MEMBER, leader_id, "team_leader_id", pending)
+            assert isinstance(leader, Member)
+            if leader.community_id != data.get("community_id") or leader.status != "active":
+                raise Invalid(
+                    "invalid_member",
+                    "team_leader_id: must be an active member of the member's community",
+                )
 
     def _ref(self, kind: Kind, id_: Any, field: str, pending: Pending) -> RegistryRecord:
         # A reference to a missing entry is the caller's input error (422), not a missing URL.
@@ -258,3 +272,14 @@ def normalize_phone(raw: str) -> str | None:
     elif len(digits) == 13 and digits.startswith("86"):
         digits = digits[2:]
     return digits if PHONE_RE.match(digits) else None
+
+
+def _check_coordinates(data: dict[str, Any]) -> None:
+    """A station's place is both coordinates or neither (the travel-speed flag measures the
+    distance between two stations; half a place measures nothing). The ranges are checked by the
+    API's models."""
+    lat, lon = data.get("lat"), data.get("lon")
+    if (lat is None) != (lon is None):
+        raise Invalid("invalid_station", "lat, lon: give both coordinates or neither")
+    if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise Invalid("invalid_station", "lat, lon: latitude -90..90, longitude -180..180")

@@ -47,6 +47,9 @@ PUBLIC = {
     ("POST", "/v1/activations/redeem"),
     # Authenticated by the station tablet's X-Screen-Key, not a bearer token.
     ("GET", "/v1/stations/{station_id}/live-code"),
+    # The tablet's 代签到 (tests/integration/test_assisted_checkin.py).
+    ("GET", "/v1/stations/{station_id}/kiosk/members"),
+    ("POST", "/v1/stations/{station_id}/kiosk/checkins"),
 }
 
 
@@ -79,6 +82,8 @@ class Case:
     # Refused callers who may learn that the object exists (403 for a real id, 404 for a guess).
     knows_it_exists: frozenset[str] = frozenset()
     why: str = ""
+    # The happy path's status when it is not the documented success (a feature off here).
+    happy_status: int | None = None
 
 
 PARAM_DEFAULT = {
@@ -451,6 +456,44 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/access-log"): Case(
         frozenset({"admin"}), refused_codes=frozenset({403}), why="the admin's"
     ),
+    # ---- assisted and team check-in, the WeChat binding (issue 14)
+    ("GET", "/v1/communities/{community_id}/assisted/members"): Case(
+        ORG_OR_ADMIN, query={"q": "矩阵"}
+    ),
+    ("POST", "/v1/communities/{community_id}/assisted/checkins"): Case(
+        ORG_OR_ADMIN,
+        body=lambda w: {
+            "member_id": w.ids["m1"],
+            "station_id": w.ids["s1"],
+            "action": "in",
+            "client_event_id": str(uuid.uuid4()),
+        },
+        happy="org1",
+    ),
+    ("GET", "/v1/me/team"): Case(
+        frozenset({"m1", "m2"}), entitled=frozenset({"m1"}), why="the calling member's own team"
+    ),
+    ("POST", "/v1/team-checkins"): Case(
+        frozenset({"m1"}),
+        body=lambda w: {
+            "station_token": sign_station(w.extra["settings"], w.ids["s1"]),
+            "action": "in",
+            "member_ids": [w.ids["m1team"]],
+            "client_event_id": str(uuid.uuid4()),
+        },
+        refused_codes=NAMED_IN_BODY,
+        why="M1 leads a member of C1; M2 leads nobody (422, as an unknown member)",
+    ),
+    ("POST", "/v1/me/wechat-binding"): Case(
+        frozenset({"m1", "m2"}),
+        body=lambda w: {"code": "code-matrix"},
+        happy="m1",
+        happy_status=409,
+        why="each member binds their own WeChat; WeChat is not configured here (wechat_off)",
+    ),
+    ("DELETE", "/v1/me/wechat-binding"): Case(
+        frozenset({"m1", "m2"}), happy="m1", why="each member unbinds their own WeChat"
+    ),
 }
 
 
@@ -530,6 +573,16 @@ def world(stack: Stack) -> World:
                 "s1_name": s["name"],
                 "m1_name": m["name"],
             }
+    # A member of C1 whose team leader is M1 (team check-in).
+    ids["m1team"] = stack.create(
+        "/v1/members",
+        {
+            "name": "矩阵队员",
+            "unit_id": ids["u1"],
+            "community_id": ids["c1"],
+            "team_leader_id": ids["m1"],
+        },
+    )["id"]
     kind = stack.create("/v1/station-kinds", {"code": "matrix_kind", "label": "矩阵站"})
     ids["kind1"] = kind["id"]
 
@@ -755,7 +808,8 @@ def test_access(stack: Stack, world: World, key: tuple[str, str]) -> None:
     else:
         who = case.happy or min(case.allowed)
         r = _call(stack, method, path, case, w, who)
-        assert r.status_code == success, f"{what} as {who}: {r.status_code} {r.text}"
+        expected = case.happy_status or success
+        assert r.status_code == expected, f"{what} as {who}: {r.status_code} {r.text}"
 
 
 def test_no_answer_carries_a_station_token_outside_its_organizer_and_the_admin(

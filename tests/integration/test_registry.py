@@ -381,7 +381,9 @@ def test_history_records_who_changed_what_and_when(stack: Stack, county: dict[st
         "/v1/stations", {"community_id": county["c1"]["id"], "name": "旧名", "kind": "member_post"}
     )
     r = stack.client.patch(
-        f"/v1/stations/{st['id']}", json={"name": "新名", "lat": 35.0}, headers=org
+        f"/v1/stations/{st['id']}",
+        json={"name": "新名", "lat": 35.0, "lon": 104.6},  # both or neither (issue 14)
+        headers=org,
     )
     assert r.status_code == 200 and r.json()["version"] > st["version"]
     # An edit that changes nothing makes no new version.
@@ -396,6 +398,7 @@ def test_history_records_who_changed_what_and_when(stack: Stack, county: dict[st
     assert {c["field"]: (c["before"], c["after"]) for c in edited["changes"]} == {
         "name": ("旧名", "新名"),
         "lat": (None, 35.0),
+        "lon": (None, 104.6),
     }
     assert datetime.fromisoformat(edited["changed_at"]) > datetime.now(UTC) - timedelta(minutes=1)
     uh = stack.client.get(f"/v1/units/{unit['id']}/history", headers=stack.admin).json()

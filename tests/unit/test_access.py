@@ -102,6 +102,26 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     ("token", "M1's, in the path"): (Facts(token_id="tok-m1"), True, "AHHHHHA", "AHHHHHA"),
     ("token", "M1's, in the body"): (Facts(token_id="tok-m1"), False, "AFFFFFA", "AFFFFFA"),
     ("token_issue", "any"): (Facts(), True, "HHHHHHA", "FFFFFFA"),
+    # Check-ins made for a member (issue 14): the organizer of both the station's and the
+    # member's community; the member's team leader.
+    ("assisted_checkin", "M1 of C1 at C1"): (
+        Facts(community_id=C1, also_community_id=C1, member_id=M1),
+        True,
+        "HHAHHHA",
+        "FFAHFFA",
+    ),
+    ("assisted_checkin", "M2 of C2 at C1"): (
+        Facts(community_id=C1, also_community_id=C2, member_id=M2),
+        True,
+        "HHHHHHA",
+        "FFHHFFA",
+    ),
+    ("team_checkin", "M2 led by M1"): (
+        Facts(member_id=M2, community_id=C1, members=frozenset({M1})),
+        True,
+        "AHHHHHH",
+        "AHFFFFF",
+    ),
     # Named in a request body: refused with 403 where a 404 would hide nothing.
     ("member_service", "M1, in a body"): (member_facts(M1, C1, U1), False, "AFAFAFA", "FFAFFFA"),
 }
@@ -129,6 +149,14 @@ def test_the_table(
         letter[decide(p, resource, action, facts, hideable=hideable)] for p in WHO.values()
     )
     assert got == expected, f"{resource} ({label}) {action}: {' '.join(WHO)}"
+
+
+def test_a_station_tablet_assists_only_its_own_communitys_members() -> None:
+    from services.access import screen_may_assist
+
+    assert screen_may_assist(C1, member_facts(M1, C1, U1))
+    assert not screen_may_assist(C1, member_facts(M2, C2, U2))
+    assert not screen_may_assist(C1, Facts())
 
 
 def test_every_resource_has_a_row() -> None:

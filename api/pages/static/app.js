@@ -10,6 +10,7 @@ const QUEUE_KEY = "volunteer.queue";       // scans waiting to be sent
 const RECENT_KEY = "volunteer.recent";     // the last outcomes, shown under the status
 const LAST_KEY = "volunteer.last";         // the last action sent, to suggest the next one
 const BIND_CODE_KEY = "volunteer.bindCode"; // a /bind/{code} link's code, until it is redeemed
+const DEVICE_KEY = "volunteer.device";     // this browser's own id, sent with each scan
 const RETRY_MS = 10000;
 const OPEN_HINT_MS = 12 * 3600 * 1000;     // after this, a check-in is no longer "current"
 
@@ -309,6 +310,17 @@ function refreshSoon() {
   for (const s of [1, 3, 6, 10, 16, 25]) setTimeout(refreshWeek, s * 1000);
 }
 
+// This browser's id, kept for good: one phone scanning for several members is flagged for the
+// organizer's review (services/anomalies.py). Random, so it says nothing about the phone.
+function deviceId() {
+  let id = localStorage.getItem(DEVICE_KEY);
+  if (!id) {
+    id = crypto.randomUUID();
+    localStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
 // "ok", "retry" (keep it and send again), "unbound" (keep it; the phone must bind again),
 // or {refused: reason} (the server will never accept it: tell the member and drop it).
 async function sendScan(scan) {
@@ -322,6 +334,7 @@ async function sendScan(scan) {
         action: scan.action,
         client_event_id: scan.client_event_id,
         scanned_at: scan.scanned_at,
+        device_id: deviceId(),
       }),
     });
   } catch (e) {
@@ -512,6 +525,51 @@ async function downloadMyData() {
   } catch (e) { say("my-data-msg", "下载失败：网络不可用"); }
 }
 
+// ---- a team leader checks in the team present at this station (POST /v1/team-checkins) ----
+
+async function refreshTeam() {
+  const card = $("team-card");
+  if (!card || document.body.dataset.page !== "scan") return;
+  const team = await getJson("/v1/me/team");
+  if (!team || !team.items.length) return;
+  const list = $("team");
+  list.replaceChildren();
+  for (const m of team.items) {
+    const li = document.createElement("li");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.value = m.member_id;
+    label.append(box, ` ${m.name}`);
+    li.appendChild(label);
+    list.appendChild(li);
+  }
+  card.hidden = false;
+}
+
+async function teamScan(action) {
+  const ids = [...$("team").querySelectorAll("input:checked")].map((b) => b.value);
+  if (!ids.length) { say("team-msg", "请先勾选在场的队员"); return; }
+  say("team-msg", "正在提交……");
+  let r;
+  try {
+    r = await api("/v1/team-checkins", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({
+        station_token: currentStationToken(),
+        action,
+        member_ids: ids,
+        client_event_id: crypto.randomUUID(),
+      }),
+    });
+  } catch (e) { say("team-msg", errorText("network")); return; }
+  if (r.status === 202) {
+    say("team-msg", `已为 ${ids.length} 名队员${ACTION_LABEL[action]}`);
+  } else {
+    say("team-msg", await responseErrorText(r));
+  }
+}
+
 window.addEventListener("online", flushQueue);
 document.addEventListener("visibilitychange", () => { if (!document.hidden) flushQueue(); });
 setInterval(flushQueue, RETRY_MS);
@@ -541,6 +599,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (page === "bind") setStatus("bound", "本机已绑定；如需更换绑定，请输入新的激活码");
   if (page === "bind") { const b = $("bind"); if (b) b.hidden = false; }
   if (page === "scan") setStatus("ready", "请点击“签到”或“签退”");
+  if (page === "scan" && $("team-in")) {
+    $("team-in").addEventListener("click", () => teamScan("in"));
+    $("team-out").addEventListener("click", () => teamScan("out"));
+    refreshTeam();
+  }
   const last = load(LAST_KEY, null);
   if (last && last.action === "in" && Date.now() - Date.parse(last.at) < OPEN_HINT_MS) {
     openSince = Date.parse(last.at);

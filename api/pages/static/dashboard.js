@@ -15,6 +15,14 @@ const FLAG_LABEL = {
   below_minimum: "不足每周最低时长",
   backdated_poster: "纸质码延后提交",
   auto_closed: "自动结束",
+  assisted: "代签到",
+  team: "团队签到",
+};
+// Anomaly flags computed when the queue is read (services/anomalies.py): for checking only.
+const ANOMALY_LABEL = {
+  overlap: "异常：时间重叠",
+  too_fast: "异常：站点间移动过快",
+  shared_device: "异常：同一手机为多人签到",
 };
 // What the server accepts for an adjustment (POST /v1/sessions/{id}/review: 0-24 hours).
 const MAX_CREDITED_HOURS = 24;
@@ -260,7 +268,11 @@ function renderReview(queue) {
     cell(tr, noCheckin ? "无签到" : local(s.start), noCheckin ? "muted" : "");
     cell(tr, local(s.end));
     cell(tr, s.hours.toFixed(2), "num");
-    cell(tr, s.flags.filter((f) => FLAG_LABEL[f]).map((f) => FLAG_LABEL[f]).join("、"), "flag");
+    const reasons = [
+      ...s.flags.filter((f) => FLAG_LABEL[f]).map((f) => FLAG_LABEL[f]),
+      ...(s.anomalies || []).map((a) => ANOMALY_LABEL[a] || a),
+    ];
+    cell(tr, reasons.join("、"), "flag");
     const hours = document.createElement("input");
     hours.type = "number"; hours.min = "0"; hours.max = String(MAX_CREDITED_HOURS); hours.step = "0.25";
     hours.className = "hours"; hours.placeholder = "小时"; hours.setAttribute("aria-label", "核定时长");
@@ -358,6 +370,106 @@ async function searchMembers(ev) {
   fillTable("members-table", null, items, (tr, m) => {
     cell(tr, m.name); cell(tr, m.phone); activationButton(cell(tr, ""), m);
   });
+}
+
+// ---- 代签到 and team check-in ------------------------------------------------------------
+
+function renderAssistedStations() {
+  const select = $("assisted-station");
+  if (select.options.length) return;
+  for (const st of state.stations.values()) {
+    const o = document.createElement("option");
+    o.value = st.id; o.textContent = st.name;
+    select.appendChild(o);
+  }
+}
+
+function leaderSelect(m) {
+  const select = document.createElement("select");
+  select.className = "leader";
+  select.setAttribute("aria-label", `${m.name}的队长`);
+  const none = document.createElement("option");
+  none.value = ""; none.textContent = "无";
+  select.appendChild(none);
+  for (const other of state.members.values()) {
+    if (other.id === m.member_id || other.status !== "active") continue;
+    const o = document.createElement("option");
+    o.value = other.id; o.textContent = other.name;
+    select.appendChild(o);
+  }
+  const current = state.members.get(m.member_id);
+  select.value = (current && current.team_leader_id) || "";
+  select.addEventListener("change", async () => {
+    const r = await api(`/v1/members/${encodeURIComponent(m.member_id)}`, {
+      method: "PATCH", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({team_leader_id: select.value || null}),
+    });
+    if (r.ok) {
+      state.members.set(m.member_id, await r.json());
+      say("assisted-msg", select.value ? `已指定 ${m.name} 的队长` : `已取消 ${m.name} 的队长`, true);
+    } else {
+      say("assisted-msg", `指定队长未成功：${await responseErrorText(r)}`);
+    }
+  });
+  return select;
+}
+
+async function searchAssisted(ev) {
+  if (ev) ev.preventDefault();
+  const q = $("assisted-q").value.trim();
+  if (!q) return;
+  say("assisted-msg", "");
+  const c = encodeURIComponent(state.community.id);
+  const found = await getJson(`/v1/communities/${c}/assisted/members?q=${encodeURIComponent(q)}`);
+  say("assisted-msg", found.items.length ? "" : "没有找到该党员，请核对姓名或手机号码");
+  fillTable("assisted-table", null, found.items, (tr, m) => {
+    tr.dataset.memberId = m.member_id;
+    const pick = document.createElement("input");
+    pick.type = "checkbox"; pick.className = "pick"; pick.setAttribute("aria-label", `选择${m.name}`);
+    cell(tr, "").appendChild(pick);
+    cell(tr, m.name);
+    cell(tr, m.phone || "—");
+    const where = m.open_station_id && state.stations.get(m.open_station_id);
+    cell(tr, m.open_station_id ? `服务中（${where ? where.name : "其他站点"}）` : "");
+    cell(tr, "").appendChild(leaderSelect(m));
+    const td = cell(tr, "");
+    for (const [action, label] of [["in", "签到"], ["out", "签退"]]) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "small"; b.dataset.action = action; b.textContent = label;
+      b.addEventListener("click", () => assist([m], action));
+      td.appendChild(b);
+    }
+  });
+}
+
+async function assist(members, action) {
+  const station = $("assisted-station").value;
+  if (!station) { say("assisted-msg", "请先选择站点"); return; }
+  const c = encodeURIComponent(state.community.id);
+  say("assisted-msg", "正在提交……");
+  const done = [];
+  for (const m of members) {
+    const r = await postJson(`/v1/communities/${c}/assisted/checkins`, {
+      member_id: m.member_id, station_id: station, action, client_event_id: crypto.randomUUID(),
+    });
+    if (!r.ok) {
+      say("assisted-msg", `${m.name}：${errorText(r.body.error && r.body.error.code, r.status)}`);
+      return;
+    }
+    done.push(m.name);
+  }
+  say("assisted-msg", `已为 ${done.join("、")} ${action === "in" ? "签到" : "签退"}`, true);
+  setTimeout(load, 3000);
+}
+
+function assistSelected(action) {
+  const rows = [...$("assisted-table").querySelectorAll("tbody tr")]
+    .filter((tr) => tr.querySelector(".pick").checked);
+  if (!rows.length) { say("assisted-msg", "请先勾选党员"); return; }
+  const members = rows.map((tr) => ({
+    member_id: tr.dataset.memberId, name: tr.children[1].textContent,
+  }));
+  assist(members, action);
 }
 
 async function loadRanking() {
@@ -557,6 +669,7 @@ async function loadOnce() {
   state.members = new Map(members.map((m) => [m.id, m]));
   state.grids = new Map(grids.map((g) => [g.id, g]));
   state.stations = new Map(stations.map((s) => [s.id, s]));
+  renderAssistedStations();
 }
 
 // A trend point needs only the week's figures, not who has not served: the county's weekly
@@ -567,9 +680,12 @@ async function trendWeek(week) {
 }
 
 let loading = null;
+// Asked again while a load was in flight: that load may have read the figures before the change
+// the caller waits for (a review just decided), so one more follows it.
+let reloadAfter = false;
 
 async function load() {
-  if (loading) return loading;
+  if (loading) { reloadAfter = true; return loading; }
   loading = (async () => {
     const week = $("week").value || currentWeek();
     const c = encodeURIComponent(state.community.id);
@@ -610,6 +726,7 @@ async function load() {
     }
   })();
   try { await loading; } finally { loading = null; }
+  if (reloadAfter) { reloadAfter = false; await load(); }
 }
 
 // ---- start (after desk.run has signed in) --------------------------------------------------
@@ -640,6 +757,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("not-served-xlsx").addEventListener("click", downloadNotServed);
   $("roster-q").addEventListener("input", renderRoster);
   $("evaluation-form").addEventListener("submit", sendEvaluation);
+  $("assisted-search").addEventListener("submit", searchAssisted);
+  $("assisted-group-in").addEventListener("click", () => assistSelected("in"));
+  $("assisted-group-out").addEventListener("click", () => assistSelected("out"));
 
   await desk.run({
     key: TOKEN_KEY,

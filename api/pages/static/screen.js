@@ -60,8 +60,76 @@ function tick() {
   if (nextChangeAt) $("countdown").textContent = `二维码 ${left} 秒后更新`;
 }
 
+// ---- 代签到: staff at the tablet check in a member of this community who has no smartphone.
+// The screen key authorizes it (the same header as the code); the session is flagged as made
+// by this station's tablet, for the organizer to see.
+
+function kioskSay(text, ok) {
+  $("kiosk-msg").textContent = text;
+  $("kiosk-msg").classList.toggle("ok", !!ok);
+}
+
+async function kioskFetch(path, options) {
+  const key = localStorage.getItem(KEY_STORE) || "";
+  const headers = {...(options && options.headers), "X-Screen-Key": key};
+  return fetch(path, {...options, headers, cache: "no-store"});
+}
+
+async function kioskSearch(ev) {
+  ev.preventDefault();
+  const station = encodeURIComponent(document.body.dataset.stationId);
+  const q = $("kiosk-q").value.trim();
+  if (!q) return;
+  kioskSay("");
+  let r;
+  try {
+    r = await kioskFetch(`/v1/stations/${station}/kiosk/members?q=${encodeURIComponent(q)}`);
+  } catch (e) { kioskSay(errorText("network")); return; }
+  if (!r.ok) { kioskSay(await responseErrorText(r)); return; }
+  const found = await r.json();
+  const body = $("kiosk-table").querySelector("tbody");
+  body.replaceChildren();
+  if (!found.items.length) { kioskSay("没有找到该党员，请核对姓名或手机号码"); return; }
+  for (const m of found.items) {
+    const tr = document.createElement("tr");
+    tr.dataset.memberId = m.member_id;
+    for (const text of [m.name, m.phone || "—", m.open_station_id ? "服务中" : ""]) {
+      const td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
+    }
+    const td = document.createElement("td");
+    for (const [action, label] of [["in", "签到"], ["out", "签退"]]) {
+      const b = document.createElement("button");
+      b.type = "button"; b.dataset.action = action; b.textContent = label;
+      b.addEventListener("click", () => kioskCheckin(m, action, b));
+      td.appendChild(b);
+    }
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+}
+
+async function kioskCheckin(m, action, button) {
+  const station = encodeURIComponent(document.body.dataset.stationId);
+  button.disabled = true;
+  let r;
+  try {
+    r = await kioskFetch(`/v1/stations/${station}/kiosk/checkins`, {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({member_id: m.member_id, action, client_event_id: crypto.randomUUID()}),
+    });
+  } catch (e) { kioskSay(errorText("network")); button.disabled = false; return; }
+  if (r.status === 202) {
+    kioskSay(`已为 ${m.name} ${action === "in" ? "签到" : "签退"}`, true);
+  } else {
+    kioskSay(await responseErrorText(r));
+  }
+  button.disabled = false;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   if (document.body.dataset.page !== "screen") return;
   refresh();
   setInterval(tick, 1000);
+  const form = $("kiosk-search");
+  if (form) form.addEventListener("submit", kioskSearch);
 });

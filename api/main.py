@@ -38,6 +38,7 @@ from api.routers import (
     sessions,
     station_screen,
     stations,
+    unit_roster,
     weekly,
     wishes,
 )
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation.router)
     # Reminders: inboxes and what a member receives (issue 14).
     app.include_router(reminders.router)
+    # The unit's loop: rosters, report receipts, quarterly cards, national records (issue 15).
+    app.include_router(unit_roster.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

@@ -57,6 +57,8 @@ Resource = Literal[
     "token",
     "token_issue",
     "reminders",
+    "unit_roster",
+    "report_receipt",
 ]
 
 
@@ -305,6 +307,20 @@ RULES: dict[Resource, Rule] = {
         _unit,
         _unit,
         _HR,
+    ),
+    # The unit's loop (issue 15): its roster, and the communities' receipts of reports.
+    "unit_roster": Rule(
+        "a unit's roster of its in-service members and their report status; changed: uploaded",
+        _unit,
+        _unit,
+        _HR,
+    ),
+    "report_receipt": Rule(
+        "a member's report to their community (报到回执): read by whoever reads the member;"
+        " confirmed by that community",
+        _member,
+        _community,
+        _ORG,
     ),
     # The three lists and campaigns.
     "wish": Rule(

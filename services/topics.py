@@ -76,6 +76,10 @@ NOTIFICATIONS = TopicSpec("notifications", partitions=3)
 NOTIFICATION_DELIVERIES = TopicSpec("notification-deliveries", partitions=1)
 # A member's choice per kind of reminder, keyed member|kind: only the latest matters.
 REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted=True)
+# A unit's roster lines, keyed unit|phone: only the latest version of a line matters.
+UNIT_ROSTERS = TopicSpec("unit-rosters", partitions=1, compacted=True)
+# Communities' receipts of members' reports (报到回执), keyed by member: the audit trail, kept.
+REPORT_RECEIPTS = TopicSpec("report-receipts", partitions=1)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -131,6 +135,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     NOTIFICATIONS,
     NOTIFICATION_DELIVERIES,
     REMINDER_PREFERENCES,
+    UNIT_ROSTERS,
+    REPORT_RECEIPTS,
     *STREAMS_CHANGELOGS,
 )
 

@@ -93,6 +93,9 @@ MESSAGES: dict[str, str] = {
     "no_rows": "文件只有表头，没有党员数据",
     "too_many_rows": "一次导入的行数过多，请拆分成几个文件",
     "rows_rejected": "部分行有误，未导入；请按提示修改后重新导入",
+    # the unit's loop (issue 15)
+    "not_reported": "该党员尚未登记报到日期，不能出具报到回执",
+    "invalid_quarter": "季度格式不正确（例如 2026-Q4），请重新选择",
     # HTTP itself
     "invalid_request": "填写的内容有误，请检查后重试",
     "not_found": "要找的内容不存在，请返回重试",

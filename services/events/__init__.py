@@ -64,6 +64,7 @@ from services.events.registry import (
     Unit,
     UnitUpserted,
 )
+from services.events.rosters import ReportConfirmed, RosterEntrySet
 from services.events.sessions import (
     ClockTicked,
     MemberWeekRecorded,
@@ -134,4 +135,6 @@ __all__ += [
     "NotificationDelivered",
     "ReminderKind",
     "ReminderPreferenceSet",
+    "ReportConfirmed",
+    "RosterEntrySet",
 ]

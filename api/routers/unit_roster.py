@@ -444,7 +444,7 @@ def community_reports(community_id: str, caller: Caller, ctx: Ctx) -> ReportsOut
 def confirm_report(member_id: str, caller: Caller, ctx: Ctx) -> JSONResponse:
     """The member's community confirms their report (报到回执; its organizer, or the admin): an
     event naming who confirmed and when, which the member's unit reads on its roster. Confirming
-    again answers the first receipt (200). A member who has not reported (no 报到日期) is 409."""
+    again answers the first receipt (`created` false). A member who has not reported (no 报到日期) is 409."""
     gate(caller, "report_receipt")
     m = readable_member(ctx, caller, member_id, "report_receipt", "change")
     if m.reported_on is None or m.status != "active":
@@ -462,10 +462,12 @@ def confirm_report(member_id: str, caller: Caller, ctx: Ctx) -> JSONResponse:
             confirmed_by=existing[1],
             created=False,
         )
-        return JSONResponse(body.model_dump(mode="json"), status_code=200)
+        return JSONResponse(body.model_dump(mode="json"), status_code=201)
+    now = utcnow()
     event = ReportConfirmed(
         event_id=derived_id("report-receipt", m.id, m.community_id),
-        occurred_at=utcnow(),
+        # As the warehouse keeps it (milliseconds): a second confirmation answers the same time.
+        occurred_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
         member_id=m.id,
         community_id=m.community_id,
         unit_id=m.unit_id,

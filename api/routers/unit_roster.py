@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -37,10 +37,12 @@ from services.access import Facts
 from services.events import ReportConfirmed, RosterEntrySet, derived_id, utcnow
 from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
 from services.member_import import FileRejected
+from services.periods import InvalidPeriod, parse_period
 from services.privacy import mask_phone
 from services.processors import route_for_event
 from services.reads import unit_roster as reads
-from services.registry import actor
+from services.reads.assessment import member_quarter
+from services.registry import NotFound, actor
 from services.timeutil import LOCAL_TZ
 from services.unit_roster import (
     RosterLine,
@@ -415,7 +417,7 @@ def community_reports(community_id: str, caller: Caller, ctx: Ctx) -> ReportsOut
         if r.unit_id not in units:
             try:
                 units[r.unit_id] = ctx.registry.unit(r.unit_id).name
-            except Exception:
+            except NotFound:
                 units[r.unit_id] = None
     return ReportsOut(
         community_id=community_id,
@@ -487,3 +489,93 @@ def confirm_report(member_id: str, caller: Caller, ctx: Ctx) -> JSONResponse:
         created=True,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=201)
+
+
+class CardActivityOut(BaseModel):
+    start: datetime
+    station_name: str
+    hours: float
+    counted: bool
+
+
+class QuarterCardOut(BaseModel):
+    member_id: str
+    name: str
+    unit_id: str
+    unit_name: str | None
+    community_id: str
+    community_name: str | None
+    party_branch: str | None
+    quarter: str
+    period_from: date
+    period_to: date
+    hours: float
+    sessions: int
+    weeks_served: int
+    wishes_fulfilled: int
+    feedback_avg: float | None
+    feedback_count: int
+    evaluation: str | None
+    evaluation_comment: str | None
+    activities: list[CardActivityOut]
+
+
+@router.get(
+    "/v1/members/{member_id}/quarterly-card",
+    response_model=QuarterCardOut,
+)
+def quarterly_card(
+    member_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    quarter: Annotated[str, Query(description="e.g. 2026-Q4; default: the current quarter")]
+    | None = None,
+) -> QuarterCardOut:
+    """The member's quarterly card (季度纪实卡) for their unit, to print (whoever reads the
+    member: the unit's HR, the community, the member, the admin): weeks served, hours, services
+    and the activities, wishes fulfilled, ratings and the community's evaluation of the quarter,
+    by the annual assessment's rules (its four quarters add up to the year's figures)."""
+    m = readable_member(ctx, caller, member_id)
+    label = quarter or _current_quarter()
+    try:
+        period = parse_period(label)
+    except InvalidPeriod as exc:
+        raise ApiError(422, "invalid_quarter", str(exc)) from exc
+    if "-Q" not in period.label:
+        raise ApiError(422, "invalid_quarter", f"quarter {label!r} is not a quarter (2026-Q4)")
+    card = member_quarter(ctx.warehouse, m.unit_id, m.id, period.start, period.end, period.label)
+
+    try:
+        unit_name: str | None = ctx.registry.unit(m.unit_id).name
+        community_name: str | None = ctx.registry.community(m.community_id).name
+    except NotFound:
+        unit_name = community_name = None
+
+    return QuarterCardOut(
+        member_id=m.id,
+        name=m.name,
+        unit_id=m.unit_id,
+        unit_name=unit_name,
+        community_id=m.community_id,
+        community_name=community_name,
+        party_branch=m.party_branch,
+        quarter=card.quarter,
+        period_from=period.start,
+        period_to=period.end - timedelta(days=1),
+        hours=card.hours,
+        sessions=card.sessions,
+        weeks_served=card.weeks_served,
+        wishes_fulfilled=card.wishes_fulfilled,
+        feedback_avg=card.feedback_avg,
+        feedback_count=card.feedback_count,
+        evaluation=card.evaluation,
+        evaluation_comment=card.evaluation_comment,
+        activities=[
+            CardActivityOut.model_validate(a, from_attributes=True) for a in card.activities
+        ],
+    )
+
+
+def _current_quarter() -> str:
+    today = datetime.now(LOCAL_TZ).date()
+    return f"{today.year}-Q{(today.month - 1) // 3 + 1}"

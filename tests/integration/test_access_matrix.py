@@ -291,6 +291,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/units/{unit_id}/roster"): Case(HR_OR_ADMIN),
     ("GET", "/v1/communities/{community_id}/reports"): Case(ORG_OR_ADMIN),
     ("POST", "/v1/members/{member_id}/report-receipt"): Case(ORG_OR_ADMIN, happy="org1"),
+    ("GET", "/v1/members/{member_id}/quarterly-card"): Case(MEMBER_READ),
     ("GET", "/v1/communities/{community_id}/national-export"): Case(
         ORG_OR_ADMIN, query={"from": f"{YEAR}-01-01", "to": f"{YEAR}-12-31", "format": "csv"}
     ),

@@ -129,3 +129,23 @@ def test_lapsed_cutoff_is_the_first_day_of_the_full_weeks_before_this_one() -> N
 )
 def test_lapsed(reported_on: date | None, last_service: date | None, expected: bool) -> None:
     assert lapsed(reported_on, last_service, lapsed_cutoff(TODAY, 4)) is expected
+
+
+def test_the_demo_rosters_list_every_member_and_some_not_yet_reported() -> None:
+    from services.demo.county import generate, unit_rosters
+
+    county = generate()
+    rosters = unit_rosters(county)
+    assert set(rosters) == {u.key for u in county.units}
+    phones = {m.phone for m in county.members}
+    listed: set[str] = set()
+    extra = 0
+    for data in rosters.values():
+        lines, report = parse_roster(data)
+        assert report.rejected == 0, report.errors[:3]
+        listed |= {line.phone for line in lines}
+        extra += sum(line.phone not in phones for line in lines)
+    assert phones <= listed
+    # About one in twelve more, at least one per unit: the demo's 未报到.
+    assert len(county.units) <= extra <= len(county.members) // 6
+    assert unit_rosters(county) == rosters  # deterministic: a re-run uploads the same files

@@ -470,6 +470,8 @@ def national_export(
     community_desk(ctx, caller, community_id)
     if period_to < period_from:
         raise ApiError(422, "invalid_range", "'to' lies before 'from'")
+    if not (date(2000, 1, 1) <= period_from and period_to <= date(2100, 12, 31)):
+        raise ApiError(422, "invalid_range", "dates lie between 2000-01-01 and 2100-12-31")
     if (period_to - period_from).days > 366:
         raise ApiError(422, "invalid_range", "an export covers at most a year")
     org = ctx.registry.community(community_id).name

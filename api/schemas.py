@@ -114,3 +114,11 @@ class Health(BaseModel):
     status: str
     kafka: str
     clickhouse: str
+
+
+class RowErrorOut(BaseModel):
+    """One rejected row of an uploaded spreadsheet (the member import, a unit's roster)."""
+
+    row: int
+    column: str
+    message: str

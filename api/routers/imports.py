@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from api.deps import Caller, Ctx, gate
 from api.errors import ApiError, error_body
+from api.schemas import RowErrorOut
 from api.uploads import read_spreadsheet
 from services.member_import import (
     FileRejected,
@@ -29,12 +30,6 @@ from services.member_import import (
 from services.registry import RegistryError
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
-
-
-class RowErrorOut(BaseModel):
-    row: int
-    column: str
-    message: str
 
 
 class ImportOut(BaseModel):

@@ -31,6 +31,7 @@ from api.deps import (
 )
 from api.errors import ApiError, error_body
 from api.openapi import errors
+from api.schemas import RowErrorOut
 from api.uploads import read_spreadsheet
 from services import topics
 from services.access import Facts
@@ -60,12 +61,6 @@ StatusFilter = Literal[
 ]
 
 
-class RowErrorOut(BaseModel):
-    row: int
-    column: str
-    message: str
-
-
 class RosterUploadOut(BaseModel):
     accepted: int
     rejected: int
@@ -78,7 +73,7 @@ class RosterUploadOut(BaseModel):
     dry_run: bool
 
 
-class RosterItem(BaseModel):
+class UnitRosterItem(BaseModel):
     name: str
     phone: str | None
     party_branch: str
@@ -93,7 +88,7 @@ class RosterItem(BaseModel):
     confirmed_at: datetime | None
 
 
-class RosterCounts(BaseModel):
+class UnitRosterCounts(BaseModel):
     total: int
     reported: int
     lapsed: int
@@ -103,11 +98,11 @@ class RosterCounts(BaseModel):
     confirmed: int
 
 
-class RosterOut(BaseModel):
+class UnitRosterOut(BaseModel):
     unit_id: str
     lapsed_after_weeks: int
-    counts: RosterCounts
-    items: list[RosterItem]
+    counts: UnitRosterCounts
+    items: list[UnitRosterItem]
     total: int
 
 
@@ -324,7 +319,7 @@ def _local(dt: datetime | None) -> str | None:
 
 @router.get(
     "/v1/units/{unit_id}/roster",
-    response_model=RosterOut,
+    response_model=UnitRosterOut,
     responses={200: {"content": {"text/csv": {}, XLSX_MEDIA: {}}}},
 )
 def unit_roster(
@@ -336,7 +331,7 @@ def unit_roster(
         Query(description="unreported: 未报到 (not registered, or registered without a report)"),
     ] = "all",
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
-) -> RosterOut | StreamingResponse:
+) -> UnitRosterOut | StreamingResponse:
     """The unit's roster (its HR, the admin) with each line's report status: `reported` (with
     the community and the date), `lapsed` (reported, no counted service for LAPSED_AFTER_WEEKS
     full weeks), `not_reported` / `not_registered` (未报到), `other_unit` (the phone is
@@ -345,7 +340,7 @@ def unit_roster(
     readable_unit(ctx, caller, unit_id)
     weeks = ctx.settings.lapsed_after_weeks
     rows = reads.roster_status(ctx.warehouse, unit_id, weeks)
-    counts = RosterCounts(
+    counts = UnitRosterCounts(
         total=len(rows),
         reported=sum(r.status == "reported" for r in rows),
         lapsed=sum(r.status == "lapsed" for r in rows),
@@ -356,12 +351,12 @@ def unit_roster(
     )
     kept = [r for r in rows if _keep(r, status)]
     if format == "json":
-        return RosterOut(
+        return UnitRosterOut(
             unit_id=unit_id,
             lapsed_after_weeks=weeks,
             counts=counts,
             items=[
-                RosterItem(
+                UnitRosterItem(
                     name=r.name,
                     phone=mask_phone(r.phone),
                     party_branch=r.party_branch,

@@ -93,7 +93,7 @@ async function uploadRoster(dryRun) {
     }
   }
   if (!r.ok) {
-    say("unit-roster-msg", body && body.error ? body.error.message : await responseErrorText(r));
+    say("unit-roster-msg", await responseErrorText(r));
     return;
   }
   const counts = `新增 ${body.added} 人，更新 ${body.updated} 人，未变 ${body.unchanged} 人，移出 ${body.removed} 人`;

@@ -189,7 +189,6 @@ async def _upload_rosters(client: httpx.AsyncClient, county: County, out: Loaded
             _check(r, f"POST /v1/imports/units/{uid}/roster")
 
     await asyncio.gather(*(one(k, d) for k, d in rosters.items()))
-    out.created["roster_units"] = len(rosters)
 
 
 def admin_client(base_url: str, admin_token: str, connections: int = 32) -> httpx.AsyncClient:

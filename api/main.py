@@ -40,6 +40,7 @@ from api.routers import (
     sessions,
     station_screen,
     stations,
+    unit_roster,
     wechat,
     weekly,
     wishes,
@@ -165,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Assisted and team check-in, the WeChat binding (issue 14).
     app.include_router(assisted.router)
     app.include_router(wechat.router)
+    # The unit's loop: rosters, report receipts, quarterly cards, national records (issue 15).
+    app.include_router(unit_roster.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

@@ -45,6 +45,18 @@ class CommunityIn(_In):
         pattern=r"^[0-9+() -]{3,32}$",
         description="the number members are told to call (no activation code, a changed status)",
     )
+    person_in_charge: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="负责人: named on the records of service the community issues",
+    )
+    handler: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="经办人: named on the records of service the community issues",
+    )
 
 
 class StationIn(_In):
@@ -108,3 +120,11 @@ class Health(BaseModel):
     status: str
     kafka: str
     clickhouse: str
+
+
+class RowErrorOut(BaseModel):
+    """One rejected row of an uploaded spreadsheet (the member import, a unit's roster)."""
+
+    row: int
+    column: str
+    message: str

@@ -14,6 +14,8 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from api.errors import ApiError
+
 # Room for the multipart envelope around the file itself (part headers, other small fields).
 ENVELOPE_BYTES = 64 * 1024
 
@@ -101,3 +103,28 @@ async def read_file_part(request: Request, field: str, limit: int) -> bytes | No
     except MultipartParseError as exc:
         raise BadUpload(str(exc)) from exc
     return None if reader.file is None else bytes(reader.file)
+
+
+async def read_spreadsheet(request: Request, limit: int, what: str = "文件") -> bytes:
+    """The `file` part of a spreadsheet upload, or the route's ApiError: 413 past `limit` (on the
+    declared length first, then while streaming), 415 for a body that is not multipart, 400 for
+    one that does not parse, 422 without the part. Shared by every import route."""
+    too_large = ApiError(
+        413, "file_too_large", f"{what}超过 {limit // (1024 * 1024)} MB 的上限，请拆分后分批导入"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
+        raise too_large
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(
+            415, "multipart_required", "请以 multipart/form-data 上传文件，字段名为 file"
+        )
+    try:
+        data = await read_file_part(request, "file", limit)
+    except UploadTooLarge:
+        raise too_large from None
+    except BadUpload as exc:
+        raise ApiError(400, "bad_multipart", f"上传内容无法解析：{exc}") from exc
+    if data is None:
+        raise ApiError(422, "missing_file", "缺少上传的文件（表单字段名应为 file）")
+    return data

@@ -157,3 +157,13 @@ ALTER TABLE members_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS team_l
 ALTER TABLE members ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS team_leader_id Nullable(String);
 CREATE TABLE IF NOT EXISTS wechat_bindings_local ON CLUSTER 'volunteer' ( member_id String, openid String, bound_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', bound_at) ORDER BY member_id SETTINGS replicated_deduplication_window = 10000;
 CREATE TABLE IF NOT EXISTS wechat_bindings ON CLUSTER 'volunteer' AS wechat_bindings_local ENGINE = Distributed('volunteer', currentDatabase(), 'wechat_bindings_local', cityHash64(member_id));
+
+-- m0016_unit_roster
+CREATE TABLE IF NOT EXISTS unit_roster_local ON CLUSTER 'volunteer' ( unit_id String, phone String, name String, party_branch String, position Nullable(String), present Bool, upload_id String, set_by String, set_at DateTime64(3, 'UTC'), version UInt64 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', version) ORDER BY (unit_id, phone) SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS unit_roster ON CLUSTER 'volunteer' AS unit_roster_local ENGINE = Distributed('volunteer', currentDatabase(), 'unit_roster_local', cityHash64((unit_id, phone)));
+CREATE TABLE IF NOT EXISTS report_receipts_local ON CLUSTER 'volunteer' ( event_id String, member_id String, community_id String, unit_id String, reported_on Nullable(Date32), confirmed_by String, confirmed_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}') ORDER BY (member_id, community_id) SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS report_receipts ON CLUSTER 'volunteer' AS report_receipts_local ENGINE = Distributed('volunteer', currentDatabase(), 'report_receipts_local', cityHash64((member_id, community_id)));
+ALTER TABLE communities_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS person_in_charge Nullable(String) AFTER phone;
+ALTER TABLE communities ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS person_in_charge Nullable(String) AFTER phone;
+ALTER TABLE communities_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS handler Nullable(String) AFTER person_in_charge;
+ALTER TABLE communities ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS handler Nullable(String) AFTER person_in_charge;

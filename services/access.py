@@ -63,6 +63,8 @@ Resource = Literal[
     "access_log",
     "assisted_checkin",
     "team_checkin",
+    "unit_roster",
+    "report_receipt",
 ]
 
 
@@ -328,6 +330,20 @@ RULES: dict[Resource, Rule] = {
         _unit,
         _unit,
         _HR,
+    ),
+    # The unit's loop (issue 15): its roster, and the communities' receipts of reports.
+    "unit_roster": Rule(
+        "a unit's roster of its in-service members and their report status; changed: uploaded",
+        _unit,
+        _unit,
+        _HR,
+    ),
+    "report_receipt": Rule(
+        "a member's report to their community (报到回执): read by whoever reads the member;"
+        " confirmed by that community",
+        _member,
+        _community,
+        _ORG,
     ),
     # The three lists and campaigns.
     "wish": Rule(

@@ -265,3 +265,35 @@ def registered_sql(where: str, cutoff: datetime, now: datetime) -> str:
 def local_week_start(now: datetime) -> date:
     today = now.astimezone(LOCAL_TZ).date()
     return today - timedelta(days=today.weekday())
+
+
+# ---- lapsed ------------------------------------------------------------------------------
+
+
+def lapsed_cutoff(today: date, weeks: int) -> date:
+    """The first day of the `weeks` full ISO weeks before the current one (`LAPSED_AFTER_WEEKS`):
+    a member with no counted service since this day, and reported by it, has lapsed."""
+    return today - timedelta(days=today.weekday() + 7 * weeks)
+
+
+def lapsed(reported_on: date | None, last_service_day: date | None, cutoff: date) -> bool:
+    """Whether a member who reported has gone `weeks` full weeks (and the current one so far)
+    without a counted service; `last_service_day` is the local day their latest counted session
+    began. A member who has not reported is not lapsed but unreported, and one who reported
+    after the cutoff has not had the weeks yet."""
+    if reported_on is None or reported_on > cutoff:
+        return False
+    return last_service_day is None or last_service_day < cutoff
+
+
+# Over `reported_on` (Date, nullable) and `last_service` (the latest counted session's start,
+# UTC, nullable), with `%(lapsed_cutoff)s` from `lapsed_cutoff`.
+LAPSED_SQL = (
+    "(reported_on IS NOT NULL AND reported_on <= %(lapsed_cutoff)s"
+    f" AND (last_service IS NULL OR toDate(last_service, '{TZ}') < %(lapsed_cutoff)s))"
+)
+# Each member's latest counted session start (member_id, last_service), for LAPSED_SQL.
+LAST_SERVICE_SQL = (
+    f"SELECT member_id, max(start) AS last_service FROM sessions FINAL WHERE {COUNTED_SQL}"
+    " AND member_id IN %(members)s GROUP BY member_id"
+)

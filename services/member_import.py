@@ -232,22 +232,30 @@ def read_sheet(data: bytes) -> list[list[str]]:
     return rows
 
 
-def header_map(header: list[str]) -> dict[str, int]:
-    """Column name -> index; raises naming every required column that is missing."""
+def header_map(
+    header: list[str],
+    required: tuple[str, ...] = REQUIRED_COLUMNS,
+    optional: tuple[str, ...] = OPTIONAL_COLUMNS,
+    aliases: dict[str, str] | None = None,
+) -> dict[str, int]:
+    """Column name -> index; raises naming every required column that is missing. Other sheets
+    (a unit's roster) name their own columns and aliases."""
+    known = (*required, *optional)
+    aliases = ALIASES if aliases is None else aliases
     found: dict[str, int] = {}
     for i, raw in enumerate(header):
         name = re.sub(r"\s+", "", raw.replace("\ufeff", "").replace("*", ""))
-        name = ALIASES.get(name, name)
-        if name in TEMPLATE_COLUMNS:
+        name = aliases.get(name, name)
+        if name in known:
             if name in found:
                 raise FileRejected(422, "bad_header", f"表头中“{name}”列出现了两次")
             found[name] = i
-    missing = [c for c in REQUIRED_COLUMNS if c not in found]
+    missing = [c for c in required if c not in found]
     if missing:
         raise FileRejected(
             422,
             "bad_header",
-            f"表头（第 1 行）缺少这些列：{'、'.join(missing)}。应有的列：{'、'.join(REQUIRED_COLUMNS)}",
+            f"表头（第 1 行）缺少这些列：{'、'.join(missing)}。应有的列：{'、'.join(required)}",
         )
     return found
 

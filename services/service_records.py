@@ -62,6 +62,22 @@ def verification_code(settings: Settings, digest: str) -> str:
     return raw.translate(table)[:CODE_LEN]
 
 
+def volunteer_no(member_id: str) -> str:
+    """The volunteer number a record prints: the member's id with its middle masked. A record is
+    a public page (whoever holds the code reads it), so it never carries a full identifier; the
+    ends are enough to match it against the member's own page."""
+    prefix, _, rest = member_id.partition("_")
+    body = rest or prefix
+    shown_ends = body if len(body) <= 8 else f"{body[:4]}{'*' * (len(body) - 8)}{body[-4:]}"
+    return f"{prefix}_{shown_ends}" if rest else shown_ends
+
+
+def certificate_no(code: str) -> str:
+    """The certificate number (证明编号) on the paper: the record's verification code, which is
+    unique per record and is what `/verify/{code}` takes."""
+    return format_code(code)
+
+
 def normalize_code(code: str) -> str:
     return code.strip().upper().replace("-", "").replace(" ", "")
 

@@ -81,6 +81,10 @@ REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted
 ACCESS_LOG = TopicSpec("access-log", partitions=1)
 # A member's WeChat openid for subscription messages, keyed by member: only the latest matters.
 WECHAT_BINDINGS = TopicSpec("wechat-bindings", partitions=1, compacted=True)
+# A unit's roster lines, keyed unit|phone: only the latest version of a line matters.
+UNIT_ROSTERS = TopicSpec("unit-rosters", partitions=1, compacted=True)
+# Communities' receipts of members' reports (报到回执), keyed by member: the audit trail, kept.
+REPORT_RECEIPTS = TopicSpec("report-receipts", partitions=1)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -138,6 +142,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     NOTIFICATION_DELIVERIES,
     REMINDER_PREFERENCES,
     WECHAT_BINDINGS,
+    UNIT_ROSTERS,
+    REPORT_RECEIPTS,
     *STREAMS_CHANGELOGS,
 )
 

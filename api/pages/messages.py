@@ -99,6 +99,9 @@ MESSAGES: dict[str, str] = {
     "team_too_large": "一次签到的人数超过上限，请分批签到",
     "wechat_off": "本系统暂未开通微信消息提醒",
     "wechat_bind_failed": "微信授权未成功，请重新打开小程序后再试",
+    # the unit's loop (issue 15)
+    "not_reported": "该党员尚未登记报到日期，不能出具报到回执",
+    "invalid_quarter": "季度格式不正确（例如 2026-Q4），请重新选择",
     # HTTP itself
     "invalid_request": "填写的内容有误，请检查后重试",
     "not_found": "要找的内容不存在，请返回重试",

@@ -344,6 +344,12 @@ def access_log_page() -> HTMLResponse:
     )
 
 
+@router.get("/hr/card", response_class=HTMLResponse)
+def quarterly_card_page() -> HTMLResponse:
+    """A member's quarterly card (季度纪实卡) to print, read with the HR office's stored token."""
+    return _desk("季度纪实卡", "在职党员到居住地社区报到服务", "card.html", "card.js", "card")
+
+
 @router.get("/me/history", response_class=HTMLResponse)
 def member_history_page() -> HTMLResponse:
     """The member's history, feedback about them and the record of service (服务证明)."""

@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from api.deps import Caller, Ctx, gate
 from api.errors import ApiError, error_body
-from api.uploads import ENVELOPE_BYTES, BadUpload, UploadTooLarge, read_file_part
+from api.schemas import RowErrorOut
+from api.uploads import read_spreadsheet
 from services.member_import import (
     FileRejected,
     ImportReport,
@@ -29,12 +30,6 @@ from services.member_import import (
 from services.registry import RegistryError
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
-
-
-class RowErrorOut(BaseModel):
-    row: int
-    column: str
-    message: str
 
 
 class ImportOut(BaseModel):
@@ -59,12 +54,6 @@ def _report(r: ImportReport) -> dict[str, Any]:
         written=r.written,
         dry_run=r.dry_run,
     ).model_dump()
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413, "file_too_large", f"文件超过 {limit // (1024 * 1024)} MB 的上限，请拆分后分批导入"
-    )
 
 
 _MULTIPART_DOC: dict[str, Any] = {
@@ -112,24 +101,9 @@ async def import_member_sheet(
     """Imports members (admin, or an organizer into their own community). Members are matched by
     phone: importing the same file again creates nobody twice and updates what changed."""
     gate(caller, "import")
-    limit = ctx.settings.import_max_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
-        raise _too_large(limit)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ApiError(
-            415, "multipart_required", "请以 multipart/form-data 上传文件，字段名为 file"
-        )
     # Read only now, after the caller was authenticated and authorized (the dependencies),
     # and counted while it streams in: never spooled to disk.
-    try:
-        data = await read_file_part(request, "file", limit)
-    except UploadTooLarge:
-        raise _too_large(limit) from None
-    except BadUpload as exc:
-        raise ApiError(400, "bad_multipart", f"上传内容无法解析：{exc}") from exc
-    if data is None:
-        raise ApiError(422, "missing_file", "缺少上传的文件（表单字段名应为 file）")
+    data = await read_spreadsheet(request, ctx.settings.import_max_bytes)
     try:
         report = await asyncio.to_thread(
             import_members, ctx.registry, data, caller, dry_run, partial

@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import Caller, Ctx, readable_member
+from api.deps import Caller, Ctx, community_desk, readable_member
 from api.errors import ApiError
 from api.openapi import errors
 from services import topics
 from services.counting import BELOW_MINIMUM_FLAG
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession
+from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
 from services.processors import route_for_event
 from services.qr import render as render_qr
-from services.reads.records import certified_sessions, issued_payload
+from services.reads.records import certified_sessions, community_services, issued_payload
 from services.reads.records import total_hours as records_total_hours
 from services.registry import NotFound
 from services.service_records import (
+    certificate_no,
     content_digest,
     format_code,
     mismatches,
     normalize_code,
     verification_code,
+    volunteer_no,
 )
 from services.text import escape_html
 from services.timeutil import LOCAL_TZ
@@ -76,6 +80,12 @@ class Verification(BaseModel):
     sessions: int
     issued_at: datetime
     mismatches: list[str]
+    # The national rules' fields (null on records issued before them).
+    certificate_no: str
+    volunteer_no: str | None = None
+    person_in_charge: str | None = None
+    handler: str | None = None
+    contact_phone: str | None = None
 
 
 def _out(ctx: Ctx, r: ServiceRecordIssued) -> RecordOut:
@@ -124,7 +134,8 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
     total_hours = records_total_hours(certified)
     try:
         unit_name = ctx.registry.unit(m.unit_id).name
-        community_name = ctx.registry.community(m.community_id).name
+        community = ctx.registry.community(m.community_id)
+        community_name = community.name
     except NotFound as exc:
         raise ApiError(409, "registry_incomplete", str(exc)) from exc
     issued_at = utcnow()
@@ -147,6 +158,10 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
         items=items,
         digest=digest,
         issued_by=f"{caller.role}:{caller.subject_id}",
+        person_in_charge=getattr(community, "person_in_charge", None),
+        handler=getattr(community, "handler", None),
+        contact_phone=getattr(community, "phone", None),
+        volunteer_no=volunteer_no(m.id),
     )
     ctx.publisher.send_sync(topics.SERVICE_RECORDS, code, record)
     route = route_for_event(record)
@@ -212,6 +227,11 @@ def verify_record(
         sessions=r.sessions,
         issued_at=r.occurred_at,
         mismatches=bad,
+        certificate_no=certificate_no(r.code),
+        volunteer_no=r.volunteer_no,
+        person_in_charge=r.person_in_charge,
+        handler=r.handler,
+        contact_phone=r.contact_phone,
     )
 
 
@@ -280,6 +300,26 @@ def _local(dt: datetime | None) -> str:
     return dt.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if dt else "—"
 
 
+def _volunteer_dl(r: ServiceRecordIssued) -> str:
+    if not r.volunteer_no:
+        return ""
+    return f"<dt>志愿者编号</dt><dd>{escape_html(r.volunteer_no)}</dd>\n"
+
+
+def _national_dl(r: ServiceRecordIssued) -> str:
+    """The certificate template's fields, where the record carries them."""
+    e = escape_html
+    out = f'<dt>证明编号</dt><dd class="code">{e(certificate_no(r.code))}</dd>\n'
+    for label, value in (
+        ("负责人", r.person_in_charge),
+        ("经办人", r.handler),
+        ("联系电话", r.contact_phone),
+    ):
+        if value:
+            out += f"<dt>{label}</dt><dd>{e(value)}</dd>\n"
+    return out
+
+
 def _verify_url(ctx: Ctx, code: str) -> str:
     return f"{ctx.settings.public_url}/verify/{code}"
 
@@ -327,14 +367,14 @@ def verify_page(
 <dl>
 <dt>验证码</dt><dd class="code">{e(format_code(r.code))}</dd>
 <dt>姓名</dt><dd>{e(r.member_name)}</dd>
-<dt>工作单位</dt><dd>{e(r.unit_name)}</dd>
+{_volunteer_dl(r)}<dt>工作单位</dt><dd>{e(r.unit_name)}</dd>
 <dt>报到社区</dt><dd>{e(r.community_name)}</dd>
 <dt>服务期间</dt><dd>{r.period_from.isoformat()} 至 {r.period_to.isoformat()}</dd>
 <dt>服务次数</dt><dd>{r.sessions} 次</dd>
 <dt>服务时长</dt><dd>{r.hours:.2f} 小时</dd>
 <dt>开具时间</dt><dd>{_local(r.occurred_at)}（北京时间）</dd>
 <dt>开具单位</dt><dd>{e(r.community_name)}</dd>
-</dl>"""
+{_national_dl(r)}</dl>"""
     return _html("服务证明核验", body)
 
 
@@ -354,28 +394,113 @@ def print_record(code: str, ctx: Ctx) -> HTMLResponse:
     check_url = _verify_url(ctx, r.code)
     qr = "data:image/svg+xml;base64," + base64.b64encode(render_qr(check_url, "svg")).decode()
     rows = "".join(
-        f"<tr><td>{i}</td><td>{e(s.station_name)}</td><td>{_local(s.start)}</td>"
-        f"<td>{_local(s.end)}</td><td>{s.hours:.2f}</td><td>{e(STATUS_LABEL.get(s.status, s.status))}</td></tr>"
+        f"<tr><td>{i}</td><td>{_local(s.start)[:10]}</td>"
+        f"<td>{_local(s.start)[11:]}–{_local(s.end)[11:] if s.end else '—'}</td>"
+        f"<td>{e(s.station_name)}</td><td>{s.hours:.2f}</td>"
+        f"<td>{e(STATUS_LABEL.get(s.status, s.status))}</td></tr>"
         for i, s in enumerate(r.items, 1)
     )
+    vol = f"（志愿者编号：{e(r.volunteer_no)}）" if r.volunteer_no else ""
+    issued_on = r.occurred_at.astimezone(LOCAL_TZ)
     body = f"""<div class="tools"><button type="button" id="print">打印</button>
 <a href="/me/history">返回</a></div>
 <h1>志愿服务证明</h1>
+<p class="certno">证明编号：<span class="code" id="certificate-no">{e(certificate_no(r.code))}</span></p>
 <div class="meta">
-<p>兹证明 <b>{e(r.member_name)}</b>（工作单位：{e(r.unit_name)}；报到社区：{e(r.community_name)}）
-于 {r.period_from.isoformat()} 至 {r.period_to.isoformat()} 期间，在居住地社区参加志愿服务
-<b>{r.sessions}</b> 次，累计服务时长 <b>{r.hours:.2f}</b> 小时。</p>
-<p>服务以开始时间（北京时间）所在日期计入期间；时长为认定时长；尚未结束、被驳回或因补传扫码已被重新配对取代的记录不计。</p>
-<p>开具时间：{_local(r.occurred_at)}　　验证码：<span class="code">{e(format_code(r.code))}</span></p>
+<p>兹证明 <b>{e(r.member_name)}</b>{vol}（工作单位：{e(r.unit_name)}；报到社区：{e(r.community_name)}）
+于 {r.period_from.isoformat()} 至 {r.period_to.isoformat()} 期间，在居住地社区参加在职党员志愿服务
+<b>{r.sessions}</b> 次，累计服务时长 <b>{r.hours:.2f}</b> 小时。服务时段、地点与时长见下表。</p>
+<p>服务时长仅计实际服务时间（签到至签退，按认定时长，超过上限的按上限计），不含往返路途；服务以开始时间（北京时间）所在日期计入期间；尚未结束、被驳回或因补传扫码已被重新配对取代的记录不计。本证明依据《志愿服务记录与证明出具办法（试行）》出具，无偿、如实记录。</p>
 </div>
-<div class="table-wrap"><table><thead><tr><th>序号</th><th>服务站点</th><th>开始</th><th>结束</th><th>时长（小时）</th><th>状态</th></tr></thead>
+<div class="table-wrap"><table><thead><tr><th>序号</th><th>服务日期</th><th>服务时段</th><th>服务地点及内容</th><th>时长（小时）</th><th>状态</th></tr></thead>
 <tbody>{rows or '<tr><td colspan="6">本期间无服务记录</td></tr>'}</tbody></table></div>
 <div class="check"><img id="verify-qr" src="{qr}" alt="核验二维码">
 <p>扫描二维码或访问 <span id="verify-url">{e(check_url)}</span> 核验本证明，核对姓名、时长与次数（谁记录谁证明）。</p></div>
-<div class="seal"><div><p>开具单位：{e(r.community_name)}（盖章）</p><div class="line"></div>
-<p>{_local(r.occurred_at)[:10]}</p></div></div>"""
+<div class="seal"><div><p>出具组织：{e(r.community_name)}（盖章）</p>
+<p>负责人：{e(r.person_in_charge or "")}　经办人：{e(r.handler or "")}</p>
+<p>联系电话：{e(r.contact_phone or "")}</p><div class="line"></div>
+<p>出具日期：{issued_on.year}年{issued_on.month}月{issued_on.day}日</p></div></div>"""
     return _html(
         f"志愿服务证明 {format_code(r.code)}",
         body,
         script='<script src="/static/print.js" defer></script>',
+    )
+
+
+# The national volunteer information system's bulk import of service records (全国志愿服务信息
+# 系统, 志愿服务记录批量导入): one row per service, Chinese headers, documented in the README.
+NATIONAL_HEADERS = [
+    "志愿者姓名",
+    "手机号码",
+    "志愿服务组织",
+    "活动名称",
+    "服务地点",
+    "服务日期",
+    "开始时间",
+    "结束时间",
+    "服务时长（小时）",
+    "成员编号",
+]
+NATIONAL_WIDTHS = [10, 14, 18, 22, 20, 12, 10, 10, 12, 22]
+NATIONAL_ACTIVITY = "在职党员到社区报到志愿服务"
+
+
+@router.get(
+    "/v1/communities/{community_id}/national-export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/csv": {}, XLSX_MEDIA: {}},
+            "description": "one row per service, for the national system's bulk import",
+        }
+    },
+)
+def national_export(
+    community_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    period_from: Annotated[date, Query(alias="from", description="first local day")],
+    period_to: Annotated[date, Query(alias="to", description="last local day")],
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "xlsx",
+) -> StreamingResponse:
+    """The services done at the community's stations between two local days (its organizer, the
+    admin), one row each, as the national volunteer information system's bulk import takes them:
+    volunteer, organization, activity, place, date, start, end and hours (actual credited time,
+    the record of service's rule). Phones are in full: they identify the volunteer there."""
+    community_desk(ctx, caller, community_id)
+    if period_to < period_from:
+        raise ApiError(422, "invalid_range", "'to' lies before 'from'")
+    if not (date(2000, 1, 1) <= period_from and period_to <= date(2100, 12, 31)):
+        raise ApiError(422, "invalid_range", "dates lie between 2000-01-01 and 2100-12-31")
+    if (period_to - period_from).days > 366:
+        raise ApiError(422, "invalid_range", "an export covers at most a year")
+    org = ctx.registry.community(community_id).name
+    services = community_services(ctx.warehouse, community_id, period_from, period_to)
+    rows = (
+        [
+            s.member_name,
+            s.phone,
+            org,
+            NATIONAL_ACTIVITY,
+            s.station_name,
+            _local(s.start)[:10],
+            _local(s.start)[11:],
+            _local(s.end)[11:] if s.end else None,
+            s.hours,
+            s.member_id,
+        ]
+        for s in services
+    )
+    name = quote(f"志愿服务记录-{org}-{period_from.isoformat()}至{period_to.isoformat()}.{format}")
+    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}"}
+    if format == "csv":
+        return StreamingResponse(
+            csv_chunks(NATIONAL_HEADERS, rows), media_type=CSV_MEDIA, headers=headers
+        )
+    return StreamingResponse(
+        xlsx_chunks(
+            "志愿服务记录", NATIONAL_HEADERS, rows, widths=NATIONAL_WIDTHS, freeze_header=True
+        ),
+        media_type=XLSX_MEDIA,
+        headers=headers,
     )

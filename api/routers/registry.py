@@ -85,6 +85,8 @@ class NamePatch(_In):
 class CommunityPatch(_In):
     name: Line | None = OptName
     phone: str | None = Field(default=None, pattern=r"^[0-9+() -]{3,32}$")
+    person_in_charge: Line | None = Field(default=None, min_length=1, max_length=50)
+    handler: Line | None = Field(default=None, min_length=1, max_length=50)
 
 
 class GridPatch(_In):

@@ -626,3 +626,34 @@ def slice_county(county: County, community_keys: tuple[str, ...], max_members: i
         stations=tuple(s for s in county.stations if s.community_key in keep),
         members=members,
     )
+
+
+# A unit's roster names every in-service member it employs: those who reported to a community
+# and, in the demo, about one in twelve more who have not yet (未报到), so the unit's page shows
+# both. Positions are optional on a roster; most lines leave them blank.
+ROSTER_HEADERS = ("姓名", "手机号码", "党支部", "职务")
+_POSITIONS = ("", "", "", "科员", "副科长", "科长")
+
+
+def unit_rosters(county: County) -> dict[str, bytes]:
+    """Each unit's roster as its HR office uploads it (UTF-8 CSV with BOM), by unit key."""
+    rng = random.Random(f"{county.seed}:rosters")
+    used = {m.phone for m in county.members}
+    by_unit: dict[str, list[DemoMember]] = {}
+    for m in county.members:
+        by_unit.setdefault(m.unit_key, []).append(m)
+    out: dict[str, bytes] = {}
+    for u in county.units:
+        members = by_unit.get(u.key, [])
+        branches = sorted({m.party_branch for m in members}) or [f"{u.name}党支部"]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(ROSTER_HEADERS)
+        for m in members:
+            w.writerow((m.name, m.phone, m.party_branch, rng.choice(_POSITIONS)))
+        for _ in range(max(1, len(members) // 12)):
+            w.writerow(
+                (_name(rng), _phone(rng, used), rng.choice(branches), rng.choice(_POSITIONS))
+            )
+        out[u.key] = ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return out

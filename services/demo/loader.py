@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from services.demo.county import County, members_csv
+from services.demo.county import County, members_csv, unit_rosters
 from services.privacy import mask_phone
 
 PAGE = 500  # the list endpoints' maximum page
@@ -190,7 +190,27 @@ async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty
             f"{len(missing_members)} members not found after the import; first errors: {errors}"
         )
     out.members = {m.key: by_phone[m.phone] for m in county.members}
+    await _upload_rosters(client, county, out)
     return out
+
+
+async def _upload_rosters(client: httpx.AsyncClient, county: County, out: LoadedCounty) -> None:
+    """Each unit's roster (its members and a few not yet reported); a re-run changes nothing."""
+    rosters = unit_rosters(county)
+    sem = asyncio.Semaphore(8)
+
+    async def one(unit_key: str, data: bytes) -> None:
+        async with sem:
+            uid = out.units[unit_key]
+            r = await client.post(
+                f"/v1/imports/units/{uid}/roster",
+                params={"partial": "true"},
+                files={"file": ("在职党员名单.csv", data, "text/csv")},
+                timeout=120,
+            )
+            _check(r, f"POST /v1/imports/units/{uid}/roster")
+
+    await asyncio.gather(*(one(k, d) for k, d in rosters.items()))
 
 
 def admin_client(base_url: str, admin_token: str, connections: int = 32) -> httpx.AsyncClient:

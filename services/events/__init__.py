@@ -72,6 +72,7 @@ from services.events.registry import (
     Unit,
     UnitUpserted,
 )
+from services.events.rosters import ReportConfirmed, RosterEntrySet
 from services.events.sessions import (
     ClockTicked,
     MemberWeekRecorded,
@@ -143,6 +144,8 @@ __all__ += [
     "NotificationDelivered",
     "ReminderKind",
     "ReminderPreferenceSet",
+    "ReportConfirmed",
+    "RosterEntrySet",
     "WechatBound",
 ]
 

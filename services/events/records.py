@@ -38,3 +38,11 @@ class ServiceRecordIssued(Event):
     items: list[RecordedSession] = Field(default_factory=list)
     digest: str
     issued_by: str
+    # What the national rules ask a record to name (《志愿服务记录与证明出具办法（试行）》 and the
+    # civil-affairs certificate template; issue 15). Added later: records issued before carry the
+    # defaults and print without them.
+    person_in_charge: str | None = None
+    handler: str | None = None
+    contact_phone: str | None = None
+    # Never an ID number: the member's volunteer number, masked (`service_records.volunteer_no`).
+    volunteer_no: str | None = None

@@ -37,6 +37,10 @@ class Community(RegistryRecord):
     # Shown to members who need the community (no activation code, status changed); a landline
     # or a mobile, as the community writes it. Added later: the default keeps old events valid.
     phone: Annotated[str, StringConstraints(pattern=r"^[0-9+() -]{3,32}$")] | None = None
+    # Named on the records of service it issues (the civil-affairs certificate template: its
+    # person in charge and the handler). Added later (issue 15): old events stay valid.
+    person_in_charge: str | None = None
+    handler: str | None = None
 
 
 class Grid(RegistryRecord):

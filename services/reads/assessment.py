@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.assessment import (
@@ -27,6 +27,7 @@ from services.assessment import (
 )
 from services.counting import (
     COUNTED_SQL,
+    RECORDED_SQL,
     SECONDS_SQL,
     TZ,
     YEAR_SQL,
@@ -36,7 +37,8 @@ from services.counting import (
     week_range,
 )
 from services.privacy import mask_phone
-from services.timeutil import LOCAL_TZ
+from services.reads._rows import utc
+from services.timeutil import LOCAL_TZ, local_midnight
 from services.warehouse.client import Warehouse
 
 
@@ -339,3 +341,116 @@ def export_row(i: AssessmentItem, community_names: dict[str, str], version: int)
         version,
         i.member_id,
     ]
+
+
+# ---- the quarterly card (季度纪实卡) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CardActivity:
+    start: datetime
+    station_name: str
+    hours: float
+    counted: bool
+
+
+@dataclass(slots=True)
+class QuarterCard:
+    """One member's quarter for their unit, by the assessment's rules: hours and services by the
+    local date a session began, weeks served by ISO week (a week in the quarter of its Thursday,
+    so the four quarters' weeks are the ISO year's), wishes by the local date they were done,
+    ratings and the community's evaluation whose span lies inside the quarter."""
+
+    member_id: str
+    unit_id: str
+    quarter: str
+    hours: float
+    sessions: int
+    weeks_served: int
+    wishes_fulfilled: int
+    feedback_avg: float | None
+    feedback_count: int
+    evaluation: str | None
+    evaluation_comment: str | None
+    activities: list[CardActivity]
+
+
+def quarter_weeks(first_day: date, end: date) -> tuple[str, str]:
+    """The first and last ISO week ("YYYY-Www") whose Thursday falls in [first_day, end)."""
+    thursday = first_day + timedelta(days=(3 - first_day.weekday()) % 7)
+    last = end - timedelta(days=1)
+    last_thursday = last - timedelta(days=(last.weekday() - 3) % 7)
+
+    def name(d: date) -> str:
+        y, w, _ = d.isocalendar()
+        return f"{y}-W{w:02d}"
+
+    return name(thursday), name(last_thursday)
+
+
+def member_quarter(
+    wh: Warehouse, unit_id: str, member_id: str, first_day: date, end: date, label: str
+) -> QuarterCard:
+    """The member's service for the unit in the local days [first_day, end) (a quarter)."""
+    w0, w1 = quarter_weeks(first_day, end)
+    p = {
+        "u": unit_id,
+        "m": member_id,
+        "a": local_midnight(first_day),
+        "b": local_midnight(end),
+        "d0": first_day,
+        "d1": end,
+        "w0": w0,
+        "w1": w1,
+    }
+    sessions = wh.query(
+        f"""
+        SELECT s.start, ifNull(st.name, s.station_id), s.secs, s.counted
+        FROM (SELECT start, station_id, {SECONDS_SQL} AS secs, {COUNTED_SQL} AS counted
+              FROM unit_sessions FINAL
+              WHERE unit_id = %(u)s AND member_id = %(m)s AND start >= %(a)s AND start < %(b)s
+                AND {RECORDED_SQL}) AS s
+        LEFT JOIN (SELECT id, name FROM stations FINAL) AS st ON st.id = s.station_id
+        ORDER BY s.start
+        """,
+        p,
+    )
+    weeks = wh.query(
+        "SELECT uniqExactIf(week, sessions > 0) FROM unit_member_weeks FINAL "
+        "WHERE unit_id = %(u)s AND member_id = %(m)s AND week >= %(w0)s AND week <= %(w1)s",
+        p,
+    )
+    wishes = wh.query(
+        f"SELECT count() FROM wishes FINAL WHERE status IN ('done', 'confirmed') "
+        f"AND fulfilled_by_member_id = %(m)s AND toDate(done_at, '{TZ}') >= %(d0)s "
+        f"AND toDate(done_at, '{TZ}') < %(d1)s",
+        p,
+    )
+    feedback = wh.query(
+        "SELECT kind, rating, grade, comment FROM feedback FINAL "
+        "WHERE unit_id = %(u)s AND member_id = %(m)s AND period_start >= %(d0)s "
+        "AND period_end <= %(d1)s "
+        "AND (kind = 'unit_summary' OR (kind = 'member_service' AND rating IS NOT NULL)) "
+        "ORDER BY period_end, period",
+        p,
+    )
+    ratings = [int(r) for kind, r, _, _ in feedback if kind == "member_service"]
+    graded = [(g, c) for kind, _, g, c in feedback if kind == "unit_summary" and g]
+    return QuarterCard(
+        member_id=member_id,
+        unit_id=unit_id,
+        quarter=label,
+        hours=hours(sum(int(s[2]) for s in sessions)),
+        sessions=sum(1 for s in sessions if s[3]),
+        weeks_served=int(weeks[0][0]) if weeks else 0,
+        wishes_fulfilled=int(wishes[0][0]) if wishes else 0,
+        feedback_avg=round(sum(ratings) / len(ratings), 2) if ratings else None,
+        feedback_count=len(ratings),
+        # The latest summary inside the quarter is the community's verdict on it.
+        evaluation=graded[-1][0] if graded else None,
+        evaluation_comment=(graded[-1][1] or None) if graded else None,
+        activities=[
+            CardActivity(utc(st) or st, str(name), hours(int(secs)), bool(counted))
+            for st, name, secs, counted in sessions
+        ],
+    )

@@ -74,3 +74,51 @@ def issued_payload(wh: Warehouse, code: str) -> str | None:
         "SELECT payload FROM service_records FINAL WHERE code = %(c)s LIMIT 1", {"c": code}
     )
     return str(rows[0][0]) if rows else None
+
+
+@dataclass(frozen=True)
+class NationalRow:
+    """One service as the national volunteer information system's bulk import takes it."""
+
+    member_id: str
+    member_name: str
+    phone: str | None
+    station_name: str
+    start: datetime
+    end: datetime | None
+    seconds: int
+
+    @property
+    def hours(self) -> float:
+        return hours(self.seconds)
+
+
+def community_services(
+    wh: Warehouse, community_id: str, first_day: date, last_day: date
+) -> list[NationalRow]:
+    """The services done at the community's stations (the organization that organized and
+    records them) that began on local days `first_day`..`last_day`, each with its actual
+    credited time: the sessions a record of service lists (`RECORDED_SQL`), by start."""
+    rows = wh.query(
+        f"""
+        SELECT s.member_id, ifNull(m.name, s.member_id), m.phone, ifNull(st.name, s.station_id),
+               s.start, s.end, s.secs
+        FROM (SELECT member_id, station_id, start, end, {SECONDS_SQL} AS secs, session_id
+              FROM sessions FINAL
+              WHERE station_community_id = %(c)s AND start >= %(a)s AND start < %(b)s
+                AND {RECORDED_SQL}) AS s
+        LEFT JOIN (SELECT id, name, phone FROM members FINAL) AS m ON m.id = s.member_id
+        LEFT JOIN (SELECT id, name FROM stations FINAL) AS st ON st.id = s.station_id
+        ORDER BY s.start, s.session_id
+        SETTINGS join_use_nulls = 1
+        """,
+        {
+            "c": community_id,
+            "a": local_midnight(first_day),
+            "b": local_midnight(last_day + timedelta(days=1)),
+        },
+    )
+    return [
+        NationalRow(str(mid), str(name), phone, str(st), utc(a) or a, utc(b), int(secs))
+        for mid, name, phone, st, a, b, secs in rows
+    ]

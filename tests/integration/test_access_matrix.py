@@ -118,6 +118,12 @@ def _import_csv(w: World) -> dict[str, Any]:
     return {"file": ("members.csv", csv.encode(), "text/csv")}
 
 
+def _roster_csv(w: World) -> dict[str, Any]:
+    phone = "139" + str(secrets.randbelow(10**8)).zfill(8)
+    csv = f"姓名,手机号码,党支部\n{_name('名单')},{phone},机关党支部\n"
+    return {"file": ("roster.csv", csv.encode(), "text/csv")}
+
+
 ORG_OR_ADMIN = frozenset({"org1", "admin"})
 HR_OR_ADMIN = frozenset({"hr1", "admin"})
 MEMBER_READ = SCOPE1  # the member, their organizer, their unit's HR, the admin
@@ -282,6 +288,18 @@ CASES: dict[tuple[str, str], Case] = {
         refused_codes=frozenset({403, 404, 422}),
     ),
     ("GET", "/v1/imports/members/template"): Case(ALL, entitled=ALL, why="an empty template"),
+    # ---- the unit's loop (issue 15)
+    ("POST", "/v1/imports/units/{unit_id}/roster"): Case(
+        HR_OR_ADMIN, body=_roster_csv, multipart=True, happy="hr1"
+    ),
+    ("GET", "/v1/imports/unit-roster/template"): Case(ALL, entitled=ALL, why="an empty template"),
+    ("GET", "/v1/units/{unit_id}/roster"): Case(HR_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/reports"): Case(ORG_OR_ADMIN),
+    ("POST", "/v1/members/{member_id}/report-receipt"): Case(ORG_OR_ADMIN, happy="org1"),
+    ("GET", "/v1/members/{member_id}/quarterly-card"): Case(MEMBER_READ),
+    ("GET", "/v1/communities/{community_id}/national-export"): Case(
+        ORG_OR_ADMIN, query={"from": f"{YEAR}-01-01", "to": f"{YEAR}-12-31", "format": "csv"}
+    ),
     # ---- check-ins and sessions
     ("POST", "/v1/checkins"): Case(
         frozenset({"m1", "m2"}),
@@ -561,6 +579,8 @@ def world(stack: Stack) -> World:
                 "community_id": c["id"],
                 "grid_id": g["id"],
                 "phone": f"1381234{n:04d}",
+                # Reported, so that their community may confirm it (报到回执).
+                "reported_on": "2024-03-01",
             },
         )
         ids |= {f"u{n}": u["id"], f"c{n}": c["id"], f"g{n}": g["id"], f"s{n}": s["id"]}

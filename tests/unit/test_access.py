@@ -83,6 +83,9 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     ),
     # A unit's figures: its HR and the admin.
     ("unit_desk", "U1"): (Facts(unit_id=U1), True, "HHHHAHA", "FFFFAHA"),
+    # The unit's loop: its roster is the unit's; a report is confirmed by the member's community.
+    ("unit_roster", "U1"): (Facts(unit_id=U1), True, "HHHHAHA", "FFFFAHA"),
+    ("report_receipt", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
     # The three lists and campaigns.
     ("wish", "of C1, M1's"): (WISH, True, "AHAHAHA", "FFAHFFA"),
     # Only the assignee (and whoever fulfilled it) and the community see it: another member or

@@ -50,8 +50,13 @@ const desk = {
 
   // Wires the sign-in form and the log-out button, then signs in from `?t=` or the stored
   // token; `onSignedIn(entity)` starts the page.
-  async run({key, role, wrongRole, entityPath, onSignedIn}) {
+  async run({key, role, wrongRole, entityPath, onSignedIn: started}) {
     this.key = key;
+    // Other scripts of the page (the unit's roster, the reports to confirm) start on this event.
+    const onSignedIn = async (entity) => {
+      await started(entity);
+      document.dispatchEvent(new CustomEvent("desk:signed-in", {detail: entity}));
+    };
     $("login-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const t = cleanToken($("login-token").value);

@@ -1,0 +1,214 @@
+"""Records by the national rules: a record of service names the issuing community, its person in
+charge, its handler, its phone, a certificate number, the date of issue and a masked volunteer
+number (never a full identifier on the public pages); the export for the national volunteer
+information system lists one row per service done at the community's stations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import openpyxl
+import pytest
+
+from services import topics
+from services.events import CheckinScanned, derived_id
+from services.timeutil import LOCAL_TZ
+from tests.support.stack import Stack
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+STACK_ENV = {"SESSION_REDERIVE_HORIZON_H": str(60 * 24), "SESSION_REVIEW_WINDOW_DAYS": "60"}
+TODAY = datetime.now(LOCAL_TZ).date()
+D1, D2 = TODAY - timedelta(days=10), TODAY - timedelta(days=3)
+
+
+def scan(
+    stack: Stack, m: dict[str, Any], station: dict[str, Any], action: str, t: datetime
+) -> None:
+    client_id = str(uuid.uuid4())
+    ev = CheckinScanned(
+        event_id=derived_id("checkin", m["id"], client_id),
+        occurred_at=t,
+        member_id=m["id"],
+        station_id=station["id"],
+        station_community_id=station["community_id"],
+        unit_id=m["unit_id"],
+        member_community_id=m["community_id"],
+        action=action,  # type: ignore[arg-type]
+        client_event_id=client_id,
+        received_at=datetime.now(UTC),
+    )
+    stack.client.app.state.ctx.publisher.send_sync(topics.CHECKINS, m["id"], ev)  # type: ignore[attr-defined]
+
+
+def at(d: date, h: int, mi: int = 0) -> datetime:
+    return datetime(d.year, d.month, d.day, h, mi, tzinfo=LOCAL_TZ)
+
+
+@pytest.fixture(scope="module")
+def county(stack: Stack) -> dict[str, Any]:
+    unit = stack.create("/v1/units", {"name": "县民政局"})
+    c1 = stack.create(
+        "/v1/communities",
+        {"name": "交通社区", "phone": "0932-6621234", "person_in_charge": "刘书记"},
+    )
+    r = stack.client.patch(
+        f"/v1/communities/{c1['id']}", json={"handler": "陈干事"}, headers=stack.admin
+    )
+    assert r.status_code == 200 and r.json()["handler"] == "陈干事", r.text
+    c2 = stack.create("/v1/communities", {"name": "东铺社区"})
+    s1 = stack.create(
+        "/v1/stations",
+        {"community_id": c1["id"], "name": "交通党群服务站", "kind": "service_station"},
+    )
+    s2 = stack.create(
+        "/v1/stations", {"community_id": c2["id"], "name": "东铺党员驿站", "kind": "member_post"}
+    )
+    m1 = stack.create(
+        "/v1/members",
+        {
+            "name": "郭静",
+            "phone": "13600000001",
+            "unit_id": unit["id"],
+            "community_id": c1["id"],
+            "reported_on": "2024-01-01",
+        },
+    )
+    m2 = stack.create(
+        "/v1/members",
+        {"name": "何平", "phone": "13600000002", "unit_id": unit["id"], "community_id": c2["id"]},
+    )
+    # 郭静 at home twice (2 h, 1.5 h) and once at 东铺; 何平 visits 交通 (1 h).
+    for m, st, a, b in (
+        (m1, s1, at(D1, 9), at(D1, 11)),
+        (m1, s1, at(D2, 14), at(D2, 15, 30)),
+        (m1, s2, at(D2, 8), at(D2, 9)),
+        (m2, s1, at(D2, 19), at(D2, 20)),
+    ):
+        scan(stack, m, st, "in", a)
+        scan(stack, m, st, "out", b)
+    wh = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
+
+    def closed() -> bool:
+        rows = wh.query(
+            "SELECT count() FROM sessions FINAL WHERE status = 'closed' AND member_id IN %(m)s",
+            {"m": [m1["id"], m2["id"]]},
+        )
+        return bool(rows[0][0] == 4)
+
+    assert stack.wait_for(closed, timeout=60), "sessions did not arrive"
+    return {"unit": unit, "c1": c1, "c2": c2, "m1": m1, "m2": m2}
+
+
+def export(stack: Stack, c: dict[str, Any], fmt: str, headers: Any = None) -> Any:
+    return stack.client.get(
+        f"/v1/communities/{c['c1']['id']}/national-export"
+        f"?from={D1 - timedelta(days=1)}&to={TODAY}&format={fmt}",
+        headers=headers or stack.admin,
+    )
+
+
+EXPECTED = [
+    ["郭静", "13600000001", "交通社区", "在职党员到社区报到志愿服务", "交通党群服务站"],
+    ["郭静", "13600000001", "交通社区", "在职党员到社区报到志愿服务", "交通党群服务站"],
+    ["何平", "13600000002", "交通社区", "在职党员到社区报到志愿服务", "交通党群服务站"],
+]
+
+
+def test_one_row_per_service_at_the_communitys_stations(
+    stack: Stack, county: dict[str, Any]
+) -> None:
+    r = export(stack, county, "csv")
+    assert r.status_code == 200, r.text
+    lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert lines[0] == [
+        "志愿者姓名",
+        "手机号码",
+        "志愿服务组织",
+        "活动名称",
+        "服务地点",
+        "服务日期",
+        "开始时间",
+        "结束时间",
+        "服务时长（小时）",
+        "成员编号",
+    ]
+    body = lines[1:]
+    assert [row[:5] for row in body] == EXPECTED
+    assert [row[5:9] for row in body] == [
+        [D1.isoformat(), "09:00", "11:00", "2.0"],
+        [D2.isoformat(), "14:00", "15:30", "1.5"],
+        [D2.isoformat(), "19:00", "20:00", "1.0"],
+    ]
+    assert body[0][9] == county["m1"]["id"]
+    x = export(stack, county, "xlsx")
+    ws = openpyxl.load_workbook(io.BytesIO(x.content)).worksheets[0]
+    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=2)]
+    assert [row[:5] for row in rows] == EXPECTED
+    assert [row[8] for row in rows] == [2.0, 1.5, 1.0]
+    # The organizer of the community exports it; another community's organizer and HR cannot.
+    org1 = stack.token("organizer", county["c1"]["id"])
+    assert export(stack, county, "csv", org1).status_code == 200
+    assert (
+        export(stack, county, "csv", stack.token("organizer", county["c2"]["id"])).status_code
+        == 404
+    )
+    assert export(stack, county, "csv", stack.token("hr", county["unit"]["id"])).status_code == 404
+
+
+def test_bad_ranges_are_422(stack: Stack, county: dict[str, Any]) -> None:
+    base = f"/v1/communities/{county['c1']['id']}/national-export"
+    for q in (
+        "?from=2026-02-01&to=2026-01-01",
+        "?from=2024-01-01&to=2026-01-01",
+        "?from=x&to=y",
+        "?from=9999-12-31&to=9999-12-31",
+        "",
+    ):
+        r = stack.client.get(base + q, headers=stack.admin)
+        assert r.status_code == 422, (q, r.text)
+        assert "error" in r.json()
+
+
+def test_the_record_names_what_the_national_rules_ask(stack: Stack, county: dict[str, Any]) -> None:
+    m1 = county["m1"]
+    r = stack.client.post(
+        f"/v1/members/{m1['id']}/service-records",
+        json={"from": D1.isoformat(), "to": TODAY.isoformat()},
+        headers=stack.token("member", m1["id"]),
+    )
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    v = stack.client.get(f"/v1/verify/{code}").json()
+    assert (v["person_in_charge"], v["handler"], v["contact_phone"]) == (
+        "刘书记",
+        "陈干事",
+        "0932-6621234",
+    )
+    assert v["certificate_no"] == r.json()["code_display"]
+    assert v["hours"] == 4.5 and v["sessions"] == 3
+    # A masked volunteer number, never the member's full id, on the public answers.
+    assert v["volunteer_no"] and "*" in v["volunteer_no"]
+    assert v["volunteer_no"][-4:] == m1["id"][-4:]
+    page = stack.client.get(f"/records/{code}").text
+    issued = datetime.now(LOCAL_TZ).date()
+    for text in (
+        "出具组织：交通社区",
+        "负责人：刘书记",
+        "经办人：陈干事",
+        "联系电话：0932-6621234",
+        f'证明编号：<span class="code" id="certificate-no">{r.json()["code_display"]}',
+        f"出具日期：{issued.year}年{issued.month}月{issued.day}日",
+        v["volunteer_no"],
+        "仅计实际服务时间",
+        "09:00–11:00",
+    ):
+        assert text in page, text
+    verify_page = stack.client.get(f"/verify/{code}").text
+    assert "刘书记" in verify_page and "证明编号" in verify_page
+    for public in (page, verify_page, str(v)):
+        assert m1["id"] not in public and "13600000001" not in public

@@ -205,6 +205,28 @@ class CheckinReplica:
             return None
         return station, member, grid.parent_id if grid.level == 5 else grid.id
 
+    def mark_fresh(self, started: float, refresh_s: float) -> None:
+        """For a feed other than the database's refresh (the edge's Kafka feed,
+        services.edge_feed): the replica holds every change made before `started` (monotonic)."""
+        with self._lock:
+            self.refresh_s = refresh_s
+            self._fresh_at = max(self._fresh_at, started)
+
+    @property
+    def fresh(self) -> bool:
+        return self._clock() - self._fresh_at <= self.max_stale_s
+
+    def missing(self, station_id: str, member_id: str) -> tuple[str, str] | None:
+        """What `lookup` lacks (kind, id), the station first; None if it has everything."""
+        if station_id not in self._stations:
+            return "station", station_id
+        member = self._members.get(member_id)
+        if member is None:
+            return "member", member_id
+        if member.grid_id is not None and member.grid_id not in self._grids:
+            return "grid", member.grid_id
+        return None
+
     def station(self, station_id: str) -> StationRef | None:
         """The station as the replica holds it, or None: ask the database."""
         if self._clock() - self._fresh_at > self.max_stale_s:

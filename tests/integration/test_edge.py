@@ -231,6 +231,15 @@ def test_other_routes_pass_through_to_the_reads_process(stack: Stack, edges: Edg
         assert r.status_code == 404 and r.json()["error"]["code"] == "unit_not_found"
         r = c.get(edges.url("/openapi.json"))
         assert r.status_code == 200 and "/v1/checkins" in r.json()["paths"]
+        # A multipart upload of ~70 KB streamed through, the reads process's answer back.
+        data = ("姓名,电话,单位\r\n" + "张伟,13900000001,县财政局\r\n" * 2000).encode()
+        files = {"file": ("名单.csv", data, "application/octet-stream")}
+        r = c.post(edges.url("/v1/imports/members?dry_run=true"), files=files, headers=stack.admin)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_header", r.text
+        # A page, with its security headers once (the edge adds none of its own to it).
+        r = c.get(edges.url("/me"))
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert len(r.headers.get_list("content-security-policy")) == 1
 
 
 def test_limits_are_per_edge_so_a_member_gets_at_most_n_times_the_burst(

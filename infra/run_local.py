@@ -212,6 +212,7 @@ def main() -> int:
     worker = stack.worker_proc("worker", stack.child_env(), settings.data_dir / "worker.log")
     demo = "--no-demo" not in sys.argv[1:]
     edges: list[stack.Proc] = []
+    seen: list[int] = []
     # From here on a signal stops what was started, while the broker starts too.
     for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
@@ -242,6 +243,8 @@ def main() -> int:
             reads_settings = behind_edges(settings)
             env = stack.child_env(extra={"EDGE_UPSTREAM": f"http://{host}:{port}"})
             edges = stack.edge_procs(settings.edges, env, settings.data_dir)
+            # Their logs keep earlier runs' lines: only a line written after this start counts.
+            seen = [e.log_bytes().count(stack.EDGE_READY) for e in edges]
             for e in edges:
                 e.start()
             log.info(
@@ -269,10 +272,18 @@ def main() -> int:
         def after_start() -> None:
             while not server.started and not server.should_exit:
                 time.sleep(0.2)
-            ready = [e.log_bytes().count(stack.EDGE_READY) >= 1 for e in edges]
-            while not all(ready) and not server.should_exit:
+
+            def edges_ready() -> bool:
+                return all(
+                    e.log_bytes().count(stack.EDGE_READY) > before or not e.alive
+                    for e, before in zip(edges, seen, strict=True)
+                )
+
+            while not edges_ready() and not server.should_exit:
                 time.sleep(0.2)
-                ready = [e.log_bytes().count(stack.EDGE_READY) > 0 or not e.alive for e in edges]
+            for e in edges:
+                if not e.alive:
+                    log.error("check-in edge %s exited (%s): %s", e.name, e.returncode, e.tail(800))
             if edges:
                 log.info("check-in edges serving on port %d", settings.api_port)
             if server.should_exit or not demo:

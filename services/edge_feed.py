@@ -46,8 +46,8 @@ from services.events import (
     TokenRevoked,
     parse_event,
 )
-from services.reads.registry import ATTRIBUTION, Change, MemberThen, member_then
-from services.registry.replica import CheckinReplica
+from services.reads.registry import Change, MemberThen, member_then
+from services.registry.replica import ATTRIBUTION_FIELDS, CheckinReplica
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,13 @@ class MemberChanges:
         self._changes: dict[str, list[tuple[int, Change]]] = {}
         self._lock = threading.Lock()
 
-    def add(self, ev: RegistryChanged) -> None:
+    def add(self, ev: RegistryChanged) -> bool:
+        """Keeps the change if it is a member's attribution change; whether it is one."""
         if ev.entity_kind != "member" or ev.operation != "update":
-            return
+            return False
         new = []
         for fc in ev.changes:
-            if fc.field in ATTRIBUTION:
+            if fc.field in ATTRIBUTION_FIELDS:
                 before = json.loads(fc.before) if fc.before is not None else None
                 when = (
                     ev.occurred_at if ev.occurred_at.tzinfo else ev.occurred_at.replace(tzinfo=UTC)
@@ -83,13 +84,14 @@ class MemberChanges:
                     (ev.version, Change(when, fc.field, None if before is None else str(before)))
                 )
         if not new:
-            return
+            return False
         with self._lock:
             cur = self._changes.setdefault(ev.entity_id, [])
             seen = {(v, c.field) for v, c in cur}
             cur.extend(x for x in new if (x[0], x[1].field) not in seen)
             # The database reads them ordered by (changed_at, version); so does this.
             cur.sort(key=lambda x: (x[1].at, x[0]))
+        return True
 
     def at(self, now: MemberThen, member_id: str, version: int, at: datetime) -> MemberThen:
         with self._lock:
@@ -270,6 +272,7 @@ class EdgeFeed:
         if isinstance(ev, MemberUpserted | StationUpserted | GridUpserted):
             self.replica.put(ev.record)
         elif isinstance(ev, RegistryChanged):
-            self.history.add(ev)
+            if self.history.add(ev):
+                self.replica.note_move(ev.entity_id, ev.version)
         elif isinstance(ev, TokenRevoked):
             self.revoked.add(ev)

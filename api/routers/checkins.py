@@ -126,11 +126,11 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
         )
     # Service belongs to the unit and community the member had when it was done: a scan queued
     # offline before the member's record changed (a move, leaving) is read against the registry
-    # as it stood then. Rare (a late scan of a member changed since), so the history is read
-    # only then; `version` is the record's update time in microseconds.
+    # as it stood then. Rare (a late scan of a member moved since), so the history is read only
+    # then.
     now_member = MemberThen(member.unit_id, member.community_id, member_grid_id, member.status)
     then = now_member
-    if scanned_at.timestamp() * 1_000_000 < member.version:
+    if member.moved_after(scanned_at):
         then = await asyncio.to_thread(
             ctx.member_history.at, now_member, member.id, member.version, scanned_at
         )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.natural import natural_sorted
+from services.registry.replica import ATTRIBUTION_FIELDS
 from services.warehouse.client import Warehouse
 
 
@@ -23,10 +24,6 @@ class MemberThen:
     community_id: str
     grid_id: str | None
     status: str
-
-
-# The fields that decide whose a member's service is, and whether it counts at all.
-ATTRIBUTION = ("unit_id", "community_id", "grid_id", "status")
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ def member_changes(wh: Warehouse, member_id: str) -> list[Change]:
           AND tupleElement(x, 1) IN %(f)s
         ORDER BY changed_at, version
         """,
-        {"m": member_id, "f": list(ATTRIBUTION)},
+        {"m": member_id, "f": list(ATTRIBUTION_FIELDS)},
     )
     out = []
     for at, name, before in rows:
@@ -61,7 +58,7 @@ def member_changes(wh: Warehouse, member_id: str) -> list[Change]:
 def member_then(now: MemberThen, changes: list[Change], at: datetime) -> MemberThen:
     """The member as they stood at `at`: each field's value before its earliest change after
     `at` (the rule `services.counting.MEMBERS_AS_OF_SQL` applies to every member at once)."""
-    values = {f: getattr(now, f) for f in ATTRIBUTION}
+    values = {f: getattr(now, f) for f in ATTRIBUTION_FIELDS}
     seen: set[str] = set()
     for c in changes:
         if c.at > at and c.field not in seen and c.field in values:

@@ -21,12 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from services.events import Grid, Member, RegistryRecord, Station
 from services.warehouse.client import Warehouse
 
 log = logging.getLogger(__name__)
+
+# The fields that decide whose a member's service is, and whether it counts at all.
+ATTRIBUTION_FIELDS = ("unit_id", "community_id", "grid_id", "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,17 @@ class MemberRef:
     community_id: str
     grid_id: str | None
     version: int
+    # The version (µs) of the member's latest change of an attribution field; 0 when none since
+    # the record was created, None when not known (then the record's version stands in).
+    moved_at: int | None = None
+
+    def moved_after(self, at: datetime) -> bool:
+        """Whether the member's unit, community, grid or status may have changed after `at`: only
+        then is a scan made at `at` read against the member's history. A member never moved
+        needs no history read, however old the scan (e.g. a queued scan sent after the member's
+        name or phone changed)."""
+        since = self.version if self.moved_at is None else self.moved_at
+        return at.timestamp() * 1_000_000 < since
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,8 @@ class CheckinReplica:
         self._members: dict[str, MemberRef] = {}
         self._stations: dict[str, StationRef] = {}
         self._grids: dict[str, GridRef] = {}
+        # Attribution changes learned before their member's record (`note_move`).
+        self._moves: dict[str, int] = {}
         self._lock = threading.Lock()
         # Monotonic start of the last successful refresh: the replica holds every change made
         # anywhere before that moment (within LOOKBACK_S, see above).
@@ -156,6 +173,14 @@ class CheckinReplica:
             " FROM members FINAL WHERE version > %(v)s",
             params,
         )
+        # The latest attribution change of each member changed in the window: a duplicate row
+        # of a change has the same version, so the max needs no FINAL.
+        moves = self.reader.query(
+            "SELECT entity_id, max(version) FROM registry_history"
+            " WHERE entity_kind = 'member' AND operation = 'update'"
+            " AND hasAny(fields, %(f)s) AND version > %(v)s GROUP BY entity_id",
+            {**params, "f": list(ATTRIBUTION_FIELDS)},
+        )
         with self._lock:
             for gid, level, parent_id, gv in grids:
                 self._put(self._grids, GridRef(gid, int(level), parent_id, int(gv)))
@@ -164,11 +189,14 @@ class CheckinReplica:
                     self._stations,
                     StationRef(sid, community_id, int(sv), bool(poster), str(backdated), int(gen)),
                 )
+            moved = {str(mid): int(v) for mid, v in moves}
             for mid, status, unit_id, m_community_id, grid_id, mv in members:
-                self._put(
-                    self._members,
-                    MemberRef(mid, status, unit_id, m_community_id, grid_id, int(mv)),
-                )
+                ref = MemberRef(mid, status, unit_id, m_community_id, grid_id, int(mv))
+                self._put_member(ref, moved.pop(mid, 0))
+            for mid, v in moved.items():  # a change's history row read after its member row
+                cur = self._members.get(mid)
+                if cur is not None:
+                    self._members[mid] = _with_moved(cur, max(v, cur.moved_at or 0))
             self._fresh_at = started
             self._since_wall = wall
             if full:
@@ -180,11 +208,34 @@ class CheckinReplica:
         if cur is None or ref.version > cur.version:
             table[ref.id] = ref
 
-    def put(self, rec: RegistryRecord) -> None:
-        """Write-through of a change made in this process (other kinds are not replicated)."""
+    def _put_member(self, ref: MemberRef, moved_at: int) -> None:
+        """Keeps the newer of `ref` and the held record, and the latest attribution change known
+        of either. A record whose attribution fields differ from the held one moved at its
+        version even if that change's history row is not read yet."""
+        cur = self._members.get(ref.id)
+        if self._moves:
+            moved_at = max(moved_at, self._moves.pop(ref.id, 0))
+        if cur is not None:
+            moved_at = max(moved_at, cur.moved_at or 0)
+            if ref.version > cur.version and _attribution(ref) != _attribution(cur):
+                moved_at = max(moved_at, ref.version)
+        if cur is None or ref.version > cur.version:
+            self._members[ref.id] = _with_moved(ref, moved_at)
+        elif moved_at != cur.moved_at:
+            self._members[ref.id] = _with_moved(cur, moved_at)
+
+    def put(self, rec: RegistryRecord, before: RegistryRecord | None = None) -> None:
+        """Write-through of a change made in this process (other kinds are not replicated);
+        `before` is the record it replaces, None when it is created."""
         with self._lock:
             if isinstance(rec, Member):
-                self._put(self._members, member_ref(rec))
+                ref = member_ref(rec)
+                if before is None:
+                    self._put_member(ref, 0)
+                else:
+                    assert isinstance(before, Member)
+                    moved = _attribution(member_ref(before)) != _attribution(ref)
+                    self._put_member(ref, rec.version if moved else 0)
             elif isinstance(rec, Station):
                 self._put(self._stations, station_ref(rec))
             elif isinstance(rec, Grid):
@@ -204,6 +255,18 @@ class CheckinReplica:
         if grid is None:
             return None
         return station, member, grid.parent_id if grid.level == 5 else grid.id
+
+    def note_move(self, member_id: str, version: int) -> None:
+        """A change of the member's attribution fields at `version`, learned apart from the
+        record: the edge's feed reads the records from the compacted `registry.members` (the
+        latest version only, so a move before it is not visible there) and the changes from
+        `registry.history`, in either order."""
+        with self._lock:
+            cur = self._members.get(member_id)
+            if cur is None:
+                self._moves[member_id] = max(version, self._moves.get(member_id, 0))
+            elif version > (cur.moved_at or 0):
+                self._members[member_id] = _with_moved(cur, version)
 
     def mark_fresh(self, started: float, refresh_s: float) -> None:
         """For a feed other than the database's refresh (the edge's Kafka feed,
@@ -235,6 +298,14 @@ class CheckinReplica:
 
     def __len__(self) -> int:
         return len(self._members) + len(self._stations) + len(self._grids)
+
+
+def _attribution(m: MemberRef) -> tuple[str, str, str, str | None]:
+    return m.status, m.unit_id, m.community_id, m.grid_id
+
+
+def _with_moved(m: MemberRef, moved_at: int) -> MemberRef:
+    return MemberRef(m.id, m.status, m.unit_id, m.community_id, m.grid_id, m.version, moved_at)
 
 
 def member_ref(m: Member) -> MemberRef:

@@ -155,7 +155,7 @@ class Registry:
             for ch in changes:
                 self._cache[(ch.kind.table, ch.after.id)] = _Cached(ch.after, now)
         for ch in changes:
-            self.replica.put(ch.after)
+            self.replica.put(ch.after, ch.before)
 
     @staticmethod
     def stamp(before: RegistryRecord | None, p: Principal) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from services.edge_feed import MemberChanges, RevokedTokens
-from services.events import FieldChange, RegistryChanged, TokenRevoked
+from services.events import FieldChange, Member, RegistryChanged, TokenRevoked
 from services.reads.registry import MemberThen
+from services.registry import CheckinReplica
 from services.settings import Settings
 
 
@@ -127,3 +128,36 @@ def test_revoked_tokens_are_unknown_before_the_first_load_then_answered() -> Non
     assert r.check_nowait("t1") is True and r.check_nowait("t2") is False
     r.prune(future.timestamp() + 1)
     assert r.check_nowait("t1") is False
+
+
+def _member(version: int, unit: str) -> Member:
+    return Member(
+        id="m1",
+        version=version,
+        updated_at=T0,
+        updated_by="admin",
+        name="甲",
+        unit_id=unit,
+        community_id="c1",
+    )
+
+
+@pytest.mark.parametrize("history_first", [True, False])
+def test_the_edge_replica_learns_a_move_from_the_history_in_either_order(
+    history_first: bool,
+) -> None:
+    # The compacted topic holds the latest record only (moved to u2 at version 200): the move's
+    # version comes from registry.history, read before or after the record.
+    replica = CheckinReplica(None)  # type: ignore[arg-type]
+    before_move = datetime.fromtimestamp(150 / 1e6, UTC)
+    if history_first:
+        replica.note_move("m1", 200)
+    replica.put(_member(300, "u2"))  # a later change of the name only
+    if not history_first:
+        ref = replica._members["m1"]
+        assert not ref.moved_after(before_move)  # what the record alone says: never moved
+        replica.note_move("m1", 200)
+    ref = replica._members["m1"]
+    assert ref.moved_at == 200
+    assert ref.moved_after(before_move)
+    assert not ref.moved_after(datetime.fromtimestamp(250 / 1e6, UTC))

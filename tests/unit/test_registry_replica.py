@@ -21,6 +21,7 @@ from services.registry import (
     Registry,
     StationRef,
 )
+from services.registry.replica import member_ref
 from services.tokens import Principal
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
@@ -43,6 +44,8 @@ class FakeReader:
         # id, community_id, accepts_poster, backdated_poster, screen_key_generation, version
         self.stations: list[tuple[Any, ...]] = []
         self.members: list[tuple[Any, ...]] = []  # id, status, unit, community, grid, version
+        # member id, version of a change of unit, community, grid or status
+        self.registry_history: list[tuple[Any, ...]] = []
         self.sinces: list[int] = []
         self.fail = False
 
@@ -50,7 +53,7 @@ class FakeReader:
         if self.fail:
             raise ConnectionError("ClickHouse is down")
         since = (parameters or {})["v"]
-        table = re.search(r"FROM (\w+) FINAL", sql)
+        table = re.search(r"FROM (\w+)", sql)
         assert table is not None
         if table.group(1) == "members":
             self.sinces.append(since)
@@ -77,7 +80,7 @@ def test_lookup_answers_the_station_the_member_and_the_members_level4_grid() -> 
     r.refresh()
     st, m, grid = r.lookup("st", "m_in_5") or (None, None, None)
     assert st == StationRef("st", "comm_a", 1)
-    assert m == MemberRef("m_in_5", "active", "unit_a", "comm_a", "g5", 1)
+    assert m == MemberRef("m_in_5", "active", "unit_a", "comm_a", "g5", 1, moved_at=0)
     assert grid == "g4"  # a level-5 grid counts under its level-4 parent
     assert (r.lookup("st", "m_in_4") or ())[2] == "g4"
     refs = r.lookup("st", "m_no_grid")
@@ -233,3 +236,79 @@ def test_the_database_path_raises_not_found_for_the_station_first() -> None:
     with pytest.raises(NotFound) as err:
         reg.checkin_refs("st_missing", "m_missing")
     assert err.value.kind == "station"
+
+
+def _at(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def test_only_a_scan_made_before_the_members_last_move_needs_the_history() -> None:
+    """A member never moved is attributed as they stand now however old the scan (the drill
+    that sent scans dated before their members' records read the history for every one)."""
+    reader, clock = FakeReader(), Clock()
+    reader.stations = [("st", "c", True, "flag", 0, 1)]
+    reader.members = [
+        ("never_moved", "active", "u", "c", None, 9_000),
+        ("moved", "active", "u2", "c", None, 9_000),
+    ]
+    reader.registry_history = [("moved", 7_000)]
+    r = replica(reader, clock, Clock(1e9))
+    r.refresh()
+    never = (r.lookup("st", "never_moved") or (None, None))[1]
+    moved = (r.lookup("st", "moved") or (None, None))[1]
+    assert never is not None and moved is not None
+    assert not never.moved_after(_at(1))
+    assert moved.moved_after(_at(6_999)) and not moved.moved_after(_at(7_000))
+
+
+def test_a_move_whose_history_row_is_not_read_yet_still_needs_the_history() -> None:
+    reader, clock = FakeReader(), Clock()
+    reader.stations = [("st", "c", True, "flag", 0, 1)]
+    reader.members = [("m", "active", "u", "c", None, 5)]
+    r = replica(reader, clock, Clock(0.0))  # every refresh reads these tiny versions
+    r.refresh()
+    reader.members = [("m", "active", "u_new", "c", None, 8)]  # moved; its history row lags
+    r.refresh()
+    m = (r.lookup("st", "m") or (None, None))[1]
+    assert m is not None and m.moved_after(_at(7)) and not m.moved_after(_at(8))
+    reader.members = [("m", "active", "u_new", "c", None, 9)]  # a later change of the name only
+    reader.registry_history = [("m", 8)]
+    r.refresh()
+    m = (r.lookup("st", "m") or (None, None))[1]
+    assert m is not None and m.version == 9 and m.moved_at == 8
+
+
+def test_a_history_row_read_after_its_member_row_still_counts() -> None:
+    reader, clock = FakeReader(), Clock()
+    reader.stations = [("st", "c", True, "flag", 0, 1)]
+    reader.members = [("m", "active", "u", "c", None, 5)]
+    r = replica(reader, clock, Clock(0.0))
+    r.refresh()
+    reader.members = []
+    reader.registry_history = [("m", 5)]
+    r.refresh()
+    m = (r.lookup("st", "m") or (None, None))[1]
+    assert m is not None and m.moved_at == 5 and m.moved_after(_at(4))
+
+
+def test_write_through_knows_a_creation_a_move_and_a_change_of_name() -> None:
+    reader = FakeReader()
+    r = replica(reader, Clock(), Clock(1e9))
+    created = _member(version=10)
+    r.put(created)
+    assert r._members["m"].moved_at == 0
+    renamed = created.model_copy(update={"name": "张三", "version": 11})
+    r.put(renamed, created)
+    assert r._members["m"].moved_at == 0
+    moved = renamed.model_copy(update={"unit_id": "u2", "version": 12})
+    r.put(moved, renamed)
+    assert r._members["m"].moved_at == 12
+    r.put(moved.model_copy(update={"name": "李四", "version": 13}), moved)
+    assert r._members["m"].moved_at == 12 and r._members["m"].version == 13
+
+
+def test_a_member_read_from_the_database_is_treated_as_moved_at_its_version() -> None:
+    """The fallback path does not know the history's latest move: it reads the history for any
+    scan older than the record, as before."""
+    ref = member_ref(_member(version=10))
+    assert ref.moved_at is None and ref.moved_after(_at(9)) and not ref.moved_after(_at(10))

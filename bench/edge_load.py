@@ -48,10 +48,52 @@ def _uvicorn(app: str, port: int, workers: int) -> list[str]:
     ]
 
 
-def _throughput(port: int, tokens: Path, stations: Path, duration: int) -> dict[str, Any]:
+def _tree(pids: list[int]) -> set[int]:
+    """The pids and their descendants (uvicorn's workers are its master's children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = set(pids), list(pids)
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _cpu_s(pids: set[int]) -> float:
+    """User + system CPU seconds of the processes so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def _throughput(
+    port: int, tokens: Path, stations: Path, duration: int, pids: list[int]
+) -> dict[str, Any]:
     wrk(port, tokens, stations, 3, 16, 1)  # warm-up: connections, caches, producer metadata
+    tree = _tree(pids)
+    cpu0 = _cpu_s(tree)
     res = wrk(port, tokens, stations, duration, 64, 2)
+    cpu = _cpu_s(tree) - cpu0
     res.pop("raw", None)
+    # CPU per check-in of the serving processes (read from /proc): unlike the rate, it does not
+    # depend on what else the machine runs; 1 / it is one process's rate on a core of its own.
+    if res["requests"]:
+        res["cpu_us_per_request"] = round(cpu / res["requests"] * 1e6, 1)
+        res["per_core_rps"] = round(res["requests"] / cpu, 1) if cpu else None
     return res
 
 
@@ -85,7 +127,7 @@ def run(
             edges = infra_stack.edge_procs(n, env, root / f"edges{n}")
             procs += edges
             infra_stack.start_edges(edges, 180)
-            out["edges"][n] = _throughput(port, tokens, stations, duration)
+            out["edges"][n] = _throughput(port, tokens, stations, duration, [e.pid for e in edges])
             out["edges"][n]["vm_hwm_kb"] = [e.vm_hwm_kb() for e in edges]
             infra_stack.stop_all(edges)
             time.sleep(1)
@@ -100,7 +142,7 @@ def run(
         uv.start()
         _wait_healthy(port, uv)
         time.sleep(5)  # every worker has read the registry (healthy answers from the first)
-        out["edge_workers"] = {n: _throughput(port, tokens, stations, duration)}
+        out["edge_workers"] = {n: _throughput(port, tokens, stations, duration, [uv.pid])}
         uv.stop()
         reads.stop()
         for n in counts:
@@ -115,13 +157,17 @@ def run(
             bare.start()
             _wait_healthy(port, bare)
             time.sleep(1)
-            out["bare"][n] = _throughput(port, tokens, stations, duration)
+            out["bare"][n] = _throughput(port, tokens, stations, duration, [bare.pid])
             bare.stop()
         one = out["bare"][counts[0]]["rps"] / counts[0]
         out["ratios"] = {
             n: {
                 "vs_bare_same_n": round(out["edges"][n]["rps"] / out["bare"][n]["rps"], 2),
                 "per_process_vs_one_bare": round(out["edges"][n]["rps"] / n / one, 2),
+                # The load-independent one: the bare endpoint's CPU per check-in over the edge's.
+                "cpu_bare_over_edge": round(
+                    out["bare"][n]["cpu_us_per_request"] / out["edges"][n]["cpu_us_per_request"], 2
+                ),
             }
             for n in counts
         }

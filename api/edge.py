@@ -128,6 +128,10 @@ def create_edge_app(settings: Settings | None = None) -> FastAPI:
         publisher = Publisher(settings)
         await publisher.start()
         app.state.ctx = EdgeContext(settings, publisher, replica, history, revoked, feed)
+        # The same collector tuning as the reads process (its registry replica is as large).
+        from api.main import _tune_gc
+
+        _tune_gc()
         log.info(
             "%s (pid %d): %d registry entries, %d members' changes, %d revoked tokens read "
             "from Kafka in %.1f s",

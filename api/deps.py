@@ -11,7 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.context import AppContext, AuthContext, ScanContext
 from api.errors import ApiError
 from services import access
-from services.events import Grid, Member, Station
+from services.events import AccessKind, Grid, Member, Station
+from services.privacy import log_read, personal_data_read
 from services.ratelimit import RateLimiter, retry_after_header
 from services.registry import NotFound
 from services.station_codes import verify_screen_key
@@ -277,3 +278,39 @@ def confine(requested: str | None, confined: str | None, field: str) -> str | No
     if not access.within(requested, confined):
         raise ApiError(403, "forbidden", f"{field}: outside the caller's scope")
     return confined if confined is not None else requested
+
+
+# ---- the personal-data access log (issue 15) ---------------------------------------------------
+
+
+class PersonalDataLog:
+    """Records, for one request, that its caller read personal data of some members: the one way
+    a route writes the access log (`AccessLog` below), so every entry names the caller and the
+    route the same way."""
+
+    def __init__(self, ctx: AppContext, caller: Principal, route: str) -> None:
+        self.ctx, self.caller, self.route = ctx, caller, route
+
+    def record(self, kind: AccessKind, member_ids: list[str], detail: str = "") -> None:
+        """Call after the access check passed and before the data is answered (blocks on the
+        broker's acknowledgement: routes calling it are plain `def`)."""
+        if not member_ids:
+            return
+        event = personal_data_read(
+            kind, self.caller.role, self.caller.subject_id, member_ids, self.route, detail
+        )
+        log_read(self.ctx.publisher, event)
+
+    def record_unless_own(self, kind: AccessKind, member_id: str, detail: str = "") -> None:
+        """A member's record read by anyone but the member themself."""
+        if not (self.caller.role == "member" and self.caller.subject_id == member_id):
+            self.record(kind, [member_id], detail)
+
+
+async def personal_data_log(request: Request, ctx: Ctx, caller: Caller) -> PersonalDataLog:
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    return PersonalDataLog(ctx, caller, f"{request.method} {path}")
+
+
+AccessLog = Annotated[PersonalDataLog, Depends(personal_data_log)]

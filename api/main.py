@@ -28,6 +28,7 @@ from api.routers import (
     member_week,
     members,
     organizer,
+    privacy,
     projects,
     rankings,
     reconciliation,
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation.router)
     # Reminders: inboxes and what a member receives (issue 14).
     app.include_router(reminders.router)
+    # Personal information care: phone reveals, the member's own data, the access log (issue 15).
+    app.include_router(privacy.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

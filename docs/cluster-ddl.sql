@@ -137,3 +137,9 @@ ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backd
 ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backdated_poster LowCardinality(String) DEFAULT 'flag';
 ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;
 ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;
+
+-- m0014_access_log
+CREATE TABLE IF NOT EXISTS access_log_local ON CLUSTER 'volunteer' ( event_id String, kind LowCardinality(String), actor_role LowCardinality(String), actor_id String, member_ids Array(String), route String, detail String, at DateTime64(3, 'UTC'), INDEX idx_member_ids member_ids TYPE bloom_filter GRANULARITY 4 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}') PARTITION BY toYear(at) ORDER BY (at, event_id) SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS access_log ON CLUSTER 'volunteer' AS access_log_local ENGINE = Distributed('volunteer', currentDatabase(), 'access_log_local', cityHash64((at, event_id)));
+CREATE TABLE IF NOT EXISTS retention_applied_local ON CLUSTER 'volunteer' ( table_name String, years UInt32, applied_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', applied_at) ORDER BY table_name;
+CREATE TABLE IF NOT EXISTS retention_applied ON CLUSTER 'volunteer' AS retention_applied_local ENGINE = Distributed('volunteer', currentDatabase(), 'retention_applied_local', cityHash64(table_name));

@@ -57,6 +57,10 @@ Resource = Literal[
     "token",
     "token_issue",
     "reminders",
+    # Personal information care (issue 15).
+    "member_phone",
+    "my_data",
+    "access_log",
 ]
 
 
@@ -338,6 +342,22 @@ RULES: dict[Resource, Rule] = {
         "an issued bearer token (read: who am I; change: revoke)", _own_token, _own_token, ALL_ROLES
     ),
     "token_issue": Rule("issuing a bearer token to anyone", _admin, _admin, _ADMIN),
+    # Personal information care (个人信息保护法, issue 15).
+    # A phone in full: only who must call the member (their community's organizer, from the
+    # not-served and on-site lists) and the admin; every reveal is logged. The member, HR and
+    # every list read it masked.
+    "member_phone": Rule(
+        "a member's phone number in full (a logged reveal)", _community, _community, _ORG
+    ),
+    # Everything held about a member, as one download: the member alone.
+    "my_data": Rule(
+        "everything held about a member (their own data download)",
+        _own_member,
+        _own_member,
+        frozenset({"member"}),
+    ),
+    # Who read whose personal data: the admin's.
+    "access_log": Rule("the personal-data access log", _admin, _admin, _ADMIN),
 }
 RESOURCES: tuple[Resource, ...] = tuple(RULES)
 

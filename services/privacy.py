@@ -1,10 +1,25 @@
-"""What of a person's data a list shows (个人信息保护法: the minimum for the purpose).
+"""Personal information care (个人信息保护法): the minimum shown per purpose, and how long it is kept.
 
-A phone number is shown in full only where the reader must call the person (the organizer's
-list of who has not served yet); rosters, assessments and exports for offices show it masked.
+A phone number is shown masked (138****0004) in every answer, page and export, except where the
+reader must call the person: the organizer's not-served and on-site lists reveal one phone on a
+tap, and the not-served file lists them in full; each such read is logged (`AccessKind`,
+`services.events.PersonalDataRead`) and the admin reads the log. This module is the one place
+that masks, and the one place that says how long raw scans and the log are kept.
 """
 
 from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from services import topics
+from services.events import AccessKind, Member, PersonalDataRead, utcnow
+
+if TYPE_CHECKING:
+    from services.publisher import Publisher
+
+M = TypeVar("M")
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -15,3 +30,91 @@ def mask_phone(phone: str | None) -> str | None:
     if len(digits) < 7:
         return "*" * len(digits)
     return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+
+
+def masked_member(m: M) -> M:
+    """A member record as every answer shows it: the phone masked, the rest as it is."""
+    if isinstance(m, Member) and m.phone:
+        return m.model_copy(update={"phone": mask_phone(m.phone)})
+    return m
+
+
+def masked_change(kind: str, field: str, before: Any, after: Any) -> tuple[Any, Any]:
+    """A registry history entry's values: a member's phone before and after, masked."""
+    if kind == "member" and field == "phone":
+        return (
+            mask_phone(before) if isinstance(before, str) else before,
+            mask_phone(after) if isinstance(after, str) else after,
+        )
+    return before, after
+
+
+# ---- the access log ------------------------------------------------------------------------------
+
+
+def personal_data_read(
+    kind: AccessKind,
+    actor_role: str,
+    actor_id: str,
+    member_ids: list[str],
+    route: str,
+    detail: str = "",
+) -> PersonalDataRead:
+    # A fresh id per read: a client asking twice read twice.
+    return PersonalDataRead(
+        event_id=str(uuid.uuid4()),
+        occurred_at=utcnow(),
+        kind=kind,
+        actor_role=actor_role,
+        actor_id=actor_id,
+        member_ids=member_ids,
+        route=route,
+        detail=detail,
+    )
+
+
+def log_read(publisher: Publisher, event: PersonalDataRead) -> None:
+    """Publishes the read before the data is answered: if the log cannot be written (the broker
+    away), the read is refused with the publisher's error rather than left unlogged."""
+    publisher.send_sync(topics.ACCESS_LOG, event.actor_id, event)
+
+
+# ---- retention ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retained:
+    """A table whose rows are deleted `years` after the start of the (local) year of `column`."""
+
+    table: str
+    column: str
+    years: int
+    why: str
+
+
+def retained_tables(scan_years: int, access_log_years: int) -> tuple[Retained, ...]:
+    """What a ClickHouse TTL deletes, and after how long. Raw scans and what is derived from them
+    scan by scan; never sessions, weekly totals, feedback or records of service: they are the
+    record of service a member is owed and what every kept year's assessment is computed from
+    (sessions carry their own times and credit, so a year's assessment needs no raw scan)."""
+    return (
+        Retained("checkins", "scanned_at", scan_years, "raw scans"),
+        Retained("notifications", "created_at", scan_years, "reminders sent to inboxes"),
+        Retained("notification_deliveries", "at", scan_years, "what became of each SMS"),
+        Retained("access_log", "at", access_log_years, "who read whose personal data"),
+    )
+
+
+def ttl_statement(r: Retained) -> str:
+    """The ALTER that sets (or, for 0 years, removes) a table's TTL. Years begin on 1 January in
+    Asia/Shanghai, as the assessment's years do: a year's rows go together, once
+    `years` years have begun since (4: 2022's scans are deleted on 2026-01-01)."""
+    if r.years <= 0:
+        return f"ALTER TABLE {r.table} REMOVE TTL"
+    start = f"toStartOfYear(toTimeZone({r.column}, 'Asia/Shanghai'))"
+    return f"ALTER TABLE {r.table} MODIFY TTL {start} + toIntervalYear({r.years})"
+
+
+def first_kept_year(current_year: int, years: int) -> int | None:
+    """The oldest year whose rows a retention of `years` still keeps (None: all are kept)."""
+    return current_year - years + 1 if years > 0 else None

@@ -266,6 +266,14 @@ class Settings(BaseSettings):
     sms_attempts: int = Field(default=3, ge=1, le=10)
     sms_retry_s: float = Field(default=1.0, ge=0, le=60)
 
+    # Personal-data retention (services.privacy, applied by the migrate step as ClickHouse
+    # TTLs): raw scans of a year are deleted once SCAN_RETENTION_YEARS years have begun since
+    # (4: the current year and the three closed ones, the span annual assessments are looked
+    # back over); the access log of who read whose personal data is kept
+    # ACCESS_LOG_RETENTION_YEARS (PIPL art. 56 asks at least 3). 0 keeps forever.
+    scan_retention_years: int = Field(default=4, ge=0, le=100)
+    access_log_retention_years: int = Field(default=3, ge=0, le=100)
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         # A grace end without a zone is read as UTC, like every stored time.

@@ -76,6 +76,9 @@ NOTIFICATIONS = TopicSpec("notifications", partitions=3)
 NOTIFICATION_DELIVERIES = TopicSpec("notification-deliveries", partitions=1)
 # A member's choice per kind of reminder, keyed member|kind: only the latest matters.
 REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted=True)
+# Who read whose personal data (services.events.PersonalDataRead), keyed by the reader; the
+# log keeps every read (the ClickHouse table's TTL is ACCESS_LOG_RETENTION_YEARS).
+ACCESS_LOG = TopicSpec("access-log", partitions=1)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -118,6 +121,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STATION_KINDS,
     REGISTRY_HISTORY,
     DEAD_LETTER,
+    ACCESS_LOG,
     FEEDBACK,
     LIST_COMMANDS,
     WISHES,

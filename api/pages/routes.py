@@ -18,6 +18,7 @@ from api.deps import Ctx, screen_station
 from api.pages import messages
 from api.pages.assets import version, versioned
 from services.registry import NotFound
+from services.settings import Settings
 from services.station_codes import (
     StationCodeExpired,
     format_activation_code,
@@ -87,13 +88,24 @@ def _page(
     )
 
 
-def _phone_body(actions: str = "", code: str = "", status: str = "", contact: str = "") -> str:
+def _phone_body(
+    actions: str = "", code: str = "", status: str = "", contact: str = "", notice: str = ""
+) -> str:
     return _template("phone.html").format(
         actions=actions,
         code=html.escape(code, quote=True),
         status=html.escape(status),
         contact=html.escape(contact),
+        notice=notice,
     )
+
+
+def _privacy_notice(settings: Settings) -> str:
+    """What is collected and why, shown where a phone binds (个人信息保护法: informed before
+    the first scan); how long raw scans are kept follows SCAN_RETENTION_YEARS."""
+    years = settings.scan_retention_years
+    kept = f"当年及之前 {years - 1} 年（共 {years} 年）" if years > 1 else "当年"
+    return _template("privacy_notice.html").format(scan_years=kept if years > 0 else "长期")
 
 
 def _contact(community_name: str = "", phone: str | None = None) -> str:
@@ -144,7 +156,11 @@ def scan_page(station_token: str, ctx: Ctx) -> HTMLResponse:
     return _page(
         station.name,
         f"{ctx.registry.station_kind_label(station.kind)} · {community_name}".rstrip(" ·"),
-        _phone_body(ACTIONS, contact=_contact(community_name, phone)),
+        _phone_body(
+            ACTIONS,
+            contact=_contact(community_name, phone),
+            notice=_privacy_notice(ctx.settings),
+        ),
         data={
             "page": "scan",
             "station-token": station_token,
@@ -165,7 +181,7 @@ def offline_scan_shell(ctx: Ctx) -> HTMLResponse:
     return _page(
         "扫码签到",
         "当前离线：签到、签退会先保存在本机，联网后自动上传",
-        _phone_body(ACTIONS, contact=_contact()),
+        _phone_body(ACTIONS, contact=_contact(), notice=_privacy_notice(ctx.settings)),
         data={
             "page": "scan",
             "station-token": "",
@@ -206,13 +222,13 @@ def manifest() -> Response:
 
 
 @router.get("/bind", response_class=HTMLResponse)
-def bind_page_without_code() -> HTMLResponse:
+def bind_page_without_code(ctx: Ctx) -> HTMLResponse:
     """Where `/bind/{code}` lands once the page moved the code out of the address bar."""
-    return bind_page("")
+    return bind_page("", ctx)
 
 
 @router.get("/bind/{code}", response_class=HTMLResponse)
-def bind_page(code: str) -> HTMLResponse:
+def bind_page(code: str, ctx: Ctx) -> HTMLResponse:
     """Opened from the organizer's activation link. Nothing is redeemed on GET: chat apps
     fetch links for previews, which must not burn the code; the member taps to bind."""
     normal = normalize_activation_code(code)
@@ -220,16 +236,17 @@ def bind_page(code: str) -> HTMLResponse:
     return _page(
         "绑定手机",
         "在职党员到居住地社区报到服务",
-        _phone_body(code=shown, contact=_contact()),
+        _phone_body(code=shown, contact=_contact(), notice=_privacy_notice(ctx.settings)),
         data={"page": "bind"},
         head=MEMBER_HEAD,
     )
 
 
 @router.get("/me", response_class=HTMLResponse)
-def member_page() -> HTMLResponse:
+def member_page(ctx: Ctx) -> HTMLResponse:
     """The member's own page; `/me?t=<token>` binds this phone first."""
-    body = _phone_body(contact=_contact()) + _template("me_links.html")
+    notice = _privacy_notice(ctx.settings)
+    body = _phone_body(contact=_contact(), notice=notice) + _template("me_links.html")
     return _page(
         "我的志愿服务",
         "在职党员到居住地社区报到服务",
@@ -313,6 +330,18 @@ def organizer_dashboard_alias() -> HTMLResponse:
 def hr_page() -> HTMLResponse:
     """The unit HR office: the annual assessment, its rules, CSV and Excel downloads."""
     return _desk("单位年度考核", "在职党员到居住地社区报到服务", "hr.html", "hr.js", "hr")
+
+
+@router.get("/admin/access-log", response_class=HTMLResponse)
+def access_log_page() -> HTMLResponse:
+    """The admin's log of who read whose personal data (个人信息查看记录)."""
+    return _desk(
+        "个人信息查看记录",
+        "在职党员到居住地社区报到服务",
+        "access_log.html",
+        "access_log.js",
+        "access-log",
+    )
 
 
 @router.get("/me/history", response_class=HTMLResponse)

@@ -12,8 +12,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Ctx, community_desk
+from api.deps import AccessLog, Caller, Ctx, community_desk, may_read
+from api.openapi import errors
 from api.weeks import WeekQuery, parse_week
+from services import access
 from services.events import utcnow
 from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
 from services.privacy import mask_phone
@@ -30,7 +32,11 @@ router = APIRouter(prefix="/v1/communities", tags=["organizer"])
 class OnSite(BaseModel):
     member_id: str
     member_name: str
-    phone: str | None
+    phone: str | None = Field(description="masked (138****0004); `phone_revealable`: in full")
+    phone_revealable: bool = Field(
+        description="the caller may reveal it (GET /v1/members/{member_id}/phone, logged):"
+        " members of the caller's own community"
+    )
     station_id: str
     station_name: str
     since: datetime
@@ -40,6 +46,15 @@ class OnSiteList(BaseModel):
     community_id: str
     items: list[OnSite]
     total: int
+
+
+def _revealable(ctx: Ctx, caller: Caller, member_id: str) -> bool:
+    # A member serving at another community's station: that community may not call them.
+    try:
+        m = ctx.registry.member(member_id)
+    except LookupError:
+        return False
+    return may_read(caller, "member_phone", access.member_facts(m.id, m.community_id, m.unit_id))
 
 
 def _community(ctx: Ctx, caller: Caller, community_id: str) -> None:
@@ -55,7 +70,8 @@ def on_site_now(community_id: str, caller: Caller, ctx: Ctx) -> OnSiteList:
         OnSite(
             member_id=mid,
             member_name=name,
-            phone=phone,
+            phone=mask_phone(phone),
+            phone_revealable=_revealable(ctx, caller, mid),
             station_id=sid,
             station_name=sname,
             since=start.replace(tzinfo=UTC),
@@ -167,17 +183,19 @@ def _not_served_rows(rows: list[RosterRow]) -> Iterator[list[Any]]:
     "/{community_id}/roster",
     response_model=Roster,
     responses={
+        **errors(503),
         200: {
             "content": {"text/csv": {}, XLSX_MEDIA: {}},
             "description": "JSON; or with format=csv|xlsx the members who have not served the "
-            "week, to call (phones in full)",
-        }
+            "week, to call (phones in full; the file is logged in the access log)",
+        },
     },
 )
 def roster(
     community_id: str,
     caller: Caller,
     ctx: Ctx,
+    audit: AccessLog,
     week: WeekQuery = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
 ) -> Any:
@@ -207,6 +225,9 @@ def roster(
             for r in rows
         ]
         return Roster(community_id=community_id, week=w, items=items, total=len(items))
+    # Phones in full: who receives the file is logged, with every member it lists.
+    listed = [r.member_id for r in rows if r.served_this_week is False]
+    audit.record("phones_export", listed, f"not served {w}, {format}")
     filename = f"not-served-{w}-{community_id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if format == "csv":

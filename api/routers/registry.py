@@ -15,7 +15,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from api.deps import Caller, Ctx, sees_station_token
+from api.deps import AccessLog, Caller, Ctx, sees_station_token
 from api.errors import ApiError
 from api.openapi import errors
 from api.schemas import CommunityIn, StationIn, UnitIn
@@ -31,6 +31,7 @@ from services.events import (
     StationKindDef,
     Unit,
 )
+from services.privacy import masked_change, masked_member
 from services.qr import station_url
 from services.registry import MAX_BATCH, RegistryError
 from services.settings import Settings
@@ -174,17 +175,20 @@ def _qr_url(settings: Settings, caller: Caller, s: Station) -> str | None:
 
 def _create(ctx: Ctx, caller: Caller, kind: str, body: BaseModel) -> RegistryRecord:
     with _rules():
-        return ctx.registry.create(kind, body.model_dump(), caller)
+        return masked_member(ctx.registry.create(kind, body.model_dump(), caller))
 
 
 def _bulk(ctx: Ctx, caller: Caller, kind: str, body: Bulk[Any]) -> list[RegistryRecord]:
     with _rules():
-        return ctx.registry.create_many(kind, [i.model_dump() for i in body.items], caller)
+        created = ctx.registry.create_many(kind, [i.model_dump() for i in body.items], caller)
+    return [masked_member(r) for r in created]
 
 
 def _patch(ctx: Ctx, caller: Caller, kind: str, id_: str, body: BaseModel) -> RegistryRecord:
     with _rules():
-        return ctx.registry.update(kind, id_, body.model_dump(exclude_unset=True), caller)
+        return masked_member(
+            ctx.registry.update(kind, id_, body.model_dump(exclude_unset=True), caller)
+        )
 
 
 def _page(
@@ -197,7 +201,8 @@ def _page(
     q: str | None = None,
 ) -> dict[str, Any]:
     items, total = ctx.registry.page(kind, caller, filters or {}, q, limit, offset)
-    return {"items": items, "total": total}
+    # Phones masked in every answer (services.privacy); only a logged reveal shows one in full.
+    return {"items": [masked_member(i) for i in items], "total": total}
 
 
 def _history(
@@ -211,7 +216,11 @@ def _history(
                 operation=e.operation,
                 changed_by=e.changed_by,
                 changed_at=e.changed_at,
-                changes=[ChangeOut(field=f, before=b, after=a) for f, b, a in e.changes],
+                changes=[
+                    ChangeOut(field=f, before=shown[0], after=shown[1])
+                    for f, b, a in e.changes
+                    for shown in [masked_change(kind, f, b, a)]
+                ],
             )
             for e in entries
         ],
@@ -477,10 +486,13 @@ def list_members(
     return _page(ctx, caller, "member", limit, offset, filters, q=q or None)
 
 
-@router.get("/members/{member_id}", response_model=Member)
-def get_member(member_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
-    """The member themself, their community's organizer, their unit's HR, or the admin."""
-    return ctx.registry.get("member", member_id, caller, fresh=True)
+@router.get("/members/{member_id}", response_model=Member, responses=errors(503))
+def get_member(member_id: str, caller: Caller, ctx: Ctx, audit: AccessLog) -> RegistryRecord:
+    """The member themself, their community's organizer, their unit's HR, or the admin; the
+    phone masked. A read by anyone but the member is logged (the access log)."""
+    m = ctx.registry.get("member", member_id, caller, fresh=True)
+    audit.record_unless_own("member_record", member_id)
+    return masked_member(m)
 
 
 @router.patch("/members/{member_id}", response_model=Member, responses=errors(409))
@@ -490,9 +502,17 @@ def update_member(member_id: str, body: MemberPatch, caller: Caller, ctx: Ctx) -
     return _patch(ctx, caller, "member", member_id, body)
 
 
-@router.get("/members/{member_id}/history", response_model=Page[HistoryItem])
+@router.get("/members/{member_id}/history", response_model=Page[HistoryItem], responses=errors(503))
 def member_history(
-    member_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+    member_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    audit: AccessLog,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Who changed which fields of the member (moves included), before and after, when."""
-    return _history(ctx, caller, "member", member_id, limit, offset)
+    """Who changed which fields of the member (moves included), before and after, when; phones
+    masked. A read by anyone but the member is logged."""
+    page = _history(ctx, caller, "member", member_id, limit, offset)
+    audit.record_unless_own("member_record", member_id, "history")
+    return page

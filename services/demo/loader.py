@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from services.demo.county import County, members_csv
+from services.privacy import mask_phone
 
 PAGE = 500  # the list endpoints' maximum page
 # Rows per bulk request: one publish and one ClickHouse insert per request on the server side.
@@ -150,7 +151,9 @@ async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty
         timeout=120,
     )
     out.import_result = _check(r, "POST /v1/imports/members")
-    by_phone: dict[str, str] = {}
+    # Answers show phones masked (services.privacy): a member is found by community, name and
+    # masked phone, and only where two share those, by a search for the full number.
+    seen: dict[tuple[str, str, str | None], list[str]] = {}
     per = await asyncio.gather(
         *(
             list_all(client, "/v1/members", {"community_id": cid})
@@ -158,9 +161,25 @@ async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty
         )
     )
     for items in per:
-        for m in items:
-            if m.get("phone"):
-                by_phone[m["phone"]] = m["id"]
+        for item in items:
+            found_as = (item["community_id"], item["name"], item.get("phone"))
+            seen.setdefault(found_as, []).append(item["id"])
+    by_phone: dict[str, str] = {}
+    ambiguous = []
+    for dm in county.members:
+        ids = seen.get((out.communities[dm.community_key], dm.name, mask_phone(dm.phone)), [])
+        if len(ids) == 1:
+            by_phone[dm.phone] = ids[0]
+        elif ids:
+            ambiguous.append(dm.phone)
+    for phone, found in zip(
+        ambiguous,
+        await asyncio.gather(*(list_all(client, "/v1/members", {"q": p}) for p in ambiguous)),
+        strict=True,
+    ):
+        exact = [f["id"] for f in found if f.get("phone") == mask_phone(phone)]
+        if len(exact) == 1:
+            by_phone[phone] = exact[0]
     missing_members = [m.key for m in county.members if m.phone not in by_phone]
     if missing_members:
         errors = (out.import_result or {}).get("errors", [])[:5]

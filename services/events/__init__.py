@@ -42,6 +42,7 @@ from services.events.notifications import (
     ReminderKind,
     ReminderPreferenceSet,
 )
+from services.events.privacy import ACCESS_KINDS, AccessKind, PersonalDataRead
 from services.events.records import ServiceRecordIssued
 from services.events.registry import (
     BackdatedPosterPolicy,
@@ -135,3 +136,5 @@ __all__ += [
     "ReminderKind",
     "ReminderPreferenceSet",
 ]
+
+__all__ += ["ACCESS_KINDS", "AccessKind", "PersonalDataRead"]

@@ -122,8 +122,14 @@ def migrate(wh: Warehouse, cluster: str = "") -> list[int]:
 
 
 def run(settings: Settings) -> list[int]:
-    """The migrate step: creates the database if needed and applies what is missing."""
-    return migrate(connect(settings), settings.clickhouse_cluster)
+    """The migrate step: creates the database if needed, applies what is missing, then the
+    retention settings as TTLs (services.warehouse.retention)."""
+    from services.warehouse import retention
+
+    wh = connect(settings)
+    ran = migrate(wh, settings.clickhouse_cluster)
+    retention.apply(wh, settings, settings.clickhouse_cluster)
+    return ran
 
 
 def run_in_child(env: Mapping[str, str], timeout_s: float = 300.0) -> None:

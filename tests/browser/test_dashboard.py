@@ -146,6 +146,10 @@ def test_dashboard_draws_the_week_and_reviews_from_the_page(
     not_served = page.locator("#not-served-table tbody tr")
     expect(not_served).to_have_count(len(weekly["not_served"]))
     expect(page.locator("#not-served-table")).to_contain_text("孙磊")
+    # The phone masked; a tap reveals it to call (logged: tests/browser/test_privacy_pages.py).
+    expect(page.locator("#not-served-table")).to_contain_text("138****0004")
+    expect(page.locator("#not-served-table a[href='tel:13800000004']")).to_have_count(0)
+    page.locator("#not-served-table tbody tr", has_text="孙磊").locator("button.reveal").click()
     expect(page.locator("#not-served-table a[href='tel:13800000004']")).to_be_visible()
     expect(page.locator("#review-table tbody tr")).to_have_count(1)
     expect(page.locator("#review-table")).to_contain_text("赵敏")
@@ -167,10 +171,13 @@ def test_dashboard_draws_the_week_and_reviews_from_the_page(
     assert [(r["action"], r["reason"]) for r in reviews] == [("reject", "无签到记录，经核实未到岗")]
     assert live.wait_for(lambda: get(f"/v1/communities/{c}/review-queue")["total"] == 0)
     page.click("#refresh")
-    expect(page.locator("#review-empty")).to_be_visible()
+    # A whole reload (the week, 8 trend weeks, the lists): as long as the first load may take.
+    expect(page.locator("#review-empty")).to_be_visible(timeout=20_000)
 
     # An activation code for the member who has not bound a phone yet.
-    page.locator("#not-served-table tbody tr", has_text="孙磊").locator("button").click()
+    page.locator("#not-served-table tbody tr", has_text="孙磊").locator(
+        "button", has_text="激活码"
+    ).click()
     expect(page.locator("#activation-code")).to_have_text(re.compile(r"^[A-Z2-9]{4}-[A-Z2-9]{4}$"))
     expect(page.locator("#activation-name")).to_have_text("孙磊")
 

@@ -441,6 +441,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/activations"): Case(
         ORG_OR_ADMIN, body=lambda w: {"member_id": w.ids["m1"]}, happy="org1"
     ),
+    # ---- personal information care (issue 15)
+    ("GET", "/v1/members/{member_id}/phone"): Case(
+        ORG_OR_ADMIN, why="a phone in full: who must call the member (logged)"
+    ),
+    ("GET", "/v1/members/{member_id}/my-data"): Case(
+        frozenset({"m1"}), why="everything held about a member: theirs alone"
+    ),
+    ("GET", "/v1/access-log"): Case(
+        frozenset({"admin"}), refused_codes=frozenset({403}), why="the admin's"
+    ),
 }
 
 

@@ -37,6 +37,8 @@ def county(stack: Stack) -> dict[str, Any]:
         "/v1/members",
         {"name": "王芳", "unit_id": unit["id"], "community_id": home["id"], "phone": phone},
     )
+    # The answer shows the phone masked (services.privacy): keep the number as registered.
+    member["phone"] = phone
     return {"home": home, "away": away, "s_home": s_home, "s_away": s_away, "member": member}
 
 

@@ -70,6 +70,11 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     ("session_feedback", "M2 at C1"): (VISITING_SESSION, True, "HHAAHHA", "FFAAFFA"),
     ("checkin", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
     ("reminders", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
+    # Personal information care: a phone in full for who must call (the member's organizer and
+    # the admin), the member's own data for the member alone, the access log for the admin.
+    ("member_phone", "M1's"): (member_facts(M1, C1, U1), True, "HHAHHHA", "FFAHFFA"),
+    ("my_data", "M1's"): (member_facts(M1, C1, U1), True, "AHHHHHH", "AHFFFFF"),
+    ("access_log", "the county's"): (Facts(), True, "HHHHHHA", "FFFFFFA"),
     ("community_rating", "M1 of C1"): (
         Facts(member_id=M1, community_id=C1),
         True,

@@ -489,6 +489,29 @@ async function fillMember() {
   showBound(true);
 }
 
+// Everything held about the member, as a file (the download carries the bearer token, so it is
+// fetched here and handed to the browser as a blob rather than opened as a link).
+async function downloadMyData() {
+  const m = load(MEMBER_KEY, null);
+  if (!m) return;
+  say("my-data-msg", "正在准备……");
+  try {
+    const r = await api(`/v1/members/${encodeURIComponent(m.id)}/my-data?format=download`);
+    if (!r.ok) { say("my-data-msg", "下载失败，请稍后再试"); return; }
+    const blob = await r.blob();
+    const named = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+    const name = named ? named[1] : "my-data.json";
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    say("my-data-msg", `已下载：${name}`);
+  } catch (e) { say("my-data-msg", "下载失败：网络不可用"); }
+}
+
 window.addEventListener("online", flushQueue);
 document.addEventListener("visibilitychange", () => { if (!document.hidden) flushQueue(); });
 setInterval(flushQueue, RETRY_MS);
@@ -528,6 +551,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     const pref = $("nudge-pref");
     if (pref) pref.addEventListener("change", onPref);
     refreshInbox();
+    const mine = $("my-data-card");
+    if (mine) { mine.hidden = false; $("my-data").addEventListener("click", downloadMyData); }
   }
   warnIfAway();
   flushQueue();

@@ -190,9 +190,39 @@ function drawTrend(weeks, results) {
 function memberName(id) { const m = state.members.get(id); return m ? m.name : id; }
 function gridName(id) { const g = id && state.grids.get(id); return g ? g.name : id ? id : "—"; }
 
+// A phone masked (138****0004) with 显示号码: a tap asks for the number in full (the server logs
+// who read it, 个人信息保护法) and turns it into a link that calls.
+function phoneCell(td, memberId, masked, revealable) {
+  td.textContent = "";
+  const span = document.createElement("span");
+  span.className = "phone-masked";
+  span.textContent = masked || "—";
+  td.appendChild(span);
+  if (!masked || !revealable) return;
+  const b = document.createElement("button");
+  b.type = "button"; b.className = "small plain reveal"; b.textContent = "显示号码";
+  b.title = "查看完整手机号码（会记录查看人和时间）";
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      const r = await getJson(`/v1/members/${encodeURIComponent(memberId)}/phone`);
+      const a = document.createElement("a");
+      a.href = `tel:${r.phone}`;
+      a.textContent = r.phone;
+      a.className = "phone-full";
+      td.replaceChildren(a);
+    } catch (e) {
+      b.disabled = false;
+      b.textContent = "重试";
+      b.title = e instanceof TypeError ? errorText("network") : e.message;
+    }
+  });
+  td.appendChild(b);
+}
+
 function renderNotServed(ids) {
-  // In the roster's order (by name, natural order: services/natural.py); the phone in full
-  // from the registry, since this list is for calling.
+  // In the roster's order (by name, natural order: services/natural.py); phones masked, a tap
+  // reveals one to call (logged).
   const wanted = new Set(ids);
   const order = state.roster.map((r) => r.member_id).filter((id) => wanted.has(id));
   for (const id of ids) if (!order.includes(id)) order.push(id);
@@ -201,13 +231,8 @@ function renderNotServed(ids) {
   fillTable("not-served-table", "not-served-empty", rows, (tr, m) => {
     tr.dataset.memberId = m.id;
     cell(tr, m.name);
-    const td = cell(tr, "");
-    if (m.phone) {
-      const a = document.createElement("a");
-      a.href = `tel:${m.phone}`;
-      a.textContent = m.phone;
-      td.appendChild(a);
-    } else td.textContent = "—";
+    // The list holds this community's own members: its organizer may call each of them.
+    phoneCell(cell(tr, ""), m.id, m.phone, true);
     cell(tr, gridName(m.grid_id));
     activationButton(cell(tr, ""), m);
   });
@@ -216,7 +241,10 @@ function renderNotServed(ids) {
 function renderOnSite(onsite) {
   say("kpi-onsite", String(onsite.total));
   fillTable("onsite-table", "onsite-empty", onsite.items, (tr, s) => {
-    cell(tr, s.member_name); cell(tr, s.phone); cell(tr, s.station_name); cell(tr, local(s.since));
+    tr.dataset.memberId = s.member_id;
+    cell(tr, s.member_name);
+    phoneCell(cell(tr, ""), s.member_id, s.phone, s.phone_revealable);
+    cell(tr, s.station_name); cell(tr, local(s.since));
   });
 }
 

@@ -41,6 +41,8 @@ const desk = {
     const who = await r.json();
     if (who.role !== role) return {error: wrongRole};
     localStorage.setItem(this.key, t);
+    // The admin has no registry entry of its own (the access-log page).
+    if (!entityPath) return {entity: {id: who.subject_id, name: who.subject_id}};
     const e = await fetch(`/v1/${entityPath}/${encodeURIComponent(who.subject_id)}`,
       {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
     return {entity: e.ok ? await e.json() : {id: who.subject_id, name: who.subject_id}};

@@ -18,10 +18,11 @@ need no second address and no CORS. (A split in front, nginx or a cloud balancer
 only its own routes when `EDGE_UPSTREAM` is empty.)
 
 Why SO_REUSEPORT rather than `uvicorn --workers N`: uvicorn's workers accept on one shared
-socket, where the busiest process tends to win the wake-ups (measured in docs/benchmarks.md),
-and its supervisor restarts them as one group; with SO_REUSEPORT each process has its own
+socket and its supervisor restarts them as one group; with SO_REUSEPORT each process has its own
 accept queue, the balance is the kernel's hash, and `make run` supervises the edges like the
-worker (infra.stack.Proc: own log, stopped by pid, gone with its parent).
+worker (infra.stack.Proc: own log, stopped by pid, gone with its parent). Measured, it is at
+least as cheap per check-in (docs/benchmarks.md, section 2c: 484 against 591 µs of CPU at two
+processes).
 
 Limits: each edge keeps its own token buckets (services.ratelimit), so with N edges a member's
 burst is at most N x LIMIT_CHECKINS_MEMBER_BURST (README "The check-in edge"); activation

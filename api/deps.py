@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.context import AppContext
+from api.context import AppContext, AuthContext, ScanContext
 from api.errors import ApiError
 from services import access
 from services.events import AccessKind, Grid, Member, Station
@@ -41,18 +41,19 @@ async def get_principal(ctx: Ctx, creds: Bearer) -> Principal:
     return await authenticate(ctx, creds)
 
 
-async def get_caller_and_ctx(request: Request, creds: Bearer) -> tuple[Principal, AppContext]:
+async def get_caller_and_ctx(request: Request, creds: Bearer) -> tuple[Principal, ScanContext]:
     """`Caller` and `Ctx` as one dependency, for the check-in route: FastAPI's resolution costs
     tens of µs per dependency and request, measurable at check-in rates. Still a dependency, so
-    a request without a valid token gets its 401 before its body is validated."""
-    ctx: AppContext = request.app.state.ctx
+    a request without a valid token gets its 401 before its body is validated. The context is
+    the reads process's or an edge's (api.edge): the route needs only `ScanContext`."""
+    ctx: ScanContext = request.app.state.ctx
     return await authenticate(ctx, creds), ctx
 
 
-CallerAndCtx = Annotated[tuple[Principal, AppContext], Depends(get_caller_and_ctx)]
+CallerAndCtx = Annotated[tuple[Principal, ScanContext], Depends(get_caller_and_ctx)]
 
 
-async def authenticate(ctx: AppContext, creds: HTTPAuthorizationCredentials | None) -> Principal:
+async def authenticate(ctx: AuthContext, creds: HTTPAuthorizationCredentials | None) -> Principal:
     """The caller of a request, or a 401."""
     if creds is None:
         raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})

@@ -96,6 +96,27 @@ def api_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def edge_rows(r: dict[str, Any]) -> list[Row]:
+    """Issue 16: check-ins through N edge processes on one port against the bare endpoint as N
+    processes; the CPU per check-in (from /proc) is the figure the machine's load leaves alone."""
+    rows = []
+    for n, e in sorted(r["edges"].items(), key=lambda kv: int(kv[0])):
+        b = r["bare"][n]
+        rows.append(
+            Row(
+                f"2c. check-ins through {n} edge process{'es' if int(n) > 1 else ''} (one port)",
+                f"{fmt(e['rps'])}/s; {fmt(e['cpu_us_per_request'])} µs CPU each",
+                f"{fmt(b['rps'])}/s; {fmt(b['cpu_us_per_request'])} µs CPU each (bare × {n})",
+                fmt(ratio(e["rps"], b["rps"])),
+                "—",
+                None,
+                f"per core: {fmt(e['per_core_rps'])}/s (bare {fmt(b['per_core_rps'])}/s);"
+                f" non-2xx {e['non2xx']} / {b['non2xx']}",
+            )
+        )
+    return rows
+
+
 def fresh_rows(r: dict[str, Any]) -> list[Row]:
     rows = []
     for key, what in (("hours", "member hours"), ("weekly", "community weekly")):
@@ -248,6 +269,8 @@ def _rows_of(results: dict[str, Any]) -> list[Row]:
         rows += stream_rows(r)
     if r := results.get("api"):
         rows += api_rows(r)
+    if r := results.get("edges"):
+        rows += edge_rows(r)
     if r := results.get("freshness"):
         rows += fresh_rows(r)
     for key in sorted((k for k in results if k.startswith("reads-")), key=lambda k: int(k[6:])):
@@ -281,7 +304,7 @@ def _publish(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--quick", action="store_true", help="small sizes, print only")
-    ap.add_argument("--only", nargs="*", choices=["stream", "api", "freshness", "reads"])
+    ap.add_argument("--only", nargs="*", choices=["stream", "api", "edges", "freshness", "reads"])
     ap.add_argument("--scans", type=int, default=100_000)
     ap.add_argument("--members", type=int, default=5_000)
     ap.add_argument("--api-duration", type=int, default=20)
@@ -315,15 +338,17 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
     work.mkdir(parents=True, exist_ok=True)
     info = machine.describe()
-    only = set(args.only or ["stream", "api", "freshness", "reads"])
+    only = set(args.only or ["stream", "api", "edges", "freshness", "reads"])
     results = {}
     errors = {}
-    from bench import api_load, freshness, reads, stream
+    from bench import api_load, edge_load, freshness, reads, stream
 
     if "stream" in only:
         _step("stream", lambda: stream.run(args.scans, args.members, work), results, errors)
     if "api" in only:
         _step("api", lambda: api_load.run(work, args.api_duration, args.rate), results, errors)
+    if "edges" in only:
+        _step("edges", lambda: edge_load.run(work, args.api_duration, (1, 2, 4)), results, errors)
     if "freshness" in only:
         _step(
             "freshness",

@@ -186,6 +186,13 @@ def _stopping() -> None:
         signal.signal(sig, _ignore)
 
 
+def behind_edges(settings: Settings) -> Settings:
+    """The reads process's settings behind local edges: the edges (on loopback) are proxies
+    whose X-Forwarded-For names the client (the activation limiter keys on it)."""
+    trusted = ",".join(x for x in (settings.trusted_proxies, "127.0.0.1/32", "::1/128") if x)
+    return settings.model_copy(update={"trusted_proxies": trusted})
+
+
 def main() -> int:
     try:
         settings, secrets_path, generated = prepare_secrets()
@@ -204,6 +211,8 @@ def main() -> int:
     # The worker reads the same environment as this process (the settings came from it).
     worker = stack.worker_proc("worker", stack.child_env(), settings.data_dir / "worker.log")
     demo = "--no-demo" not in sys.argv[1:]
+    edges: list[stack.Proc] = []
+    seen: list[int] = []
     # From here on a signal stops what was started, while the broker starts too.
     for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
@@ -226,12 +235,34 @@ def main() -> int:
         # catches up with the log when it is ready.
         worker.start()
         log.info("faust worker started (pid %d, log %s)", worker.pid, worker.log_path)
+        # With edges (CHECKIN_EDGES, api/edge.py) they hold the public port and take the
+        # check-ins; this process serves every other route on a loopback port behind them.
+        reads_settings, host, port = settings, settings.api_host, settings.api_port
+        if settings.edges:
+            host, port = "127.0.0.1", settings.reads_port or stack.free_port()
+            reads_settings = behind_edges(settings)
+            env = stack.child_env(extra={"EDGE_UPSTREAM": f"http://{host}:{port}"})
+            edges = stack.edge_procs(settings.edges, env, settings.data_dir)
+            # Their logs keep earlier runs' lines: only a line written after this start counts.
+            seen = [e.log_bytes().count(stack.EDGE_READY) for e in edges]
+            for e in edges:
+                e.start()
+            log.info(
+                "%d check-in edges started on port %d (pids %s, logs %s/edge*.log); "
+                "reads process on %s:%d",
+                len(edges),
+                settings.api_port,
+                ", ".join(str(e.pid) for e in edges),
+                settings.data_dir,
+                host,
+                port,
+            )
 
         server = _Serving.server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings),
-                host=settings.api_host,
-                port=settings.api_port,
+                create_app(reads_settings),
+                host=host,
+                port=port,
                 log_level="info",
                 log_config=uvicorn_log_config(settings.log_format),
                 **SERVER_OPTIONS,
@@ -241,6 +272,20 @@ def main() -> int:
         def after_start() -> None:
             while not server.started and not server.should_exit:
                 time.sleep(0.2)
+
+            def edges_ready() -> bool:
+                return all(
+                    e.log_bytes().count(stack.EDGE_READY) > before or not e.alive
+                    for e, before in zip(edges, seen, strict=True)
+                )
+
+            while not edges_ready() and not server.should_exit:
+                time.sleep(0.2)
+            for e in edges:
+                if not e.alive:
+                    log.error("check-in edge %s exited (%s): %s", e.name, e.returncode, e.tail(800))
+            if edges:
+                log.info("check-in edges serving on port %d", settings.api_port)
             if server.should_exit or not demo:
                 return
             try:
@@ -259,6 +304,9 @@ def main() -> int:
         log.info("interrupted while starting")
     finally:
         _stopping()
+        stack.stop_all(edges)
+        if edges:
+            log.info("stopped: check-in edges")
         worker.stop(timeout_s=30)
         log.info("stopped: worker")
         broker.stop()

@@ -245,3 +245,45 @@ def start_api(
     proc.start()
     proc.wait_until(lambda: healthy(port, statuses), timeout_s)
     return proc
+
+
+# ---- check-in edges -------------------------------------------------------------------------
+
+# What an edge logs once its registry is read and it serves (api.edge.READY_LOG).
+EDGE_READY = b"edge ready"
+EDGE_ARGV = [sys.executable, "-m", "api.edge"]
+
+
+def edge_proc(index: int, env: Mapping[str, str], log_path: Path) -> Proc:
+    """Check-in edge number `index` (`python -m api.edge`, api/edge.py), not yet started: it
+    binds API_PORT with SO_REUSEPORT beside the others and passes what is not a check-in to
+    EDGE_UPSTREAM."""
+    return Proc(f"edge{index + 1}", list(EDGE_ARGV), {**env, "EDGE_INDEX": str(index)}, log_path)
+
+
+def edge_procs(n: int, env: Mapping[str, str], log_dir: Path) -> list[Proc]:
+    return [edge_proc(k, env, log_dir / f"edge{k + 1}.log") for k in range(n)]
+
+
+def start_edges(edges: list[Proc], timeout_s: float = 120.0) -> list[Proc]:
+    """Starts the edges together (each reads the registry topics at start) and waits until
+    every one logged that it serves."""
+    seen = [e.log_bytes().count(EDGE_READY) for e in edges]
+    for e in edges:
+        e.start()
+    for e, before in zip(edges, seen, strict=True):
+        e.wait_until(_logged_after(e, before), timeout_s)
+    return edges
+
+
+def _logged_after(proc: Proc, before: int) -> Callable[[], bool]:
+    return lambda: proc.log_bytes().count(EDGE_READY) > before
+
+
+def stop_all(procs: list[Proc], timeout_s: float = 30.0) -> None:
+    """SIGTERM to every one at once, then each waited for (killed past `timeout_s`)."""
+    for p in procs:
+        p.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        p.stop(timeout_s=max(0.1, deadline - time.monotonic()))

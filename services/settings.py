@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -235,6 +236,24 @@ class Settings(BaseSettings):
     health_max_lag: int = Field(default=50_000, ge=1)
     health_lag_interval_s: float = Field(default=10.0, gt=0)
 
+    # The check-in edge (issue 16, api/edge.py): processes that serve POST /v1/checkins (and
+    # their own /healthz and /metrics) from Kafka alone, never opening ClickHouse, all on the
+    # public port (SO_REUSEPORT), passing every other request to the reads process.
+    # CHECKIN_EDGES: how many `make run` starts in front of its reads process, and how many
+    # one `python -m api.edge` container runs (0: no edge, one process serves everything as
+    # before). Default: 2 on a machine with two or more cores, else 0.
+    checkin_edges: int | None = Field(default=None, ge=0, le=64)
+    # Where the reads process listens when edges front it (`make run`: 0 picks a free loopback
+    # port), and the address the edges pass other requests to.
+    reads_port: int = Field(default=0, ge=0, le=65535)
+    edge_upstream: str = ""
+    # Each edge process also serves its /healthz and /metrics alone on EDGE_METRICS_PORT + its
+    # index (0 = off), so Prometheus scrapes every edge, not whichever the shared port picks.
+    edge_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # How long an edge that misses a member or station waits for its registry feed to reach
+    # the log's end before it answers 404 (a member created a moment ago elsewhere).
+    edge_catch_up_s: float = Field(default=2.0, gt=0, le=30)
+
     # Reminders (services.reminders): decided every REMINDERS_INTERVAL_S (0 = off) where the
     # sink runs; none is created or sent in the quiet hours (local, start inclusive, end
     # exclusive; they may wrap midnight).
@@ -292,6 +311,8 @@ class Settings(BaseSettings):
         self.public_url = self.public_url.rstrip("/")
         if not self.clickhouse_dsn:
             self.clickhouse_dsn = f"chdb://{self.data_dir.resolve() / 'clickhouse'}"
+        if self.checkin_edges is None:
+            self.checkin_edges = 2 if (os.cpu_count() or 1) >= 2 else 0
         if not self.sink_mode:
             self.sink_mode = "embedded" if self.is_embedded_clickhouse else "external"
         if self.sink_mode not in ("embedded", "external"):
@@ -302,6 +323,11 @@ class Settings(BaseSettings):
                 "settings contradict each other:\n" + "\n".join(f"- {p}" for p in problems)
             )
         return self
+
+    @property
+    def edges(self) -> int:
+        """CHECKIN_EDGES as resolved (never None after validation)."""
+        return self.checkin_edges or 0
 
     @property
     def is_embedded_clickhouse(self) -> bool:
@@ -394,6 +420,16 @@ def contradictions(s: Settings) -> list[str]:
         out.append(
             f"API_PORT ({s.api_port}), WORKER_WEB_PORT ({s.worker_web_port}) and "
             f"SINK_METRICS_PORT ({s.sink_metrics_port}, 0 = off) must differ"
+        )
+    if s.reads_port and s.reads_port in (s.api_port, s.worker_web_port, s.sink_metrics_port):
+        out.append(
+            f"READS_PORT ({s.reads_port}) must differ from API_PORT, WORKER_WEB_PORT and "
+            "SINK_METRICS_PORT: the edges hold API_PORT and pass other requests to READS_PORT"
+        )
+    if s.edge_upstream and not s.edge_upstream.startswith(("http://", "https://")):
+        out.append(
+            f"EDGE_UPSTREAM ({s.edge_upstream!r}) must be an http:// or https:// address of the "
+            "reads process (e.g. http://api:8000)"
         )
     faults = [
         name

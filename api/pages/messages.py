@@ -32,6 +32,8 @@ MESSAGES: dict[str, str] = {
     "member_not_found": "未找到您的党员信息，请联系社区",
     "rate_limited": "操作太频繁，请稍等一分钟再试",
     "kafka_unavailable": "服务暂时繁忙，记录未保存，请稍后重试",
+    # the check-in edge (issue 16): pages and reads are behind it, check-ins are not
+    "reads_unavailable": "查询服务暂时不可用，扫码签到不受影响，请稍后再试",
     "payload_too_large": "提交的内容过大，请精简后重试",
     "malformed_body": "提交的内容格式不正确，请刷新页面后重试",
     "internal_error": "系统出现问题，请稍后重试；如多次出现请联系社区",

@@ -98,13 +98,13 @@ async def check_in(body: CheckinIn, auth: CallerAndCtx) -> CheckinAccepted:
         raise ApiError(400, "invalid_station_token", str(exc)) from exc
     station_id = verified.station_id
 
-    # The in-memory replica answers on the event loop; the database (one thread hop, batched
-    # with concurrent misses) only when it has no answer, e.g. for a member created a moment
-    # ago through another API process.
-    refs = ctx.registry.replica.lookup(station_id, caller.subject_id)
+    # The in-memory replica answers on the event loop; the context (the database in the reads
+    # process, a catch-up with the log on an edge) only when it has no answer, e.g. for a
+    # member created a moment ago through another process.
+    refs = ctx.replica.lookup(station_id, caller.subject_id)
     if refs is None:
         try:
-            refs = await asyncio.to_thread(ctx.registry.checkin_refs, station_id, caller.subject_id)
+            refs = await ctx.checkin_refs(station_id, caller.subject_id)
         except NotFound as exc:
             raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from exc
     station, member, member_grid_id = refs

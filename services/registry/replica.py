@@ -114,6 +114,8 @@ class CheckinReplica:
         self._members: dict[str, MemberRef] = {}
         self._stations: dict[str, StationRef] = {}
         self._grids: dict[str, GridRef] = {}
+        # Attribution changes learned before their member's record (`note_move`).
+        self._moves: dict[str, int] = {}
         self._lock = threading.Lock()
         # Monotonic start of the last successful refresh: the replica holds every change made
         # anywhere before that moment (within LOOKBACK_S, see above).
@@ -211,6 +213,8 @@ class CheckinReplica:
         of either. A record whose attribution fields differ from the held one moved at its
         version even if that change's history row is not read yet."""
         cur = self._members.get(ref.id)
+        if self._moves:
+            moved_at = max(moved_at, self._moves.pop(ref.id, 0))
         if cur is not None:
             moved_at = max(moved_at, cur.moved_at or 0)
             if ref.version > cur.version and _attribution(ref) != _attribution(cur):
@@ -251,6 +255,40 @@ class CheckinReplica:
         if grid is None:
             return None
         return station, member, grid.parent_id if grid.level == 5 else grid.id
+
+    def note_move(self, member_id: str, version: int) -> None:
+        """A change of the member's attribution fields at `version`, learned apart from the
+        record: the edge's feed reads the records from the compacted `registry.members` (the
+        latest version only, so a move before it is not visible there) and the changes from
+        `registry.history`, in either order."""
+        with self._lock:
+            cur = self._members.get(member_id)
+            if cur is None:
+                self._moves[member_id] = max(version, self._moves.get(member_id, 0))
+            elif version > (cur.moved_at or 0):
+                self._members[member_id] = _with_moved(cur, version)
+
+    def mark_fresh(self, started: float, refresh_s: float) -> None:
+        """For a feed other than the database's refresh (the edge's Kafka feed,
+        services.edge_feed): the replica holds every change made before `started` (monotonic)."""
+        with self._lock:
+            self.refresh_s = refresh_s
+            self._fresh_at = max(self._fresh_at, started)
+
+    @property
+    def fresh(self) -> bool:
+        return self._clock() - self._fresh_at <= self.max_stale_s
+
+    def missing(self, station_id: str, member_id: str) -> tuple[str, str] | None:
+        """What `lookup` lacks (kind, id), the station first; None if it has everything."""
+        if station_id not in self._stations:
+            return "station", station_id
+        member = self._members.get(member_id)
+        if member is None:
+            return "member", member_id
+        if member.grid_id is not None and member.grid_id not in self._grids:
+            return "grid", member.grid_id
+        return None
 
     def station(self, station_id: str) -> StationRef | None:
         """The station as the replica holds it, or None: ask the database."""

@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-APP = ("api", "worker", "sink")
+APP = ("api", "edge", "worker", "sink")
 # Required by the file (`${VAR:?}`): production secrets have no default.
 ENV = {"ADMIN_TOKEN": "a", "SECRET_KEY": "b", "GRAFANA_ADMIN_PASSWORD": "c"}
 
@@ -118,7 +118,7 @@ def test_prometheus_and_grafana_are_wired_to_the_files_in_infra() -> None:
     )
     assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
     # What Prometheus scrapes is served: the worker and the sink listen beyond loopback.
-    for name in ("worker", "sink"):
+    for name in ("worker", "sink", "edge"):
         assert s[name]["environment"]["METRICS_HOST"] == "0.0.0.0"
     assert s["sink"]["environment"]["SINK_METRICS_PORT"] == "9102"
 
@@ -139,6 +139,29 @@ def test_the_deployment_settings_pass_the_start_up_validation() -> None:
         assert not settings.is_embedded_clickhouse and settings.sink_mode == "external"
 
 
+def test_the_scaled_shape_several_edges_workers_and_sinks_behind_one_port() -> None:
+    # Issue 16: the deployment shows the scaled shape by default.
+    s = services()
+    for name in ("worker", "sink"):
+        assert s[name]["deploy"]["replicas"] >= 2, name
+    # One public port, held by the edge container; the reads process is reached through it.
+    published = {name: svc.get("ports", []) for name, svc in s.items() if name in APP}
+    assert published == {"api": [], "edge": ["8000:8000"], "worker": [], "sink": []}
+    edge = s["edge"]
+    command = " ".join(edge["command"])
+    found = re.search(r"python -m api\.edge --processes \$\{CHECKIN_EDGES:-(\d+)\}", command)
+    assert found and int(found.group(1)) >= 2, command
+    assert edge["environment"]["EDGE_UPSTREAM"] == "http://api:8000"
+    # The reads process trusts the edges' X-Forwarded-For (the activation limiter's key).
+    assert s["api"]["environment"]["TRUSTED_PROXIES"]
+    # Prometheus scrapes every edge process on its own port (EDGE_METRICS_PORT + index).
+    base = int(edge["environment"]["EDGE_METRICS_PORT"])
+    prom = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "volunteer-edge"]
+    ports = sorted(c["port"] for c in job["dns_sd_configs"] if c["names"] == ["edge"])
+    assert ports == [base + k for k in range(int(found.group(1)))]
+
+
 @pytest.mark.ops_tools
 def test_docker_compose_config_accepts_the_file() -> None:
     r = compose_config(COMPOSE)
@@ -149,6 +172,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
         "clickhouse",
         "migrate",
         "api",
+        "edge",
         "worker",
         "sink",
         "prometheus",

@@ -116,7 +116,7 @@ def test_the_scrape_config_loads_every_rule_file_of_the_folder() -> None:
     ]
     assert not strays, f"move {strays} into infra/prometheus/rules/"
     jobs = {j["job_name"] for j in config["scrape_configs"]}
-    assert jobs == {"volunteer-api", "volunteer-worker", "volunteer-sink"}
+    assert jobs == {"volunteer-api", "volunteer-edge", "volunteer-worker", "volunteer-sink"}
 
 
 @pytest.mark.ops_tools

@@ -135,3 +135,24 @@ __all__ += [
     "ReminderKind",
     "ReminderPreferenceSet",
 ]
+
+# Service slots and sign-up (issue 14).
+from services.events.activities import (  # noqa: E402
+    ActivityCommand,
+    ActivityCommandRejected,
+    ActivityFields,
+    ActivityRecorded,
+    ActivitySpec,
+    SignupFields,
+    SignupRecorded,
+)
+
+__all__ += [
+    "ActivityCommand",
+    "ActivityCommandRejected",
+    "ActivityFields",
+    "ActivityRecorded",
+    "ActivitySpec",
+    "SignupFields",
+    "SignupRecorded",
+]

@@ -17,6 +17,7 @@ from api.pages import routes as pages
 from api.responses import ShownJSONResponse
 from api.routers import (
     activation,
+    activities,
     assessments,
     auth,
     campaigns,
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation.router)
     # Reminders: inboxes and what a member receives (issue 14).
     app.include_router(reminders.router)
+    # Service slots and sign-up (issue 14).
+    app.include_router(activities.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

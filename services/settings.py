@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     health_max_lag: int = Field(default=50_000, ge=1)
     health_lag_interval_s: float = Field(default=10.0, gt=0)
 
+    # Service slots: how long a sign-up (or its cancel) waits for the activities agent's verdict
+    # to reach the warehouse before answering 202 `pending` (the page then polls the activity).
+    activity_wait_s: float = Field(default=3.0, ge=0, le=10)
+
     # Reminders (services.reminders): decided every REMINDERS_INTERVAL_S (0 = off) where the
     # sink runs; none is created or sent in the quiet hours (local, start inclusive, end
     # exclusive; they may wrap midnight).

@@ -6,11 +6,11 @@ the command with the same rules against the state ClickHouse has, to answer a cl
 
 Publishing an activity (or a recurring rule's slots) and cancelling one answer 202: the slot is
 readable once the agent's record reaches ClickHouse (typically < 1 s). A sign-up and its cancel
-are answered with the agent's verdict: the route publishes, then waits up to ACTIVITY_WAIT_S for
-the sign-up the agent wrote for this very command (read-your-write), and answers 200 with
-`placed` or `waiting` and the waiting-list position, or the agent's refusal (409/403/422); if
-the verdict has not landed by then, 202 `pending`, and the page polls the activity, whose
-`mine` carries the member's sign-up.
+answer 202 (the command is in the log) carrying the agent's verdict: the route publishes, then
+waits up to ACTIVITY_WAIT_S for the sign-up the agent wrote for this very command
+(read-your-write) and answers `placed` or `waiting` with the waiting-list position, or the
+agent's refusal (409/403/422); if the verdict has not landed by then, `pending`, and the page
+polls the activity, whose `mine` carries the member's sign-up.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import (
@@ -154,7 +153,8 @@ class SignupOut(BaseModel):
     member_id: str
     event_id: str
     status: Literal["placed", "waiting", "withdrawn", "pending"] = Field(
-        description="pending: the verdict is not in yet; poll GET /v1/activities/{id} (`mine`)"
+        description="the agent's verdict; pending: not in within ACTIVITY_WAIT_S, poll"
+        " GET /v1/activities/{id} (`mine`)"
     )
     position: int | None = None
 
@@ -501,23 +501,24 @@ def _member(ctx: Ctx, caller: Principal) -> Member:
 
 def _await(
     ctx: Ctx, a: ActivityFields, m: Member, cmd: ActivityCommand, signing_up: bool
-) -> SignupOut | JSONResponse:
+) -> SignupOut:
     deadline = time.monotonic() + ctx.settings.activity_wait_s
     while True:
         v = reads.verdict(ctx.warehouse, a.activity_id, m.id, cmd.event_id, signing_up)
         if v is not None:
             break
         if time.monotonic() >= deadline:
-            pending = SignupOut(
+            return SignupOut(
                 activity_id=a.activity_id, member_id=m.id, event_id=cmd.event_id, status="pending"
             )
-            return JSONResponse(pending.model_dump(), status_code=202)
         time.sleep(0.1)
     if v.code is not None:
         raise _refuse(v.code, v.reason or "")
     s: SignupFields | None = v.signup
     assert s is not None
-    status = s.status if s.status in ("placed", "waiting", "withdrawn") else "withdrawn"
+    status: Literal["placed", "waiting", "withdrawn"] = (
+        "placed" if s.status == "placed" else "waiting" if s.status == "waiting" else "withdrawn"
+    )
     return SignupOut(
         activity_id=a.activity_id,
         member_id=m.id,
@@ -527,20 +528,13 @@ def _await(
     )
 
 
-_SIGNUP_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"description": "the agent's verdict: placed, or waiting with the position"},
-    202: {"model": SignupOut, "description": "not judged yet: `pending`; poll the activity"},
-}
-
-
 @router.post(
     "/{activity_id}/signup",
     response_model=SignupOut,
-    responses=_SIGNUP_DOC | errors(409),
+    status_code=202,
+    responses=errors(409),
 )
-def sign_up(
-    activity_id: Annotated[str, Id], body: SignupIn, caller: Caller, ctx: Ctx
-) -> SignupOut | JSONResponse:
+def sign_up(activity_id: Annotated[str, Id], body: SignupIn, caller: Caller, ctx: Ctx) -> SignupOut:
     """报名: the member themself signs up. A full slot puts them on the waiting list (候补);
     refused: past the deadline, another community's or another unit's slot, already signed up,
     the slot cancelled."""
@@ -564,9 +558,10 @@ def sign_up(
 @router.delete(
     "/{activity_id}/signup",
     response_model=SignupOut,
-    responses=_SIGNUP_DOC | errors(409),
+    status_code=202,
+    responses=errors(409),
 )
-def withdraw(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> SignupOut | JSONResponse:
+def withdraw(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> SignupOut:
     """取消报名: the member themself gives their place back (until the cancel deadline) or
     leaves the waiting list; the first waiting member is promoted."""
     m = _member(ctx, caller)

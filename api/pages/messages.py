@@ -109,7 +109,6 @@ MESSAGES: dict[str, str] = {
     "activity_over": "活动已结束，不能再取消，请刷新后查看",
     "invalid_activity": "活动信息填写有误（时间、名额或截止时间），请检查后重新提交",
     "station_not_in_community": "所选站点不属于本社区，请重新选择",
-    "grid_not_in_community": "所选网格不属于本社区，请重新选择",
     "grid_not_level_5": "请选择五级网格（楼栋、院落）",
 }
 

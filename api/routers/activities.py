@@ -79,7 +79,7 @@ class ActivityIn(_Body):
     )
     starts_at: datetime | None = Field(default=None, description="with a time zone offset")
     ends_at: datetime | None = None
-    recurrence: str | None = Field(
+    recurrence: Line | None = Field(
         default=None,
         max_length=60,
         description='"every <weekday> HH:MM-HH:MM", local time (固定服务日)',

@@ -319,6 +319,8 @@ def publish_activity(body: ActivityIn, caller: Caller, ctx: Ctx) -> Published:
         assert body.starts_at is not None and body.ends_at is not None
         if body.starts_at <= now:
             raise ApiError(422, "invalid_activity", "starts_at: the slot must start in the future")
+        if body.starts_at > now + timedelta(days=366):
+            raise ApiError(422, "invalid_activity", "starts_at: at most a year ahead")
         start = body.starts_at.astimezone(UTC)
         spec = ActivitySpec.model_validate(
             {
@@ -352,6 +354,17 @@ def publish_activity(body: ActivityIn, caller: Caller, ctx: Ctx) -> Published:
 
 def _local_day(d: date) -> datetime:
     return local_midnight(d)
+
+
+def _period(first: date, last: date) -> None:
+    # DateTime64 holds 1900-2299; slots are this century's.
+    for name, d in (("from", first), ("to", last)):
+        if not 2000 <= d.year <= 2100:
+            raise ApiError(422, "invalid_period", f"{name}: a day between 2000 and 2100")
+    if last < first:
+        raise ApiError(422, "invalid_period", "to: must not be before from")
+    if (last - first).days > 366:
+        raise ApiError(422, "invalid_period", "to: at most a year after from")
 
 
 def _mine(ctx: Ctx, caller: Principal, acts: list[ActivityFields]) -> dict[str, MySignup]:
@@ -393,11 +406,10 @@ def list_activities(
         except NotFound:
             raise hidden("member", caller.subject_id) from None
     first = from_ or datetime.now(LOCAL_TZ).date()
+    if not 2000 <= first.year <= 2100:
+        raise ApiError(422, "invalid_period", "from: a day between 2000 and 2100")
     last = to or first + timedelta(days=27)
-    if last < first:
-        raise ApiError(422, "invalid_period", "to: must not be before from")
-    if (last - first).days > 366:
-        raise ApiError(422, "invalid_period", "to: at most a year after from")
+    _period(first, last)
     acts, total = reads.list_activities(
         ctx.warehouse,
         community_id,
@@ -429,9 +441,10 @@ def list_no_shows(
     community_id = confine(community_id, confined.community_id, "community_id")
     unit_id = confine(unit_id, confined.unit_id, "unit_id")
     last = to or datetime.now(LOCAL_TZ).date()
+    if not 2000 <= last.year <= 2100:
+        raise ApiError(422, "invalid_period", "to: a day between 2000 and 2100")
     first = from_ or last - timedelta(days=90)
-    if last < first or (last - first).days > 366:
-        raise ApiError(422, "invalid_period", "from/to: a period of at most a year, in order")
+    _period(first, last)
     rows = reads.no_shows(
         ctx.warehouse,
         utcnow(),

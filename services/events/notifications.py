@@ -7,7 +7,8 @@ from typing import Literal
 
 from services.events.base import Event, event_type
 
-ReminderKind = Literal["weekly_nudge", "organizer_digest"]
+# slot_reminder: the day before and the hour before a slot the member has a place in.
+ReminderKind = Literal["weekly_nudge", "organizer_digest", "slot_reminder"]
 RecipientKind = Literal["member", "community"]
 DeliveryStatus = Literal["sent", "failed", "no_address", "opted_out", "expired"]
 

@@ -268,3 +268,23 @@ def no_shows(
         (NoShowCount(m, where[m][0], where[m][1], t[0], t[1], t[2]) for m, t in tally.items()),
         key=lambda c: (-c.no_shows, c.member_id),
     )
+
+
+def places_starting(
+    wh: Warehouse, since: datetime, until: datetime
+) -> list[tuple[ActivityFields, SignupFields]]:
+    """Placed sign-ups of open slots starting in [since, until): the slot reminders."""
+    acts, _ = list_activities(wh, None, since, until, 100_000, 0, False)
+    by_id = {a.activity_id: a for a in acts}
+    return [(by_id[s.activity_id], s) for s in signups(wh, list(by_id)) if s.status == "placed"]
+
+
+def signed_up_in(wh: Warehouse, community_id: str, since: datetime, until: datetime) -> set[str]:
+    """Members with a place or on the waiting list in an open slot of the community starting
+    in [since, until): they have planned their week."""
+    acts, _ = list_activities(wh, community_id, since, until, 100_000, 0, False)
+    return {
+        s.member_id
+        for s in signups(wh, [a.activity_id for a in acts])
+        if s.status in ("placed", "waiting")
+    }

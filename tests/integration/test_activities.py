@@ -375,3 +375,43 @@ def test_bad_input_more(stack: Stack, county: dict[str, Any]) -> None:
     assert r.status_code == 404
     r = stack.client.get("/v1/activities/no-shows", headers=county["m1_tok"])
     assert r.status_code == 403
+
+
+def test_slot_reminders_from_the_job(stack: Stack, county: dict[str, Any]) -> None:
+    """The reminder job decides the day-before and hour-before reminders of a member's place,
+    and none once the member turned slot reminders off."""
+    from services import reminder_job
+
+    ctx = stack.client.app.state.ctx  # type: ignore[attr-defined]
+    start = datetime.now(UTC) + timedelta(hours=20)
+    aid = publish(
+        stack,
+        county,
+        capacity=3,
+        title="提醒测试活动",
+        starts_at=start.isoformat(),
+        ends_at=(start + timedelta(hours=1)).isoformat(),
+    )
+    m4 = county["m4"]["id"]
+    r = stack.client.post(f"/v1/activities/{aid}/signup", json={}, headers=county["m4_tok"])
+    assert r.status_code == 202, r.text
+    settled(stack, aid, county["m4_tok"], "placed")
+    a = get(stack, aid, county["org"])
+    starts = datetime.fromisoformat(a["starts_at"])
+
+    def mine(at: datetime) -> list[Any]:
+        got = reminder_job.slot_reminders(ctx.warehouse, at)
+        return [n for n in got if n.recipient_id == m4 and "提醒测试活动" in n.body]
+
+    day = mine(datetime.now(UTC))
+    assert [n.title for n in day] in (["活动提醒：明天有服务"], ["活动提醒：今天有服务"])
+    assert "南关党群服务站" in day[0].body
+    hour = mine(starts - timedelta(minutes=30))
+    assert [n.title for n in hour] == ["活动即将开始"]
+    r = stack.client.put(
+        f"/v1/members/{m4}/reminder-preferences",
+        json={"weekly_nudge": True, "slot_reminder": False},
+        headers=county["m4_tok"],
+    )
+    assert r.status_code == 202, r.text
+    assert stack.wait_for(lambda: not mine(datetime.now(UTC)))

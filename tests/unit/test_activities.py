@@ -234,3 +234,62 @@ def test_occurrences_skip_a_slot_already_started_today() -> None:
     during = datetime(2026, 12, 5, 1, 30, tzinfo=UTC)  # Saturday 09:30 local
     (start, _), *_ = occurrences(rule, during, 1)
     assert start.astimezone(LOCAL_TZ).day == 12
+
+
+# ---- slot reminders and the nudge (services.reminders) --------------------------------------
+
+
+def test_slot_reminders_the_day_before_and_the_hour_before_once_each() -> None:
+    from services.reminders import Recipient, SlotPlace, slot_moment, slot_reminders, weekly_nudges
+
+    assert slot_moment(START - timedelta(hours=25), START) is None
+    assert slot_moment(START - timedelta(hours=24), START) == "day"
+    assert slot_moment(START - timedelta(minutes=61), START) == "day"
+    assert slot_moment(START - timedelta(minutes=60), START) == "hour"
+    assert slot_moment(START, START) is None  # started: dropped
+    place = SlotPlace("act_1", "楼道清理", "南关党群服务站", START, C1, "m1", "刘洋")
+    other = SlotPlace("act_1", "楼道清理", "南关党群服务站", START, C1, "m2", "陈晨")
+    day = slot_reminders(START - timedelta(hours=20), [place, other], {"m2"})
+    assert [n.recipient_id for n in day] == ["m1"]
+    n = day[0]
+    assert n.kind == "slot_reminder" and "12月5日（周六）09:00" in n.body
+    assert "南关党群服务站" in n.body and n.title == "活动提醒：明天有服务"
+    # Decided again later the same day: the same notification (its id), so the inbox keeps one.
+    again = slot_reminders(START - timedelta(hours=3), [place], set())
+    assert again[0].notification_id == n.notification_id
+    hour = slot_reminders(START - timedelta(minutes=30), [place], set())
+    assert hour[0].notification_id != n.notification_id and hour[0].title == "活动即将开始"
+
+    # The Thursday nudge skips a member signed up for a slot this week.
+    thursday_evening = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)  # 19:00 in Shanghai
+    people = [Recipient("m1", "刘洋"), Recipient("m2", "陈晨")]
+    nudged = weekly_nudges(thursday_evening, C1, "南关社区", people, set())
+    assert [x.recipient_id for x in nudged] == ["m1", "m2"]
+    nudged = weekly_nudges(
+        thursday_evening, C1, "南关社区", people, set(), signed_up=frozenset({"m1"})
+    )
+    assert [x.recipient_id for x in nudged] == ["m2"]
+
+
+def test_attendance_from_sessions() -> None:
+    from services.activities import Presence, attendance
+
+    state, _ = run(created(), cmd("sign_up", "m1"), cmd("sign_up", "m2"))
+    a = state.activity
+    assert a is not None
+    s1 = state.signup_of("m1")
+    assert s1 is not None
+
+    def at(station: str, start_min: int, end_min: int | None, status: str = "closed") -> Presence:
+        end = START + timedelta(minutes=end_min) if end_min is not None else None
+        return Presence(station, C1, START + timedelta(minutes=start_min), end, status, False)
+
+    after = START + timedelta(hours=3)
+    assert attendance(a, s1, [at("st_1", 10, 70)], after) == "attended"
+    assert attendance(a, s1, [at("st_1", -20, None, "open")], after) == "attended"
+    assert attendance(a, s1, [at("st_2", 10, 70)], after) == "no_show"  # another station
+    assert attendance(a, s1, [at("st_1", 10, 70, "rejected")], after) == "no_show"
+    assert attendance(a, s1, [at("st_1", -200, -100)], after) == "no_show"  # before the slot
+    assert attendance(a, s1, [], START) == "pending"
+    waiting = s1.model_copy(update={"status": "waiting"})
+    assert attendance(a, waiting, [], after) is None

@@ -293,3 +293,43 @@ def test_attendance_from_sessions() -> None:
     assert attendance(a, s1, [], START) == "pending"
     waiting = s1.model_copy(update={"status": "waiting"})
     assert attendance(a, waiting, [], after) is None
+
+
+def test_the_demo_month_of_slots() -> None:
+    """The demo county's month: every community's Saturday fixed service day and Wednesday
+    slot, some Saturdays full with a waiting list, places given back and promoted, no-shows;
+    the agent's rules accept every command as planned; a re-plan is the same commands."""
+    from services.demo.county import generate, slice_county
+    from services.demo.slots import plan_slots
+
+    county = generate(7)
+    county = slice_county(county, tuple(c.key for c in county.communities[:3]), 400)
+    ids = {k: k for k in (*(u.key for u in county.units), *(c.key for c in county.communities))}
+    ids |= {s.key: s.key for s in county.stations} | {m.key: m.key for m in county.members}
+    now = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
+    plan = plan_slots(county, ids, now, 7)
+    assert plan.slots == 3 * 8  # 4-5 Saturdays and Wednesdays in the 4 weeks around now
+    again = plan_slots(county, ids, now, 7)
+    assert [c.event_id for c in again.commands] == [c.event_id for c in plan.commands]
+    states: dict[str, ActivityState] = {}
+    kinds: list[str] = []
+    for c in plan.commands:
+        state, out = apply(states.get(c.activity_id, ActivityState()), c)
+        states[c.activity_id] = state
+        assert refusal(out) is None, out
+        kinds += [o.kind for o in out]
+    assert {"created", "placed", "waiting", "withdrawn", "promoted"} <= set(kinds)
+    for st in states.values():
+        assert st.activity is not None
+        assert len(st.placed()) <= st.activity.capacity
+        assert st.activity.starts_at.astimezone(LOCAL_TZ).isoweekday() in (3, 6)
+    assert any(st.waiting() for st in states.values())
+    assert plan.no_shows > 0 and plan.scans
+    placed_past = {
+        (st.activity.station_id, s.member_id)
+        for st in states.values()
+        if st.activity is not None and st.activity.ends_at <= now
+        for s in st.placed()
+    }
+    assert {(s.station_key, s.member_key) for s in plan.scans} <= placed_past
+    assert all(c.occurred_at <= now for c in plan.commands)

@@ -60,6 +60,21 @@ def test_sign_up_wait_and_be_promoted_on_the_phone(
     expect(row.locator("button")).to_have_text("取消报名")
     assert_no_serious_violations(first)
     shot(first, "slots-member-signed-up")
+    # The slot reminders' switch: on by default, turned off from the phone, kept on the server.
+    pref = first.locator("#slot-pref")
+    expect(pref).to_be_checked()
+    pref.uncheck()
+    expect(first.locator("#slot-pref-msg")).to_have_text("已关闭活动提醒，之后不再发送")
+    mine = live.auth("member", d["member"]["id"])
+    assert live.wait_for(
+        lambda: (
+            live.http.get(
+                f"/v1/members/{d['member']['id']}/reminder-preferences", headers=mine
+            ).json()
+            == {"weekly_nudge": True, "slot_reminder": False}
+        ),
+        timeout=30,
+    )
 
     # Another phone: the slot is full, the tap puts the member on the waiting list.
     second_phone = browser_context(browser, live, viewport=PHONE, is_mobile=True, has_touch=True)

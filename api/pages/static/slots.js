@@ -54,6 +54,7 @@
     const list = await json("/v1/activities");
     if (!list) return;
     el("slots-card").hidden = false;
+    loadPref();
     const ul = el("slots");
     // Built aside and swapped in at once: two renders in flight never interleave their rows.
     const rows = [];
@@ -135,7 +136,47 @@
     await render();
   }
 
+  // The slot reminders' switch; the weekly nudge's is app.js's (a PUT sends the current value of
+  // the other kind, read just before, so neither switch undoes the other).
+  // Read once: a choice just made reaches the server's reads a moment later (sink), and a
+  // second read in between would flip the switch back.
+  let prefLoaded = false;
+  async function loadPref() {
+    const m = member();
+    if (prefLoaded || !tok() || !m || document.body.dataset.page !== "me") return;
+    prefLoaded = true;
+    const prefs = await json(`/v1/members/${encodeURIComponent(m.id)}/reminder-preferences`);
+    if (prefs && prefs.slot_reminder !== undefined) el("slot-pref").checked = prefs.slot_reminder;
+    else prefLoaded = false;
+  }
+
+  async function onPref() {
+    const m = member();
+    const box = el("slot-pref");
+    if (!m) return;
+    const wanted = box.checked;
+    const path = `/v1/members/${encodeURIComponent(m.id)}/reminder-preferences`;
+    try {
+      const now = await json(path);
+      const r = await call(path, {
+        method: "PUT",
+        headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({weekly_nudge: now ? now.weekly_nudge : true, slot_reminder: wanted}),
+      });
+      if (r.ok) {
+        el("slot-pref-msg").textContent = wanted ? "已开启活动提醒" : "已关闭活动提醒，之后不再发送";
+        return;
+      }
+      const err = await r.json().catch(() => ({}));
+      el("slot-pref-msg").textContent = `设置未保存：${errorText(err.error && err.error.code, r.status)}`;
+    } catch (e) {
+      el("slot-pref-msg").textContent = `设置未保存：${errorText("network")}`;
+    }
+    box.checked = !wanted;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    el("slot-pref").addEventListener("change", onPref);
     // After app.js has filled in the member (a first visit fetches it).
     setTimeout(render, 300);
     setTimeout(render, 2000);

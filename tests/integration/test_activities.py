@@ -415,3 +415,54 @@ def test_slot_reminders_from_the_job(stack: Stack, county: dict[str, Any]) -> No
     )
     assert r.status_code == 202, r.text
     assert stack.wait_for(lambda: not mine(datetime.now(UTC)))
+
+
+def test_the_demo_month_of_slots_through_the_simulator(stack: Stack) -> None:
+    """The simulator publishes a community's month of slots beside the server: the slots and
+    their sign-ups land, and the roster reads attendance and no-shows from the scans."""
+    import httpx
+
+    from services.demo.county import generate, slice_county
+    from services.demo.simulate import simulate
+    from tests.support.stack import run_async
+
+    county = slice_county(generate(), ("c03",), 40)
+
+    async def go() -> Any:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stack.client.app),
+            base_url="http://testserver",
+            headers=stack.admin,
+            timeout=60,
+        ) as c:
+            return await simulate(
+                c,
+                county,
+                weeks=1,
+                seed=5,
+                lanes=8,
+                signing=stack.settings,
+                feedback=False,
+                slots=True,
+            )
+
+    sim = run_async(go())
+    cid = sim.loaded.communities["c03"]
+    today = datetime.now(UTC).date()
+    q = f"/v1/activities?community_id={cid}&from={today - timedelta(days=22)}&to={today + timedelta(days=8)}"
+
+    def slots() -> list[Any] | None:
+        items = stack.client.get(q, headers=stack.admin).json()["items"]
+        return items if len(items) >= 8 and any(a["placed"] for a in items) else None
+
+    items = stack.wait_for(slots, timeout=60)
+    assert items, stack.client.get(q, headers=stack.admin).text
+    assert {a["title"] for a in items} >= {"固定服务日：小区环境整治"}
+    r = stack.client.get(
+        f"/v1/activities/no-shows?community_id={cid}&from={today - timedelta(days=22)}",
+        headers=stack.admin,
+    )
+    assert r.status_code == 200, r.text
+    rows = r.json()["items"]
+    assert sum(x["placed"] for x in rows) > 0
+    assert sum(x["no_shows"] for x in rows) > 0

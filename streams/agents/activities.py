@@ -83,7 +83,12 @@ async def _judge(event: Any) -> None:
         await dead_letter_topic.send(
             key=event.key,
             value=raw,
-            headers={"reason": str(exc)[:2000].encode(), "source": b"judge_activity_commands"},
+            headers={
+                "reason": str(exc)[:2000].encode(),
+                "source": b"judge_activity_commands",
+                # Where it came from, for the dead-letter replay (services/deadletter.py).
+                "source_topic": ACTIVITY_COMMANDS.name.encode(),
+            },
         )
         return
     stored = activity_state.get(cmd.activity_id)

@@ -466,3 +466,35 @@ def test_the_demo_month_of_slots_through_the_simulator(stack: Stack) -> None:
     rows = r.json()["items"]
     assert sum(x["placed"] for x in rows) > 0
     assert sum(x["no_shows"] for x in rows) > 0
+
+
+def test_an_invalid_command_goes_to_the_dead_letter_topic(stack: Stack) -> None:
+    """A message on activities.commands that is no command: the agent puts it aside with the
+    reason and its source topic, and goes on with the next."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap, api_version=(3, 9))
+    try:
+        producer.send(
+            stack.settings.topic(topics.ACTIVITY_COMMANDS.name), key=b"act_x", value=b"{slot?"
+        ).get(timeout=30)
+    finally:
+        producer.close()
+
+    def dead() -> list[dict[str, bytes]]:
+        consumer = KafkaConsumer(
+            stack.settings.topic(topics.DEAD_LETTER.name),
+            bootstrap_servers=stack.broker.bootstrap,
+            api_version=(3, 9),
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3000,
+        )
+        try:
+            return [dict(m.headers) for m in consumer if m.value == b"{slot?"]
+        finally:
+            consumer.close()
+
+    got = stack.wait_for(dead, timeout=60)
+    assert got, "the invalid command did not reach the dead-letter topic"
+    assert got[0]["source"] == b"judge_activity_commands"
+    assert got[0]["source_topic"] == topics.ACTIVITY_COMMANDS.name.encode()

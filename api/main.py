@@ -17,6 +17,7 @@ from api.pages import routes as pages
 from api.responses import ShownJSONResponse
 from api.routers import (
     activation,
+    activities,
     assessments,
     assisted,
     auth,
@@ -168,6 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wechat.router)
     # The unit's loop: rosters, report receipts, quarterly cards, national records (issue 15).
     app.include_router(unit_roster.router)
+    # Service slots and sign-up (issue 14).
+    app.include_router(activities.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

@@ -142,6 +142,19 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "assignments": [{"grid_id": GRID, "member_ids": [MEMBER], "unit_ids": [UNIT]}],
     },
     "ActivationIn": {"member_id": MEMBER},
+    "ActivityIn": {
+        "community_id": COMMUNITY,
+        "title": "固定服务日：小区环境整治",
+        "description": "清理楼道杂物，请自带手套",
+        "station_id": "st_0a1b2c3d4e5f6071",
+        "recurrence": "every saturday 09:00-11:00",
+        "weeks": 4,
+        "capacity": 12,
+        "signup_lead_minutes": 60,
+        "cancel_lead_minutes": 120,
+    },
+    "CancelIn": {"reason": "天气预警，活动取消"},
+    "SignupIn": {"client_event_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"},
     "RedeemIn": {"code": "ABCD-EFGH"},
 }
 

@@ -65,6 +65,9 @@ Resource = Literal[
     "team_checkin",
     "unit_roster",
     "report_receipt",
+    "activity",
+    "activity_roster",
+    "activity_signup",
 ]
 
 
@@ -240,6 +243,12 @@ def _own_token(p: Principal, f: Facts) -> bool:
     return is_admin(p) or (f.token_id is not None and p.token_id == f.token_id)
 
 
+def _roster_read(p: Principal, f: Facts) -> bool:
+    # HR follows its members' sign-ups and no-shows: the roster's rows are confined to the
+    # unit (list_scope), so HR reads any activity's roster, never another unit's rows.
+    return manages_community(p, f.community_id) or p.role == "hr"
+
+
 # ---- the table -------------------------------------------------------------------------------
 
 Predicate = Callable[[Principal, Facts], bool]
@@ -366,6 +375,25 @@ RULES: dict[Resource, Rule] = {
     ),
     "project": Rule("a wish matched with a resource", _project_read, _community, _ORG),
     "campaign": Rule("a deployment campaign", _campaign_read, _community, _ORG),
+    # Service slots (活动) and sign-up (报名): an activity is a public notice of its community.
+    "activity": Rule(
+        "a service slot; changed: published or cancelled by the community",
+        _anyone,
+        _community,
+        _ORG,
+    ),
+    "activity_roster": Rule(
+        "who signed up for a slot, attended, did not show, waits (HR: its unit's members)",
+        _roster_read,
+        _community,
+        _ORG,
+    ),
+    "activity_signup": Rule(
+        "a member's own sign-up for a slot: signed up or cancelled by the member alone",
+        _own_member,
+        _own_member,
+        frozenset({"member"}),
+    ),
     # Operations.
     "import": Rule(
         "a member spreadsheet row (its community); read: the empty template",
@@ -499,6 +527,11 @@ def list_scope(p: Principal, resource: Resource) -> ListScope | None:
         return None if p.role == "member" else own
     if resource in ("campaign", "community_desk"):
         return own if p.role == "organizer" else None
+    if resource == "activity":
+        # A community's notice board: an organizer keeps to their own, others read any.
+        return own if p.role == "organizer" else _NO_LIMIT
+    if resource == "activity_roster":
+        return None if p.role == "member" else own
     raise KeyError(f"no list of {resource!r}")
 
 

@@ -79,6 +79,13 @@ def below_minimum(status: str, flags: Iterable[str], voided: bool) -> bool:
     )
 
 
+def present(status: str, voided: bool) -> bool:
+    """Whether a session shows the member was there (a slot's attendance): any session not voided
+    and not rejected, an open one too (the member is on site). Presence credits nothing by
+    itself: hours and services stay the rules above."""
+    return not voided and status != "rejected"
+
+
 def recorded(status: str, flags: Iterable[str], voided: bool, seconds: int) -> bool:
     """Whether a session is a line of a record of service: every service, and a session
     credited below the minimum with some time (its time is in the year's hours, which the
@@ -106,6 +113,7 @@ COUNTED_SQL = (
     f"({CREDITS_SQL} AND (status = 'adjusted' OR (NOT has(flags, '{ANOMALY_FLAG}')"
     f" AND (NOT has(flags, '{BELOW_MINIMUM_FLAG}') OR has(flags, '{APPROVED_FLAG}')))))"
 )
+PRESENT_SQL = "(voided = 0 AND status != 'rejected')"
 SECONDS_SQL = f"if({CREDITS_SQL}, credited_seconds, 0)"
 RECORDED_SQL = f"({COUNTED_SQL} OR ({CREDITS_SQL} AND credited_seconds > 0))"
 BELOW_MINIMUM_SQL = f"({CREDITS_SQL} AND has(flags, '{BELOW_MINIMUM_FLAG}') AND NOT {COUNTED_SQL})"

@@ -31,12 +31,13 @@ from services.events import (
 )
 from services.events.notifications import DeliveryStatus
 from services.publisher import Publisher
+from services.reads import activities as activity_reads
 from services.reads import notifications as inbox_reads
-from services.reads.registry import community_names
+from services.reads.registry import community_names, community_stations
 from services.reads.weeks import community_week, parse_week
 from services.settings import Settings
 from services.sms import Sender, SmsGateway
-from services.timeutil import iso_week
+from services.timeutil import iso_week, local_midnight
 from services.topics import TopicSpec
 from services.warehouse.client import Warehouse
 from services.wechat import WechatSubscription
@@ -52,25 +53,63 @@ def decide(wh: Warehouse, now: datetime) -> list[NotificationCreated]:
     """The reminders due at `now` that no inbox holds yet, over every community."""
     week = iso_week(now)
     _, last_day = parse_week(week)
-    out: list[NotificationCreated] = []
+    out: list[NotificationCreated] = slot_reminders(wh, now)
     nudging = reminders.due_moment(now, reminders.NUDGE_MOMENTS) is not None
     digesting = reminders.due_moment(now, (reminders.DIGEST_MOMENT,)) is not None
     if not (nudging or digesting):
-        return out
+        return _new(wh, out)
+    week_bounds = (
+        local_midnight(last_day - timedelta(days=6)),
+        local_midnight(last_day + timedelta(days=1)),
+    )
     for community_id, name in community_names(wh):
         figures = community_week(wh, community_id, week, last_day, now)
         people = inbox_reads.recipients(wh, figures.not_served)
         if nudging:
             off = inbox_reads.turned_off(wh, "weekly_nudge", figures.not_served)
-            out += reminders.weekly_nudges(now, community_id, name, people, off)
+            signed = activity_reads.signed_up_in(wh, community_id, *week_bounds)
+            out += reminders.weekly_nudges(
+                now, community_id, name, people, off, signed_up=frozenset(signed)
+            )
         if digesting:
             digest = reminders.organizer_digest(
                 now, community_id, name, figures.registered, [p.name for p in people]
             )
             if digest is not None:
                 out.append(digest)
+    return _new(wh, out)
+
+
+def _new(wh: Warehouse, out: list[NotificationCreated]) -> list[NotificationCreated]:
     known = inbox_reads.existing(wh, [n.notification_id for n in out])
     return [n for n in out if n.notification_id not in known]
+
+
+def slot_reminders(wh: Warehouse, now: datetime) -> list[NotificationCreated]:
+    """The day-before and hour-before reminders of the slots starting within a day."""
+    held = activity_reads.places_starting(wh, now, now + reminders.SLOT_DAY_BEFORE)
+    if not held:
+        return []
+    members = sorted({s.member_id for _, s in held})
+    names = {r.member_id: r.name for r in inbox_reads.recipients(wh, members)}
+    stations: dict[str, str] = {}
+    for a, _ in held:
+        if a.station_id and a.station_id not in stations:
+            stations.update({sid: n for sid, n, _ in community_stations(wh, a.community_id)})
+    places = [
+        reminders.SlotPlace(
+            activity_id=a.activity_id,
+            title=a.title,
+            place=stations.get(a.station_id or "", "") or "社区指定网格",
+            starts_at=a.starts_at,
+            community_id=a.community_id,
+            member_id=s.member_id,
+            name=names.get(s.member_id, ""),
+        )
+        for a, s in held
+    ]
+    off = inbox_reads.turned_off(wh, "slot_reminder", members)
+    return reminders.slot_reminders(now, places, off)
 
 
 class Decider:

@@ -9,6 +9,12 @@ Reminders inform, they never nag (the government-app rules forbid mandatory cloc
   while the job was down is not made up later: only the latest moment that has come is decided.
 - **The organizer's digest** on Sunday evening: the community's members still not served this
   week, in its inbox on the organizer's page (a community has no phone of its own).
+- **Slot reminders** (活动提醒) to a member with a place in a slot: the day before (from 24 h
+  before its start) and an hour before; each once per member and slot; none to a member who
+  turned them off, none for a cancelled slot or a place given back. A reminder whose window
+  falls in the quiet hours waits for their end, and is dropped once the slot has started.
+- A member with a place (or on the waiting list) in a slot this week is not nudged: they have
+  planned their service.
 - **Quiet hours** (21:00-08:00 local by default): nothing is decided in them; a moment that
   falls in them waits for their end, within the same week.
 
@@ -20,14 +26,14 @@ inbox shows it once and it is sent once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.events import NotificationCreated, ReminderKind, derived_id
 from services.timeutil import iso_week, local
 
-KINDS: tuple[ReminderKind, ...] = ("weekly_nudge", "organizer_digest")
+KINDS: tuple[ReminderKind, ...] = ("weekly_nudge", "organizer_digest", "slot_reminder")
 # Which kinds a member may turn off (the digest goes to the community, not to a member).
-MEMBER_KINDS: tuple[ReminderKind, ...] = ("weekly_nudge",)
+MEMBER_KINDS: tuple[ReminderKind, ...] = ("weekly_nudge", "slot_reminder")
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,10 @@ def weekly_nudges(
     community_name: str,
     not_served: list[Recipient],
     turned_off: set[str],
+    signed_up: frozenset[str] = frozenset(),
 ) -> list[NotificationCreated]:
     """This moment's nudges to the community's members not served this week (empty outside a
-    moment: before Thursday evening)."""
+    moment: before Thursday evening); not to those signed up for a slot this week."""
     moment = due_moment(now, NUDGE_MOMENTS)
     if moment is None:
         return []
@@ -87,7 +94,7 @@ def weekly_nudges(
     last_call = moment is NUDGE_MOMENTS[-1]
     out = []
     for r in not_served:
-        if r.member_id in turned_off:
+        if r.member_id in turned_off or r.member_id in signed_up:
             continue
         body = (
             f"{r.name}同志，您好！本周（{week_label(week)}）您还没有到{community_name}参加志愿服务。"
@@ -156,3 +163,71 @@ def week_label(week: str) -> str:
     """「2026年第48周」 for "2026-W48"."""
     year, w = week.split("-W")
     return f"{year}年第{int(w)}周"
+
+
+# ---- slot reminders (活动提醒) ---------------------------------------------------------------
+
+SLOT_DAY_BEFORE = timedelta(hours=24)
+SLOT_HOUR_BEFORE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SlotPlace:
+    """A member's place in a slot, as the reminders need it."""
+
+    activity_id: str
+    title: str
+    place: str
+    starts_at: datetime
+    community_id: str
+    member_id: str
+    name: str
+
+
+def slot_moment(now: datetime, starts_at: datetime) -> str | None:
+    """Which slot reminder is due at `now`: "day" from 24 h to 1 h before the start, "hour" in
+    the last hour; None otherwise (too early, or started)."""
+    if starts_at - SLOT_HOUR_BEFORE <= now < starts_at:
+        return "hour"
+    if starts_at - SLOT_DAY_BEFORE <= now < starts_at - SLOT_HOUR_BEFORE:
+        return "day"
+    return None
+
+
+def slot_reminders(
+    now: datetime, places: list[SlotPlace], turned_off: set[str]
+) -> list[NotificationCreated]:
+    """The slot reminders due at `now` (the job skips the quiet hours before calling this)."""
+    out = []
+    for p in places:
+        moment = slot_moment(now, p.starts_at)
+        if moment is None or p.member_id in turned_off:
+            continue
+        t = local(p.starts_at)
+        when = (
+            f"{t.month}月{t.day}日（周{'一二三四五六日'[t.weekday()]}）{t.hour:02d}:{t.minute:02d}"
+        )
+        lead = "明天" if local(now).date() < t.date() else "今天"
+        title = "活动即将开始" if moment == "hour" else f"活动提醒：{lead}有服务"
+        body = (
+            f"{p.name}同志，您报名的「{p.title}」将于{when}开始，地点：{p.place}。"
+            "到达后请扫码签到；如不能参加，请尽早在手机页面取消报名，把名额留给候补的同志。"
+            "（不想再收到此类提醒，可在手机页面的「提醒设置」中关闭。）"
+        )
+        key = f"{p.activity_id}|{moment}"
+        nid = notification_id("slot_reminder", p.member_id, iso_week(p.starts_at), key)
+        out.append(
+            NotificationCreated(
+                event_id=nid,
+                occurred_at=now,
+                notification_id=nid,
+                kind="slot_reminder",
+                recipient_kind="member",
+                recipient_id=p.member_id,
+                community_id=p.community_id,
+                week=iso_week(p.starts_at),
+                title=title,
+                body=body,
+            )
+        )
+    return out

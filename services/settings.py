@@ -253,6 +253,9 @@ class Settings(BaseSettings):
     # How long an edge that misses a member or station waits for its registry feed to reach
     # the log's end before it answers 404 (a member created a moment ago elsewhere).
     edge_catch_up_s: float = Field(default=2.0, gt=0, le=30)
+    # Service slots: how long a sign-up (or its cancel) waits for the activities agent's verdict
+    # to reach the warehouse before answering 202 `pending` (the page then polls the activity).
+    activity_wait_s: float = Field(default=3.0, ge=0, le=10)
 
     # Reminders (services.reminders): decided every REMINDERS_INTERVAL_S (0 = off) where the
     # sink runs; none is created or sent in the quiet hours (local, start inclusive, end

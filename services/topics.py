@@ -51,6 +51,14 @@ RESOURCES = TopicSpec("lists.resources", partitions=3, compacted=True)
 LIST_REJECTIONS = TopicSpec("lists.rejections", partitions=1)
 # The accepted transitions, in the order the agent applied them: each item's audit trail.
 LIST_TRANSITIONS = TopicSpec("lists.transitions", partitions=3)
+# Service slots (活动) and sign-up: commands keyed by the activity id, so one partition orders
+# everything that happens to one slot (two members racing for its last place); the agent's
+# verdicts: each activity's latest state, each member's latest sign-up (keyed
+# activity|member), and the refused commands.
+ACTIVITY_COMMANDS = TopicSpec("activities.commands", partitions=6)
+ACTIVITIES = TopicSpec("activities", partitions=3, compacted=True)
+ACTIVITY_SIGNUPS = TopicSpec("activities.signups", partitions=6, compacted=True)
+ACTIVITY_REJECTIONS = TopicSpec("activities.rejections", partitions=1)
 CAMPAIGNS = TopicSpec("registry.campaigns", partitions=1, compacted=True)
 # Organizer reviews of sessions, keyed by the session's member (co-partitioned with checkins,
 # so the worker that owns the member's sessions applies them).
@@ -106,10 +114,13 @@ MEMBER_STATE_TABLE = "member-session-state-v2"
 PARTITION_INDEX_TABLE = "session-partition-index-v2"
 # The lists agent's table, keyed by item id (co-partitioned with lists.commands).
 LIST_ITEM_TABLE = "list-item-state"
+# The activities agent's table, keyed by activity id (co-partitioned with activities.commands).
+ACTIVITY_STATE_TABLE = "activity-state"
 STREAMS_CHANGELOGS: tuple[TopicSpec, ...] = (
     changelog(MEMBER_STATE_TABLE, CHECKINS.partitions),
     changelog(PARTITION_INDEX_TABLE, CHECKINS.partitions),
     changelog(LIST_ITEM_TABLE, LIST_COMMANDS.partitions),
+    changelog(ACTIVITY_STATE_TABLE, ACTIVITY_COMMANDS.partitions),
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -135,6 +146,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     LIST_REJECTIONS,
     LIST_TRANSITIONS,
     CAMPAIGNS,
+    ACTIVITY_COMMANDS,
+    ACTIVITIES,
+    ACTIVITY_SIGNUPS,
+    ACTIVITY_REJECTIONS,
     SESSION_REVIEWS,
     SESSION_CLOCK,
     MEMBER_WEEKS,

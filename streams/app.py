@@ -106,5 +106,6 @@ async def prometheus_metrics(web: Any, request: Any) -> Any:
 
 
 # Registers the agents with the app.
+from streams.agents import activities as _activities  # noqa: E402,F401
 from streams.agents import lists as _lists  # noqa: E402,F401
 from streams.agents import sessions as _sessions  # noqa: E402,F401

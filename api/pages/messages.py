@@ -109,6 +109,18 @@ MESSAGES: dict[str, str] = {
     "not_found": "要找的内容不存在，请返回重试",
     "method_not_allowed": "不支持此操作，请刷新页面后重试",
     "http_error": "请求未成功，请稍后重试",
+    # service slots and sign-up (报名)
+    "already_signed_up": "您已报名此活动，无需重复报名",
+    "signup_closed": "报名已截止，请选择其他活动时段",
+    "unit_not_allowed": "此活动仅限指定单位的党员报名，请选择其他活动",
+    "activity_not_in_community": "只能报名本人报到社区的活动，请选择本社区的活动",
+    "activity_cancelled": "此活动已取消，请选择其他活动时段",
+    "not_signed_up": "您尚未报名此活动，请刷新后查看",
+    "cancel_closed": "已过取消报名的截止时间，如不能参加请联系社区",
+    "activity_over": "活动已结束，不能再取消，请刷新后查看",
+    "invalid_activity": "活动信息填写有误（时间、名额或截止时间），请检查后重新提交",
+    "station_not_in_community": "所选站点不属于本社区，请重新选择",
+    "grid_not_level_5": "请选择五级网格（楼栋、院落）",
 }
 
 # A code made from a kind of record (f"{kind}_not_found", f"unknown_{kind}", f"invalid_{kind}").

@@ -246,7 +246,12 @@ def bind_page(code: str, ctx: Ctx) -> HTMLResponse:
 def member_page(ctx: Ctx) -> HTMLResponse:
     """The member's own page; `/me?t=<token>` binds this phone first."""
     notice = _privacy_notice(ctx.settings)
-    body = _phone_body(contact=_contact(), notice=notice) + _template("me_links.html")
+    body = (
+        _phone_body(contact=_contact(), notice=notice)
+        + _template("me_links.html")
+        # Service slots (活动报名): their own card and script.
+        + versioned(_template("slots_card.html"))
+    )
     return _page(
         "我的志愿服务",
         "在职党员到居住地社区报到服务",
@@ -299,12 +304,14 @@ def screen_page(
 DESK_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
-def _desk(title: str, subtitle: str, template: str, script: str, page: str) -> HTMLResponse:
+def _desk(
+    title: str, subtitle: str, template: str, script: str, page: str, extra: str = ""
+) -> HTMLResponse:
     # Versioned script and style URLs: cached for good, a new version is a new URL.
     resp = _page(
         title,
         subtitle,
-        versioned(_template(template)),
+        versioned(_template(template) + (_template(extra) if extra else "")),
         script=f"{script}?v={version(script)}",
         body_class="desk",
         data={"page": page},
@@ -317,7 +324,13 @@ def _desk(title: str, subtitle: str, template: str, script: str, page: str) -> H
 def organizer_dashboard() -> HTMLResponse:
     """The community organizer's week: charts, who has not served, review queue, posters."""
     return _desk(
-        "社区工作台", "在职党员到居住地社区报到服务", "dashboard.html", "dashboard.js", "org"
+        "社区工作台",
+        "在职党员到居住地社区报到服务",
+        "dashboard.html",
+        "dashboard.js",
+        "org",
+        # Service slots (服务活动与报名): their own section and script.
+        extra="slots_desk.html",
     )
 
 

@@ -20,7 +20,7 @@ router = APIRouter(tags=["reminders"])
 
 class InboxItemOut(BaseModel):
     id: str
-    kind: str = Field(description="weekly_nudge | organizer_digest")
+    kind: str = Field(description="weekly_nudge | organizer_digest | slot_reminder")
     week: str = Field(description="the ISO week it is about")
     title: str
     body: str
@@ -36,6 +36,11 @@ class Preferences(BaseModel):
 
     weekly_nudge: bool = Field(
         description="the Thursday evening and Saturday morning reminder while not served"
+    )
+    # Service slots (issue 14): optional in a PUT, so a page that sets one kind leaves the other.
+    slot_reminder: bool | None = Field(
+        default=None,
+        description="the day before and an hour before a slot the member has a place in",
     )
 
 
@@ -86,18 +91,22 @@ def set_preferences(member_id: str, body: Preferences, caller: Caller, ctx: Ctx)
     """Turns a kind of reminder on or off (kept as an event; the next decision respects it)."""
     m = _own(ctx, caller, member_id, "change")
     now = datetime.now(UTC)
-    ctx.publisher.send_sync(
-        topics.REMINDER_PREFERENCES,
-        f"{m.id}|weekly_nudge",
-        ReminderPreferenceSet(
-            event_id=str(uuid.uuid4()),
-            occurred_at=now,
-            member_id=m.id,
-            kind="weekly_nudge",
-            enabled=body.weekly_nudge,
-            set_by=f"{caller.role}:{caller.subject_id}",
-        ),
-    )
+    chosen = {"weekly_nudge": body.weekly_nudge, "slot_reminder": body.slot_reminder}
+    for kind, enabled in chosen.items():
+        if enabled is None:
+            continue
+        ctx.publisher.send_sync(
+            topics.REMINDER_PREFERENCES,
+            f"{m.id}|{kind}",
+            ReminderPreferenceSet(
+                event_id=str(uuid.uuid4()),
+                occurred_at=now,
+                member_id=m.id,
+                kind=kind,
+                enabled=enabled,
+                set_by=f"{caller.role}:{caller.subject_id}",
+            ),
+        )
     return body
 
 

@@ -40,11 +40,13 @@ from typing import Any
 
 import httpx
 
-from services import local_secrets
+from services import local_secrets, topics
 from services.counting import hours
 from services.demo.county import DEFAULT_SEED, County, generate, slice_county
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.demo.plan import PlannedScan, expected_truth, plan_scans
+from services.demo.slots import plan_slots
+from services.publisher import Publisher
 from services.sessions import SessionRules
 from services.settings import Settings, get_settings
 from services.timeutil import LOCAL_TZ
@@ -364,6 +366,7 @@ async def simulate(
     lanes: int = 64,
     signing: Settings | None = None,
     feedback: bool = True,
+    slots: bool = False,
 ) -> Simulation:
     """Loads the county, plays the last `weeks` weeks up to now; returns the run and its truth.
 
@@ -374,6 +377,8 @@ async def simulate(
     loaded = await load_county(client, county)
     print(f"county loaded in {time.monotonic() - t:.1f}s: created {loaded.created}")
     scans = plan_scans(county, start, weeks, seed)
+    if slots and signing is not None:
+        scans = _with_slots(county, loaded, scans, start, end, seed, signing)
     member_ids = sorted({loaded.members[s.member_key] for s in scans})
     tokens = await member_tokens(client, member_ids, signing)
     res = await send_scans(client, loaded, scans, tokens, speed=speed, rate=rate, lanes=lanes)
@@ -385,6 +390,41 @@ async def simulate(
         tally = await send_feedback(client, county, loaded, res, tokens, period, seed, signing)
         doc["feedback"] = {"period": period, **dict(sorted(tally.items()))}
     return Simulation(doc, res, loaded, scans)
+
+
+def _with_slots(
+    county: County,
+    loaded: LoadedCounty,
+    scans: list[PlannedScan],
+    start: datetime,
+    end: datetime,
+    seed: int,
+    settings: Settings,
+) -> list[PlannedScan]:
+    """The month of service slots (services.demo.slots): their commands published straight to
+    the log as the API would have at those moments (the public API takes no slot in the past),
+    and the attendees' scans of the slots in the simulated span added to the planned ones."""
+    ids = {
+        **loaded.units,
+        **loaded.communities,
+        **{k: str(v["id"]) for k, v in loaded.stations.items()},
+        **loaded.members,
+    }
+    busy = {(s.member_key, s.scanned_at.astimezone(LOCAL_TZ).date()) for s in scans}
+    plan = plan_slots(county, ids, end, seed, busy)
+    publisher = Publisher(settings)
+    try:
+        publisher.send_many_sync(
+            [(topics.ACTIVITY_COMMANDS, c.activity_id, c) for c in plan.commands]
+        )
+    finally:
+        publisher.close()
+    extra = [s for s in plan.scans if start <= s.scanned_at < end]
+    print(
+        f"slots: {plan.slots} published ({len(plan.commands)} commands), "
+        f"{len(extra)} attendance scans, {plan.no_shows} no-shows"
+    )
+    return sorted(scans + extra, key=lambda s: s.send_at)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -410,6 +450,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             lanes=args.lanes,
             signing=get_settings() if args.sign_tokens else None,
             feedback=args.feedback,
+            slots=args.slots,
         )
     doc = sim.truth
     Path(args.truth).parent.mkdir(parents=True, exist_ok=True)
@@ -449,6 +490,12 @@ def parser() -> argparse.ArgumentParser:
         dest="feedback",
         action="store_false",
         help="skip the two-way feedback sent after the scans",
+    )
+    p.add_argument(
+        "--no-slots",
+        dest="slots",
+        action="store_false",
+        help="skip the month of service slots (published to Kafka: needs the server's settings)",
     )
     p.add_argument("--max-age-h", type=float, default=s.max_scan_age_h)
     p.add_argument("--truth", default=str(s.data_dir / "simulation-truth.json"))

@@ -150,3 +150,23 @@ __all__ += [
 ]
 
 __all__ += ["ACCESS_KINDS", "AccessKind", "PersonalDataRead"]
+# Service slots and sign-up (issue 14).
+from services.events.activities import (  # noqa: E402
+    ActivityCommand,
+    ActivityCommandRejected,
+    ActivityFields,
+    ActivityRecorded,
+    ActivitySpec,
+    SignupFields,
+    SignupRecorded,
+)
+
+__all__ += [
+    "ActivityCommand",
+    "ActivityCommandRejected",
+    "ActivityFields",
+    "ActivityRecorded",
+    "ActivitySpec",
+    "SignupFields",
+    "SignupRecorded",
+]

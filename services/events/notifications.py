@@ -9,7 +9,8 @@ from pydantic import Field
 
 from services.events.base import Event, event_type
 
-ReminderKind = Literal["weekly_nudge", "organizer_digest"]
+# slot_reminder: the day before and the hour before a slot the member has a place in.
+ReminderKind = Literal["weekly_nudge", "organizer_digest", "slot_reminder"]
 RecipientKind = Literal["member", "community"]
 # Where a reminder goes beyond the inbox: an SMS gateway, or a WeChat subscription message.
 DeliveryChannel = Literal["sms", "wechat"]

@@ -6,6 +6,7 @@ the dead-letter topic with the reason. One module per domain registers its route
 """
 
 from services.processors import activations as activations
+from services.processors import activities as activities
 from services.processors import auth as auth
 from services.processors import checkins, registry
 from services.processors import engagement as engagement

@@ -64,7 +64,7 @@ def test_the_inbox_shows_reminders_and_the_nudge_can_be_turned_off(
     assert live.wait_for(
         lambda: (
             live.http.get(f"/v1/members/{member}/reminder-preferences", headers=mine).json()
-            == {"weekly_nudge": False}
+            == {"weekly_nudge": False, "slot_reminder": True}
         ),
         timeout=30,
     )

@@ -98,11 +98,24 @@ PARAM_DEFAULT = {
     "campaign_id": "camp1",
     "code": "kind1",
     "wish_id": "w_get",
+    "activity_id": "act1",
 }
 
 
 def _name(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+def _activity_body(w: World, title: str) -> dict[str, Any]:
+    start = datetime.now(UTC) + timedelta(days=3)
+    return {
+        "community_id": w.ids["c1"],
+        "title": title,
+        "station_id": w.ids["s1"],
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "capacity": 5,
+    }
 
 
 def _rules_body(w: World) -> dict[str, Any]:
@@ -460,6 +473,49 @@ CASES: dict[tuple[str, str], Case] = {
         frozenset({"org1", "hr1", "admin"}), why="HR of a unit sent into the campaign"
     ),
     ("GET", "/v1/campaigns/{campaign_id}/summary"): Case(frozenset({"org1", "hr1", "admin"})),
+    # ---- service slots (活动) and sign-up
+    ("POST", "/v1/activities"): Case(
+        ORG_OR_ADMIN,
+        body=lambda w: _activity_body(w, "矩阵新活动"),
+        happy="org1",
+    ),
+    ("GET", "/v1/activities"): Case(ALL, entitled=ALL, why="a community's notice board"),
+    ("GET", "/v1/activities/no-shows"): Case(
+        frozenset({"org1", "org2", "hr1", "hr2", "admin"}),
+        entitled=frozenset({"org1", "hr1", "admin"}),
+        why="confined to the caller: an organizer's community, HR's unit",
+    ),
+    ("GET", "/v1/activities/{activity_id}"): Case(
+        ALL, entitled=ALL, why="a slot is a public notice; `mine` is the caller's own"
+    ),
+    ("GET", "/v1/activities/{activity_id}/roster"): Case(
+        frozenset({"org1", "hr1", "hr2", "admin"}),
+        entitled=frozenset({"org1", "hr1", "admin"}),
+        why="HR reads any slot's roster confined to its own unit's members",
+    ),
+    ("POST", "/v1/activities/{activity_id}/cancel"): Case(
+        ORG_OR_ADMIN,
+        params={"activity_id": "act_cancel"},
+        body=lambda w: {"reason": "矩阵取消"},
+        happy="org1",
+        knows_it_exists=frozenset({"org2"}),
+        why="another organizer reads the notice, may not cancel it",
+    ),
+    ("POST", "/v1/activities/{activity_id}/signup"): Case(
+        frozenset({"m1"}),
+        params={"activity_id": "act_signup"},
+        body=lambda w: {},
+        refused_codes=frozenset({403, 404, 409}),
+        knows_it_exists=frozenset({"m2"}),
+        why="another community's member reads the notice and is refused activity_not_in_community",
+    ),
+    ("DELETE", "/v1/activities/{activity_id}/signup"): Case(
+        frozenset({"m1"}),
+        params={"activity_id": "act_withdraw"},
+        refused_codes=frozenset({403, 404, 409}),
+        knows_it_exists=frozenset({"m2"}),
+        why="another member who is not signed up is refused not_signed_up",
+    ),
     # ---- activations
     ("POST", "/v1/activations"): Case(
         ORG_OR_ADMIN, body=lambda w: {"member_id": w.ids["m1"]}, happy="org1"
@@ -684,6 +740,33 @@ def world(stack: Stack) -> World:
     ids["camp1"] = _post(stack, "/v1/campaigns", org, camp, 201)["id"]
     fb = {"member_id": ids["m1"], "session_id": sid, "rating": 5, "comment": "矩阵评价"}
     _post(stack, "/v1/feedback/member-service", org, fb, 201)
+
+    # Service slots of C1; M1 signed up for two of them.
+    w0 = World(ids, headers, [], extra)
+    for name in ("act1", "act_signup", "act_withdraw", "act_cancel"):
+        ids[name] = _post(stack, "/v1/activities", org, _activity_body(w0, name), 202)["ids"][0]
+
+    def slots_landed() -> bool:
+        return all(
+            stack.client.get(f"/v1/activities/{ids[n]}", headers=org).status_code == 200
+            for n in ("act1", "act_signup", "act_withdraw", "act_cancel")
+        )
+
+    assert stack.wait_for(slots_landed, timeout=90)
+    for name in ("act1", "act_withdraw"):
+        _post(stack, f"/v1/activities/{ids[name]}/signup", headers["m1"], {}, 202)
+
+    def signed_up() -> bool:
+        return all(
+            (
+                stack.client.get(f"/v1/activities/{ids[n]}", headers=headers["m1"]).json()["mine"]
+                or {}
+            ).get("status")
+            == "placed"
+            for n in ("act1", "act_withdraw")
+        )
+
+    assert stack.wait_for(signed_up, timeout=90)
 
     rules = stack.client.get("/v1/assessment-rules", headers=stack.admin).json()["items"][-1]
     rules.pop("version")

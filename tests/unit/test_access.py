@@ -100,6 +100,11 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
         "HHAHAHA",
         "FFAHFFA",
     ),
+    # Service slots: a notice board anyone reads; the roster its community and HR (HR's rows
+    # confined to its unit by the list scope); a sign-up the member's own.
+    ("activity", "of C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFAFFFA"),
+    ("activity_roster", "of C1"): (Facts(community_id=C1), True, "HHAHAAA", "FFAHFFA"),
+    ("activity_signup", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
     # Operations.
     ("import", "rows of C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFAFFFA"),
     ("token", "M1's, in the path"): (Facts(token_id="tok-m1"), True, "AHHHHHA", "AHHHHHA"),
@@ -204,6 +209,8 @@ SCOPES: dict[Resource, tuple[str, ...]] = {
     "project": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
     "campaign": ("-", "-", "c:1", "c:2", "-", "-", "*"),
     "community_desk": ("-", "-", "c:1", "c:2", "-", "-", "*"),
+    "activity": ("*", "*", "c:1", "c:2", "*", "*", "*"),
+    "activity_roster": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
 }
 
 

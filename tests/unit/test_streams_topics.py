@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.topics import ALL_TOPICS, STREAMS_APP_ID, STREAMS_CHANGELOGS
+from streams.agents import activities as activities_agent
 from streams.agents import lists as lists_agent
 from streams.agents import sessions as sessions_agent
 from streams.app import app
@@ -12,7 +13,12 @@ def test_every_table_changelog_is_declared_with_the_topics() -> None:
     # The unit tests run without TOPIC_PREFIX: faust's names are the declared ones as they are.
     assert app.conf.id == STREAMS_APP_ID
     declared = {s.name: s for s in STREAMS_CHANGELOGS}
-    tables = [sessions_agent.member_state, sessions_agent.partition_index, lists_agent.item_state]
+    tables = [
+        sessions_agent.member_state,
+        sessions_agent.partition_index,
+        lists_agent.item_state,
+        activities_agent.activity_state,
+    ]
     for table in tables:
         name = table.changelog_topic.get_topic_name()
         assert name in declared, name

@@ -1,0 +1,145 @@
+"""Service slots in Chromium (issue 14): a member signs up in one tap on /me, a second member
+lands on the waiting list with their position and is promoted when the first cancels; the
+organizer publishes a slot on /org and reads its roster (已报名 / 候补)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.support.a11y import assert_no_serious_violations
+from tests.support.live import BROWSER_MARKS, PHONE, Live, browser_context
+
+pytestmark = BROWSER_MARKS
+
+
+def _slot(live: Live, d: dict[str, Any], title: str, capacity: int) -> str:
+    start = datetime.now(UTC) + timedelta(days=2)
+    body = {
+        "community_id": d["community"]["id"],
+        "title": title,
+        "description": "请自带手套",
+        "station_id": d["station"]["id"],
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "capacity": capacity,
+    }
+    org = live.auth("organizer", d["community"]["id"])
+    r = live.http.post("/v1/activities", json=body, headers=org)
+    assert r.status_code == 202, r.text
+    (aid,) = r.json()["ids"]
+    assert live.wait_for(
+        lambda: live.http.get(f"/v1/activities/{aid}", headers=org).status_code == 200, timeout=30
+    )
+    return str(aid)
+
+
+def test_sign_up_wait_and_be_promoted_on_the_phone(
+    live: Live, browser: Browser, phone: BrowserContext, shot: Callable[[Page, str], Path]
+) -> None:
+    d = live.community_with_member("赵报名")
+    second = live.create(
+        "/v1/members",
+        {"name": "钱候补", "unit_id": d["unit"]["id"], "community_id": d["community"]["id"]},
+    )
+    aid = _slot(live, d, "楼道清理", capacity=1)
+
+    first = phone.new_page()
+    first.goto(f"{live.base_url}/me?t={live.token('member', d['member']['id'])}")
+    row = first.locator(f'li.slot[data-activity="{aid}"]')
+    expect(row).to_contain_text("楼道清理")
+    expect(row).to_contain_text("剩余名额 1/1")
+    expect(row).to_contain_text("城关党群服务站")
+    row.locator("button").click()
+    expect(first.locator("#slots-msg")).to_contain_text("报名", timeout=20_000)
+    expect(row.locator(".slot-status")).to_have_text("已报名", timeout=20_000)
+    expect(row.locator("button")).to_have_text("取消报名")
+    assert_no_serious_violations(first)
+    shot(first, "slots-member-signed-up")
+    # The slot reminders' switch: on by default, turned off from the phone, kept on the server.
+    pref = first.locator("#slot-pref")
+    expect(pref).to_be_checked()
+    pref.uncheck()
+    expect(first.locator("#slot-pref-msg")).to_have_text("已关闭活动提醒，之后不再发送")
+    mine = live.auth("member", d["member"]["id"])
+    assert live.wait_for(
+        lambda: (
+            live.http.get(
+                f"/v1/members/{d['member']['id']}/reminder-preferences", headers=mine
+            ).json()
+            == {"weekly_nudge": True, "slot_reminder": False}
+        ),
+        timeout=30,
+    )
+
+    # Another phone: the slot is full, the tap puts the member on the waiting list.
+    second_phone = browser_context(browser, live, viewport=PHONE, is_mobile=True, has_touch=True)
+    other = next(second_phone)
+    try:
+        page2 = other.new_page()
+        page2.goto(f"{live.base_url}/me?t={live.token('member', second['id'])}")
+        row2 = page2.locator(f'li.slot[data-activity="{aid}"]')
+        expect(row2).to_contain_text("名额已满", timeout=20_000)
+        expect(row2.locator("button")).to_have_text("报名候补")
+        row2.locator("button").click()
+        expect(row2.locator(".slot-status")).to_have_text("候补第 1 位", timeout=20_000)
+        shot(page2, "slots-member-waiting")
+
+        # The first member gives the place back: the waiting one is promoted.
+        row.locator("button").click()
+        expect(first.locator("#slots-msg")).to_contain_text("取消", timeout=20_000)
+        expect(row.locator(".slot-status")).to_have_text("", timeout=20_000)
+        expect(row.locator("button")).to_have_text("报名候补")
+
+        def promoted() -> bool:
+            page2.reload()
+            page2.locator(f'li.slot[data-activity="{aid}"] .slot-status').wait_for()
+            return page2.locator(f'li.slot[data-activity="{aid}"] .slot-status').inner_text() == (
+                "已报名"
+            )
+
+        assert live.wait_for(promoted, timeout=30)
+    finally:
+        next(second_phone, None)  # closes the context, checks nothing loaded from outside
+
+
+def test_the_organizer_publishes_a_slot_and_reads_its_roster(
+    live: Live, desk: BrowserContext, shot: Callable[[Page, str], Path]
+) -> None:
+    d = live.community_with_member("孙签到")
+    aid = _slot(live, d, "敬老院陪护", capacity=3)
+    member = live.auth("member", d["member"]["id"])
+    r = live.http.post(f"/v1/activities/{aid}/signup", json={}, headers=member)
+    assert r.status_code == 202, r.text
+
+    page = desk.new_page()
+    page.goto(f"{live.base_url}/org?t={live.token('organizer', d['community']['id'])}")
+    expect(page.locator("#slots-desk")).to_be_visible(timeout=20_000)
+    expect(page.locator(f'#slots-table tr[data-activity="{aid}"]')).to_contain_text(
+        "敬老院陪护", timeout=30_000
+    )
+
+    # Publish a weekly fixed service day from the form.
+    page.fill("#slot-title", "固定服务日：环境整治")
+    page.fill("#slot-capacity", "8")
+    page.check("#slot-weekly")
+    page.fill("#slot-weeks", "2")
+    page.click("#slot-submit")
+    expect(page.locator("#slot-msg")).to_have_text("已发布 2 场活动", timeout=20_000)
+    expect(page.locator("#slots-table")).to_contain_text("固定服务日：环境整治", timeout=30_000)
+    assert page.locator("#slots-table tr", has_text="固定服务日：环境整治").count() == 2
+
+    def signed_up() -> bool:
+        page.locator(f'#slots-table tr[data-activity="{aid}"] .slot-roster').click()
+        return "孙签到" in page.locator("#slot-roster-table").inner_text()
+
+    assert live.wait_for(signed_up, timeout=30)
+    expect(page.locator("#slot-roster-table")).to_contain_text("已报名")
+    expect(page.locator("#slot-roster-table")).to_contain_text("未开始")
+    expect(page.locator("#slot-roster-summary")).to_contain_text("已报名 1")
+    assert_no_serious_violations(page)
+    shot(page, "slots-organizer-roster")

@@ -22,12 +22,14 @@ from api.routers import (
     campaigns,
     checkins,
     dashboard,
+    excusals,
     feedback,
     health,
     imports,
     member_week,
     members,
     organizer,
+    posts,
     projects,
     rankings,
     reconciliation,
@@ -157,6 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation.router)
     # Reminders: inboxes and what a member receives (issue 14).
     app.include_router(reminders.router)
+    # Excused weeks and standing posts (issue 14).
+    app.include_router(excusals.router)
+    app.include_router(posts.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

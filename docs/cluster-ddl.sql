@@ -137,3 +137,9 @@ ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backd
 ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS backdated_poster LowCardinality(String) DEFAULT 'flag';
 ALTER TABLE stations_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;
 ALTER TABLE stations ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS screen_key_generation UInt32 DEFAULT 0;
+
+-- m0014_excused
+CREATE TABLE IF NOT EXISTS excusals_local ON CLUSTER 'volunteer' ( event_id String, request_id String, action LowCardinality(String), member_id String, community_id String, unit_id String, weeks Array(String), reason LowCardinality(String), note String, actor_role LowCardinality(String), actor_id String, occurred_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}') ORDER BY (member_id, request_id, event_id) SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS excusals ON CLUSTER 'volunteer' AS excusals_local ENGINE = Distributed('volunteer', currentDatabase(), 'excusals_local', cityHash64((member_id, request_id, event_id)));
+CREATE TABLE IF NOT EXISTS post_events_local ON CLUSTER 'volunteer' ( event_id String, post_id String, action LowCardinality(String), community_id String, grid_id String, kind LowCardinality(String), title String, description String, member_id String, reason String, actor_role LowCardinality(String), actor_id String, occurred_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}') ORDER BY (community_id, post_id, event_id) SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS post_events ON CLUSTER 'volunteer' AS post_events_local ENGINE = Distributed('volunteer', currentDatabase(), 'post_events_local', cityHash64((community_id, post_id, event_id)));

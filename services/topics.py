@@ -76,6 +76,10 @@ NOTIFICATIONS = TopicSpec("notifications", partitions=3)
 NOTIFICATION_DELIVERIES = TopicSpec("notification-deliveries", partitions=1)
 # A member's choice per kind of reminder, keyed member|kind: only the latest matters.
 REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted=True)
+# Excused-week requests and their decisions, keyed by member id (a member's requests in order).
+EXCUSALS = TopicSpec("excusals", partitions=3)
+# Standing posts' steps (created, claimed, decided, left), keyed by post id.
+POSTS = TopicSpec("posts", partitions=3)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -131,6 +135,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     NOTIFICATIONS,
     NOTIFICATION_DELIVERIES,
     REMINDER_PREFERENCES,
+    EXCUSALS,
+    POSTS,
     *STREAMS_CHANGELOGS,
 )
 

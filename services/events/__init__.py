@@ -36,6 +36,7 @@ from services.events.engagement import (
     WishFields,
     WishRecorded,
 )
+from services.events.leave import ExcusalRecorded, PostRecorded
 from services.events.notifications import (
     NotificationCreated,
     NotificationDelivered,
@@ -135,3 +136,5 @@ __all__ += [
     "ReminderKind",
     "ReminderPreferenceSet",
 ]
+
+__all__ += ["ExcusalRecorded", "PostRecorded"]

@@ -9,6 +9,7 @@ from services.processors import activations as activations
 from services.processors import auth as auth
 from services.processors import checkins, registry
 from services.processors import engagement as engagement
+from services.processors import leave as leave
 from services.processors import notifications as notifications
 from services.processors.base import (
     ROUTES,

@@ -105,15 +105,15 @@ def apply(post: Post, step: Step) -> Post:
     hist = (*post.history, line)
     if a == "claim":
         if post.holder_id == m:
-            raise PostRefused("already_holder", "the member holds this post already")
+            raise PostRefused("post_already_held", "the member holds this post already")
         if post.holder_id:
             raise PostRefused("post_taken", "the post is held by another member")
         if m in post.pending:
-            raise PostRefused("already_claimed", "the member's claim is waiting for a decision")
+            raise PostRefused("post_claim_pending", "the member's claim is waiting for a decision")
         return replace(post, pending=(*post.pending, m), history=hist)
     if a in ("approve", "decline"):
         if m not in post.pending:
-            raise PostRefused("no_claim", "no pending claim of this member")
+            raise PostRefused("no_post_claim", "no pending claim of this member")
         rest = tuple(p for p in post.pending if p != m)
         if a == "decline":
             return replace(post, pending=rest, history=hist)
@@ -133,7 +133,7 @@ def apply(post: Post, step: Step) -> Post:
         )
     if a in ("leave", "end"):
         if not post.holder_id or (m and m != post.holder_id):
-            raise PostRefused("not_holder", "the member does not hold this post")
+            raise PostRefused("not_post_holder", "the member does not hold this post")
         line = replace(line, member_id=post.holder_id)
         return replace(post, holder_id=None, held_since=None, history=(*post.history, line))
     raise PostRefused("invalid_action", f"unknown action {a!r}")

@@ -307,7 +307,7 @@ def decide_claim(post_id: str, body: PostDecisionIn, caller: Caller, ctx: Ctx) -
     p, facts = _visible(ctx, caller, post_id)
     check(caller, "post", "change", facts, "post", post_id)
     if body.member_id not in p.pending:
-        raise ApiError(422, "no_claim", "member_id: no pending claim of this member")
+        raise ApiError(422, "no_post_claim", "member_id: no pending claim of this member")
     return _step(ctx, caller, p, body.decision, body.member_id, body.reason)
 
 
@@ -323,9 +323,9 @@ def leave_post(
     if caller.role == "member":
         check(caller, "post_claim", "change", facts, "post", post_id)
         if p.holder_id != caller.subject_id:
-            raise ApiError(409, "not_holder", "the caller does not hold this post")
+            raise ApiError(409, "not_post_holder", "the caller does not hold this post")
         return _step(ctx, caller, p, "leave", caller.subject_id, reason)
     check(caller, "post", "change", facts, "post", post_id)
     if not p.holder_id:
-        raise ApiError(409, "not_holder", "the post has no holder")
+        raise ApiError(409, "not_post_holder", "the post has no holder")
     return _step(ctx, caller, p, "end", p.holder_id, reason)

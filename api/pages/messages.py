@@ -84,7 +84,6 @@ MESSAGES: dict[str, str] = {
     "not_post_holder": "只有岗位的认领人可以退出该岗位；如岗位无人认领则无需结束",
     "post_exists": "该岗位已存在，请刷新后查看",
     "not_level5_grid": "岗位须设在五级网格（楼栋、单元或院落），请重新选择网格",
-    "community_required": "请选择社区",
     "invalid_filter": "筛选条件有误，请刷新后重试",
     # assessment rules
     "invalid_rules": "考核规则填写有误，请检查后重新发布",

@@ -230,6 +230,8 @@ def bind_page(code: str) -> HTMLResponse:
 def member_page() -> HTMLResponse:
     """The member's own page; `/me?t=<token>` binds this phone first."""
     body = _phone_body(contact=_contact()) + _template("me_links.html")
+    # Excused weeks and standing posts (issue 14), with their own script.
+    body += versioned(_template("leave_me.html"))
     return _page(
         "我的志愿服务",
         "在职党员到居住地社区报到服务",

@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
+from services.demo.county import generate, slice_county
+from services.demo.loader import load_county, load_posts
 from services.tokens import sign_station
-from tests.support.stack import Stack
+from tests.support.stack import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -239,3 +242,42 @@ def test_a_holder_s_service_counts_as_usual(stack: Stack, world: dict[str, str])
 
     got = stack.wait_for(week, timeout=60)
     assert got and (got["sessions"], got["hours"], got["target_met"]) == (1, 1.0, True)
+
+
+def test_the_demo_county_s_posts_load_claimed_and_a_reload_creates_nothing(stack: Stack) -> None:
+    county = slice_county(generate(), ("c03",), 80)
+    assert county.posts and any(p.holder_key for p in county.posts)
+
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stack.client.app),
+            base_url="http://testserver",
+            headers=stack.admin,
+            timeout=60,
+        )
+
+    async def load() -> tuple[Any, dict[str, int]]:
+        async with client() as c:
+            loaded = await load_county(c, county)
+            return loaded, await load_posts(c, county, loaded)
+
+    loaded, first = run_async(load())
+    held = [p for p in county.posts if p.holder_key]
+    assert first == {"posts": len(county.posts), "claimed": len(held), "approved": len(held)}
+    c03 = loaded.communities["c03"]
+
+    def all_held() -> list[Any] | None:
+        items = stack.client.get(
+            "/v1/posts", params={"community_id": c03}, headers=stack.admin
+        ).json()["items"]
+        return items if sum(1 for i in items if i["holder_id"]) == len(held) else None
+
+    items = stack.wait_for(all_held, timeout=90)
+    assert items, "the approvals did not land"
+    by_title = {i["title"]: i for i in items}
+    for p in county.posts:
+        got = by_title[p.title]
+        assert got["grid_id"] == loaded.grids[p.grid_key] and got["kind"] == p.kind
+        assert got["holder_id"] == (loaded.members[p.holder_key] if p.holder_key else None)
+    _, second = run_async(load())
+    assert second == {"posts": 0, "claimed": 0, "approved": 0}

@@ -3,10 +3,12 @@ way by every reader."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.demo.county import generate
 from services.posts import Post, PostRefused, Step, apply, fold
 
 T = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -95,3 +97,21 @@ def test_a_race_is_decided_by_time_whatever_the_order_read() -> None:
 def test_a_post_that_was_never_created_does_not_exist() -> None:
     assert not fold("p1", [_s(1, "claim", "m1")]).exists
     assert not Post("p1").exists
+
+
+def test_the_demo_county_has_the_case_s_posts_on_level5_grids_most_claimed() -> None:
+    county = generate()
+    assert Counter(p.kind for p in county.posts) == {"unit_post": 484, "building_group": 140}
+    grids = {g.key: g for g in county.grids}
+    members = {m.key: m for m in county.members}
+    for p in county.posts:
+        g = grids[p.grid_key]
+        assert g.level == 5 and g.community_key == p.community_key
+        if p.holder_key:
+            assert members[p.holder_key].community_key == p.community_key
+    holders = [p.holder_key for p in county.posts if p.holder_key]
+    assert len(holders) == len(set(holders)), "one post per member"
+    assert 0.75 < len(holders) / len(county.posts) < 0.95
+    # Titles are unique within a community (the loader matches posts by them).
+    assert len({(p.community_key, p.title) for p in county.posts}) == len(county.posts)
+    assert generate().fingerprint() == county.fingerprint()

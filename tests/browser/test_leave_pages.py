@@ -110,6 +110,7 @@ def test_ask_for_leave_and_claim_a_post_then_the_organizer_approves(
     expect(page.locator("#leave-list")).to_contain_text("培训 · 已批准", timeout=20_000)
     expect(page.locator("#my-posts")).to_contain_text("我已认领", timeout=20_000)
     expect(page.locator("#my-posts button")).to_have_text("退出岗位")
+    expect(page.locator("#week-excused")).to_have_text("本周已请假（社区已批准），不计未服务")
     shot(page, "leave-member-approved")
 
     # HR of the member's unit sees the excused week.

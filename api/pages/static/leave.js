@@ -106,6 +106,23 @@
     }
   }
 
+  // This week excused (approved, not served): said on the week card, which app.js fills.
+  async function refreshExcusedWeek() {
+    const m = member();
+    const card = el("week-card");
+    if (!m || !card) return;
+    const week = await json(`/v1/members/${encodeURIComponent(m.id)}/week`);
+    let note = el("week-excused");
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "week-excused";
+      note.className = "hint";
+      card.appendChild(note);
+    }
+    note.hidden = !(week && week.excused);
+    note.textContent = week && week.excused ? "本周已请假（社区已批准），不计未服务" : "";
+  }
+
   async function onLeave(ev) {
     ev.preventDefault();
     const m = member();
@@ -192,7 +209,9 @@
     // app.js reads the bound member first (a fresh binding fetches it): wait for it briefly.
     let tries = 0;
     const start = () => {
-      if (localStorage.getItem(TOKEN) && member() && member().id) { refreshLeave(); refreshPosts(); return; }
+      if (localStorage.getItem(TOKEN) && member() && member().id) {
+        refreshLeave(); refreshPosts(); refreshExcusedWeek(); return;
+      }
       if (++tries < 20) setTimeout(start, 300);
     };
     start();

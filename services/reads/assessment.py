@@ -212,11 +212,9 @@ def _read_unit(wh: Warehouse, p: dict[str, Any]) -> tuple[list[str], _Year]:
         sessions=sessions,
         weeks=weeks,
         wishes=dict(wh.query(_WISHES.format(ids=in_unit), {**p, "moved": moved})),
-        excused=_excused(
-            wh,
-            "unit_id = %(u)s OR member_id IN (SELECT id FROM members FINAL WHERE unit_id = %(u)s)",
-            p,
-        ),
+        # Every approved week of the year (a few per excused member, county-wide): a member's
+        # weeks follow them whatever unit they asked in, as the page's read by ids does.
+        excused=_excused(wh, "1", p),
         ratings={},
         summaries={},
     )

@@ -43,7 +43,7 @@ from services.excused import (
 from services.reads import excusals as reads
 from services.reads.excusals import ExcusalRequest
 from services.reads.weeks import InvalidWeek, parse_week
-from services.text import FreeText
+from services.text import FreeText, Line
 
 router = APIRouter(prefix="/v1", tags=["excusals"])
 
@@ -51,7 +51,7 @@ router = APIRouter(prefix="/v1", tags=["excusals"])
 class ExcusalIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    weeks: list[str] = Field(
+    weeks: list[Line] = Field(
         min_length=1,
         max_length=MAX_WEEKS,
         description="ISO weeks in Asia/Shanghai (2026-W49): from the week that ended at most 7"

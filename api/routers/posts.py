@@ -313,12 +313,10 @@ def decide_claim(post_id: str, body: PostDecisionIn, caller: Caller, ctx: Ctx) -
 @router.post(
     "/{post_id}/leave", response_model=PostAccepted, status_code=202, responses=errors(409)
 )
-def leave_post(
-    post_id: str, caller: Caller, ctx: Ctx, body: PostLeaveIn | None = None
-) -> PostAccepted:
+def leave_post(post_id: str, body: PostLeaveIn, caller: Caller, ctx: Ctx) -> PostAccepted:
     """The holder leaves the post, or the organizer ends the holding; the post is open again."""
     p, facts = _visible(ctx, caller, post_id)
-    reason = body.reason if body else ""
+    reason = body.reason
     if caller.role == "member":
         check(caller, "post_claim", "change", facts, "post", post_id)
         if p.holder_id != caller.subject_id:

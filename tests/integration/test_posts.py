@@ -126,7 +126,7 @@ def test_claim_decide_leave_and_end(stack: Stack, world: dict[str, str]) -> None
     taken = stack.client.post(f"/v1/posts/{pid}/claim", headers=b)
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "post_taken"
     # b (not the holder) cannot leave it; a can: held mine, then open again.
-    assert stack.client.post(f"/v1/posts/{pid}/leave", headers=b).status_code == 409
+    assert stack.client.post(f"/v1/posts/{pid}/leave", json={}, headers=b).status_code == 409
     mine = stack.client.get("/v1/posts", params={"mine": "true"}, headers=a).json()["items"]
     assert [m["post_id"] for m in mine] == [pid]
     r = stack.client.post(f"/v1/posts/{pid}/leave", json={"reason": "工作调动"}, headers=a)
@@ -143,7 +143,7 @@ def test_claim_decide_leave_and_end(stack: Stack, world: dict[str, str]) -> None
         headers=org,
     )
     _until(stack, pid, lambda p: p["holder_id"] == world["b"])
-    assert stack.client.post(f"/v1/posts/{pid}/leave", headers=org).status_code == 202
+    assert stack.client.post(f"/v1/posts/{pid}/leave", json={}, headers=org).status_code == 202
     p = _until(stack, pid, lambda p: p["status"] == "open")
     assert (p["history"][-1]["action"], p["history"][-1]["member_id"]) == ("end", world["b"])
     # Every step is an event row.
@@ -195,7 +195,7 @@ def test_bad_input_is_refused(stack: Stack, world: dict[str, str]) -> None:
     for body in ({"member_id": world["a"], "decision": "approve"}, {"decision": "approve"}):
         r = stack.client.post(f"/v1/posts/{pid}/decision", json=body, headers=org)
         assert r.status_code == 422, r.text
-    r = stack.client.post(f"/v1/posts/{pid}/leave", headers=org)
+    r = stack.client.post(f"/v1/posts/{pid}/leave", json={}, headers=org)
     assert r.status_code == 409 and r.json()["error"]["code"] == "not_post_holder"
     hr = stack.token("hr", world["unit"])
     assert stack.client.get("/v1/posts", headers=hr).status_code == 403

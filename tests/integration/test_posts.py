@@ -15,7 +15,7 @@ import pytest
 
 from services.demo.county import generate, slice_county
 from services.demo.loader import load_county, load_posts
-from services.tokens import sign_station
+from services.tokens import issue_bearer, sign_station
 from tests.support.stack import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -259,7 +259,8 @@ def test_the_demo_county_s_posts_load_claimed_and_a_reload_creates_nothing(stack
     async def load() -> tuple[Any, dict[str, int]]:
         async with client() as c:
             loaded = await load_county(c, county)
-            return loaded, await load_posts(c, county, loaded)
+            sign = lambda m: issue_bearer(stack.settings, "member", m)  # noqa: E731
+            return loaded, await load_posts(c, county, loaded, sign)
 
     loaded, first = run_async(load())
     held = [p for p in county.posts if p.holder_key]

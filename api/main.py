@@ -24,12 +24,14 @@ from api.routers import (
     campaigns,
     checkins,
     dashboard,
+    excusals,
     feedback,
     health,
     imports,
     member_week,
     members,
     organizer,
+    posts,
     privacy,
     projects,
     rankings,
@@ -171,6 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(unit_roster.router)
     # Service slots and sign-up (issue 14).
     app.include_router(activities.router)
+    # Excused weeks and standing posts (issue 14).
+    app.include_router(excusals.router)
+    app.include_router(posts.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

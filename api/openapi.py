@@ -156,6 +156,17 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "CancelIn": {"reason": "天气预警，活动取消"},
     "SignupIn": {"client_event_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"},
     "RedeemIn": {"code": "ABCD-EFGH"},
+    "ExcusalIn": {"weeks": ["2026-W50", "2026-W51"], "reason": "business_trip", "note": "省外培训"},
+    "DecisionIn": {"decision": "decline", "reason": "该周有固定服务日安排"},
+    "PostIn": {
+        "community_id": COMMUNITY,
+        "grid_id": GRID,
+        "kind": "unit_post",
+        "title": "3号楼2单元党员责任岗",
+        "description": "联系本单元住户，收集需求",
+    },
+    "PostDecisionIn": {"member_id": MEMBER, "decision": "approve"},
+    "PostLeaveIn": {"reason": "工作调动"},
 }
 
 # What each error status means, wherever it is documented. Most are added to every operation

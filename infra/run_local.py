@@ -31,10 +31,11 @@ from infra import stack
 from infra.kafka import Broker, KafkaError, fetch
 from services import local_secrets
 from services.demo.county import County, generate
-from services.demo.loader import LoadedCounty, admin_client, load_county
+from services.demo.loader import LoadedCounty, admin_client, load_county, load_posts
 from services.logging import configure as configure_logging
 from services.logging import uvicorn_log_config
 from services.settings import InsecureSecrets, Settings, get_settings, require_secrets
+from services.tokens import issue_bearer
 
 log = logging.getLogger("run")
 
@@ -92,7 +93,12 @@ def load_demo(settings: Settings) -> tuple[County, LoadedCounty]:
 
     async def load() -> LoadedCounty:
         async with admin_client(f"http://127.0.0.1:{settings.api_port}", settings.admin_token) as c:
-            return await load_county(c, county)
+            loaded = await load_county(c, county)
+            # Standing posts (岗位认领): the case's 484 unit posts and 140 building groups.
+            loaded.created |= await load_posts(
+                c, county, loaded, lambda m: issue_bearer(settings, "member", m)
+            )
+            return loaded
 
     t = time.monotonic()
     loaded = asyncio.run(load())

@@ -68,6 +68,10 @@ Resource = Literal[
     "activity",
     "activity_roster",
     "activity_signup",
+    "excusal",
+    "excusal_request",
+    "post",
+    "post_claim",
 ]
 
 
@@ -239,6 +243,29 @@ def screen_may_assist(station_community_id: str, f: Facts) -> bool:
     return f.community_id is not None and f.community_id == station_community_id
 
 
+def _own_or_community(p: Principal, f: Facts) -> bool:
+    return _is(p, "member", f.member_id) or manages_community(p, f.community_id)
+
+
+def _post_read(p: Principal, f: Facts) -> bool:
+    # A community's posts are open to its members (to claim one); `also_community_id` is the
+    # calling member's own community, `members` the post's holder and claimants, who follow it
+    # wherever they have moved since.
+    return (
+        manages_community(p, f.community_id)
+        or (p.role == "member" and f.also_community_id == f.community_id)
+        or (p.role == "member" and p.subject_id in f.members)
+    )
+
+
+def _post_claim(p: Principal, f: Facts) -> bool:
+    # Claimed by a member of the post's community; left by its holder (in `members`).
+    return p.role == "member" and (
+        (f.community_id is not None and f.also_community_id == f.community_id)
+        or p.subject_id in f.members
+    )
+
+
 def _own_token(p: Principal, f: Facts) -> bool:
     return is_admin(p) or (f.token_id is not None and p.token_id == f.token_id)
 
@@ -394,6 +421,34 @@ RULES: dict[Resource, Rule] = {
         _own_member,
         frozenset({"member"}),
     ),
+    # Excused weeks (请假): the member asks, the community where they asked decides; the
+    # member's unit's HR follows the member's requests.
+    "excusal": Rule(
+        "a member's excused-week requests; changed: approved or declined by the organizer of the"
+        " community the request was made in",
+        _member,
+        _community,
+        _ORG,
+    ),
+    "excusal_request": Rule(
+        "asking to be excused for some weeks: the member, or their community's organizer for them",
+        _member,
+        _own_or_community,
+        frozenset({"member", "organizer", "admin"}),
+    ),
+    # Standing posts (岗位认领): the community keeps them, its members claim and leave them.
+    "post": Rule(
+        "a standing post of a community's grid; changed: created, claims decided, ended",
+        _post_read,
+        _community,
+        _ORG,
+    ),
+    "post_claim": Rule(
+        "claiming a standing post (a member of its community) and leaving it (its holder)",
+        _post_read,
+        _post_claim,
+        frozenset({"member"}),
+    ),
     # Operations.
     "import": Rule(
         "a member spreadsheet row (its community); read: the empty template",
@@ -525,6 +580,9 @@ def list_scope(p: Principal, resource: Resource) -> ListScope | None:
         return own
     if resource in ("resource", "project"):
         return None if p.role == "member" else own
+    if resource == "post":
+        # A member lists their own community's posts (the caller resolves which), HR none.
+        return None if p.role == "hr" else own
     if resource in ("campaign", "community_desk"):
         return own if p.role == "organizer" else None
     if resource == "activity":

@@ -93,6 +93,10 @@ WECHAT_BINDINGS = TopicSpec("wechat-bindings", partitions=1, compacted=True)
 UNIT_ROSTERS = TopicSpec("unit-rosters", partitions=1, compacted=True)
 # Communities' receipts of members' reports (报到回执), keyed by member: the audit trail, kept.
 REPORT_RECEIPTS = TopicSpec("report-receipts", partitions=1)
+# Excused-week requests and their decisions, keyed by member id (a member's requests in order).
+EXCUSALS = TopicSpec("excusals", partitions=3)
+# Standing posts' steps (created, claimed, decided, left), keyed by post id.
+POSTS = TopicSpec("posts", partitions=3)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -159,6 +163,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     WECHAT_BINDINGS,
     UNIT_ROSTERS,
     REPORT_RECEIPTS,
+    EXCUSALS,
+    POSTS,
     *STREAMS_CHANGELOGS,
 )
 

@@ -252,6 +252,8 @@ def member_page(ctx: Ctx) -> HTMLResponse:
         # Service slots (活动报名): their own card and script.
         + versioned(_template("slots_card.html"))
     )
+    # Excused weeks and standing posts (issue 14), with their own script.
+    body += versioned(_template("leave_me.html"))
     return _page(
         "我的志愿服务",
         "在职党员到居住地社区报到服务",

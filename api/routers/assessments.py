@@ -75,7 +75,13 @@ class Item(BaseModel):
     hours: float
     sessions: int
     active_weeks: int
-    required_weeks: int
+    required_weeks: int = Field(
+        description="ISO weeks from the member's report to now (or the year's end), less the"
+        " approved excused weeks (请假) not served"
+    )
+    excused_weeks: int = Field(
+        default=0, description="approved excused weeks (请假) not served, left out of required"
+    )
     wishes_fulfilled: int
     feedback_avg: float | None
     evaluation: str | None
@@ -113,6 +119,7 @@ class Assessment(BaseModel):
                             "sessions": 48,
                             "active_weeks": 46,
                             "required_weeks": 48,
+                            "excused_weeks": 2,
                             "wishes_fulfilled": 3,
                             "feedback_avg": 4.6,
                             "evaluation": "优秀",

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, readable_member
 from services.counting import hours, still_needed_seconds
+from services.excused import excused
+from services.reads.excusals import approved_weeks
 from services.reads.member_hours import this_week
 from services.timeutil import iso_week
 
@@ -34,6 +36,11 @@ class WeekOut(BaseModel):
     below_minimum_sessions: int = Field(
         description="this week's sessions credited below the minimum, awaiting an organizer's"
         " approval (their hours are in `hours`; they meet no target yet)"
+    )
+    excused: bool = Field(
+        default=False,
+        description="this week is an approved excused week (请假) and not served: neither served"
+        " nor missed (served wins)",
     )
     needed_hours: float = Field(
         description="0 when served; with a session open, how much longer it must last; else the"
@@ -64,5 +71,6 @@ def member_week(member_id: str, caller: Caller, ctx: Ctx) -> WeekOut:
         open_since=w.open_since,
         minimum_hours=hours(minimum_s),
         below_minimum_sessions=w.below_minimum,
+        excused=excused(bool(approved_weeks(ctx.warehouse, m.id, [iso_week(now)])), served),
         needed_hours=hours(needed),
     )

@@ -147,6 +147,10 @@ class RosterItem(BaseModel):
     year_sessions: int
     year_hours: float
     last_service: datetime | None = Field(description="start of the latest counted session")
+    excused_this_week: bool = Field(
+        default=False,
+        description="an approved excused week (请假) not served: neither served nor missed",
+    )
 
 
 class Roster(BaseModel):
@@ -167,7 +171,7 @@ def _when(v: datetime | None) -> str | None:
 
 def _not_served_rows(rows: list[RosterRow]) -> Iterator[list[Any]]:
     for r in rows:
-        if r.served_this_week is False:
+        if r.served_this_week is False and not r.excused_this_week:
             yield [
                 r.name,
                 # In full: this list is for calling the members who have not served yet.
@@ -221,6 +225,7 @@ def roster(
                 year_sessions=r.year_sessions,
                 year_hours=r.year_hours,
                 last_service=r.last_service,
+                excused_this_week=r.excused_this_week,
             )
             for r in rows
         ]

@@ -9,7 +9,7 @@ end). The county (`GET /v1/weekly/communities`) is one grouped read however many
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import (
     Caller,
@@ -24,7 +24,9 @@ from api.deps import (
 from api.weeks import WeekQuery, parse_week
 from services.counting import hours
 from services.events import utcnow
+from services.excused import excused
 from services.reads import weeks
+from services.reads.excusals import approved_weeks
 from services.reads.member_hours import week_stations
 from services.reads.registry import community_names
 from services.reads.weeks import WeekFigures
@@ -36,7 +38,11 @@ class WeeklyOut(BaseModel):
     week: str
     members_registered: int
     members_served: int
-    rate: float
+    excused: int = Field(
+        description="registered members with an approved excused week (请假) who did not serve:"
+        " neither served nor in `not_served`, and out of the rate's denominator"
+    )
+    rate: float = Field(description="members_served / (members_registered - excused)")
     hours: float
     not_served: list[str]
 
@@ -46,6 +52,7 @@ class CommunityWeek(BaseModel):
     name: str
     members_registered: int
     members_served: int
+    excused: int = 0
     rate: float
     hours: float
 
@@ -65,7 +72,8 @@ class CommunitiesWeekOut(BaseModel):
                             "name": "北关社区",
                             "members_registered": 126,
                             "members_served": 97,
-                            "rate": 0.7698,
+                            "excused": 3,
+                            "rate": 0.7886,
                             "hours": 241.5,
                         }
                     ],
@@ -88,6 +96,9 @@ class MemberWeekOut(BaseModel):
     sessions: int
     hours: float
     target_met: bool
+    excused: bool = Field(
+        description="an approved excused week (请假) not served (served wins: false once served)"
+    )
     stations: list[MemberWeekStation]
 
 
@@ -96,6 +107,7 @@ def _out(week: str, f: WeekFigures) -> WeeklyOut:
         week=week,
         members_registered=f.registered,
         members_served=f.served,
+        excused=f.n_excused,
         rate=f.rate,
         hours=f.hours,
         not_served=f.not_served,
@@ -132,6 +144,7 @@ def communities_weekly(caller: Caller, ctx: Ctx, week: WeekQuery = None) -> Comm
                 name=name,
                 members_registered=f.registered,
                 members_served=f.served,
+                excused=f.n_excused,
                 rate=f.rate,
                 hours=f.hours,
             )
@@ -183,5 +196,6 @@ def member_weekly(
         sessions=sessions,
         hours=hours(sum(r.seconds for r in rows)),
         target_met=sessions >= 1,
+        excused=excused(bool(approved_weeks(ctx.warehouse, m.id, [w])), sessions >= 1),
         stations=stations,
     )

@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Literal
 
@@ -30,6 +30,11 @@ N_MEMBERS = 2280
 # three per level-4 grid in the bigger communities, enough to exercise the hierarchy without
 # making `make run` load thousands of rows one POST at a time.
 N_GRIDS_L5 = 620
+# Standing posts (岗位认领) on the level-5 grids, the case's figures: 484 unit party-member posts
+# (单元党员责任岗) and 140 building party groups (楼栋党小组); most are claimed.
+N_UNIT_POSTS = 484
+N_BUILDING_GROUPS = 140
+POSTS_CLAIMED = 0.85
 
 UnitKind = Literal["organ", "institution", "enterprise"]
 StationKind = Literal["service_station", "member_post"]
@@ -109,6 +114,16 @@ class DemoMember:
 
 
 @dataclass(frozen=True)
+class DemoPost:
+    key: str
+    community_key: str
+    grid_key: str  # a level-5 grid of community_key
+    kind: Literal["unit_post", "building_group"]
+    title: str
+    holder_key: str | None  # a member of the community, or None: still open
+
+
+@dataclass(frozen=True)
 class County:
     seed: int
     units: tuple[DemoUnit, ...]
@@ -116,6 +131,7 @@ class County:
     grids: tuple[DemoGrid, ...]
     stations: tuple[DemoStation, ...]
     members: tuple[DemoMember, ...]
+    posts: tuple[DemoPost, ...] = ()
 
     def unit(self, key: str) -> DemoUnit:
         return next(u for u in self.units if u.key == key)
@@ -129,7 +145,8 @@ class County:
     def fingerprint(self) -> str:
         """A digest of every field: equal digests mean byte-for-byte equal counties."""
         h = hashlib.sha256()
-        for part in (self.units, self.communities, self.grids, self.stations, self.members):
+        parts = (self.units, self.communities, self.grids, self.stations, self.members, self.posts)
+        for part in parts:
             for item in part:
                 h.update(repr(sorted(asdict(item).items())).encode())
         return h.hexdigest()
@@ -584,7 +601,53 @@ def generate(seed: int = DEFAULT_SEED) -> County:
         grids=tuple(grids),
         stations=tuple(stations),
         members=tuple(members),
+        posts=_posts(seed, grids, members),
     )
+
+
+def _posts(seed: int, grids: list[DemoGrid], members: list[DemoMember]) -> tuple[DemoPost, ...]:
+    """The case's 140 building groups and 484 unit posts on the level-5 grids. A random of its
+    own, so the rest of the county is what it was before posts existed."""
+    rng = random.Random(seed * 7919 + 484)
+    l5 = [g for g in grids if g.level == 5]
+    # A building group per building for 140 of them; unit posts over all, a few per building.
+    group_grids = rng.sample(l5, N_BUILDING_GROUPS)
+    unit_grids = [l5[i % len(l5)] for i in range(N_UNIT_POSTS)]
+    by_grid: dict[str, list[DemoMember]] = {}
+    by_comm: dict[str, list[DemoMember]] = {}
+    for m in members:
+        by_grid.setdefault(m.grid_key, []).append(m)
+        by_comm.setdefault(m.community_key, []).append(m)
+    taken: set[str] = set()
+    out: list[DemoPost] = []
+    n_unit: dict[str, int] = {}
+    for kind, chosen in (("building_group", group_grids), ("unit_post", unit_grids)):
+        for g in chosen:
+            if kind == "unit_post":
+                n_unit[g.key] = n_unit.get(g.key, 0) + 1
+                title = f"{g.name}{n_unit[g.key]}单元党员责任岗"
+            else:
+                title = f"{g.name}楼栋党小组"
+            holder = None
+            if rng.random() < POSTS_CLAIMED:
+                # A member of the building's level-4 grid first, else of the community; one
+                # post each.
+                near = [m for m in by_grid.get(g.parent_key or "", []) if m.key not in taken]
+                near = near or [m for m in by_comm.get(g.community_key, []) if m.key not in taken]
+                if near:
+                    holder = rng.choice(near).key
+                    taken.add(holder)
+            out.append(
+                DemoPost(
+                    key=f"{g.key}{'q' if kind == 'building_group' else 'u'}{len(out) + 1:03d}",
+                    community_key=g.community_key,
+                    grid_key=g.key,
+                    kind=kind,  # type: ignore[arg-type]
+                    title=title,
+                    holder_key=holder,
+                )
+            )
+    return tuple(out)
 
 
 # The import template's headers, in order (issue 3): name, mobile, unit, community, grid, date.
@@ -618,6 +681,12 @@ def slice_county(county: County, community_keys: tuple[str, ...], max_members: i
     keep = set(community_keys)
     members = tuple(m for m in county.members if m.community_key in keep)[:max_members]
     unit_keys = {m.unit_key for m in members}
+    kept = {m.key for m in members}
+    posts = tuple(
+        p if p.holder_key in kept or p.holder_key is None else replace(p, holder_key=None)
+        for p in county.posts
+        if p.community_key in keep
+    )
     return County(
         seed=county.seed,
         units=tuple(u for u in county.units if u.key in unit_keys),
@@ -625,6 +694,7 @@ def slice_county(county: County, community_keys: tuple[str, ...], max_members: i
         grids=tuple(g for g in county.grids if g.community_key in keep),
         stations=tuple(s for s in county.stations if s.community_key in keep),
         members=members,
+        posts=posts,
     )
 
 

@@ -11,12 +11,14 @@ concurrently; the whole county takes seconds.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from services.demo.county import County, members_csv, unit_rosters
+from services.demo.county import County, DemoPost, members_csv, unit_rosters
 from services.privacy import mask_phone
 
 PAGE = 500  # the list endpoints' maximum page
@@ -220,3 +222,123 @@ def admin_client(base_url: str, admin_token: str, connections: int = 32) -> http
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         timeout=httpx.Timeout(30.0),
     )
+
+
+async def load_posts(
+    client: httpx.AsyncClient,
+    county: County,
+    loaded: LoadedCounty,
+    member_token: Callable[[str], str] | None = None,
+    timeout_s: float = 120,
+) -> dict[str, int]:
+    """The county's standing posts (岗位认领), created by the admin, claimed by their holders
+    (each with a member token: `member_token(member_id)`, signed by the caller who holds the
+    service's secret, else issued by `POST /v1/auth/tokens`, which allows about 60 a minute)
+    and approved, through the public API. Idempotent: a post is
+    created with a client id derived from its key (the same post on a re-run), and a post
+    already held or claimed is left as it is. Each step waits until the previous one is
+    readable (writes answer 202; the sink lands them within a second or so)."""
+    ns = uuid.UUID("0b6c1f7e-9d4e-4a0b-8f1e-2c3d4e5f6a7b")
+
+    Posts = dict[tuple[str, str], dict[str, Any]]
+
+    async def posts_now() -> Posts:
+        per = await asyncio.gather(
+            *(
+                client.get("/v1/posts", params={"community_id": out_c})
+                for out_c in loaded.communities.values()
+            )
+        )
+        found: Posts = {}
+        for r in per:
+            for p in _check(r, "GET /v1/posts")["items"]:
+                found[(p["community_id"], p["title"])] = p
+        return found
+
+    async def wait(pred: Any, what: str) -> Posts:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            now = await posts_now()
+            if pred(now):
+                return now
+            if asyncio.get_running_loop().time() > deadline:
+                raise LoadError(f"posts: {what} did not land within {timeout_s:.0f} s")
+            await asyncio.sleep(0.5)
+
+    def key_of(p: DemoPost) -> tuple[str, str]:
+        return (loaded.communities[p.community_key], p.title)
+
+    have = await posts_now()
+    todo = [p for p in county.posts if key_of(p) not in have]
+    sem = asyncio.Semaphore(16)
+
+    async def one(method: str, path: str, headers: dict[str, str] | None, body: Any) -> None:
+        async with sem:
+            r = await client.request(method, path, json=body, headers=headers)
+            _check(r, f"{method} {path}")
+
+    await asyncio.gather(
+        *(
+            one(
+                "POST",
+                "/v1/posts",
+                None,
+                {
+                    "community_id": loaded.communities[p.community_key],
+                    "grid_id": loaded.grids[p.grid_key],
+                    "kind": p.kind,
+                    "title": p.title,
+                    "client_event_id": str(uuid.uuid5(ns, f"{county.seed}:{p.key}")),
+                },
+            )
+            for p in todo
+        )
+    )
+    have = await wait(lambda now: all(key_of(p) in now for p in county.posts), "the new posts")
+    claims = [
+        p
+        for p in county.posts
+        if p.holder_key is not None
+        and not have[key_of(p)]["holder_id"]
+        and loaded.members[p.holder_key] not in have[key_of(p)]["pending_claims"]
+    ]
+
+    async def claim(p: DemoPost) -> None:
+        member_id = loaded.members[p.holder_key or ""]
+        if member_token is not None:
+            token = member_token(member_id)
+        else:
+            async with sem:
+                while True:
+                    r = await client.post(
+                        "/v1/auth/tokens", json={"role": "member", "subject_id": member_id}
+                    )
+                    if r.status_code != 429:
+                        break
+                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                token = _check(r, "POST /v1/auth/tokens")["token"]
+        post_id = have[key_of(p)]["post_id"]
+        await one("POST", f"/v1/posts/{post_id}/claim", {"Authorization": f"Bearer {token}"}, {})
+
+    await asyncio.gather(*(claim(p) for p in claims))
+    have = await wait(
+        lambda now: all(
+            loaded.members[p.holder_key or ""] in now[key_of(p)]["pending_claims"]
+            or now[key_of(p)]["holder_id"]
+            for p in claims
+        ),
+        "the claims",
+    )
+    approvals = [p for p in claims if not have[key_of(p)]["holder_id"]]
+    await asyncio.gather(
+        *(
+            one(
+                "POST",
+                f"/v1/posts/{have[key_of(p)]['post_id']}/decision",
+                None,
+                {"member_id": loaded.members[p.holder_key or ""], "decision": "approve"},
+            )
+            for p in approvals
+        )
+    )
+    return {"posts": len(todo), "claimed": len(claims), "approved": len(approvals)}

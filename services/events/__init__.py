@@ -42,6 +42,7 @@ from services.events.engagement import (
     WishFields,
     WishRecorded,
 )
+from services.events.leave import ExcusalRecorded, PostRecorded
 from services.events.notifications import (
     NotificationCreated,
     NotificationDelivered,
@@ -170,3 +171,5 @@ __all__ += [
     "SignupFields",
     "SignupRecorded",
 ]
+
+__all__ += ["ExcusalRecorded", "PostRecorded"]

@@ -10,6 +10,7 @@ from services.processors import activities as activities
 from services.processors import auth as auth
 from services.processors import checkins, registry
 from services.processors import engagement as engagement
+from services.processors import leave as leave
 from services.processors import notifications as notifications
 from services.processors import privacy as privacy
 from services.processors import rosters as rosters

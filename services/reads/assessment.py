@@ -36,6 +36,7 @@ from services.counting import (
     last_day_of_week_year,
     week_range,
 )
+from services.excused import approved_weeks_sql, excused_weeks_in_year
 from services.privacy import mask_phone
 from services.reads._rows import utc
 from services.timeutil import LOCAL_TZ, local_midnight
@@ -64,6 +65,8 @@ class AssessmentItem:
     phone: str | None = None
     party_branch: str | None = None
     reported_on: date | None = None
+    # Approved excused weeks (请假) not served, out of `required_weeks` already.
+    excused_weeks: int = 0
 
 
 def rules_versions(wh: Warehouse) -> dict[int, AssessmentRules]:
@@ -101,13 +104,13 @@ _SESSIONS = f"""
 """
 
 # Per member: the ISO weeks of the year with a counted session. `sessions` is unsigned, so a
-# week's total is positive exactly when one of its station rows is. The weeks are counted as
-# bits of a mask (week numbers 1..53 of one ISO year, from "YYYY-Www"): twice as fast as a
-# distinct count of week names over a 10,000-member unit's year.
+# week's total is positive exactly when one of its station rows is. The weeks are bits of a mask
+# (week numbers 1..53 of one ISO year, from "YYYY-Www"): twice as fast as a distinct count of
+# week names over a 10,000-member unit's year, and the mask says which weeks were served
+# (an excused week served is served).
 _WEEKS = """
     SELECT member_id,
-           bitCount(groupBitOrIf(bitShiftLeft(toUInt64(1), toUInt8(substring(week, 7, 2))),
-                                 sessions > 0))
+           groupBitOrIf(bitShiftLeft(toUInt64(1), toUInt8(substring(week, 7, 2))), sessions > 0)
     FROM unit_member_weeks FINAL
     WHERE week >= %(w0)s AND week <= %(w1)s AND unit_id = %(u)s {ids}
     GROUP BY member_id
@@ -134,6 +137,14 @@ _MEMBERS = (
 )
 
 
+def _excused(wh: Warehouse, where: str, p: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    sql = approved_weeks_sql(f"week >= %(w0)s AND week <= %(w1)s AND ({where})")
+    for m, w in wh.query(sql, p):
+        out.setdefault(str(m), []).append(str(w))
+    return out
+
+
 def count_members(wh: Warehouse, unit_id: str, year: int) -> int:
     rows = wh.query(f"SELECT count() FROM ({_MEMBERS_OF_YEAR})", _params(unit_id, year))
     return int(rows[0][0])
@@ -147,6 +158,8 @@ class _Year:
     sessions: dict[str, tuple[Any, ...]]
     weeks: dict[str, int]
     wishes: dict[str, int]
+    # Approved excused weeks of the year, by member.
+    excused: dict[str, list[str]]
     ratings: dict[str, list[int]]
     summaries: dict[str, list[dict[str, Any]]]
 
@@ -175,6 +188,7 @@ def _read_page(wh: Warehouse, p: dict[str, Any]) -> _Year:
         sessions={r[0]: r for r in wh.query(_SESSIONS.format(ids=ids), p)},
         weeks={r[0]: int(r[1]) for r in wh.query(_WEEKS.format(ids=ids), p)},
         wishes=dict(wh.query(_WISHES.format(ids="fulfilled_by_member_id IN %(ids)s"), p)),
+        excused=_excused(wh, "member_id IN %(ids)s", p),
         ratings={},
         summaries={},
     )
@@ -200,6 +214,9 @@ def _read_unit(wh: Warehouse, p: dict[str, Any]) -> tuple[list[str], _Year]:
         sessions=sessions,
         weeks=weeks,
         wishes=dict(wh.query(_WISHES.format(ids=in_unit), {**p, "moved": moved})),
+        # Every approved week of the year (a few per excused member, county-wide): a member's
+        # weeks follow them whatever unit they asked in, as the page's read by ids does.
+        excused=_excused(wh, "1", p),
         ratings={},
         summaries={},
     )
@@ -223,7 +240,16 @@ def _items(
         summaries = year.summaries.get(mid, [])
         graded = [s["grade"] for s in summaries if s["grade"]]
         year_hours = hours(int(sess[2])) if sess else 0.0
-        active_weeks = year.weeks.get(mid, 0)
+        mask = year.weeks.get(mid, 0)
+        active_weeks = mask.bit_count()
+        excused_weeks = excused_weeks_in_year(
+            y,
+            year.excused.get(mid, ()),
+            (f"{y}-W{n:02d}" for n in range(1, 54) if mask >> n & 1),
+            reported_on,
+            as_of,
+        )
+        required_here = required[reported_on] - excused_weeks
         wishes = int(year.wishes.get(mid, 0))
         feedback_avg = round(sum(ratings) / len(ratings), 2) if ratings else None
         # The latest summary of the year is the community's verdict on the year.
@@ -232,7 +258,7 @@ def _items(
             rules,
             hours=year_hours,
             active_weeks=active_weeks,
-            required_weeks=required[reported_on],
+            required_weeks=required_here,
             wishes_fulfilled=wishes,
             feedback_avg=feedback_avg,
             evaluation=evaluation,
@@ -244,7 +270,7 @@ def _items(
             hours=year_hours,
             sessions=int(sess[1]) if sess else 0,
             active_weeks=active_weeks,
-            required_weeks=required[reported_on],
+            required_weeks=required_here,
             wishes_fulfilled=wishes,
             feedback_avg=feedback_avg,
             evaluation=evaluation,
@@ -255,6 +281,7 @@ def _items(
             phone=mask_phone(m[4]) if m else None,
             party_branch=(m[5] or None) if m else None,
             reported_on=reported_on,
+            excused_weeks=excused_weeks,
         )
 
 

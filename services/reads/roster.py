@@ -47,6 +47,8 @@ class RosterRow:
     year_sessions: int
     year_seconds: int
     last_service: datetime | None
+    # An approved excused week in which the member did not serve: not served, and not missed.
+    excused_this_week: bool = False
 
     @property
     def week_hours(self) -> float:
@@ -89,7 +91,8 @@ def community_roster(
             {**p, "cutoff": cutoff, "end": last_day},
         )
     }
-    served_ids = registered - not_served
+    excused = set(figures.excused)
+    served_ids = registered - not_served - excused
     week_rows = {
         str(m): (int(n), int(s))
         for m, n, s in wh.query(
@@ -134,8 +137,13 @@ def community_roster(
                 reported_on=reported_on,
                 binding=bindings.get(mid, "unbound"),
                 served_this_week=(
-                    True if mid in served_ids else False if mid in not_served else None
+                    True
+                    if mid in served_ids
+                    else False
+                    if mid in not_served or mid in excused
+                    else None
                 ),
+                excused_this_week=mid in excused,
                 week_sessions=wk[0],
                 week_seconds=wk[1],
                 year_sessions=yr[0],

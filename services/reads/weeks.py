@@ -18,7 +18,9 @@ the KPI = the stations + elsewhere = the grids.
 
 "Registered" is the registry as it stood at the end of the week (`services.counting`): members
 set to left or moved after the week do not change it. Served = registered members with at least
-one counted session in the scope's rows; the rate is served / registered. A station's own week
+one counted session in the scope's rows. Excused (`services.excused`) = registered members with
+an approved excused week who did not serve (served wins); they are neither served nor in the
+not-served list, and the rate is served / (registered - excused). A station's own week
 (`station_week`) is the one station-centred read: who served at this station, from anywhere.
 """
 
@@ -31,6 +33,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.counting import hours, registered_sql, week_cutoff
+from services.excused import approved_weeks_sql
 from services.natural import natural_sorted
 from services.warehouse.client import Warehouse
 
@@ -65,16 +68,25 @@ class WeekFigures:
     # Of the served, those registered in the scope (a station's figures also count visitors
     # from other communities among the served); None: every served member is registered.
     served_registered: int | None = None
+    # Registered members excused this week who did not serve: in neither `served` nor
+    # `not_served`, and out of the rate's denominator.
+    excused: list[str] = field(default_factory=list)
+    excused_count: int | None = None
 
     @property
     def hours(self) -> float:
         return hours(self.seconds)
 
     @property
+    def n_excused(self) -> int:
+        return len(self.excused) if self.excused_count is None else self.excused_count
+
+    @property
     def rate(self) -> float:
-        """The share of the registered members who served."""
+        """The share of the registered members not excused who served."""
         n = self.served if self.served_registered is None else self.served_registered
-        return round(n / self.registered, 4) if self.registered else 0.0
+        due = self.registered - self.n_excused
+        return round(n / due, 4) if due > 0 else 0.0
 
 
 def _params(week: str, last_day: date, now: datetime, **extra: Any) -> dict[str, Any]:
@@ -93,12 +105,20 @@ def _scope_week(
         p,
     )
     served = {str(m) for m, n, _ in rows if int(n) > 0} & registered
+    excused = excused_members(wh, p) & registered - served
     return WeekFigures(
         registered=len(registered),
         served=len(served),
         seconds=sum(int(s) for _, _, s in rows),
-        not_served=sorted(registered - served),
+        not_served=sorted(registered - served - excused),
+        excused=sorted(excused),
     )
+
+
+def excused_members(wh: Warehouse, p: dict[str, Any]) -> set[str]:
+    """Members with an approved excused week `%(w)s` (served or not: the caller applies
+    "served wins")."""
+    return {str(m) for m, _ in wh.query(approved_weeks_sql("week = %(w)s"), p)}
 
 
 def community_week(
@@ -170,19 +190,24 @@ def communities_week(
     reg_where = "1" if community_ids is None else "community_id IN %(cs)s"
     rows_in = "" if community_ids is None else "AND member_community_id IN %(cs)s"
     reg = registered_sql(reg_where, p["cutoff"], now)
+    # The registered members excused that week who did not serve in their own community's rows
+    # (served wins), counted as `community_week` counts them.
+    excused = approved_weeks_sql("week = %(w)s")
     rows = wh.query(
         f"""
         WITH reg AS ({reg})
-        SELECT c, sum(r), sum(s), sum(secs) FROM (
-            SELECT community_id AS c, count() AS r, toUInt64(0) AS s, toUInt64(0) AS secs
+        SELECT c, sum(r), sum(s), sum(secs), sum(e) FROM (
+            SELECT community_id AS c, count() AS r, toUInt64(0) AS s, toUInt64(0) AS secs,
+                   toUInt64(0) AS e
             FROM reg GROUP BY community_id
             UNION ALL
             SELECT member_community_id AS c, toUInt64(0) AS r, toUInt64(0) AS s,
-                   sum(credited_seconds) AS secs
+                   sum(credited_seconds) AS secs, toUInt64(0) AS e
             FROM member_weeks FINAL WHERE week = %(w)s {rows_in}
             GROUP BY member_community_id
             UNION ALL
-            SELECT w.c AS c, toUInt64(0) AS r, count() AS s, toUInt64(0) AS secs
+            SELECT w.c AS c, toUInt64(0) AS r, count() AS s, toUInt64(0) AS secs,
+                   toUInt64(0) AS e
             FROM (
                 SELECT member_id, member_community_id AS c FROM member_weeks FINAL
                 WHERE week = %(w)s {rows_in}
@@ -190,12 +215,25 @@ def communities_week(
             ) AS w
             INNER JOIN reg ON reg.id = w.member_id AND reg.community_id = w.c
             GROUP BY w.c
+            UNION ALL
+            SELECT reg.community_id AS c, toUInt64(0) AS r, toUInt64(0) AS s,
+                   toUInt64(0) AS secs, count() AS e
+            FROM reg INNER JOIN ({excused}) AS x ON x.member_id = reg.id
+            WHERE (reg.id, reg.community_id) NOT IN (
+                SELECT member_id, member_community_id FROM member_weeks FINAL
+                WHERE week = %(w)s {rows_in}
+                GROUP BY member_id, member_community_id HAVING sum(sessions) > 0
+            )
+            GROUP BY reg.community_id
         )
         GROUP BY c
         """,
         p,
     )
-    return {str(c): WeekFigures(int(r), int(s), int(secs)) for c, r, s, secs in rows}
+    return {
+        str(c): WeekFigures(int(r), int(s), int(secs), excused_count=int(e))
+        for c, r, s, secs, e in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -331,11 +369,13 @@ def community_breakdown(
     grid_ids += sorted(extra)
     if None in registered or None in grid_seconds:
         grid_ids.append(None)
+    excused = excused_members(wh, p) & member_grid.keys() - served_ids
     total = WeekFigures(
         registered=len(member_grid),
         served=len(served_ids),
         seconds=total_seconds,
-        not_served=sorted(member_grid.keys() - served_ids),
+        not_served=sorted(member_grid.keys() - served_ids - excused),
+        excused=sorted(excused),
     )
     return Breakdown(
         stations=[

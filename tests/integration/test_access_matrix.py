@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jwt
 import pytest
@@ -39,6 +40,7 @@ PRINCIPALS = ("m1", "m2", "org1", "org2", "hr1", "hr2", "admin")
 ALL = frozenset(PRINCIPALS)
 SCOPE1 = frozenset({"m1", "org1", "hr1", "admin"})
 YEAR = datetime.now(UTC).year
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # Operations anyone may call without a bearer token (each is tested on its own below).
 PUBLIC = {
@@ -99,6 +101,8 @@ PARAM_DEFAULT = {
     "code": "kind1",
     "wish_id": "w_get",
     "activity_id": "act1",
+    "request_id": "exc1",
+    "post_id": "post1",
 }
 
 
@@ -568,7 +572,59 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", "/v1/me/wechat-binding"): Case(
         frozenset({"m1", "m2"}), happy="m1", why="each member unbinds their own WeChat"
     ),
+    # ---- excused weeks and standing posts (issue 14)
+    ("POST", "/v1/members/{member_id}/excusals"): Case(
+        frozenset({"m1", "org1", "admin"}),
+        body=lambda w: {"weeks": [_week_ahead(3)], "reason": "business_trip"},
+        happy="m1",
+        why="the member asks, or their organizer for them",
+    ),
+    ("GET", "/v1/members/{member_id}/excusals"): Case(MEMBER_READ),
+    ("GET", "/v1/communities/{community_id}/excusals"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/units/{unit_id}/excusals"): Case(HR_OR_ADMIN),
+    ("POST", "/v1/excusals/{request_id}/decision"): Case(
+        ORG_OR_ADMIN, body=lambda w: {"decision": "approve"}, happy="org1"
+    ),
+    ("POST", "/v1/posts"): Case(
+        ORG_OR_ADMIN,
+        body=lambda w: {
+            "community_id": w.ids["c1"],
+            "grid_id": w.ids["g5"],
+            "kind": "unit_post",
+            "title": _name("岗位"),
+        },
+        happy="org1",
+    ),
+    ("GET", "/v1/posts"): Case(
+        ALL - {"hr1", "hr2"},
+        entitled=frozenset({"m1", "org1", "admin"}),
+        why="confined to the caller's community (a member's own)",
+    ),
+    ("GET", "/v1/posts/{post_id}"): Case(
+        frozenset({"m1", "org1", "admin"}), why="a member of the post's community reads it"
+    ),
+    ("POST", "/v1/posts/{post_id}/claim"): Case(
+        frozenset({"m1"}), params={"post_id": "post_claim"}, why="a member of its community"
+    ),
+    ("POST", "/v1/posts/{post_id}/decision"): Case(
+        ORG_OR_ADMIN,
+        params={"post_id": "post_decide"},
+        body=lambda w: {"member_id": w.ids["m1"], "decision": "approve"},
+        happy="org1",
+    ),
+    ("POST", "/v1/posts/{post_id}/leave"): Case(
+        frozenset({"m1", "org1", "admin"}),
+        params={"post_id": "post_leave"},
+        body=lambda w: {"reason": "工作调动"},
+        happy="m1",
+        why="its holder leaves, the organizer ends it",
+    ),
 }
+
+
+def _week_ahead(n: int) -> str:
+    y, wk, _ = (datetime.now(SHANGHAI).date() + timedelta(weeks=n)).isocalendar()
+    return f"{y}-W{wk:02d}"
 
 
 def operations(app: Any) -> dict[tuple[str, str], dict[str, Any]]:
@@ -767,6 +823,42 @@ def world(stack: Stack) -> World:
         )
 
     assert stack.wait_for(signed_up, timeout=90)
+    # Excused weeks and standing posts (issue 14): a pending request of M1; posts of C1 on a
+    # level-5 grid: one open, one for M1 to claim, one with M1's claim pending, one M1 holds.
+    g5 = {"community_id": ids["c1"], "name": "矩阵1号楼", "level": 5, "parent_id": ids["g1"]}
+    ids["g5"] = stack.create("/v1/grids", g5)["id"]
+    body = {"weeks": [_week_ahead(1)], "reason": "training"}
+    ids["exc1"] = _post(stack, f"/v1/members/{ids['m1']}/excusals", headers["m1"], body, 202)[
+        "request_id"
+    ]
+    for name in ("post1", "post_claim", "post_decide", "post_leave"):
+        body = {"community_id": ids["c1"], "grid_id": ids["g5"], "kind": "unit_post"}
+        ids[name] = _post(stack, "/v1/posts", org, {**body, "title": name}, 202)["post_id"]
+
+    def visible(path: str) -> bool:
+        return stack.client.get(path, headers=stack.admin).status_code == 200
+
+    def post_of(name: str) -> dict[str, Any]:
+        out: dict[str, Any] = stack.client.get(f"/v1/posts/{ids[name]}", headers=stack.admin).json()
+        return out
+
+    paths = [f"/v1/posts/{ids[n]}" for n in ("post1", "post_claim", "post_decide", "post_leave")]
+    assert stack.wait_for(lambda: all(visible(p) for p in paths), timeout=90)
+    for name in ("post_decide", "post_leave"):
+        _post(stack, f"/v1/posts/{ids[name]}/claim", headers["m1"], None, 202)
+    assert stack.wait_for(
+        lambda: all(post_of(n)["pending_claims"] for n in ("post_decide", "post_leave")),
+        timeout=90,
+    )
+    body = {"member_id": ids["m1"], "decision": "approve"}
+    _post(stack, f"/v1/posts/{ids['post_leave']}/decision", org, body, 202)
+    assert stack.wait_for(lambda: post_of("post_leave")["holder_id"] == ids["m1"], timeout=90)
+
+    def excusal_seen() -> bool:
+        r = stack.client.get(f"/v1/members/{ids['m1']}/excusals", headers=stack.admin)
+        return ids["exc1"] in r.text
+
+    assert stack.wait_for(excusal_seen, timeout=90)
 
     rules = stack.client.get("/v1/assessment-rules", headers=stack.admin).json()["items"][-1]
     rules.pop("version")
@@ -780,6 +872,8 @@ def world(stack: Stack) -> World:
         ids["camp1"],
         ids["proj1"],
         ids["res1"],
+        ids["exc1"],
+        *(ids[n] for n in ("post1", "post_claim", "post_decide", "post_leave")),
         *(ids[n] for n in names),
     ]
     return World(ids, headers, private, extra)

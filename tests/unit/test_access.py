@@ -46,6 +46,10 @@ CODE = {"A": Decision.ALLOW, "F": Decision.FORBID, "H": Decision.HIDE}
 VISITING_SESSION = Facts(community_id=C1, also_community_id=C2, member_id=M2, unit_id=U2)
 # A wish of C1 dispatched to M1 and fulfilled by M1 (so by U1 too).
 WISH = Facts(community_id=C1, members=frozenset({M1}), units=frozenset({U1}))
+# A standing post of C1, asked about by a member living in C1, in C2, and held by M1 (now in C2).
+POST_C1 = Facts(community_id=C1, also_community_id=C1)
+POST_C2 = Facts(community_id=C1, also_community_id=C2)
+POST_HELD = Facts(community_id=C1, also_community_id=C2, members=frozenset({M1}))
 
 #                 (resource, facts, hideable): (read, change), callers in WHO's order:
 #                                               m1 m2 org1 org2 hr1 hr2 admin
@@ -105,6 +109,16 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     ("activity", "of C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFAFFFA"),
     ("activity_roster", "of C1"): (Facts(community_id=C1), True, "HHAHAAA", "FFAHFFA"),
     ("activity_signup", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
+    # Excused weeks: the member (or their organizer) asks, the organizer decides, HR follows.
+    ("excusal", "M1's, asked in C1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
+    ("excusal_request", "for M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "AHAHFFA"),
+    # Standing posts: `also_community_id` is the calling member's community.
+    ("post", "of C1, to a member of C1"): (POST_C1, True, "AAAHHHA", "FFAHFFA"),
+    ("post", "of C1, to a member of C2"): (POST_C2, True, "HHAHHHA", "FFAHFFA"),
+    ("post", "of C1, held by M1 who moved"): (POST_HELD, True, "AHAHHHA", "FFAHFFA"),
+    ("post_claim", "of C1, by a member of C1"): (POST_C1, True, "AAAHHHA", "AAFFFFF"),
+    ("post_claim", "of C1, by a member of C2"): (POST_C2, True, "HHAHHHA", "HHFFFFF"),
+    ("post_claim", "held by M1 who moved"): (POST_HELD, True, "AHAHHHA", "AHFFFFF"),
     # Operations.
     ("import", "rows of C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFAFFFA"),
     ("token", "M1's, in the path"): (Facts(token_id="tok-m1"), True, "AHHHHHA", "AHHHHHA"),
@@ -211,6 +225,7 @@ SCOPES: dict[Resource, tuple[str, ...]] = {
     "community_desk": ("-", "-", "c:1", "c:2", "-", "-", "*"),
     "activity": ("*", "*", "c:1", "c:2", "*", "*", "*"),
     "activity_roster": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
+    "post": ("m:1", "m:2", "c:1", "c:2", "-", "-", "*"),
 }
 
 

@@ -110,10 +110,10 @@ def test_a_scan_made_before_a_move_belongs_to_the_old_unit_however_late_it_arriv
     reads = expected_reads(w, run_model(w, log, NOW, "done"), NOW).reads
     week = iso_week(NOW)
     listed, row = reads[("assessment", "m0", "u0", "2026")]
-    assert listed and row == {"hours": 1.0, "sessions": 1, "active_weeks": 1}
+    assert listed and row == {"hours": 1.0, "sessions": 1, "active_weeks": 1, "excused_weeks": 0}
     assert reads[("assessment", "m0", "u1", "2026")] == (
         True,  # the member belongs to u1 now: listed, with nothing served for it
-        {"hours": 0.0, "sessions": 0, "active_weeks": 0},
+        {"hours": 0.0, "sessions": 0, "active_weeks": 0, "excused_weeks": 0},
     )
     # The community the service was done for counts it; the member is registered in the new one.
     assert reads[("community", "c0", week)]["hours"] == 1.0
@@ -239,7 +239,7 @@ def test_a_move_in_the_middle_of_a_week_splits_the_week_by_session() -> None:
         assert reads[("community", "c1", week)]["members_served"] == 1
         assert reads[("assessment", "m0", "u0", "2026")] == (
             True,
-            {"hours": 1.0, "sessions": 1, "active_weeks": 1},
+            {"hours": 1.0, "sessions": 1, "active_weeks": 1, "excused_weeks": 0},
         )
 
 
@@ -265,3 +265,28 @@ def test_a_gesture_is_hours_but_no_service_until_approved() -> None:
     assert reads[("week", "m0")]["served"] is True
     assert reads[("community", "c0", week)]["members_served"] == 1
     assert reads[("hours", "m0", "2026")] == {"hours": 0.07, "sessions": 1}
+
+
+def test_an_excused_week_leaves_the_figures_and_served_wins() -> None:
+    w = world()
+    log = Log(
+        [
+            sent(0, 0, "in", NOW - timedelta(hours=3), NOW),
+            sent(0, 0, "out", NOW - timedelta(hours=2), NOW),
+        ]
+    )
+    week = iso_week(NOW)
+    earlier = iso_week(NOW - timedelta(days=14))
+    states = run_model(w, log, NOW, "done")
+    # Member 0 served this week although excused (served wins); excused two weeks ago, unserved.
+    reads = expected_reads(w, states, NOW, approved={"m0": {week, earlier}}).reads
+    assert reads[("week", "m0")]["excused"] is False
+    assert reads[("weekly", "m0", earlier)]["excused"] is True
+    assert reads[("community", "c0", week)]["excused"] == 0
+    past = reads[("community", "c0", earlier)]
+    assert (past["excused"], past["not_served"], past["rate"]) == (1, [], 0.0)
+    _, row = reads[("assessment", "m0", "u0", str(local(NOW).year))]
+    assert row["excused_weeks"] == (1 if int(earlier[:4]) == local(NOW).year else 0)
+    # Without the approval the same week is missed.
+    plain = expected_reads(w, states, NOW).reads
+    assert plain[("weekly", "m0", week)]["excused"] is False

@@ -534,7 +534,8 @@ function renderRoster() {
     cell(tr, r.grid_name);
     cell(tr, BINDING_LABEL[r.binding] || r.binding);
     cell(tr, r.served_this_week === null ? "不在册"
-      : r.served_this_week ? `已服务 ${r.week_hours} 小时` : "未服务");
+      : r.served_this_week ? `已服务 ${r.week_hours} 小时`
+      : r.excused_this_week ? "请假" : "未服务");
     cell(tr, `${r.year_hours} 小时`, "num");
     cell(tr, r.last_service ? local(r.last_service) : "从未服务");
     const b = document.createElement("button");

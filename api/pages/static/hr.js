@@ -177,7 +177,8 @@ async function showMember(i) {
   const y = state.year;
   const dlg = $("member-detail");
   say("detail-title", `${i.name} · ${y}年度`);
-  say("detail-summary", `服务 ${i.hours} 小时、${i.sessions} 次；实际服务 ${i.active_weeks} 周 / 应服务 ${i.required_weeks} 周；`
+  say("detail-summary", `服务 ${i.hours} 小时、${i.sessions} 次；实际服务 ${i.active_weeks} 周 / 应服务 ${i.required_weeks} 周`
+    + (i.excused_weeks ? `（已扣除请假 ${i.excused_weeks} 周）；` : "；")
     + `得分 ${i.score === null ? "—" : i.score}，等次 ${i.grade}`);
   const comp = $("detail-components").querySelector("tbody");
   comp.replaceChildren();

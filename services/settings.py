@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -173,7 +174,13 @@ class Settings(BaseSettings):
     # that this worker writes; it reads this one and the two before it (services/state_format.py,
     # docs/upgrades.md). The previous version until every worker runs this release, so a worker
     # of the previous release can read whatever a partition's new owner wrote.
-    state_write_version: int = Field(default=2, ge=2, le=3)
+    state_write_version: int = Field(default=3, ge=3, le=4)
+    # Where the workers keep their tables between changelog records (issue 16): `rocksdb`
+    # (faust's RocksDB store through rocksdict, under DATA_DIR/faust, one database per table
+    # and partition; a restart on the same DATA_DIR reads only the changelog's tail) or
+    # `memory` (the Python heap, rebuilt from the changelog at every start). rocksdb keeps a
+    # million members' states off the heap (bench/findings.md, section 5).
+    state_store: Literal["memory", "rocksdb"] = "rocksdb"
     # FAULT INJECTION, for tests and drills only; off by default, never set in production.
     # SESSION_FAULT_SKIP: comma-separated `topic:partition:offset` (partition `*` for any): the
     # session agent drops the first delivery of each such message as faust's streams do with a

@@ -3,10 +3,10 @@ small (issue 16: the worker's goal is no collector pause over 100 ms).
 
 Measured with `gc.callbacks` (a "start" and a "stop" per collection), into
 `volunteer_gc_pause_seconds` and `volunteer_gc_pause_max_seconds`. A full collection walks
-every tracked object of the heap; `freeze()` moves what exists now (the code, the app, a
-recovered in-memory table) out of every later collection, so the walks cover only what
-changed since, and the young generation's threshold is raised so objects of a batch die young
-instead of being promoted and walked again (the API does the same, api/main.py).
+every tracked object of the heap: ~50 per parsed member state, so 1 M objects for the worker's
+20,000 cached states, 2-5 s on the loaded benchmark machine (bench/findings.md, section 5).
+`settle()` keeps the old generation empty instead: the worker calls it after each partition
+of a batch, and what survived is frozen out of every later walk.
 """
 
 from __future__ import annotations
@@ -48,9 +48,19 @@ def longest_pause() -> float:
     return _max
 
 
-def freeze(young_threshold: int = 20_000) -> None:
-    """What lives now leaves every later collection; young objects collected less often."""
-    gc.collect()
+def freeze() -> None:
+    """What lives now leaves every later collection (no collection first: that would be the
+    longest pause of all, over the whole heap)."""
     gc.freeze()
-    _, g1, g2 = gc.get_threshold()
-    gc.set_threshold(young_threshold, g1, g2)
+    metrics.GC_FROZEN_OBJECTS.set(gc.get_freeze_count())
+
+
+def settle() -> None:
+    """Between units of work that leave long-lived, acyclic objects behind (the worker's
+    parsed member states): the young generations are collected, so this unit's cyclic garbage
+    is freed, and the survivors are frozen, so no full collection ever walks them. A frozen
+    object is still freed by its reference count (an evicted state); only a frozen object that
+    later becomes part of an unreachable cycle stays: `volunteer_gc_frozen_objects` shows it
+    (it levels off at the cache's size when nothing leaks)."""
+    gc.collect(1)
+    freeze()

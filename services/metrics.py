@@ -104,6 +104,11 @@ GC_PAUSE_SECONDS = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+GC_FROZEN_OBJECTS = Gauge(
+    "volunteer_gc_frozen_objects",
+    "Objects moved out of the collector's walks (gc.get_freeze_count()); levels off when "
+    "nothing frozen leaks.",
+)
 GC_PAUSE_MAX_SECONDS = Gauge(
     "volunteer_gc_pause_max_seconds",
     "The longest pause of Python's cyclic garbage collector since the process started.",

@@ -102,9 +102,9 @@ gc_watch.install()
 
 @app.on_rebalance_complete.connect
 async def _freeze_heap(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    """Once the tables are recovered, what exists (code, app, a memory store's values) leaves
-    the collector's walks, and the young generation is collected less often: the worker's
-    collections then walk what its batches made (services/gc_watch.py; bench/findings.md)."""
+    """Once the tables are recovered, what exists (code, app, a memory store's table) leaves
+    the collector's walks: the worker's collections then walk what its batches made
+    (services/gc_watch.py; bench/findings.md, section 5)."""
     gc_watch.freeze()
 
 

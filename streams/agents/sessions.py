@@ -32,7 +32,7 @@ from typing import Any
 
 from faust.types import TP
 
-from services import metrics, state_format
+from services import gc_watch, metrics, state_format
 from services import partition_index as pindex
 from services.events import (
     CheckinScanned,
@@ -120,6 +120,26 @@ class _Faults:
 _faults = _Faults(settings.session_fault_skip, settings.topic_prefix)
 clock_topic = raw_topic(SESSION_CLOCK)
 
+# RocksDB's memory per table and partition (STATE_STORE=rocksdb; the memory store ignores them).
+# faust's defaults are 3 memtables of 64 MiB and a 2 GiB block cache for *each* partition's
+# database: with 6 partitions of 2 tables, gigabytes once a million members' states pass
+# through. Memtables of 16 MiB and a 16 MiB block cache per member-state partition bound
+# RocksDB at ~300 MB for the worker; a state read that misses the cache costs a read of the
+# OS page cache (bench/findings.md, section 5).
+_MiB = 1024 * 1024
+ROCKSDB_MEMBERS = {
+    "write_buffer_size": 16 * _MiB,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * _MiB,
+    "target_file_size_base": 32 * _MiB,
+}
+ROCKSDB_INDEX = {
+    "write_buffer_size": 4 * _MiB,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 4 * _MiB,
+    "target_file_size_base": 8 * _MiB,
+}
+
 # Keyed by member id (bytes); the value is MemberState as JSON bytes, stored raw. (v2: the
 # first version kept JSON text inside a JSON string; a new name, so no worker reads both.)
 member_state = app.Table(
@@ -128,6 +148,7 @@ member_state = app.Table(
     key_type=bytes,
     value_type=bytes,
     partitions=CHECKINS.partitions,
+    options=ROCKSDB_MEMBERS,
 )
 # The partition's clock and its members with an open session, each with its deadline (layout:
 # services/partition_index.py; `p<n>` and, from format 4, `o<n>:<member>`), and the ledger's
@@ -138,6 +159,7 @@ partition_index = app.Table(
     key_type=bytes,
     value_type=bytes,
     partitions=CHECKINS.partitions,
+    options=ROCKSDB_INDEX,
 )
 
 for _table in (member_state, partition_index):
@@ -385,6 +407,9 @@ async def _process(events: list[Any]) -> None:
     out: list[Event] = []
     for partition, items in by_partition.items():
         out.extend(await _apply_partition(outbox, partition, items))
+        # The partition's parsed states outlive the batch (the cache): out of the collector's
+        # walks before they reach its old generation (services/gc_watch.py).
+        gc_watch.settle()
         # A full batch is ~1 s of CPU that awaits nothing while the producer has room; let
         # timers and the consumer thread's keepalive run between partitions (the million-scan
         # drill saw timers drift 4-5 s on the shared 2 cores).

@@ -45,7 +45,6 @@ from services.topics import (
 )
 
 TEMPLATE_MEMBER = "mem_tmpl0000000"
-RECOVERED = b"Restore complete"
 OPEN_SHARE = 12  # one member in 12 has an open session
 
 
@@ -135,6 +134,24 @@ def _metric(port: int, name: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def _pauses(port: int) -> tuple[int | None, int | None]:
+    """How many collections the worker made, and how many paused it over 100 ms."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return None, None
+    total = under = 0.0
+    for m in re.finditer(
+        r'^volunteer_gc_pause_seconds_bucket\{generation="\d",le="([^"]+)"\} (\S+)$', text, re.M
+    ):
+        if m.group(1) == "+Inf":
+            total += float(m.group(2))
+        elif m.group(1) == "0.1":
+            under += float(m.group(2))
+    return int(total), int(total - under)
+
+
 def _start(s: Settings, wdir: Path, store: str, log: Path, timeout_s: float) -> tuple[Any, float]:
     """A worker on `wdir`; the seconds from its launch until its tables are recovered."""
     env = stack.env_of(
@@ -150,7 +167,8 @@ def _start(s: Settings, wdir: Path, store: str, log: Path, timeout_s: float) -> 
     t = time.monotonic()
     proc = infra_stack.Proc("faust worker", list(infra_stack.WORKER_ARGV), env, log)
     proc.start()
-    proc.wait_until(lambda: RECOVERED in proc.log_bytes(), timeout_s)
+    # Ready: joined, the tables recovered (a first, empty assignment can log a recovery too).
+    proc.wait_until(lambda: infra_stack.WORKER_READY in proc.log_bytes(), timeout_s)
     return proc, time.monotonic() - t
 
 
@@ -226,6 +244,7 @@ def run_one(
         pause = _metric(s.worker_web_port, "volunteer_gc_pause_max_seconds")
         out["gc_pause_max_ms"] = round(pause * 1000, 1) if pause is not None else None
         out["gc_frozen_objects"] = _metric(s.worker_web_port, "volunteer_gc_frozen_objects")
+        out["gc_pauses"], out["gc_pauses_over_100ms"] = _pauses(s.worker_web_port)
         proc.stop()
         proc, out["recovery_restart_s"] = _start(s, wdir, store, root / "worker2.log", timeout_s)
         out["rss_restarted_mb"] = (_rss_kb(proc.pid) or 0) // 1024

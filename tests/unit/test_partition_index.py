@@ -99,7 +99,10 @@ def test_a_partition_switching_layout_reads_as_the_same_index(first: int, then: 
     else:
         # Back to one value: no member key is left to be read as open by a later switch.
         assert member_keys == []
-        assert state_format.load_index(store.data[b"p3"]) == (CLOCK + timedelta(seconds=30), changed)
+        assert state_format.load_index(store.data[b"p3"]) == (
+            CLOCK + timedelta(seconds=30),
+            changed,
+        )
 
 
 def test_stray_member_keys_are_never_read_as_open_and_are_deleted() -> None:

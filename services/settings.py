@@ -165,7 +165,10 @@ class Settings(BaseSettings):
     # Unbounded, 100,000 members' parsed states were ~6 M objects for Python's garbage
     # collector: full collections of seconds stalled the worker past its session timeout
     # (the million-scan drill). Above it a state is parsed again from the table's bytes.
-    session_state_cache: int = Field(default=20_000, ge=0)
+    # A parsed state of a month's services is ~40 KB of Python objects: 20,000 of them were
+    # 840 MB of the worker's 1.5 GB at 100,000 members (bench/state.py); 5,000 keep a
+    # benchmark's or a busy morning's members and leave the rest to the store (issue 16).
+    session_state_cache: int = Field(default=5_000, ge=0)
     # A worker told to stop (SIGTERM, SIGINT) exits within this many seconds even when its
     # shutdown cannot finish: with the broker gone, faust waits a minute for its consumer
     # thread and up to its producer's request timeout (20 min) flushing (streams/faust_fixes.py).

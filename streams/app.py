@@ -106,6 +106,7 @@ async def _freeze_heap(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -
     the collector's walks: the worker's collections then walk what its batches made
     (services/gc_watch.py; bench/findings.md, section 5)."""
     gc_watch.freeze()
+    gc_watch.release_free_memory()
 
 
 @app.page("/metrics")

@@ -55,7 +55,6 @@ class StateStore:
             db.delete(key)
         else:
             db.put(key, value)
-        rocks._key_index[key] = partition
 
     def items(self, partition: int, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """The partition's keys starting with `prefix`, with their values."""

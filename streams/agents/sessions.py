@@ -125,7 +125,7 @@ clock_topic = raw_topic(SESSION_CLOCK)
 # database: with 6 partitions of 2 tables, gigabytes once a million members' states pass
 # through. Memtables of 16 MiB and a 16 MiB block cache per member-state partition bound
 # RocksDB at ~300 MB for the worker; a state read that misses the cache costs a read of the
-# OS page cache (bench/findings.md, section 5).
+# OS page cache (bench/findings.md, section 6).
 _MiB = 1024 * 1024
 ROCKSDB_MEMBERS = {
     "write_buffer_size": 16 * _MiB,

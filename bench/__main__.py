@@ -171,7 +171,7 @@ def reads_rows(r: dict[str, Any]) -> list[Row]:
 
 
 def state_rows(runs: list[dict[str, Any]]) -> list[Row]:
-    """Benchmark 5 (bench/state.py): the worker's state at province scale."""
+    """Benchmark 6 (bench/state.py): the worker's state at province scale."""
     rows = []
     mem = {r["members"]: r for r in runs if r["store"] == "memory"}
     for r in runs:
@@ -182,7 +182,7 @@ def state_rows(runs: list[dict[str, Any]]) -> list[Row]:
         pause = r.get("gc_pause_max_ms")
         rows.append(
             Row(
-                f"5. worker state, {r['members']:,} members (RSS after {r['scans']:,} members' scans)",
+                f"6. worker state, {r['members']:,} members (RSS after {r['scans']:,} members' scans)",
                 f"{r['rss_after_load_mb']:,} MB, peak {r['rss_peak_mb']:,} MB",
                 base,
                 "",

@@ -1,4 +1,4 @@
-"""Benchmark 5: the worker's state at province scale: RSS, recovery time and collector pauses
+"""Benchmark 6: the worker's state at province scale: RSS, recovery time and collector pauses
 with 100,000 and 1,000,000 members, on the RocksDB store and on the memory store (issue 16).
 
 Per measurement a fresh broker. The session agent's changelogs are seeded directly with N

@@ -191,6 +191,38 @@ def reads_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def state_rows(runs: list[dict[str, Any]]) -> list[Row]:
+    """Benchmark 6 (bench/state.py): the worker's state at province scale."""
+    rows = []
+    mem = {r["members"]: r for r in runs if r["store"] == "memory"}
+    for r in runs:
+        if r["store"] != "rocksdb":
+            continue
+        m = mem.get(r["members"])
+        base = f"{m['rss_after_load_mb']:,} MB (memory store)" if m else "—"
+        pause = r.get("gc_pause_max_ms")
+        rows.append(
+            Row(
+                f"6. worker state, {r['members']:,} members (RSS after {r['scans']:,} members' scans)",
+                f"{r['rss_after_load_mb']:,} MB, peak {r['rss_peak_mb']:,} MB",
+                base,
+                "",
+                "RSS < 1 GB, GC pause ≤ 100 ms",
+                r["rss_peak_mb"] < 1024 and pause is not None and pause <= 100,
+                f"RocksDB; recovery from the changelog {fmt(r['recovery_fresh_s'], 1)} s, "
+                f"restart on its folder {fmt(r['recovery_restart_s'], 1)} s; longest GC pause "
+                f"{pause} ms; {r['scans_per_s']:,} scans/s"
+                + (
+                    f"; memory store: recovery {fmt(m['recovery_fresh_s'], 1)} s, restart "
+                    f"{fmt(m['recovery_restart_s'], 1)} s, GC pause {m.get('gc_pause_max_ms')} ms"
+                    if m
+                    else ""
+                ),
+            )
+        )
+    return rows
+
+
 def _step(name: str, fn: Callable[[], Any], results: dict[str, Any], errors: dict[str, str]) -> Any:
     t = time.monotonic()
     print(f"[bench] {name} …", flush=True)
@@ -245,6 +277,7 @@ def render(
         f"- API: wrk {args.api_duration} s per endpoint; fixed load {args.rate:g}/s for {args.api_duration} s",
         f"- freshness: {args.fresh_samples} scan pairs, {args.fresh_concurrency} at a time",
         f"- reads: {', '.join(f'{int(n):,}' for n in args.sizes)} sessions; median of {args.repeat} after a warm-up",
+        f"- worker state: {', '.join(f'{int(n):,}' for n in getattr(args, 'state_members', []))} members, {getattr(args, 'state_scans', 0):,} of them scanning",
         "",
     ]
     if errors:
@@ -275,6 +308,8 @@ def _rows_of(results: dict[str, Any]) -> list[Row]:
         rows += fresh_rows(r)
     for key in sorted((k for k in results if k.startswith("reads-")), key=lambda k: int(k[6:])):
         rows += reads_rows(results[key])
+    if r := results.get("state"):
+        rows += state_rows(r)
     return rows
 
 
@@ -304,7 +339,9 @@ def _publish(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--quick", action="store_true", help="small sizes, print only")
-    ap.add_argument("--only", nargs="*", choices=["stream", "api", "edges", "freshness", "reads"])
+    ap.add_argument(
+        "--only", nargs="*", choices=["stream", "api", "edges", "freshness", "reads", "state"]
+    )
     ap.add_argument("--scans", type=int, default=100_000)
     ap.add_argument("--members", type=int, default=5_000)
     ap.add_argument("--api-duration", type=int, default=20)
@@ -313,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh-concurrency", type=int, default=5)
     ap.add_argument("--sizes", type=float, nargs="*", default=[1e6, 1e7])
     ap.add_argument("--repeat", type=int, default=5)
+    # bench/state.py: members whose state the worker holds, and how many of them scan.
+    ap.add_argument("--state-members", type=float, nargs="*", default=[1e5, 1e6])
+    ap.add_argument("--state-scans", type=int, default=100_000)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--write", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
@@ -324,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         args.scans, args.members, args.api_duration = 4000, 200, 4
         args.rate, args.fresh_samples, args.fresh_concurrency = 300, 10, 2
         args.sizes, args.repeat = [2e5], 2
+        args.state_members, args.state_scans = [2e4], 5000
     write = (not args.quick) if args.write is None else args.write
     logging.basicConfig(level=logging.WARNING)
     results: dict[str, Any]
@@ -338,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
     work.mkdir(parents=True, exist_ok=True)
     info = machine.describe()
-    only = set(args.only or ["stream", "api", "edges", "freshness", "reads"])
+    only = set(args.only or ["stream", "api", "edges", "freshness", "reads", "state"])
     results = {}
     errors = {}
     from bench import api_load, edge_load, freshness, reads, stream
@@ -363,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
                 return reads.run(work, size, args.repeat)
 
             _step(f"reads-{int(n)}", one, results, errors)
+    if "state" in only:
+        from bench import state
+
+        sizes = [int(n) for n in args.state_members]
+        stores = ["rocksdb", "memory"]
+        _step("state", lambda: state.run(sizes, stores, args.state_scans, work), results, errors)
     end_load = machine.load()
     saved_args = {
         k: getattr(args, k)
@@ -375,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             "fresh_concurrency",
             "sizes",
             "repeat",
+            "state_members",
+            "state_scans",
         )
     }
     out = work / "results.json"

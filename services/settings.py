@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -168,7 +169,10 @@ class Settings(BaseSettings):
     # Unbounded, 100,000 members' parsed states were ~6 M objects for Python's garbage
     # collector: full collections of seconds stalled the worker past its session timeout
     # (the million-scan drill). Above it a state is parsed again from the table's bytes.
-    session_state_cache: int = Field(default=20_000, ge=0)
+    # A parsed state of a month's services is ~40 KB of Python objects: 20,000 of them were
+    # 840 MB of the worker's 1.5 GB at 100,000 members (bench/state.py); 5,000 keep a
+    # benchmark's or a busy morning's members and leave the rest to the store (issue 16).
+    session_state_cache: int = Field(default=5_000, ge=0)
     # A worker told to stop (SIGTERM, SIGINT) exits within this many seconds even when its
     # shutdown cannot finish: with the broker gone, faust waits a minute for its consumer
     # thread and up to its producer's request timeout (20 min) flushing (streams/faust_fixes.py).
@@ -177,7 +181,13 @@ class Settings(BaseSettings):
     # that this worker writes; it reads this one and the two before it (services/state_format.py,
     # docs/upgrades.md). The previous version until every worker runs this release, so a worker
     # of the previous release can read whatever a partition's new owner wrote.
-    state_write_version: int = Field(default=2, ge=2, le=3)
+    state_write_version: int = Field(default=3, ge=3, le=4)
+    # Where the workers keep their tables between changelog records (issue 16): `rocksdb`
+    # (faust's RocksDB store through rocksdict, under DATA_DIR/faust, one database per table
+    # and partition; a restart on the same DATA_DIR reads only the changelog's tail) or
+    # `memory` (the Python heap, rebuilt from the changelog at every start). rocksdb keeps a
+    # million members' states off the heap (bench/findings.md, section 5).
+    state_store: Literal["memory", "rocksdb"] = "rocksdb"
     # FAULT INJECTION, for tests and drills only; off by default, never set in production.
     # SESSION_FAULT_SKIP: comma-separated `topic:partition:offset` (partition `*` for any): the
     # session agent drops the first delivery of each such message as faust's streams do with a

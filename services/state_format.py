@@ -11,11 +11,18 @@ format: roll forward, or set STATE_WRITE_VERSION back on the new workers first).
 
 The formats (the version is a top-level `"v"`; 1 and 2 carried none):
 
-| store | 1 | 2 | 3 (current) |
+| store | 2 | 3 | 4 (current) |
 |---|---|---|---|
-| member state (`member-session-state-v2`) | a kept session with its whole derived `base` | kept sessions without `base` | each kept session's record without what the state says already: the member, the session id (its key), the event type |
-| partition index (`p<n>` of `session-partition-index-v2`) | `open`: the members with an open session | `open`: member -> deadline (epoch s) | `due`: deadline -> members (one deadline is shared by every session opened the same local day) |
-| list item (`list-item-state`) | the item's state | the same | the same, with its version |
+| member state (`member-session-state-v2`) | kept sessions without `base` | each kept session's record without what the state says already: the member, the session id (its key), the event type | as 3 |
+| partition index (`session-partition-index-v2`) | `p<n>`: `open`: member -> deadline (epoch s) | `p<n>`: `due`: deadline -> members (one deadline is shared by every session opened the same local day) | a key per member: `o<n>:<member>` -> deadline; `p<n>` holds only the clock |
+| list item (`list-item-state`) | the item's state | the same, with its version | the same |
+
+(Format 1, read until this release: kept sessions with their whole derived `base`, the index's
+`open` a list of members.) Format 4 exists so that a batch writes the index entries of the
+members whose session opened or closed, not the whole partition's index (~400 KB at 8,000 open
+members, rewritten on most batches): the index layout, hence the worker's reading of it,
+changes, so a worker of the previous release must not meet it (it refuses the `p<n>` head
+`{"v":4}`). The layout switch itself (whole value <-> keys) is `services/partition_index.py`.
 
 Pure: no I/O; the agents (streams/agents/) call it.
 """
@@ -30,7 +37,7 @@ if TYPE_CHECKING:
     from services.lists import ItemState
     from services.sessions import MemberState
 
-CURRENT = 3
+CURRENT = 4
 # What a worker of this release reads: the current format and the two before it.
 READS = (CURRENT - 2, CURRENT - 1, CURRENT)
 # What it may write: the previous format (while workers of the previous release run) or this one.
@@ -112,8 +119,11 @@ def expand_member(data: Any) -> Any:
 
 def dump_index(clock: datetime | None, members: dict[str, int], version: int) -> bytes:
     """The partition's clock and its members with an open session, each with the epoch second
-    at which the clock alone closes that session."""
+    at which the clock alone closes that session, as one value (formats 2 and 3; format 4
+    keeps the members under their own keys: `dump_index_head`, services/partition_index.py)."""
     _check_writable(version)
+    if version >= 4:
+        raise ValueError(f"state format {version} keeps the index a key per member")
     iso = clock.isoformat() if clock else None
     if version == 2:
         return json.dumps({"clock": iso, "open": members}, sort_keys=True).encode()
@@ -123,10 +133,26 @@ def dump_index(clock: datetime | None, members: dict[str, int], version: int) ->
     return json.dumps({"v": version, "clock": iso, "due": due}, sort_keys=True).encode()
 
 
+def dump_index_head(clock: datetime | None, version: int) -> bytes:
+    """Format 4's `p<n>`: the clock alone; the members are keys of their own."""
+    _check_writable(version)
+    return json.dumps({"v": version, "clock": clock.isoformat() if clock else None}).encode()
+
+
+def index_version(raw: bytes) -> int | None:
+    """The format of a stored `p<n>` (None: formats 1 and 2); a newer one than read refuses."""
+    data = json.loads(raw)
+    return _version("partition index", data) if isinstance(data, dict) else None
+
+
 def load_index(raw: bytes) -> tuple[datetime | None, dict[str, int]]:
+    """A `p<n>` value: the clock and, up to format 3, the members (format 4: none here)."""
     data = json.loads(raw)
     clock = datetime.fromisoformat(data["clock"]) if data.get("clock") else None
-    if _version("partition index", data) is not None:
+    version = _version("partition index", data)
+    if version is not None and version >= 4:
+        return clock, {}
+    if version is not None:
         members = {m: int(deadline) for deadline, ms in data["due"].items() for m in ms}
         return clock, members
     found = data.get("open", {})

@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from services import metrics
+from services import gc_watch, metrics
 from services.logging import dict_config as log_dict_config
 from services.settings import get_settings
 from services.topics import CHECKINS, DEAD_LETTER, STREAMS_APP_ID, TopicSpec
@@ -24,9 +24,9 @@ settings = get_settings()
 app = faust.App(
     settings.topic(STREAMS_APP_ID),
     broker=f"kafka://{settings.kafka_bootstrap}",
-    # In-memory tables recover from their changelog topics on start; a national deployment
-    # with millions of members per worker would switch to rocksdb:// (rocksdict).
-    store="memory://",
+    # STATE_STORE: rocksdb (rocksdict, under DATA_DIR/faust) or memory; changelog-backed either
+    # way (services/settings.py, streams/state_store.py).
+    store=f"{settings.state_store}://",
     datadir=str(settings.data_dir / "faust"),
     topic_partitions=CHECKINS.partitions,
     topic_replication_factor=1,
@@ -95,6 +95,18 @@ def update_lag() -> dict[str, int]:
     for topic, n in lag.items():
         metrics.AGENT_LAG.labels(topic=topic).set(n)
     return lag
+
+
+gc_watch.install()
+
+
+@app.on_rebalance_complete.connect
+async def _freeze_heap(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Once the tables are recovered, what exists (code, app, a memory store's table) leaves
+    the collector's walks: the worker's collections then walk what its batches made
+    (services/gc_watch.py; bench/findings.md, section 5)."""
+    gc_watch.freeze()
+    gc_watch.release_free_memory()
 
 
 @app.page("/metrics")

@@ -45,6 +45,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
+from mode.services import WaitResults
 from mode.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -219,12 +220,88 @@ def install_signal_handlers_unix(self: Any) -> None:
     self.loop.add_signal_handler(SIGHUP, self._on_sigterm)
 
 
+# ---- one message delivered without four tasks (issue 16) ----------------------------------
+#
+# faust's fetcher hands each message to the streams with
+# `await self.wait_first(callback(message), self.suspend_flow.wait())` (`Consumer.
+# _drain_messages`): the delivery races a rebalance suspending the flow, so that a delivery
+# blocked on a full stream buffer is abandoned when the partitions move. mode's `wait_first`
+# makes that race with four tasks per message (the delivery, the flow, the service's stopped
+# and crashed events), an `asyncio.wait` and three cancellations: in the profile of the worker,
+# ~40 µs of CPU per message, most of what faust itself costs per event (bench/findings.md,
+# section 6). Yet the delivery almost never waits: it decodes the message and puts it into a
+# stream's buffer that has room.
+#
+# The fix (proposed upstream as the same change to `_drain_messages`): while the flow is not
+# suspended, the delivery runs one step right away; finished (the common case), it is done, with
+# no task made; suspended (a full buffer), its remainder joins the same race as before, so a
+# rebalance still abandons it. The result is the same either way: `_drain_messages` ignores
+# what `wait_first` returns and only needs it to return once the delivery is done or the flow
+# is suspended.
+
+ORIGINAL_WAIT_FIRST = Consumer.wait_first
+
+
+class _Remainder:
+    """What is left of a coroutine that suspended after its first step, awaitable by a task:
+    it yields what the coroutine yields and passes back what the task sends or throws."""
+
+    __slots__ = ("_coro", "_yielded")
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Any:
+        coro, yielded = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+    """`Service.wait_first` for the consumer: the delivery race of `_drain_messages` (a
+    coroutine and the flow's wait, no timeout) without tasks when the delivery does not wait."""
+    if (
+        len(coros) == 2
+        and timeout is None
+        and asyncio.iscoroutine(coros[0])
+        and asyncio.iscoroutine(coros[1])
+        and not self.suspend_flow.is_set()
+    ):
+        delivery, flow = coros
+        try:
+            yielded = delivery.send(None)
+        except StopIteration as stop:
+            flow.close()
+            return WaitResults([delivery], [stop.value], False)
+        except BaseException:
+            flow.close()
+            raise
+        return await ORIGINAL_WAIT_FIRST(self, _Remainder(delivery, yielded), flow)
+    return await ORIGINAL_WAIT_FIRST(self, *coros, timeout=timeout)
+
+
 def apply(stop_timeout_s: float | None = None) -> None:
     """Patches faust (and mode's worker); `stop_timeout_s`: the bound on a stop (None: the
     settings' WORKER_STOP_TIMEOUT_S, read when a stop begins)."""
     global _stop_timeout_s
     _stop_timeout_s = stop_timeout_s
     Consumer._new_offset = new_offset  # type: ignore[method-assign]
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]
     Recovery._seek_offsets = seek_offsets  # type: ignore[method-assign]
     AIOKafkaConsumerThread.on_thread_stop = on_thread_stop  # type: ignore[method-assign]
     Worker._schedule_shutdown = schedule_shutdown  # type: ignore[method-assign]

@@ -32,7 +32,8 @@ from typing import Any
 
 from faust.types import TP
 
-from services import metrics, state_format
+from services import gc_watch, metrics, state_format
+from services import partition_index as pindex
 from services.events import (
     CheckinScanned,
     ClockTicked,
@@ -66,6 +67,7 @@ from services.topics import (
 )
 from streams.app import app, raw_topic, settings
 from streams.guarantee import Guarantee, applied_key
+from streams.state_store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,26 @@ class _Faults:
 _faults = _Faults(settings.session_fault_skip, settings.topic_prefix)
 clock_topic = raw_topic(SESSION_CLOCK)
 
+# RocksDB's memory per table and partition (STATE_STORE=rocksdb; the memory store ignores them).
+# faust's defaults are 3 memtables of 64 MiB and a 2 GiB block cache for *each* partition's
+# database: with 6 partitions of 2 tables, gigabytes once a million members' states pass
+# through. Memtables of 16 MiB and a 16 MiB block cache per member-state partition bound
+# RocksDB at ~300 MB for the worker; a state read that misses the cache costs a read of the
+# OS page cache (bench/findings.md, section 6).
+_MiB = 1024 * 1024
+ROCKSDB_MEMBERS = {
+    "write_buffer_size": 16 * _MiB,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * _MiB,
+    "target_file_size_base": 32 * _MiB,
+}
+ROCKSDB_INDEX = {
+    "write_buffer_size": 4 * _MiB,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 4 * _MiB,
+    "target_file_size_base": 8 * _MiB,
+}
+
 # Keyed by member id (bytes); the value is MemberState as JSON bytes, stored raw. (v2: the
 # first version kept JSON text inside a JSON string; a new name, so no worker reads both.)
 member_state = app.Table(
@@ -126,15 +148,18 @@ member_state = app.Table(
     key_type=bytes,
     value_type=bytes,
     partitions=CHECKINS.partitions,
+    options=ROCKSDB_MEMBERS,
 )
-# Keyed b"p<partition>": {"clock": latest tick (ISO), "open": [member ids with an open session]}.
-# The clock ticks only these members, so a tick costs the open sessions, not every member.
+# The partition's clock and its members with an open session, each with its deadline (layout:
+# services/partition_index.py; `p<n>` and, from format 4, `o<n>:<member>`), and the ledger's
+# `applied-p<n>`. The clock ticks only these members, so a tick costs the open sessions.
 partition_index = app.Table(
     PARTITION_INDEX_TABLE,
     default=None,
     key_type=bytes,
     value_type=bytes,
     partitions=CHECKINS.partitions,
+    options=ROCKSDB_INDEX,
 )
 
 for _table in (member_state, partition_index):
@@ -142,13 +167,17 @@ for _table in (member_state, partition_index):
     # before the changelog topic is first made, which copies them.
     _table.key_serializer = _table.value_serializer = "raw"  # type: ignore[attr-defined]
 
+# Both tables read and written by partition (STATE_STORE: memory or rocksdb; streams/state_store.py).
+MEMBERS = StateStore(member_state)
+INDEX = StateStore(partition_index)
+
 # What this worker has applied of each input partition, saved in the partition index table: the
 # only source of the offsets it commits (streams/ledger.py). The clock topic is compacted: its
 # offsets may jump.
 GUARANTEE = Guarantee(
     app,
     {_CHECKINS, _REVIEWS, _CLOCK},
-    lambda p: partition_index.get(applied_key(p).encode()),
+    lambda p: INDEX.get(p, applied_key(p).encode()),
     settings.kafka_bootstrap,
     gapped_topics=frozenset({_CLOCK}),
     prefix=settings.topic_prefix,
@@ -164,6 +193,9 @@ class Outbox:
 
     def __init__(self) -> None:
         self._acks: list[Awaitable[Any]] = []
+        # Table writes, applied to the local store once Kafka acknowledged them (state_store).
+        self._writes: list[tuple[StateStore, int, bytes, bytes | None]] = []
+        self._logged: list[tuple[StateStore, Awaitable[Any]]] = []
         self.sessions = 0
         self.weeks = 0
 
@@ -177,14 +209,16 @@ class Outbox:
     ) -> None:
         self._acks.append(await app.producer.send(topic, key, value, partition, None, headers))
 
-    async def put(self, table: Any, partition: int, key: bytes, value: bytes) -> None:
-        """`table[key] = value`, with the changelog partition named: faust would take it from
-        the event being processed, but a batch holds events of several partitions, and the
-        state must land in changelog partition p, where the owner of partition p recovers it.
-        (The memory store needs no changelog offsets; a rocksdb store would, see
-        faust's Collection._on_changelog_sent.)"""
-        table.data[key] = value
-        await self.send(table.changelog_topic.get_topic_name(), key, value, partition)
+    async def put(self, store: StateStore, partition: int, key: bytes, value: bytes | None) -> None:
+        """`table[key] = value` (None: delete), with the changelog partition named: faust would
+        take it from the event being processed, but a batch holds events of several
+        partitions, and the state must land in changelog partition p, where the owner of
+        partition p recovers it. The local store follows in `delivered`."""
+        topic = store.table.changelog_topic.get_topic_name()
+        ack = await app.producer.send(topic, key, value, partition, None, None)
+        self._acks.append(ack)
+        self._logged.append((store, ack))
+        self._writes.append((store, partition, key, value))
 
     async def publish(self, records: list[Event]) -> None:
         for e in records:
@@ -198,6 +232,15 @@ class Outbox:
 
     async def delivered(self) -> None:
         await asyncio.gather(*self._acks)
+        for store, partition, key, value in self._writes:
+            store.put(partition, key, value)
+        reached: dict[tuple[StateStore, str, int], int] = {}
+        for store, ack in self._logged:
+            meta = ack.result()  # type: ignore[attr-defined]
+            where = (store, meta.topic, meta.partition)
+            reached[where] = max(reached.get(where, -1), meta.offset)
+        for (store, topic, partition), offset in reached.items():
+            store.persisted(topic, partition, offset)
         metrics.AGENT_SESSIONS.inc(self.sessions)
         metrics.AGENT_WEEKS.inc(self.weeks)
 
@@ -211,32 +254,37 @@ def _expected(topic: str) -> type[Event]:
 
 
 # The partition's index, parsed, beside the table (as for member states below): it is read on
-# every batch and holds every member with an open session, so it is parsed only when the
-# table holds bytes other than those it was parsed from (after a recovery or a rebalance).
-_parsed_index: dict[int, tuple[bytes, datetime | None, dict[str, int]]] = {}
+# every batch and holds every member with an open session, so it is read from the store only
+# when the store's head differs from the one it was parsed with (after a recovery or a
+# rebalance) or after a revocation.
+_indexes: dict[int, pindex.Stored] = {}
 
 
-def _load_index(partition: int) -> tuple[datetime | None, dict[str, int]]:
+def _load_index(partition: int) -> pindex.Stored:
     """The partition's clock and its members with an open session, each with the epoch second
-    at which the clock alone would close that session (`MemberState.open_deadline`)."""
-    raw = partition_index.get(b"p%d" % partition)
-    if not raw:
-        return None, {}
-    hit = _parsed_index.get(partition)
-    if hit is not None and hit[0] is raw:
-        return hit[1], dict(hit[2])
-    # Any format a worker of this release or of the two before wrote (services/state_format.py).
-    clock, members = state_format.load_index(raw)
-    _parsed_index[partition] = (raw, clock, members)
-    return clock, dict(members)
+    at which the clock alone would close that session (`MemberState.open_deadline`); any
+    format a worker of this release or of the two before wrote (services/state_format.py)."""
+    head = INDEX.get(partition, pindex.head_key(partition))
+    hit = _indexes.get(partition)
+    if hit is not None and hit.head == head:
+        return hit
+    stored = pindex.load(partition, head, INDEX.items(partition, pindex.member_prefix(partition)))
+    _indexes[partition] = stored
+    return stored
 
 
 async def _save_index(
-    outbox: Outbox, partition: int, clock: datetime | None, members: dict[str, int]
+    outbox: Outbox,
+    partition: int,
+    before: pindex.Stored,
+    clock: datetime | None,
+    members: dict[str, int],
 ) -> None:
-    value = state_format.dump_index(clock, members, settings.state_write_version)
-    await outbox.put(partition_index, partition, b"p%d" % partition, value)
-    _parsed_index[partition] = (value, clock, dict(members))
+    version = settings.state_write_version
+    written = pindex.writes(partition, before, clock, members, version)
+    for key, value in written:
+        await outbox.put(INDEX, partition, key, value)
+    _indexes[partition] = pindex.after(partition, before, written, clock, members, version)
 
 
 # The parsed state beside the table, so an active member's JSON is parsed once, not on every
@@ -253,12 +301,13 @@ def _keep_parsed(member_id: str, raw: bytes, state: MemberState) -> None:
         _parsed.popitem(last=False)
 
 
-def _load_member(member_id: str) -> MemberState:
-    raw = member_state.get(member_id.encode())
+def _load_member(partition: int, member_id: str) -> MemberState:
+    raw = MEMBERS.get(partition, member_id.encode())
     if not raw:
         return MemberState(member_id=member_id)
     hit = _parsed.get(member_id)
-    if hit is not None and hit[0] is raw:
+    # Equal, not identical: the RocksDB store returns new bytes on every read.
+    if hit is not None and hit[0] == raw:
         _parsed.move_to_end(member_id)
         return hit[1]
     state = MemberState.model_validate_json(raw)
@@ -358,6 +407,9 @@ async def _process(events: list[Any]) -> None:
     out: list[Event] = []
     for partition, items in by_partition.items():
         out.extend(await _apply_partition(outbox, partition, items))
+        # The partition's parsed states outlive the batch (the cache): out of the collector's
+        # walks before they reach its old generation (services/gc_watch.py).
+        gc_watch.settle()
         # A full batch is ~1 s of CPU that awaits nothing while the producer has room; let
         # timers and the consumer thread's keepalive run between partitions (the million-scan
         # drill saw timers drift 4-5 s on the shared 2 cores).
@@ -370,7 +422,7 @@ async def _process(events: list[Any]) -> None:
     # events and publish their latest records again) instead of skipping it.
     saved = Outbox()
     for p, value in GUARANTEE.to_save(batch).items():
-        await saved.put(partition_index, p, applied_key(p).encode(), value)
+        await saved.put(INDEX, p, applied_key(p).encode(), value)
     await saved.delivered()
     batch.settle()
 
@@ -379,15 +431,15 @@ async def _apply_partition(
     outbox: Outbox, partition: int, items: list[tuple[Any, Event]]
 ) -> list[Event]:
     """Applies one partition's events in log order, then saves each touched state once."""
-    clock, open_members = _load_index(partition)
-    index_before = (clock, dict(open_members))
+    stored = _load_index(partition)
+    clock, open_members = stored.clock, dict(stored.members)
     states: dict[str, MemberState] = {}
     dirty: set[str] = set()
     out: list[Event] = []
 
     def state_of(member_id: str) -> MemberState:
         if member_id not in states:
-            states[member_id] = _load_member(member_id)
+            states[member_id] = _load_member(partition, member_id)
         return states[member_id]
 
     def settle(member_id: str, old: MemberState, new: MemberState) -> None:
@@ -432,10 +484,9 @@ async def _apply_partition(
         state = states[member_id]
         # In the format every worker of the group reads (STATE_WRITE_VERSION, docs/upgrades.md).
         raw_state = state_format.dump_member(state, settings.state_write_version)
-        await outbox.put(member_state, partition, member_id.encode(), raw_state)
+        await outbox.put(MEMBERS, partition, member_id.encode(), raw_state)
         _keep_parsed(member_id, raw_state, state)
-    if (clock, open_members) != index_before:
-        await _save_index(outbox, partition, clock, open_members)
+    await _save_index(outbox, partition, stored, clock, open_members)
     return out
 
 
@@ -443,7 +494,7 @@ async def _apply_partition(
 async def _forget_parsed(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     # Members of partitions that moved away would otherwise stay parsed here for good.
     _parsed.clear()
-    _parsed_index.clear()
+    _indexes.clear()
 
 
 @app.timer(interval=settings.session_tick_s)  # type: ignore[untyped-decorator]

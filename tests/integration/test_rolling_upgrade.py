@@ -2,17 +2,19 @@
 workers writing the current one share the consumer group while partitions move between them,
 and every member's sessions and hours come out as the scans make them.
 
-Worker A (the stack's) writes format 2, as a worker of the previous release does
-(STATE_WRITE_VERSION=2, the default until the fleet is upgraded); worker B writes format 3.
-Partitions move A -> B when B joins and B -> A when B stops, so A reads member states and
-partition indexes B wrote in format 3 and B reads A's format 2. Three groups of members:
+Worker A (the stack's) writes format 3, as a worker of the previous release does
+(STATE_WRITE_VERSION=3, the default until the fleet is upgraded); worker B writes format 4, whose
+partition index is a key per member (services/partition_index.py). Partitions move A -> B when
+B joins and B -> A when B stops, so A reads member states and partition indexes B wrote in
+format 4 and B reads A's format 3. Three groups of members:
 
 - N: check in while A is alone, check out once B shares the group (one hour);
 - P: check in once B shares the group, check out after B left (one hour);
 - M: check in two days ago and never check out: the clock (ticks sent by the test, not by
   the workers' timers) closes them as forgotten check-outs, credited SESSION_FORGOTTEN_CREDIT_H.
-  The clock finds them only through the partition index, which B rewrote in format 3 for its
-  partitions: a misread index would leave them open.
+  The clock finds them only through the partition index, which B rewrote in format 4 for its
+  partitions (a key per member) and A back in format 3 (one value): a misread index, or a
+  member key left behind, would leave them open or close them twice.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ STACK_ENV = {
     # No timer ticks during the test (the first comes after an hour): the test sends the clock.
     "SESSION_TICK_S": "3600",
     "SESSION_FORGOTTEN_CREDIT_H": "1",
-    "STATE_WRITE_VERSION": "2",
+    "STATE_WRITE_VERSION": "3",
 }
 HOUR = 3600
 
@@ -134,16 +136,18 @@ def changelog(stack: Stack, table: str) -> dict[bytes, list[int | None]]:
                 for r in records:
                     if r.key is None or r.value is None or r.key.startswith(b"applied-"):
                         continue
-                    out[r.key].append(json.loads(r.value).get("v"))
+                    value = json.loads(r.value)
+                    # Format 4's index entries (`o<n>:<member>`) are bare deadlines.
+                    out[r.key].append(value.get("v") if isinstance(value, dict) else 4)
         return out
     finally:
         c.close()
 
 
 def moved_back(formats: dict[bytes, list[int | None]]) -> list[bytes]:
-    """Keys whose format-3 record was followed by a format-2 one: a state B wrote that A read
+    """Keys whose format-4 record was followed by a format-3 one: a state B wrote that A read
     (it rewrites a state only after applying an event to it) and wrote again."""
-    return [k for k, vs in formats.items() if 3 in vs and None in vs[vs.index(3) :]]
+    return [k for k, vs in formats.items() if 4 in vs and 3 in vs[vs.index(4) :]]
 
 
 def test_workers_writing_the_old_and_the_new_format_share_the_group(
@@ -156,17 +160,17 @@ def test_workers_writing_the_old_and_the_new_format_share_the_group(
     now = datetime.now(UTC).replace(microsecond=0)
     forgotten_at = now - timedelta(hours=50)
 
-    # 1. Worker A alone (format 2).
+    # 1. Worker A alone (format 3).
     publish(stack, [scan(m, "in", forgotten_at) for m in m_members])
     publish(stack, [scan(m, "in", now - timedelta(hours=3)) for m in n_members])
     wait_sessions(stack, {m: [("open", 0, ())] for m in m_members + n_members})
 
-    # 2. Worker B joins (format 3): the group rebalances, B takes some partitions.
+    # 2. Worker B joins (format 4): the group rebalances, B takes some partitions.
     settings_b = stack.settings.model_copy(
         update={"worker_web_port": free_port(), "data_dir": tmp_path}
     )
     worker_b = Worker(
-        settings_b, tmp_path / "worker-b.log", {**STACK_ENV, "STATE_WRITE_VERSION": "3"}
+        settings_b, tmp_path / "worker-b.log", {**STACK_ENV, "STATE_WRITE_VERSION": "4"}
     )
     worker_b.start()
     try:
@@ -175,10 +179,12 @@ def test_workers_writing_the_old_and_the_new_format_share_the_group(
         wait_sessions(stack, {m: [("closed", HOUR, ())] for m in n_members})
         wait_sessions(stack, {m: [("open", 0, ())] for m in p_members})
         states = changelog(stack, "member-session-state-v2")
-        assert any(3 in vs for vs in states.values()), "worker B wrote no state in format 3"
-        assert any(None in vs for vs in states.values())
+        assert any(4 in vs for vs in states.values()), "worker B wrote no state in format 4"
+        assert any(3 in vs for vs in states.values())
+        index = changelog(stack, "session-partition-index-v2")
+        assert any(k.startswith(b"o") for k in index), "worker B wrote no index key per member"
     finally:
-        # 3. Worker B leaves: its partitions (format 3) go back to worker A (format 2).
+        # 3. Worker B leaves: its partitions (format 4) go back to worker A (format 3).
         worker_b.stop()
 
     publish(stack, [scan(m, "out", now - timedelta(minutes=30)) for m in p_members])
@@ -191,6 +197,6 @@ def test_workers_writing_the_old_and_the_new_format_share_the_group(
     assert week_seconds(stack, everyone) == dict.fromkeys(everyone, HOUR)
 
     # The partitions did move across formats, both ways: states and indexes B wrote in format
-    # 3 were read by A and written again in format 2.
+    # 4 were read by A and written again in format 3.
     assert moved_back(changelog(stack, "member-session-state-v2"))
     assert moved_back(changelog(stack, "session-partition-index-v2"))

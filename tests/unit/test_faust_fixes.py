@@ -223,3 +223,116 @@ def test_the_stop_deadline_is_installed_by_the_app() -> None:
     assert Worker.stop_and_shutdown is faust_fixes.stop_and_shutdown
     assert Worker._install_signal_handlers_unix is faust_fixes.install_signal_handlers_unix
     assert streams.app.settings.worker_stop_timeout_s == 25.0  # read when a stop begins
+
+
+# ---- one message delivered without four tasks ------------------------------------------------
+
+
+def test_faust_still_races_each_delivery_against_the_flow_with_wait_first() -> None:
+    """Canary: the call site the fix relies on. When faust changes `_drain_messages`, the fix
+    (and its proposal upstream) must be looked at again."""
+    source = inspect.getsource(Consumer._drain_messages)
+    assert "await self.wait_first(" in source
+    assert "callback(message), self.suspend_flow.wait()" in source
+    assert Consumer.wait_first is faust_fixes.wait_first
+
+
+class Flow:
+    """What `wait_first` needs of the consumer: `suspend_flow`, the service events."""
+
+    def __init__(self) -> None:
+        from mode import Service
+
+        self.service = Service()
+        self.suspend_flow = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.service, name)
+
+
+def test_a_delivery_that_does_not_wait_makes_no_task() -> None:
+    async def main() -> tuple[int, list[str]]:
+        consumer = Flow()
+        delivered: list[str] = []
+
+        async def deliver(m: str) -> str:
+            delivered.append(m)
+            return m
+
+        before = len(asyncio.all_tasks())
+        made = 0
+        original = asyncio.ensure_future
+
+        def counting(*a: Any, **kw: Any) -> Any:
+            nonlocal made
+            made += 1
+            return original(*a, **kw)
+
+        asyncio.ensure_future = counting  # type: ignore[assignment]
+        try:
+            for m in ("a", "b", "c"):
+                res = await faust_fixes.wait_first(
+                    consumer, deliver(m), consumer.suspend_flow.wait()
+                )
+                assert res.results == [m] and not res.stopped
+        finally:
+            asyncio.ensure_future = original  # type: ignore[assignment]
+        assert len(asyncio.all_tasks()) == before
+        return made, delivered
+
+    made, delivered = run_async(main())
+    assert delivered == ["a", "b", "c"]
+    # mode's wait_first makes four per message: the fix none.
+    assert made == 0
+
+
+def test_a_delivery_that_waits_completes_or_is_abandoned_when_the_flow_is_suspended() -> None:
+    async def main() -> tuple[list[str], bool]:
+        consumer = Flow()
+        room = asyncio.Event()
+        log: list[str] = []
+
+        async def deliver(m: str) -> str:
+            log.append(f"start {m}")
+            await room.wait()  # a full stream buffer
+            log.append(f"put {m}")
+            return m
+
+        # The buffer gets room: the delivery finishes, through the ordinary race.
+        task = asyncio.ensure_future(
+            faust_fixes.wait_first(consumer, deliver("a"), consumer.suspend_flow.wait())
+        )
+        await asyncio.sleep(0.01)
+        assert log == ["start a"]
+        room.set()
+        res = await task
+        assert res.results[0] == "a"
+        # A rebalance suspends the flow while the buffer is full: the delivery is abandoned.
+        room.clear()
+        task = asyncio.ensure_future(
+            faust_fixes.wait_first(consumer, deliver("b"), consumer.suspend_flow.wait())
+        )
+        await asyncio.sleep(0.01)
+        consumer.suspend_flow.set()
+        res = await asyncio.wait_for(task, 5)  # never awaits the full buffer
+        abandoned = "put b" not in log and res.results == [True]
+        room.set()
+        await asyncio.sleep(0.01)
+        return log, abandoned and "put b" not in log
+
+    log, abandoned = run_async(main())
+    assert log == ["start a", "put a", "start b"]
+    assert abandoned
+
+
+def test_a_delivery_that_fails_raises_as_before() -> None:
+    async def main() -> None:
+        consumer = Flow()
+
+        async def deliver() -> None:
+            raise ValueError("undecodable")
+
+        with pytest.raises(ValueError, match="undecodable"):
+            await faust_fixes.wait_first(consumer, deliver(), consumer.suspend_flow.wait())
+
+    run_async(main())

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import Caller, Ctx, community_desk, readable_member
+from api.deps import AccessLog, Caller, Ctx, community_desk, readable_member
 from api.errors import ApiError
 from api.openapi import errors
 from services import topics
@@ -459,6 +459,7 @@ def national_export(
     community_id: str,
     caller: Caller,
     ctx: Ctx,
+    access_log: AccessLog,
     period_from: Annotated[date, Query(alias="from", description="first local day")],
     period_to: Annotated[date, Query(alias="to", description="last local day")],
     format: Annotated[Literal["csv", "xlsx"], Query()] = "xlsx",
@@ -475,7 +476,13 @@ def national_export(
     if (period_to - period_from).days > 366:
         raise ApiError(422, "invalid_range", "an export covers at most a year")
     org = ctx.registry.community(community_id).name
-    services = community_services(ctx.warehouse, community_id, period_from, period_to)
+    services = list(community_services(ctx.warehouse, community_id, period_from, period_to))
+    # Full phones leave the system here: logged like the not-served file.
+    access_log.record(
+        "phones_export",
+        sorted({s.member_id for s in services}),
+        f"national export {period_from.isoformat()}..{period_to.isoformat()}",
+    )
     rows = (
         [
             s.member_name,

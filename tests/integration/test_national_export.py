@@ -212,3 +212,27 @@ def test_the_record_names_what_the_national_rules_ask(stack: Stack, county: dict
     assert "刘书记" in verify_page and "证明编号" in verify_page
     for public in (page, verify_page, str(v)):
         assert m1["id"] not in public and "13600000001" not in public
+
+
+def test_the_export_with_full_phones_is_in_the_access_log(
+    stack: Stack, county: dict[str, Any]
+) -> None:
+    """Full phones leave the system in this file: each download names who took it and whose
+    phones it carried, like the not-served file."""
+    org1 = stack.token("organizer", county["c1"]["id"])
+    assert export(stack, county, "csv", org1).status_code == 200
+    c1 = county["c1"]["id"]
+
+    def logged() -> list[dict[str, Any]] | None:
+        r = stack.client.get(
+            "/v1/access-log",
+            params={"kind": "phones_export", "actor_id": c1},
+            headers=stack.admin,
+        )
+        assert r.status_code == 200, r.text
+        items = [i for i in r.json()["items"] if i["route"].endswith("/national-export")]
+        return items or None
+
+    items = stack.wait_for(logged, timeout=60)
+    assert items, "the national export was not logged"
+    assert county["m1"]["id"] in items[0]["member_ids"]

@@ -34,6 +34,7 @@ MASKED = {"m1": "138****0001", "m2": "138****0002", "m3": "138****0003"}
 REVEAL = "/v1/members/{member_id}/phone"
 ROSTER = "/v1/communities/{community_id}/roster"
 MY_DATA = "/v1/members/{member_id}/my-data"
+NATIONAL = "/v1/communities/{community_id}/national-export"
 
 
 def _full_phone_allowed(template: str, fmt: str | None, who: str) -> bool:
@@ -42,6 +43,8 @@ def _full_phone_allowed(template: str, fmt: str | None, who: str) -> bool:
         return who in ("org1", "admin")  # must call; logged
     if template == ROSTER and fmt in ("csv", "xlsx"):
         return who in ("org1", "admin")  # the not-served file, for calling; logged
+    if template == NATIONAL:
+        return who in ("org1", "admin")  # the volunteer's key in the national system; logged
     if template == MY_DATA:
         return who == "m1"  # the member's own data
     return False

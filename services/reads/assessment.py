@@ -336,6 +336,7 @@ EXPORT_HEADERS = [
     "服务次数",
     "实际服务周数",
     "应服务周数",
+    "请假周数",
     "完成微心愿",
     "服务评价均分",
     "社区鉴定",
@@ -345,7 +346,7 @@ EXPORT_HEADERS = [
     "成员编号",
 ]
 # Column widths in characters, in the order of EXPORT_HEADERS.
-EXPORT_WIDTHS = [10, 14, 16, 12, 16, 10, 9, 12, 11, 11, 13, 9, 7, 7, 9, 22]
+EXPORT_WIDTHS = [10, 14, 16, 12, 16, 10, 9, 12, 11, 9, 11, 13, 9, 7, 7, 9, 22]
 
 
 def export_row(i: AssessmentItem, community_names: dict[str, str], version: int) -> list[Any]:
@@ -360,6 +361,7 @@ def export_row(i: AssessmentItem, community_names: dict[str, str], version: int)
         i.sessions,
         i.active_weeks,
         i.required_weeks,
+        i.excused_weeks,
         i.wishes_fulfilled,
         i.feedback_avg,
         i.evaluation,

@@ -302,6 +302,7 @@ def test_whole_unit_file_equals_the_pages_and_the_hand_count(
             *office.get(i["name"], ["", "", ""]),
             "东关社区",
             *(text(i[k]) for k in ("hours", "sessions", "active_weeks", "required_weeks")),
+            text(i["excused_weeks"]),
             *(text(i[k]) for k in ("wishes_fulfilled", "feedback_avg", "evaluation")),
             text(i["score"]),
             i["grade"],
@@ -324,13 +325,14 @@ def test_whole_unit_file_equals_the_pages_and_the_hand_count(
     assert [row[-1] for row in table[1:]] == ids
     # The header stays in view, the columns are wide enough to read.
     assert ws.freeze_panes == "A2"
-    assert ws.column_dimensions["A"].width == 10 and ws.column_dimensions["P"].width == 22
+    assert ws.column_dimensions["A"].width == 10 and ws.column_dimensions["Q"].width == 22
     for row, i in zip(table[1:], items, strict=True):
-        assert row[5:13] == [
+        assert row[5:14] == [
             i["hours"],
             i["sessions"],
             i["active_weeks"],
             i["required_weeks"],
+            i["excused_weeks"],
             i["wishes_fulfilled"],
             i["feedback_avg"],
             i["evaluation"],
@@ -344,7 +346,7 @@ def test_whole_unit_file_equals_the_pages_and_the_hand_count(
         headers=stack.admin,
     )
     other_rows = list(csv.reader(io.StringIO(other.content.decode("utf-8-sig"))))[1:]
-    assert {row[0]: (row[5], row[9]) for row in other_rows} == {
+    assert {row[0]: (row[5], row[10]) for row in other_rows} == {
         "调离": ("0.5", "1"),
         "外单位": ("1.0", "1"),
     }

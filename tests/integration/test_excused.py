@@ -4,6 +4,8 @@ week, the assessment and the Thursday nudge all leave an approved week out; serv
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -275,6 +277,18 @@ def test_the_assessment_leaves_excused_weeks_out_of_required(
         0,
     )
     assert items[world["busy"]]["active_weeks"] == 1
+    # The office's file says the same: 应服务周数 reduced, 请假周数 beside it.
+    f = stack.client.get(
+        f"/v1/units/{world['unit']}/assessments",
+        params={"year": year, "format": "csv"},
+        headers=stack.token("hr", world["unit"]),
+    )
+    rows = {
+        row["成员编号"]: row for row in csv.DictReader(io.StringIO(f.content.decode("utf-8-sig")))
+    }
+    away = rows[world["away"]]
+    assert (int(away["应服务周数"]), int(away["请假周数"])) == (base - 1, 1)
+    assert int(rows[world["busy"]]["请假周数"]) == 0
 
 
 def test_the_thursday_nudge_skips_the_excused(

@@ -43,6 +43,7 @@ import httpx
 from services import local_secrets, topics
 from services.counting import hours
 from services.demo.county import DEFAULT_SEED, County, generate, slice_county
+from services.demo.excusals import plan_excusals
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.demo.plan import PlannedScan, expected_truth, plan_scans
 from services.demo.slots import plan_slots
@@ -412,13 +413,20 @@ def _with_slots(
     }
     busy = {(s.member_key, s.scanned_at.astimezone(LOCAL_TZ).date()) for s in scans}
     plan = plan_slots(county, ids, end, seed, busy)
+    # The month's excused weeks too (the API takes none more than 7 days back).
+    excusals = plan_excusals(county, ids, end, seed, busy)
     publisher = Publisher(settings)
     try:
         publisher.send_many_sync(
             [(topics.ACTIVITY_COMMANDS, c.activity_id, c) for c in plan.commands]
+            + [(topics.EXCUSALS, e.member_id, e) for e in excusals.events]
         )
     finally:
         publisher.close()
+    print(
+        f"excused weeks: {excusals.requests} requests, {excusals.approved} approved, "
+        f"{excusals.declined} declined"
+    )
     extra = [s for s in plan.scans if start <= s.scanned_at < end]
     print(
         f"slots: {plan.slots} published ({len(plan.commands)} commands), "
@@ -495,7 +503,8 @@ def parser() -> argparse.ArgumentParser:
         "--no-slots",
         dest="slots",
         action="store_false",
-        help="skip the month of service slots (published to Kafka: needs the server's settings)",
+        help="skip the month of service slots and excused weeks (published to Kafka: needs the"
+        " server's settings)",
     )
     p.add_argument("--max-age-h", type=float, default=s.max_scan_age_h)
     p.add_argument("--truth", default=str(s.data_dir / "simulation-truth.json"))

@@ -419,7 +419,8 @@ def test_slot_reminders_from_the_job(stack: Stack, county: dict[str, Any]) -> No
 
 def test_the_demo_month_of_slots_through_the_simulator(stack: Stack) -> None:
     """The simulator publishes a community's month of slots beside the server: the slots and
-    their sign-ups land, and the roster reads attendance and no-shows from the scans."""
+    their sign-ups land, and the roster reads attendance and no-shows from the scans; and its
+    month of excused weeks."""
     import httpx
 
     from services.demo.county import generate, slice_county
@@ -466,6 +467,16 @@ def test_the_demo_month_of_slots_through_the_simulator(stack: Stack) -> None:
     rows = r.json()["items"]
     assert sum(x["placed"] for x in rows) > 0
     assert sum(x["no_shows"] for x in rows) > 0
+
+    # The month's excused weeks land beside the slots, as the API would have recorded them.
+    def excusals() -> list[Any] | None:
+        r = stack.client.get(f"/v1/communities/{cid}/excusals", headers=stack.admin)
+        assert r.status_code == 200, r.text
+        return list(r.json()["items"]) or None
+
+    asked = stack.wait_for(excusals, timeout=60)
+    assert asked, "the demo's excused weeks did not land"
+    assert {a["status"] for a in asked} <= {"pending", "approved", "declined"}
 
 
 def test_an_invalid_command_goes_to_the_dead_letter_topic(stack: Stack) -> None:

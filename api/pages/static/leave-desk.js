@@ -161,6 +161,7 @@
 
   async function refreshHr() {
     await loadNames(`unit_id=${encodeURIComponent(subject)}`);
+    await refreshHrSlots();
     const list = await json(`/v1/units/${encodeURIComponent(subject)}/excusals`);
     if (!list) return;
     fill("hr-excusals-table", "hr-excusals-empty", list.items, (tr, r) => {
@@ -169,6 +170,19 @@
       td(tr, r.reason_label);
       td(tr, STATUS[r.status] || r.status);
       td(tr, when(r.decided_at));
+    });
+  }
+
+  // The unit's members' places in slots that are over: held, attended, no-shows (缺席).
+  async function refreshHrSlots() {
+    if (!el("hr-slots-table")) return;
+    const list = await json(`/v1/activities/no-shows?unit_id=${encodeURIComponent(subject)}`);
+    if (!list) return;
+    const rows = list.items.slice().sort((a, b) => b.no_shows - a.no_shows
+      || (a.name || "").localeCompare(b.name || "", "zh-CN", {numeric: true}));
+    fill("hr-slots-table", "hr-slots-empty", rows, (tr, r) => {
+      td(tr, r.name || who(r.member_id));
+      for (const n of [r.placed, r.attended, r.no_shows]) td(tr, String(n)).className = "num";
     });
   }
 

@@ -35,6 +35,7 @@ from api.routers import (
     registry,
     reminders,
     resources,
+    rollups,
     sessions,
     station_screen,
     stations,
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation.router)
     # Reminders: inboxes and what a member receives (issue 14).
     app.include_router(reminders.router)
+    # The county's and towns' roll-ups: drill-down and heatmap (issue 15).
+    app.include_router(rollups.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

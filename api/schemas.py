@@ -45,6 +45,7 @@ class CommunityIn(_In):
         pattern=r"^[0-9+() -]{3,32}$",
         description="the number members are told to call (no activation code, a changed status)",
     )
+    town_id: str | None = Field(default=None, description="the town (镇/街道) it lies in")
 
 
 class StationIn(_In):

@@ -61,6 +61,8 @@ from services.events.registry import (
     StationKindDef,
     StationKindUpserted,
     StationUpserted,
+    Town,
+    TownUpserted,
     Unit,
     UnitUpserted,
 )
@@ -98,6 +100,8 @@ __all__ = [
     "StationKindUpserted",
     "StationUpserted",
     "TokenRevoked",
+    "Town",
+    "TownUpserted",
     "Unit",
     "UnitUpserted",
     "UnknownEventType",

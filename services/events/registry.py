@@ -32,11 +32,19 @@ class Unit(RegistryRecord):
     name: str
 
 
+class Town(RegistryRecord):
+    """A town (镇) or subdistrict (街道): the county's level above its communities."""
+
+    name: str
+
+
 class Community(RegistryRecord):
     name: str
     # Shown to members who need the community (no activation code, status changed); a landline
     # or a mobile, as the community writes it. Added later: the default keeps old events valid.
     phone: Annotated[str, StringConstraints(pattern=r"^[0-9+() -]{3,32}$")] | None = None
+    # The town the community lies in (issue 15); None for communities entered before towns.
+    town_id: str | None = None
 
 
 class Grid(RegistryRecord):
@@ -87,6 +95,12 @@ class Member(RegistryRecord):
 class UnitUpserted(Event):
     event_type: Literal["unit.upserted"] = "unit.upserted"
     record: Unit
+
+
+@event_type
+class TownUpserted(Event):
+    event_type: Literal["town.upserted"] = "town.upserted"
+    record: Town
 
 
 @event_type

@@ -1,0 +1,420 @@
+"""The county's roll-ups (issue 15): the drill-down county → town → community → grid, and by
+unit, and the station-by-hour-of-week heatmap of check-ins.
+
+Every figure comes from a roll-up, never from a scan of the sessions: a week's registered,
+served and hours from `member_weeks` (the session agent's latest weekly totals per member and
+station, keyed by week first), wishes from `wishes`, the heatmap from `checkin_hours` (m0014:
+per week, station and local hour, the set of check-in scan ids). The rules are the one
+read layer's: "registered" and its as-of registry (`services.counting.registered_sql`), whose
+service a week's row is (the member's unit, community and grid when the session began: a town's
+figures are the figures of its communities, and a level-4 grid's include its level-5 grids, as
+`services.reads.weeks` counts them), hours once on the total (`services.counting.hours`). So a
+community's row here equals `community_week`, and the rows of a level add up to their parent
+(registered, served, hours; a member counts in one row per week).
+
+A row (`DrillRow`):
+- `registered`, `served`, `rate`, `hours`: the week, as `services.reads.weeks` counts it;
+- `active`, `reported`, `reported_rate`: of the members active at the week's cutoff, those with
+  a report date (报到日期) on or before the week's last day;
+- `wishes_fulfilled`: wishes done in the week (local days), by the wish's community (by town
+  and community), the fulfilling member's grid (by grid) or unit (by unit);
+- `lapsed`: registered members with no counted service in the last `lapse_weeks` weeks up to
+  and including this one (LAPSED_WEEKS, default 4), wherever they served;
+- `trend`: the rate and hours of each of the `TREND_WEEKS` weeks ending with this one.
+
+Excused weeks and no-shows are not here yet (issue 14 builds them).
+
+Rows are grouped by a key computed in SQL from the small registry tables mapped in Python
+(`transform(column, [from...], [to...], '')`): which town a community lies in *now*, which
+level-4 grid a level-5 grid lies in. The empty key is the row of members with no town (a
+community not yet placed) or no grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from services.counting import hours, members_as_of, registered_sql, week_cutoff
+from services.natural import natural_sorted
+from services.timeutil import local_midnight
+from services.warehouse.client import Warehouse
+
+ScopeKind = Literal["county", "town", "community"]
+By = Literal["town", "community", "grid", "unit"]
+TREND_WEEKS = 8
+# What each scope drills into (besides units, which every scope offers).
+CHILD: dict[ScopeKind, By] = {"county": "town", "town": "community", "community": "grid"}
+NO_TOWN, NO_GRID = "未划分镇街", "未划分网格"
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    week: str
+    registered: int
+    served: int
+    seconds: int
+
+    @property
+    def rate(self) -> float:
+        return round(self.served / self.registered, 4) if self.registered else 0.0
+
+    @property
+    def hours(self) -> float:
+        return hours(self.seconds)
+
+
+@dataclass
+class DrillRow:
+    key: str
+    name: str
+    registered: int = 0
+    served: int = 0
+    seconds: int = 0
+    active: int = 0
+    reported: int = 0
+    wishes_fulfilled: int = 0
+    lapsed: int = 0
+    trend: list[TrendPoint] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return round(self.served / self.registered, 4) if self.registered else 0.0
+
+    @property
+    def reported_rate(self) -> float:
+        return round(self.reported / self.active, 4) if self.active else 0.0
+
+    @property
+    def hours(self) -> float:
+        return hours(self.seconds)
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How rows are keyed and confined, as SQL over the three kinds of rows read."""
+
+    reg_key: str  # over registry rows: community_id, grid_id, unit_id
+    week_key: str  # over member_weeks rows: member_community_id, member_grid_id, unit_id
+    wish_key: str  # over wishes rows (w.) joined with the fulfilling member (fm.)
+    reg_scope: str
+    week_scope: str
+    wish_scope: str
+    names: dict[str, str]
+    params: dict[str, Any]
+
+
+def _weeks_back(week: str, n: int) -> list[str]:
+    """The `n` ISO weeks ending with `week`, oldest first."""
+    y, w = int(week[:4]), int(week[6:])
+    monday = date.fromisocalendar(y, w, 1)
+    out = []
+    for i in range(n - 1, -1, -1):
+        iy, iw, _ = (monday - timedelta(weeks=i)).isocalendar()
+        out.append(f"{iy}-W{iw:02d}")
+    return out
+
+
+def _last_day(week: str) -> date:
+    return date.fromisocalendar(int(week[:4]), int(week[6:]), 7)
+
+
+# ---- the registry's small tables --------------------------------------------------------
+
+TOWNS_SQL = "SELECT id, name FROM towns FINAL"
+COMMUNITIES_SQL = "SELECT id, name, ifNull(town_id, '') FROM communities FINAL"
+GRIDS_SQL = (
+    "SELECT id, name, if(level = 5, ifNull(parent_id, ''), id), level FROM grids FINAL"
+    " WHERE community_id = %(c)s"
+)
+UNITS_SQL = "SELECT id, name FROM units FINAL"
+
+
+def town_communities(wh: Warehouse, town_id: str) -> list[str]:
+    return [str(c) for c, _, t in wh.query(COMMUNITIES_SQL) if t == town_id]
+
+
+def grouping(wh: Warehouse, scope: ScopeKind, scope_id: str | None, by: By) -> Grouping:
+    """The keys and scope of a drill-down; raises ValueError for a `by` the scope lacks."""
+    if by != "unit" and by != CHILD[scope]:
+        raise ValueError(f"by: a {scope} drills down by {CHILD[scope]} or unit")
+    comms = [(str(i), str(n), str(t)) for i, n, t in wh.query(COMMUNITIES_SQL)]
+    params: dict[str, Any] = {}
+    if scope == "county":
+        reg_scope = week_scope = wish_scope = "1"
+    elif scope == "town":
+        params["cs"] = [c for c, _, t in comms if t == scope_id]
+        if params["cs"]:
+            reg_scope = "community_id IN %(cs)s"
+            week_scope = "member_community_id IN %(cs)s"
+            wish_scope = "w.community_id IN %(cs)s"
+        else:  # a town with no community yet
+            reg_scope = week_scope = wish_scope = "0"
+    else:
+        params["c"] = scope_id
+        reg_scope = "community_id = %(c)s"
+        week_scope = "member_community_id = %(c)s"
+        wish_scope = "w.community_id = %(c)s"
+    if by == "town":
+        params["ck"] = [c for c, _, _ in comms]
+        params["cv"] = [t for _, _, t in comms]
+        town_of = "transform({}, %(ck)s, %(cv)s, '')"
+        names = {str(i): str(n) for i, n in wh.query(TOWNS_SQL)}
+        names[""] = NO_TOWN
+        return Grouping(
+            town_of.format("community_id"),
+            town_of.format("member_community_id"),
+            town_of.format("w.community_id"),
+            reg_scope,
+            week_scope,
+            wish_scope,
+            names,
+            params,
+        )
+    if by == "community":
+        names = {c: n for c, n, _ in comms}
+        return Grouping(
+            "community_id",
+            "member_community_id",
+            "w.community_id",
+            reg_scope,
+            week_scope,
+            wish_scope,
+            names,
+            params,
+        )
+    if by == "grid":
+        grids = [(str(i), str(n), str(p), int(lv)) for i, n, p, lv in wh.query(GRIDS_SQL, params)]
+        params["gk"] = [g for g, _, _, _ in grids]
+        params["gv"] = [p for _, _, p, _ in grids]
+        level4 = "transform(ifNull({}, ''), %(gk)s, %(gv)s, '')"
+        names = {g: n for g, n, _, lv in grids if lv == 4}
+        names[""] = NO_GRID
+        return Grouping(
+            level4.format("grid_id"),
+            level4.format("member_grid_id"),
+            level4.format("fm.grid_id"),
+            reg_scope,
+            week_scope,
+            wish_scope,
+            names,
+            params,
+        )
+    names = {str(i): str(n) for i, n in wh.query(UNITS_SQL)}
+    return Grouping(
+        "unit_id",
+        "unit_id",
+        "ifNull(w.fulfilled_by_unit_id, '')",
+        reg_scope,
+        week_scope,
+        wish_scope,
+        names,
+        params,
+    )
+
+
+# ---- the named queries -------------------------------------------------------------------
+
+# One week of a level: registered, served (registered members with a counted session in their
+# own key's rows) and credited seconds per key. As `communities_week`, generalised to a key.
+WEEK_SQL = """
+    WITH reg AS (SELECT id, {reg_key} AS k FROM ({registered}))
+    SELECT k, sum(r), sum(s), sum(secs) FROM (
+        SELECT k, count() AS r, toUInt64(0) AS s, toUInt64(0) AS secs FROM reg GROUP BY k
+        UNION ALL
+        SELECT {week_key} AS k, toUInt64(0) AS r, toUInt64(0) AS s,
+               sum(credited_seconds) AS secs
+        FROM member_weeks FINAL WHERE week = %(w)s AND {week_scope}
+        GROUP BY k
+        UNION ALL
+        SELECT x.k AS k, toUInt64(0) AS r, count() AS s, toUInt64(0) AS secs
+        FROM (
+            SELECT member_id, {week_key} AS k FROM member_weeks FINAL
+            WHERE week = %(w)s AND {week_scope}
+            GROUP BY member_id, k HAVING sum(sessions) > 0
+        ) AS x
+        INNER JOIN reg ON reg.id = x.member_id AND reg.k = x.k
+        GROUP BY x.k
+    )
+    GROUP BY k
+"""
+
+# Registered members of the week with no counted service in the lapse window, anywhere.
+LAPSED_SQL = """
+    SELECT {reg_key} AS k, count() FROM ({registered})
+    WHERE id NOT IN (
+        SELECT member_id FROM member_weeks FINAL WHERE week IN %(lapse)s
+        GROUP BY member_id HAVING sum(sessions) > 0
+    )
+    GROUP BY k
+"""
+
+# Active members at the cutoff, and those of them who had reported by the week's last day.
+REPORTED_SQL = """
+    SELECT {reg_key} AS k, count(), countIf(reported_on IS NOT NULL AND reported_on <= %(end)s)
+    FROM ({as_of}) WHERE status = 'active' AND {reg_scope}
+    GROUP BY k
+"""
+
+# Wishes done within the week's local days.
+WISHES_SQL = """
+    SELECT {wish_key} AS k, count() FROM wishes FINAL AS w
+    {join}
+    WHERE w.status IN ('done', 'confirmed') AND w.done_at >= %(from)s AND w.done_at < %(to)s
+      AND {wish_scope}
+    GROUP BY k
+"""
+_FULFILLER = (
+    "LEFT JOIN (SELECT id, grid_id FROM members FINAL) AS fm ON fm.id = w.fulfilled_by_member_id"
+)
+
+
+def _week_params(g: Grouping, week: str, now: datetime) -> dict[str, Any]:
+    last_day = _last_day(week)
+    return {**g.params, "w": week, "end": last_day, "cutoff": week_cutoff(last_day, now)}
+
+
+def week_of(wh: Warehouse, g: Grouping, week: str, now: datetime) -> dict[str, TrendPoint]:
+    """Key -> the week's registered, served and seconds."""
+    p = _week_params(g, week, now)
+    sql = WEEK_SQL.format(
+        reg_key=g.reg_key,
+        registered=registered_sql(g.reg_scope, p["cutoff"], now),
+        week_key=g.week_key,
+        week_scope=g.week_scope,
+    )
+    return {
+        str(k): TrendPoint(week, int(r), int(s), int(secs)) for k, r, s, secs in wh.query(sql, p)
+    }
+
+
+def drilldown(
+    wh: Warehouse,
+    scope: ScopeKind,
+    scope_id: str | None,
+    by: By,
+    week: str,
+    now: datetime,
+    lapse_weeks: int = 4,
+) -> list[DrillRow]:
+    """One level of the drill-down for a week (see the module docstring), rows in natural order
+    of their names, the empty key (no town, no grid) last. Rows of the level with no member
+    yet are listed too (a new town, an empty grid)."""
+    g = grouping(wh, scope, scope_id, by)
+    weeks = _weeks_back(week, TREND_WEEKS)
+    rows: dict[str, DrillRow] = {}
+
+    def row(k: str) -> DrillRow:
+        if k not in rows:
+            rows[k] = DrillRow(k, g.names.get(k, k))
+        return rows[k]
+
+    if by in ("town", "grid"):
+        for k in g.names:
+            if k:
+                row(k)
+    if by == "community":
+        for k in g.params.get("cs", [scope_id] if scope == "community" else []):
+            row(k)
+    trends = [week_of(wh, g, w, now) for w in weeks]
+    for k, point in trends[-1].items():
+        r = row(k)
+        r.registered, r.served, r.seconds = point.registered, point.served, point.seconds
+
+    p = _week_params(g, week, now)
+    registered = registered_sql(g.reg_scope, p["cutoff"], now)
+    p["lapse"] = (
+        weeks[-lapse_weeks:] if lapse_weeks <= TREND_WEEKS else _weeks_back(week, lapse_weeks)
+    )
+    for k, n in wh.query(LAPSED_SQL.format(reg_key=g.reg_key, registered=registered), p):
+        row(str(k)).lapsed = int(n)
+    as_of = members_as_of(p["cutoff"], now)
+    for k, active, reported in wh.query(
+        REPORTED_SQL.format(reg_key=g.reg_key, as_of=as_of, reg_scope=g.reg_scope), p
+    ):
+        r = row(str(k))
+        r.active, r.reported = int(active), int(reported)
+    monday = _last_day(week) - timedelta(days=6)
+    p["from"], p["to"] = local_midnight(monday), local_midnight(monday + timedelta(days=7))
+    wishes = WISHES_SQL.format(
+        wish_key=g.wish_key, join=_FULFILLER if by == "grid" else "", wish_scope=g.wish_scope
+    )
+    for k, n in wh.query(wishes, p):
+        row(str(k)).wishes_fulfilled = int(n)
+
+    for r in rows.values():
+        r.trend = [t.get(r.key, TrendPoint(w, 0, 0, 0)) for w, t in zip(weeks, trends, strict=True)]
+    named = natural_sorted([r for r in rows.values() if r.key], key=lambda r: r.name)
+    return named + [r for r in rows.values() if not r.key]
+
+
+def total(rows: list[DrillRow]) -> DrillRow:
+    """The level's total row: the parent's figures (every count is per member and week, and a
+    member is in one row of a level, so the rows add up)."""
+    t = DrillRow("", "合计")
+    for r in rows:
+        t.registered += r.registered
+        t.served += r.served
+        t.seconds += r.seconds
+        t.active += r.active
+        t.reported += r.reported
+        t.wishes_fulfilled += r.wishes_fulfilled
+        t.lapsed += r.lapsed
+    if rows:
+        weeks = [p.week for p in rows[0].trend]
+        t.trend = [
+            TrendPoint(
+                w,
+                sum(r.trend[i].registered for r in rows),
+                sum(r.trend[i].served for r in rows),
+                sum(r.trend[i].seconds for r in rows),
+            )
+            for i, w in enumerate(weeks)
+        ]
+    return t
+
+
+# ---- the heatmap -------------------------------------------------------------------------
+
+HEATMAP_SQL = """
+    SELECT station_id, hour_of_week, uniqExactMerge(scans) FROM checkin_hours
+    WHERE week IN %(weeks)s AND {scope}
+    GROUP BY station_id, hour_of_week
+"""
+STATIONS_SQL = "SELECT id, name, community_id FROM stations FINAL WHERE {scope}"
+
+
+@dataclass(frozen=True)
+class HeatRow:
+    station_id: str
+    name: str
+    community_id: str
+    counts: list[int]  # 168 hours of the week, Monday 00:00 (local) first
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+def heatmap(
+    wh: Warehouse, community_ids: list[str] | None, week: str, weeks: int = TREND_WEEKS
+) -> tuple[list[str], list[HeatRow]]:
+    """Check-ins per station and local hour of the week over the `weeks` weeks ending with
+    `week`, for the stations of these communities (None: all); every station listed, busiest
+    first. Returns the weeks and the rows."""
+    span = _weeks_back(week, weeks)
+    if community_ids is not None and not community_ids:
+        return span, []
+    p: dict[str, Any] = {"weeks": span, "cs": community_ids or []}
+    scope = "1" if community_ids is None else "station_community_id IN %(cs)s"
+    counts: dict[str, list[int]] = {}
+    for sid, hour, n in wh.query(HEATMAP_SQL.format(scope=scope), p):
+        counts.setdefault(str(sid), [0] * 168)[int(hour)] = int(n)
+    st_scope = "1" if community_ids is None else "community_id IN %(cs)s"
+    rows = [
+        HeatRow(str(i), str(n), str(c), counts.get(str(i), [0] * 168))
+        for i, n, c in wh.query(STATIONS_SQL.format(scope=st_scope), p)
+    ]
+    rows.sort(key=lambda r: (-r.total, r.name))
+    return span, rows

@@ -259,7 +259,7 @@ REPORTED_SQL = """
 
 # Wishes done within the week's local days.
 WISHES_SQL = """
-    SELECT {wish_key} AS k, count() FROM wishes FINAL AS w
+    SELECT {wish_key} AS k, count() FROM wishes AS w FINAL
     {join}
     WHERE w.status IN ('done', 'confirmed') AND w.done_at >= %(from)s AND w.done_at < %(to)s
       AND {wish_scope}

@@ -202,7 +202,8 @@ def _page(
     filters: dict[str, str | None] | None = None,
     q: str | None = None,
 ) -> dict[str, Any]:
-    items, total = ctx.registry.page(kind, caller, filters or {}, q, limit, offset)
+    with _rules():  # a role that may not list this kind at all: 403
+        items, total = ctx.registry.page(kind, caller, filters or {}, q, limit, offset)
     return {"items": items, "total": total}
 
 

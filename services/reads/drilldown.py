@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from services.counting import hours, members_as_of, registered_sql, week_cutoff
+from services.counting import (
+    CURRENT_MEMBERS_SQL,
+    REGISTERED_SQL,
+    hours,
+    members_as_of,
+    registered_sql,
+    week_cutoff,
+)
 from services.natural import natural_sorted
 from services.timeutil import local_midnight
 from services.warehouse.client import Warehouse
@@ -216,44 +223,73 @@ def grouping(wh: Warehouse, scope: ScopeKind, scope_id: str | None, by: By) -> G
 
 # ---- the named queries -------------------------------------------------------------------
 
-# One week of a level: registered, served (registered members with a counted session in their
-# own key's rows) and credited seconds per key. As `communities_week`, generalised to a key.
-WEEK_SQL = """
-    WITH reg AS (SELECT id, {reg_key} AS k FROM ({registered}))
-    SELECT k, sum(r), sum(s), sum(secs) FROM (
-        SELECT k, count() AS r, toUInt64(0) AS s, toUInt64(0) AS secs FROM reg GROUP BY k
+# A week's service per member and key within the scope: who served (a counted session in rows
+# of their own key) and the credited seconds, per week of the trend.
+_ACTIVITY = """
+    SELECT week, member_id, {week_key} AS k, sum(sessions) AS n
+    FROM member_weeks FINAL WHERE week IN %(weeks)s AND {week_scope}
+    GROUP BY week, member_id, k
+"""
+_SECONDS = """
+    SELECT week, {week_key} AS k, sum(credited_seconds) AS secs
+    FROM member_weeks FINAL WHERE week IN %(weeks)s AND {week_scope}
+    GROUP BY week, k
+"""
+
+# Every week of the trend in one query, when no member's unit, community, grid, status or
+# report date changed since the first week's cutoff: the registry as of each week's end is then
+# the current one (`services.counting.members_as_of`), and a week's registered are the current
+# active members who had reported by its last day (`REGISTERED_SQL`, with each week's `end`).
+TREND_SQL = """
+    WITH reg AS (
+        SELECT id, {reg_key} AS k, tupleElement(we, 1) AS week
+        FROM ({current}) ARRAY JOIN arrayZip(%(weeks)s, %(ends)s) AS we
+        WHERE status = 'active'
+          AND (reported_on IS NULL OR reported_on <= toDate32(tupleElement(we, 2)))
+          AND ({reg_scope})
+    )
+    SELECT week, k, sum(r), sum(s), sum(secs) FROM (
+        SELECT reg.week AS week, reg.k AS k, count() AS r, countIf(a.n > 0) AS s,
+               toUInt64(0) AS secs
+        FROM reg LEFT JOIN ({activity}) AS a
+            ON a.member_id = reg.id AND a.week = reg.week AND a.k = reg.k
+        GROUP BY week, k
         UNION ALL
-        SELECT {week_key} AS k, toUInt64(0) AS r, toUInt64(0) AS s,
-               sum(credited_seconds) AS secs
-        FROM member_weeks FINAL WHERE week = %(w)s AND {week_scope}
+        SELECT week, k, toUInt64(0), toUInt64(0), secs FROM ({seconds})
+    )
+    GROUP BY week, k
+"""
+
+# One week, the registry as of its cutoff (`registered_sql`): for a trend across a change.
+WEEK_SQL = """
+    SELECT week, k, sum(r), sum(s), sum(secs) FROM (
+        SELECT %(w)s AS week, reg.k AS k, count() AS r, countIf(a.n > 0) AS s,
+               toUInt64(0) AS secs
+        FROM (SELECT id, {reg_key} AS k FROM ({registered})) AS reg
+        LEFT JOIN ({activity}) AS a ON a.member_id = reg.id AND a.k = reg.k
         GROUP BY k
         UNION ALL
-        SELECT x.k AS k, toUInt64(0) AS r, count() AS s, toUInt64(0) AS secs
-        FROM (
-            SELECT member_id, {week_key} AS k FROM member_weeks FINAL
-            WHERE week = %(w)s AND {week_scope}
-            GROUP BY member_id, k HAVING sum(sessions) > 0
-        ) AS x
-        INNER JOIN reg ON reg.id = x.member_id AND reg.k = x.k
-        GROUP BY x.k
+        SELECT week, k, toUInt64(0), toUInt64(0), secs FROM ({seconds})
     )
-    GROUP BY k
+    GROUP BY week, k
 """
 
-# Registered members of the week with no counted service in the lapse window, anywhere.
-LAPSED_SQL = """
-    SELECT {reg_key} AS k, count() FROM ({registered})
-    WHERE id NOT IN (
-        SELECT member_id FROM member_weeks FINAL WHERE week IN %(lapse)s
-        GROUP BY member_id HAVING sum(sessions) > 0
-    )
-    GROUP BY k
+# Whether any member's registry fields that "registered" reads changed since a cutoff.
+CHANGED_SINCE_SQL = """
+    SELECT count() > 0 FROM registry_history
+    WHERE entity_kind = 'member' AND operation = 'update' AND changed_at >= %(cutoff)s
+      AND hasAny(fields, ['community_id', 'unit_id', 'grid_id', 'status', 'reported_on'])
 """
 
-# Active members at the cutoff, and those of them who had reported by the week's last day.
-REPORTED_SQL = """
-    SELECT {reg_key} AS k, count(), countIf(reported_on IS NOT NULL AND reported_on <= %(end)s)
-    FROM ({as_of}) WHERE status = 'active' AND {reg_scope}
+# The selected week's members as of its cutoff: active, reported by its last day, and the
+# registered with no counted service anywhere in the lapse window.
+MEMBERS_SQL = """
+    SELECT {reg_key} AS k, countIf(status = 'active'),
+           countIf(status = 'active' AND reported_on IS NOT NULL AND reported_on <= %(end)s),
+           countIf({registered} AND id NOT IN (
+               SELECT member_id FROM member_weeks FINAL WHERE week IN %(lapse)s
+               GROUP BY member_id HAVING sum(sessions) > 0))
+    FROM ({as_of}) WHERE {reg_scope}
     GROUP BY k
 """
 
@@ -275,18 +311,34 @@ def _week_params(g: Grouping, week: str, now: datetime) -> dict[str, Any]:
     return {**g.params, "w": week, "end": last_day, "cutoff": week_cutoff(last_day, now)}
 
 
-def week_of(wh: Warehouse, g: Grouping, week: str, now: datetime) -> dict[str, TrendPoint]:
-    """Key -> the week's registered, served and seconds."""
-    p = _week_params(g, week, now)
-    sql = WEEK_SQL.format(
-        reg_key=g.reg_key,
-        registered=registered_sql(g.reg_scope, p["cutoff"], now),
-        week_key=g.week_key,
-        week_scope=g.week_scope,
-    )
-    return {
-        str(k): TrendPoint(week, int(r), int(s), int(secs)) for k, r, s, secs in wh.query(sql, p)
+def trend_of(
+    wh: Warehouse, g: Grouping, weeks: list[str], now: datetime
+) -> dict[str, dict[str, TrendPoint]]:
+    """Week -> key -> the week's registered, served and seconds, as `services.reads.weeks`
+    counts them: in one query when the registry did not change since the first week (the usual
+    case), a query a week otherwise."""
+    first = week_cutoff(_last_day(weeks[0]), now)
+    parts = {
+        "reg_key": g.reg_key,
+        "reg_scope": g.reg_scope,
+        "activity": _ACTIVITY.format(week_key=g.week_key, week_scope=g.week_scope),
+        "seconds": _SECONDS.format(week_key=g.week_key, week_scope=g.week_scope),
     }
+    changed = bool(wh.query(CHANGED_SINCE_SQL, {"cutoff": first})[0][0])
+    if not changed:
+        p = {**g.params, "weeks": weeks, "ends": [_last_day(w).isoformat() for w in weeks]}
+        rows = wh.query(TREND_SQL.format(current=CURRENT_MEMBERS_SQL, **parts), p)
+    else:
+        rows = []
+        for w in weeks:
+            p = {**_week_params(g, w, now), "weeks": [w]}
+            registered = registered_sql(g.reg_scope, p["cutoff"], now)
+            sql = WEEK_SQL.format(registered=registered, **parts)
+            rows += wh.query(sql, p)
+    out: dict[str, dict[str, TrendPoint]] = {w: {} for w in weeks}
+    for w, k, r, s, secs in rows:
+        out[str(w)][str(k)] = TrendPoint(str(w), int(r), int(s), int(secs))
+    return out
 
 
 def drilldown(
@@ -317,24 +369,22 @@ def drilldown(
     if by == "community":
         for k in g.params.get("cs", [scope_id] if scope == "community" else []):
             row(k)
-    trends = [week_of(wh, g, w, now) for w in weeks]
-    for k, point in trends[-1].items():
+    trends = trend_of(wh, g, weeks, now)
+    for k, point in trends[week].items():
         r = row(k)
         r.registered, r.served, r.seconds = point.registered, point.served, point.seconds
 
     p = _week_params(g, week, now)
-    registered = registered_sql(g.reg_scope, p["cutoff"], now)
-    p["lapse"] = (
-        weeks[-lapse_weeks:] if lapse_weeks <= TREND_WEEKS else _weeks_back(week, lapse_weeks)
+    p["lapse"] = _weeks_back(week, lapse_weeks)
+    members = MEMBERS_SQL.format(
+        reg_key=g.reg_key,
+        registered=REGISTERED_SQL,
+        as_of=members_as_of(p["cutoff"], now),
+        reg_scope=g.reg_scope,
     )
-    for k, n in wh.query(LAPSED_SQL.format(reg_key=g.reg_key, registered=registered), p):
-        row(str(k)).lapsed = int(n)
-    as_of = members_as_of(p["cutoff"], now)
-    for k, active, reported in wh.query(
-        REPORTED_SQL.format(reg_key=g.reg_key, as_of=as_of, reg_scope=g.reg_scope), p
-    ):
+    for k, active, reported, lapsed in wh.query(members, p):
         r = row(str(k))
-        r.active, r.reported = int(active), int(reported)
+        r.active, r.reported, r.lapsed = int(active), int(reported), int(lapsed)
     monday = _last_day(week) - timedelta(days=6)
     p["from"], p["to"] = local_midnight(monday), local_midnight(monday + timedelta(days=7))
     wishes = WISHES_SQL.format(
@@ -344,7 +394,7 @@ def drilldown(
         row(str(k)).wishes_fulfilled = int(n)
 
     for r in rows.values():
-        r.trend = [t.get(r.key, TrendPoint(w, 0, 0, 0)) for w, t in zip(weeks, trends, strict=True)]
+        r.trend = [trends[w].get(r.key, TrendPoint(w, 0, 0, 0)) for w in weeks]
     named = natural_sorted([r for r in rows.values() if r.key], key=lambda r: r.name)
     return named + [r for r in rows.values() if not r.key]
 

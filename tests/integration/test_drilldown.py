@@ -295,3 +295,24 @@ def test_bad_input_is_a_422(stack: Stack, county: dict[str, Any]) -> None:
         assert r.status_code == 422, (path, params, r.text)
         assert r.json()["error"]["code"]
     assert stack.client.get("/v1/county/drilldown").status_code == 401
+
+
+def test_a_change_after_the_week_leaves_its_figures(stack: Stack, county: dict[str, Any]) -> None:
+    # Runs last: it changes the registry. 甲一 leaves today and 乙一 moves to 交通 (甲四 has reported by now): the week's
+    # figures stand as the registry stood then (the trend is read a week at a time across it).
+    c = county
+    before = _get(stack, "/v1/county/drilldown")
+    for member, body in (
+        (c["m"]["a1"], {"status": "left"}),
+        (c["m"]["b1"], {"community_id": c["c"]}),
+    ):
+        r = stack.client.patch(f"/v1/members/{member}", json=body, headers=stack.admin)
+        assert r.status_code == 200, r.text
+    after = _get(stack, "/v1/county/drilldown")
+    assert [(_fig(r), r["trend"]) for r in after["items"]] == [
+        (_fig(r), r["trend"]) for r in before["items"]
+    ]
+    # This week is another matter: the current registry counts.
+    now = _get(stack, "/v1/county/drilldown", week=iso_week(NOW))
+    rows = {r["name"]: r for r in now["items"]}
+    assert rows["巩昌镇"]["registered"] == 3 and rows["文峰镇"]["registered"] == 3

@@ -307,7 +307,9 @@ CASES: dict[tuple[str, str], Case] = {
         happy="org1",
         # The role check comes first: members and HR learn nothing about the session.
     ),
-    ("GET", "/v1/sessions/{session_id}/reviews"): Case(ORG_OR_ADMIN | COUNTY),
+    ("GET", "/v1/sessions/{session_id}/reviews"): Case(
+        ORG_OR_ADMIN, why="the audit trail of reviews: a role gate (organizer, admin)"
+    ),
     # ---- weekly, dashboard, organizer
     ("GET", "/v1/communities/{community_id}/weekly"): Case(DESK),
     ("GET", "/v1/communities/{community_id}/weekly/breakdown"): Case(DESK),

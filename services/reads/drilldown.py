@@ -129,24 +129,53 @@ def _last_day(week: str) -> date:
 
 # ---- the registry's small tables --------------------------------------------------------
 
-TOWNS_SQL = "SELECT id, name FROM towns FINAL"
 COMMUNITIES_SQL = "SELECT id, name, ifNull(town_id, '') FROM communities FINAL"
-GRIDS_SQL = (
-    "SELECT id, name, if(level = 5, ifNull(parent_id, ''), id), level FROM grids FINAL"
-    " WHERE community_id = %(c)s"
-)
-UNITS_SQL = "SELECT id, name FROM units FINAL"
+# Whether any member's registry fields that "registered" reads changed since a cutoff.
+CHANGED_SINCE_SQL = """
+    SELECT count() > 0 FROM registry_history
+    WHERE entity_kind = 'member' AND operation = 'update' AND changed_at >= %(since)s
+      AND hasAny(fields, ['community_id', 'unit_id', 'grid_id', 'status', 'reported_on'])
+"""
+# All of the above a drill-down needs, in one round trip (each query costs the engine its
+# overhead, a large part of a drill-down's time on a busy machine): kind, id, name, town or
+# parent, level.
+LOOKUPS_SQL = f"""
+    SELECT 'c', id, name, ifNull(town_id, ''), 0 FROM communities FINAL
+    UNION ALL SELECT 't', id, name, '', 0 FROM towns FINAL
+    UNION ALL SELECT 'u', id, name, '', 0 FROM units FINAL
+    UNION ALL SELECT 'g', id, name, if(level = 5, ifNull(parent_id, ''), id), level
+              FROM grids FINAL WHERE community_id = %(c)s
+    UNION ALL SELECT 'h', '', '', toString(({CHANGED_SINCE_SQL})), 0
+"""
 
 
 def town_communities(wh: Warehouse, town_id: str) -> list[str]:
     return [str(c) for c, _, t in wh.query(COMMUNITIES_SQL) if t == town_id]
 
 
-def grouping(wh: Warehouse, scope: ScopeKind, scope_id: str | None, by: By) -> Grouping:
-    """The keys and scope of a drill-down; raises ValueError for a `by` the scope lacks."""
+def grouping(
+    wh: Warehouse, scope: ScopeKind, scope_id: str | None, by: By, since: datetime
+) -> tuple[Grouping, bool]:
+    """The keys and scope of a drill-down, and whether a member's registry fields changed since
+    `since`; raises ValueError for a `by` the scope lacks."""
     if by != "unit" and by != CHILD[scope]:
         raise ValueError(f"by: a {scope} drills down by {CHILD[scope]} or unit")
-    comms = [(str(i), str(n), str(t)) for i, n, t in wh.query(COMMUNITIES_SQL)]
+    found: dict[str, list[tuple[str, str, str, int]]] = {k: [] for k in "ctugh"}
+    lookups = {"c": scope_id if scope == "community" else "", "since": since}
+    for kind, i, n, t, lv in wh.query(LOOKUPS_SQL, lookups):
+        found[str(kind)].append((str(i), str(n), str(t), int(lv)))
+    changed = found["h"][0][2] in ("1", "true")
+    g = _grouping(found, scope, scope_id, by)
+    return g, changed
+
+
+def _grouping(
+    found: dict[str, list[tuple[str, str, str, int]]],
+    scope: ScopeKind,
+    scope_id: str | None,
+    by: By,
+) -> Grouping:
+    comms = [(i, n, t) for i, n, t, _ in found["c"]]
     params: dict[str, Any] = {}
     if scope == "county":
         reg_scope = week_scope = wish_scope = "1"
@@ -167,7 +196,7 @@ def grouping(wh: Warehouse, scope: ScopeKind, scope_id: str | None, by: By) -> G
         params["ck"] = [c for c, _, _ in comms]
         params["cv"] = [t for _, _, t in comms]
         town_of = "transform({}, %(ck)s, %(cv)s, '')"
-        names = {str(i): str(n) for i, n in wh.query(TOWNS_SQL)}
+        names = {i: n for i, n, _, _ in found["t"]}
         names[""] = NO_TOWN
         return Grouping(
             town_of.format("community_id"),
@@ -192,7 +221,7 @@ def grouping(wh: Warehouse, scope: ScopeKind, scope_id: str | None, by: By) -> G
             params,
         )
     if by == "grid":
-        grids = [(str(i), str(n), str(p), int(lv)) for i, n, p, lv in wh.query(GRIDS_SQL, params)]
+        grids = found["g"]
         params["gk"] = [g for g, _, _, _ in grids]
         params["gv"] = [p for _, _, p, _ in grids]
         level4 = "transform(ifNull({}, ''), %(gk)s, %(gv)s, '')"
@@ -208,7 +237,7 @@ def grouping(wh: Warehouse, scope: ScopeKind, scope_id: str | None, by: By) -> G
             names,
             params,
         )
-    names = {str(i): str(n) for i, n in wh.query(UNITS_SQL)}
+    names = {i: n for i, n, _, _ in found["u"]}
     return Grouping(
         "unit_id",
         "unit_id",
@@ -274,12 +303,6 @@ WEEK_SQL = """
     GROUP BY week, k
 """
 
-# Whether any member's registry fields that "registered" reads changed since a cutoff.
-CHANGED_SINCE_SQL = """
-    SELECT count() > 0 FROM registry_history
-    WHERE entity_kind = 'member' AND operation = 'update' AND changed_at >= %(cutoff)s
-      AND hasAny(fields, ['community_id', 'unit_id', 'grid_id', 'status', 'reported_on'])
-"""
 
 # The selected week's members as of its cutoff: active, reported by its last day, and the
 # registered with no counted service anywhere in the lapse window.
@@ -312,19 +335,17 @@ def _week_params(g: Grouping, week: str, now: datetime) -> dict[str, Any]:
 
 
 def trend_of(
-    wh: Warehouse, g: Grouping, weeks: list[str], now: datetime
+    wh: Warehouse, g: Grouping, weeks: list[str], now: datetime, changed: bool
 ) -> dict[str, dict[str, TrendPoint]]:
     """Week -> key -> the week's registered, served and seconds, as `services.reads.weeks`
     counts them: in one query when the registry did not change since the first week (the usual
     case), a query a week otherwise."""
-    first = week_cutoff(_last_day(weeks[0]), now)
     parts = {
         "reg_key": g.reg_key,
         "reg_scope": g.reg_scope,
         "activity": _ACTIVITY.format(week_key=g.week_key, week_scope=g.week_scope),
         "seconds": _SECONDS.format(week_key=g.week_key, week_scope=g.week_scope),
     }
-    changed = bool(wh.query(CHANGED_SINCE_SQL, {"cutoff": first})[0][0])
     if not changed:
         p = {**g.params, "weeks": weeks, "ends": [_last_day(w).isoformat() for w in weeks]}
         rows = wh.query(TREND_SQL.format(current=CURRENT_MEMBERS_SQL, **parts), p)
@@ -353,8 +374,9 @@ def drilldown(
     """One level of the drill-down for a week (see the module docstring), rows in natural order
     of their names, the empty key (no town, no grid) last. Rows of the level with no member
     yet are listed too (a new town, an empty grid)."""
-    g = grouping(wh, scope, scope_id, by)
     weeks = _weeks_back(week, TREND_WEEKS)
+    since = week_cutoff(_last_day(weeks[0]), now)
+    g, changed = grouping(wh, scope, scope_id, by, since)
     rows: dict[str, DrillRow] = {}
 
     def row(k: str) -> DrillRow:
@@ -369,7 +391,7 @@ def drilldown(
     if by == "community":
         for k in g.params.get("cs", [scope_id] if scope == "community" else []):
             row(k)
-    trends = trend_of(wh, g, weeks, now)
+    trends = trend_of(wh, g, weeks, now, changed)
     for k, point in trends[week].items():
         r = row(k)
         r.registered, r.served, r.seconds = point.registered, point.served, point.seconds

@@ -79,8 +79,8 @@ class Facts:
     """What the policy needs to know of one object; fields that do not apply stay None/empty.
 
     `town_id` is the town the object lies in (a community's town; set only where a town office
-    may be asked about it), `community_id` is the community the object belongs to (a session's: where it was served,
-    the station's community), `also_community_id` a second one that has a say (a session's
+    may be asked about it), `community_id` is the community the object belongs to (a session's:
+    where it was served, the station's community), `also_community_id` a second one that has a say (a session's
     member's own community), `unit_id` the unit it belongs to, `member_id` the member it is
     about. `members` and `units` are further members and units the object is tied to: a wish's
     assignee and whoever fulfilled it, the units sent into a campaign. `token_id` names an

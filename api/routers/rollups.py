@@ -216,7 +216,8 @@ def county_drilldown(
     """The county by town (default) or by unit for a week: registered, served and rate, reported
     and rate, hours, wishes fulfilled, members lapsed, the 8-week trend; the admin and the
     county office."""
-    check(caller, "rollup", "read", access.Facts(), "county", "county")
+    # No id in the path to hide: a caller who may not read the county's figures gets a 403.
+    check(caller, "rollup", "read", access.Facts(), "county", "county", hideable=False)
     return _drill(ctx, "county", None, by, week, format)
 
 
@@ -298,7 +299,8 @@ def county_heatmap(
 ) -> Any:
     """Check-ins per station and local hour of the week (Monday 00:00 first, 168 hours) over
     the 8 weeks ending with the week; the admin and the county office."""
-    check(caller, "rollup", "read", access.Facts(), "county", "county")
+    # No id in the path to hide: a caller who may not read the county's figures gets a 403.
+    check(caller, "rollup", "read", access.Facts(), "county", "county", hideable=False)
     return _heat(ctx, "county", None, None, week, format)
 
 

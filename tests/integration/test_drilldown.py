@@ -259,7 +259,7 @@ def test_who_reads_which_rollup(stack: Stack, county: dict[str, Any]) -> None:
     town1, town2 = stack.token("town", c["t1"]), stack.token("town", c["t2"])
     org_a = stack.token("organizer", c["a"])
     cases = [
-        ("/v1/county/drilldown", [(county_office, 200), (town1, 404), (org_a, 404)]),
+        ("/v1/county/drilldown", [(county_office, 200), (town1, 403), (org_a, 403)]),
         (f"/v1/towns/{c['t1']}/drilldown", [(county_office, 200), (town1, 200), (town2, 404)]),
         (f"/v1/communities/{c['a']}/drilldown", [(town1, 200), (town2, 404), (org_a, 200)]),
         (f"/v1/communities/{c['c']}/heatmap", [(town2, 200), (town1, 404), (org_a, 404)]),

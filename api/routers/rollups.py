@@ -29,7 +29,6 @@ from services.reads.drilldown import (
     drilldown,
     heatmap,
     total,
-    town_communities,
 )
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -267,7 +266,8 @@ def _heat(
     fmt: str,
 ) -> Any:
     w, _ = parse_week(week)
-    weeks, rows = heatmap(ctx.warehouse, cs, w)
+    town = scope_id if scope == "town" else None
+    weeks, rows = heatmap(ctx.warehouse, cs, w, town_id=town)
     if fmt == "json":
         return Heatmap(
             scope=scope,
@@ -310,8 +310,7 @@ def town_heatmap(
 ) -> Any:
     """The town's stations, as the county's heatmap; also its town office."""
     _town(ctx, caller, town_id)
-    cs = town_communities(ctx.warehouse, town_id)
-    return _heat(ctx, "town", town_id, cs, week, format)
+    return _heat(ctx, "town", town_id, [], week, format)
 
 
 @router.get("/communities/{community_id}/heatmap", response_model=Heatmap, responses=_FILES)

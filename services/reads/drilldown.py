@@ -149,6 +149,20 @@ LOOKUPS_SQL = f"""
 """
 
 
+# Which town a community lies in, which level-4 grid a grid is (or lies in), as maps built once
+# per query by a scalar subquery (inlined ids would meet the query text's size limit).
+_TOWN_OF = (
+    "arrayElement((SELECT mapFromArrays(groupArray(id), groupArray(ifNull(town_id, '')))"
+    " FROM communities FINAL), {})"
+)
+_LEVEL4 = (
+    "arrayElement((SELECT mapFromArrays(groupArray(id),"
+    " groupArray(if(level = 5, ifNull(parent_id, ''), id))) FROM grids FINAL"
+    " WHERE community_id = %(c)s), ifNull({}, ''))"
+)
+_IN_TOWN = "(SELECT id FROM communities FINAL WHERE town_id = %(t)s)"
+
+
 def town_communities(wh: Warehouse, town_id: str) -> list[str]:
     return [str(c) for c, _, t in wh.query(COMMUNITIES_SQL) if t == town_id]
 
@@ -181,21 +195,18 @@ def _grouping(
         reg_scope = week_scope = wish_scope = "1"
     elif scope == "town":
         params["cs"] = [c for c, _, t in comms if t == scope_id]
-        if params["cs"]:
-            reg_scope = "community_id IN %(cs)s"
-            week_scope = "member_community_id IN %(cs)s"
-            wish_scope = "w.community_id IN %(cs)s"
-        else:  # a town with no community yet
-            reg_scope = week_scope = wish_scope = "0"
+        params["t"] = scope_id
+        # A subquery, not the ids inlined: a query's text has a size limit (max_query_size).
+        reg_scope = f"community_id IN {_IN_TOWN}"
+        week_scope = f"member_community_id IN {_IN_TOWN}"
+        wish_scope = f"w.community_id IN {_IN_TOWN}"
     else:
         params["c"] = scope_id
         reg_scope = "community_id = %(c)s"
         week_scope = "member_community_id = %(c)s"
         wish_scope = "w.community_id = %(c)s"
     if by == "town":
-        params["ck"] = [c for c, _, _ in comms]
-        params["cv"] = [t for _, _, t in comms]
-        town_of = "transform({}, %(ck)s, %(cv)s, '')"
+        town_of = _TOWN_OF
         names = {i: n for i, n, _, _ in found["t"]}
         names[""] = NO_TOWN
         return Grouping(
@@ -222,9 +233,7 @@ def _grouping(
         )
     if by == "grid":
         grids = found["g"]
-        params["gk"] = [g for g, _, _, _ in grids]
-        params["gv"] = [p for _, _, p, _ in grids]
-        level4 = "transform(ifNull({}, ''), %(gk)s, %(gv)s, '')"
+        level4 = _LEVEL4
         names = {g: n for g, n, _, lv in grids if lv == 4}
         names[""] = NO_GRID
         return Grouping(
@@ -473,20 +482,27 @@ class HeatRow:
 
 
 def heatmap(
-    wh: Warehouse, community_ids: list[str] | None, week: str, weeks: int = TREND_WEEKS
+    wh: Warehouse,
+    community_ids: list[str] | None,
+    week: str,
+    weeks: int = TREND_WEEKS,
+    town_id: str | None = None,
 ) -> tuple[list[str], list[HeatRow]]:
     """Check-ins per station and local hour of the week over the `weeks` weeks ending with
     `week`, for the stations of these communities (None: all); every station listed, busiest
     first. Returns the weeks and the rows."""
     span = _weeks_back(week, weeks)
-    if community_ids is not None and not community_ids:
+    if community_ids is not None and not community_ids and town_id is None:
         return span, []
-    p: dict[str, Any] = {"weeks": span, "cs": community_ids or []}
+    p: dict[str, Any] = {"weeks": span, "cs": community_ids or [], "t": town_id}
     scope = "1" if community_ids is None else "station_community_id IN %(cs)s"
+    st_scope = "1" if community_ids is None else "community_id IN %(cs)s"
+    if town_id is not None:  # a town's stations, by subquery (see _IN_TOWN)
+        scope = f"station_community_id IN {_IN_TOWN}"
+        st_scope = f"community_id IN {_IN_TOWN}"
     counts: dict[str, list[int]] = {}
     for sid, hour, n in wh.query(HEATMAP_SQL.format(scope=scope), p):
         counts.setdefault(str(sid), [0] * 168)[int(hour)] = int(n)
-    st_scope = "1" if community_ids is None else "community_id IN %(cs)s"
     rows = [
         HeatRow(str(i), str(n), str(c), counts.get(str(i), [0] * 168))
         for i, n, c in wh.query(STATIONS_SQL.format(scope=st_scope), p)

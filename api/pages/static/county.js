@@ -198,7 +198,10 @@ function drill(row) {
   load();
 }
 
+let loads = 0;  // a newer load's answer wins: an older one still in flight is dropped
+
 async function load() {
+  const seq = ++loads;
   const level = here();
   renderCrumbs();
   say("toolbar-msg", "正在加载……", true);
@@ -208,6 +211,7 @@ async function load() {
       getJson(`${base(level)}/drilldown?${query()}`),
       getJson(`${base(level)}/heatmap?${new URLSearchParams({week: $("week").value})}`),
     ]);
+    if (seq !== loads) return;
     state.data = data;
     const t = data.total;
     $("kpi-registered").textContent = t.registered;

@@ -177,10 +177,26 @@ def readable_unit(ctx: AppContext, caller: Principal, unit_id: str) -> None:
 def community_desk(ctx: AppContext, caller: Principal, community_id: str) -> None:
     """Passes for the community's organizer and the admin, for a community that exists; the same
     404 otherwise (its weeks, breakdowns, on-site list, posters, review queue, feedback)."""
-    facts = access.Facts(community_id=community_id)
+    facts = community_facts(ctx, caller, community_id)
     check(caller, "community_desk", "read", facts, "community", community_id)
     if not ctx.registry.exists("community", community_id):
         raise hidden("community", community_id)
+
+
+def town_of(ctx: AppContext, caller: Principal, community_id: str) -> str | None:
+    """The town a community lies in, looked up only for a caller the policy judges by town
+    (`access.scoped_by_town`); None otherwise, and for a community that does not exist."""
+    if not access.scoped_by_town(caller):
+        return None
+    try:
+        return ctx.registry.community(community_id).town_id
+    except NotFound:
+        return None
+
+
+def community_facts(ctx: AppContext, caller: Principal, community_id: str) -> access.Facts:
+    """The facts of something of this community, its town included where it matters."""
+    return access.Facts(community_id=community_id, town_id=town_of(ctx, caller, community_id))
 
 
 def _station_for(
@@ -194,7 +210,7 @@ def _station_for(
         caller,
         resource,
         "read",
-        access.Facts(community_id=station.community_id),
+        community_facts(ctx, caller, station.community_id),
         "station",
         station_id,
     )
@@ -257,7 +273,7 @@ def managed_grid(ctx: AppContext, caller: Principal, grid_id: str) -> Grid:
         caller,
         "community_desk",
         "read",
-        access.Facts(community_id=grid.community_id),
+        community_facts(ctx, caller, grid.community_id),
         "grid",
         grid_id,
     )

@@ -40,6 +40,7 @@ from api.routers import (
     registry,
     reminders,
     resources,
+    rollups,
     sessions,
     station_screen,
     stations,
@@ -176,6 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Excused weeks and standing posts (issue 14).
     app.include_router(excusals.router)
     app.include_router(posts.router)
+    # The county's and towns' roll-ups: drill-down and heatmap (issue 15).
+    app.include_router(rollups.router)
 
     app.include_router(pages.router)
     # Compressed and cached (api/pages/assets.py).

@@ -58,6 +58,7 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "RevokeRequest": {"token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl"},
     "UnitIn": {"name": "县司法局"},
     "CommunityIn": {"name": "东关社区"},
+    "TownIn": {"name": "巩昌镇"},
     "CommunityPatch": {"phone": "0932-6621234"},
     "NamePatch": {"name": "县司法局"},
     "GridIn": _GRID_IN,

@@ -57,6 +57,7 @@ class CommunityIn(_In):
         max_length=50,
         description="经办人: named on the records of service the community issues",
     )
+    town_id: str | None = Field(default=None, description="the town (镇/街道) it lies in")
 
 
 class StationIn(_In):

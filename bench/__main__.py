@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -223,6 +224,38 @@ def state_rows(runs: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
+def drilldown_rows(r: dict[str, Any]) -> list[Row]:
+    """Benchmark 4b (bench/drilldown.py): each drill-down against a hand-written query."""
+    size = f"{r['sessions'] / 1e6:g} M sessions, {r['members']:,} members"
+    rows = []
+    for what, x in r["reads"].items():
+        q = ratio(x["hand_ms"], x["read_ms"])
+        rows.append(
+            Row(
+                f"4b. drill-down, {what}, {size}",
+                _ms(x["read_ms"]) + " (services.reads.drilldown, in-process)",
+                _ms(x["hand_ms"]) + " (one hand-written query, same data)",
+                fmt(q),
+                "ratio ≥ 0.5 (within 2x)",
+                q >= 0.5,
+                f"week {r['week']}, 8-week trend; {r['member_weeks']:,} member_weeks rows",
+            )
+        )
+    return rows
+
+
+def _drilldown(work: Path, size: int, repeat: int) -> dict[str, Any]:
+    # Its own process and chDB folder (one process per folder), as the reads benchmark.
+    members = max(20_000, size // 50)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.drilldown", "--sessions", str(size), "--members",
+         str(members), "--repeat", str(repeat), "--work", str(work)],
+        cwd=ROOT, capture_output=True, text=True, timeout=7200, check=True,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _step(name: str, fn: Callable[[], Any], results: dict[str, Any], errors: dict[str, str]) -> Any:
     t = time.monotonic()
     print(f"[bench] {name} …", flush=True)
@@ -310,6 +343,10 @@ def _rows_of(results: dict[str, Any]) -> list[Row]:
         rows += reads_rows(results[key])
     if r := results.get("state"):
         rows += state_rows(r)
+    for key in sorted(
+        (k for k in results if k.startswith("drilldown-")), key=lambda k: int(k[10:])
+    ):
+        rows += drilldown_rows(results[key])
     return rows
 
 
@@ -340,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--quick", action="store_true", help="small sizes, print only")
     ap.add_argument(
-        "--only", nargs="*", choices=["stream", "api", "edges", "freshness", "reads", "state"]
+        "--only",
+        nargs="*",
+        choices=["stream", "api", "edges", "freshness", "reads", "drilldown", "state"],
     )
     ap.add_argument("--scans", type=int, default=100_000)
     ap.add_argument("--members", type=int, default=5_000)
@@ -379,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
     work.mkdir(parents=True, exist_ok=True)
     info = machine.describe()
-    only = set(args.only or ["stream", "api", "edges", "freshness", "reads", "state"])
+    only = set(args.only or ["stream", "api", "edges", "freshness", "reads", "drilldown", "state"])
     results = {}
     errors = {}
     from bench import api_load, edge_load, freshness, reads, stream
@@ -404,6 +443,13 @@ def main(argv: list[str] | None = None) -> int:
                 return reads.run(work, size, args.repeat)
 
             _step(f"reads-{int(n)}", one, results, errors)
+    if "drilldown" in only:
+        for n in args.sizes:
+
+            def drill(size: int = int(n)) -> dict[str, Any]:
+                return _drilldown(work, size, args.repeat)
+
+            _step(f"drilldown-{int(n)}", drill, results, errors)
     if "state" in only:
         from bench import state
 

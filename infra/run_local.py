@@ -131,9 +131,12 @@ def announce(settings: Settings, county: County, loaded: LoadedCounty) -> None:
     member_token = token("member", loaded.members[member.key])
     organizer = token("organizer", loaded.communities[home.key])
     hr = token("hr", loaded.units[unit.key])
+    county_office = token("county", "county")
+    first_town = county.towns[0] if county.towns else None
+    town_office = token("town", loaded.towns[first_town.key]) if first_town else ""
     print(
         f"""
-==== 龙溪在职党员志愿服务 is running: demo county 巩昌镇 ====
+==== 龙溪在职党员志愿服务 is running: demo county 巩昌镇 and 文峰镇 ====
 {len(county.communities)} communities, {len(county.stations)} stations and posts, \
 {len(county.grids)} grids, {len(county.units)} units, {len(county.members)} members.
 
@@ -148,6 +151,9 @@ Organizer dashboard of {home.name} (signs in with the token in the link):
   {base}/org?t={organizer}
 HR page of {unit.name}:
   {base}/hr?t={hr}
+County page (the county office; a town office starts at its town):
+  {base}/county?t={county_office}
+  {base}/county?t={town_office}
 Admin token: {admin_where}
 
 API docs: {base}/docs        Health: {base}/healthz

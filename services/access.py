@@ -6,7 +6,9 @@ member, community and unit it belongs to); the callers (`api.deps`, the registry
 import, the routers) look the facts up and turn a refusal into their error.
 
 Roles and their subject: a member (their member id), an organizer (a community id), HR (a unit
-id), the admin (everything).
+id), the admin (everything), the county office (`county`: reads what an organizer reads, for
+every community, and the county's roll-ups; changes nothing) and a town office (a town id: its
+towns' roll-ups and its communities' desks; changes nothing).
 
 How a refusal is answered (`decide`), so that an id's existence never leaks to a caller who may
 not see it:
@@ -34,6 +36,7 @@ from services.tokens import ROLES, Principal, Role
 Action = Literal["read", "change"]
 Resource = Literal[
     "unit",
+    "town",
     "community",
     "station_kind",
     "county",
@@ -72,6 +75,7 @@ Resource = Literal[
     "excusal_request",
     "post",
     "post_claim",
+    "rollup",
 ]
 
 
@@ -89,8 +93,9 @@ class Decision(StrEnum):
 class Facts:
     """What the policy needs to know of one object; fields that do not apply stay None/empty.
 
-    `community_id` is the community the object belongs to (a session's: where it was served,
-    the station's community), `also_community_id` a second one that has a say (a session's
+    `town_id` is the town the object lies in (a community's town; set only where a town office
+    may be asked about it), `community_id` is the community the object belongs to (a session's:
+    where it was served, the station's community), `also_community_id` a second one that has a say (a session's
     member's own community), `unit_id` the unit it belongs to, `member_id` the member it is
     about. `members` and `units` are further members and units the object is tied to: a wish's
     assignee and whoever fulfilled it, the units sent into a campaign. `token_id` names an
@@ -98,6 +103,7 @@ class Facts:
     """
 
     community_id: str | None = None
+    town_id: str | None = None
     also_community_id: str | None = None
     unit_id: str | None = None
     member_id: str | None = None
@@ -110,6 +116,9 @@ def member_facts(member_id: str, community_id: str, unit_id: str) -> Facts:
     return Facts(member_id=member_id, community_id=community_id, unit_id=unit_id)
 
 
+Predicate = Callable[[Principal, Facts], bool]
+
+
 # ---- the predicates ------------------------------------------------------------------------
 
 
@@ -119,6 +128,27 @@ def _is(p: Principal, role: Role, subject: str | None) -> bool:
 
 def is_admin(p: Principal) -> bool:
     return p.role == "admin"
+
+
+def is_county(p: Principal) -> bool:
+    """The county office: reads what an organizer reads, in every community."""
+    return p.role == "county"
+
+
+def in_town(p: Principal, town_id: str | None) -> bool:
+    """The office of this town."""
+    return _is(p, "town", town_id)
+
+
+def scoped_by_town(p: Principal) -> bool:
+    """Whether deciding for this caller needs the town an object lies in (`Facts.town_id`):
+    callers look the town up only then, so nobody else pays for it."""
+    return p.role == "town"
+
+
+def oversees_community(p: Principal, f: Facts) -> bool:
+    """The county office, or the office of the town the object's community lies in."""
+    return is_county(p) or (f.community_id is not None and in_town(p, f.town_id))
 
 
 def manages_community(p: Principal, community_id: str | None) -> bool:
@@ -169,6 +199,27 @@ def _community(p: Principal, f: Facts) -> bool:
 
 def _unit(p: Principal, f: Facts) -> bool:
     return reads_unit(p, f.unit_id)
+
+
+def _community_read(p: Principal, f: Facts) -> bool:
+    return manages_community(p, f.community_id) or oversees_community(p, f)
+
+
+def _county_or(pred: Predicate) -> Predicate:
+    def read(p: Principal, f: Facts) -> bool:
+        return is_county(p) or pred(p, f)
+
+    return read
+
+
+def _rollup_read(p: Principal, f: Facts) -> bool:
+    # A roll-up names its scope: the county (no facts: the admin and the county office), a
+    # town (its office too), a community (its town's office and its organizer too).
+    if is_admin(p) or is_county(p):
+        return True
+    if f.community_id is not None:
+        return _is(p, "organizer", f.community_id) or in_town(p, f.town_id)
+    return f.town_id is not None and in_town(p, f.town_id)
 
 
 def _in_community_scope(p: Principal, f: Facts) -> bool:
@@ -278,7 +329,6 @@ def _roster_read(p: Principal, f: Facts) -> bool:
 
 # ---- the table -------------------------------------------------------------------------------
 
-Predicate = Callable[[Principal, Facts], bool]
 ALL_ROLES: frozenset[Role] = frozenset(ROLES)
 _ORG: frozenset[Role] = frozenset({"admin", "organizer"})
 _HR: frozenset[Role] = frozenset({"admin", "hr"})
@@ -298,6 +348,7 @@ class Rule:
 RULES: dict[Resource, Rule] = {
     # The county's directory: every signed-in caller reads it, the admin keeps it.
     "unit": Rule("a unit's registry entry", _anyone, _admin, _ADMIN),
+    "town": Rule("a town's registry entry", _anyone, _admin, _ADMIN),
     "community": Rule("a community's registry entry", _anyone, _admin, _ADMIN),
     "station_kind": Rule("a kind of station", _anyone, _admin, _ADMIN),
     "county": Rule(
@@ -320,30 +371,33 @@ RULES: dict[Resource, Rule] = {
     "community_desk": Rule(
         "a community's figures and tools: its weeks and breakdowns, grids' and stations' weeks,"
         " who is on site, QR posters and screen keys, the review queue, its feedback",
-        _community,
+        _community_read,
         _community,
         _ORG,
     ),
     # A member: their record is personal data, read by those the member reports to.
     "member": Rule(
         "a member's registry entry and personal data (and their phone's activation)",
-        _member,
+        _county_or(_member),
         _community,
         _ORG,
     ),
     "member_service": Rule(
         "a member's sessions, hours, weeks, records of service, wishes fulfilled and the"
         " feedback about them; changed: the community's rating and evaluation of the member",
-        _member,
+        _county_or(_member),
         _community,
         _ORG,
     ),
     "session": Rule(
-        "one session as the community where it was served reviews it", _community, _community, _ORG
+        "one session as the community where it was served reviews it",
+        _county_or(_community),
+        _community,
+        _ORG,
     ),
     "session_feedback": Rule(
         "a rating of one session: the community where it was served or the member's own",
-        _either_community,
+        _county_or(_either_community),
         _either_community,
         _ORG,
     ),
@@ -384,24 +438,24 @@ RULES: dict[Resource, Rule] = {
     # The three lists and campaigns.
     "wish": Rule(
         "a micro-wish; changed: ordered, dispatched, confirmed, cancelled, matched by the community",
-        _wish_read,
+        _county_or(_wish_read),
         _community,
         _ORG,
     ),
     "wish_assignment": Rule(
         "a wish's acceptance, decline and completion by its assignee",
-        _assignable,
+        _county_or(_assignable),
         _wish_assignee,
         frozenset({"member", "hr"}),
     ),
     "resource": Rule(
         "a unit's offered resource; changed: offered or withdrawn by the unit",
-        _resource_read,
+        _county_or(_resource_read),
         _unit,
         _HR,
     ),
-    "project": Rule("a wish matched with a resource", _project_read, _community, _ORG),
-    "campaign": Rule("a deployment campaign", _campaign_read, _community, _ORG),
+    "project": Rule("a wish matched with a resource", _county_or(_project_read), _community, _ORG),
+    "campaign": Rule("a deployment campaign", _county_or(_campaign_read), _community, _ORG),
     # Service slots (活动) and sign-up (报名): an activity is a public notice of its community.
     "activity": Rule(
         "a service slot; changed: published or cancelled by the community",
@@ -490,6 +544,14 @@ RULES: dict[Resource, Rule] = {
         _team_leader,
         frozenset({"member"}),
     ),
+    # The county's, a town's and a community's roll-ups (drill-down, heatmap): read-only.
+    "rollup": Rule(
+        "roll-ups of a scope (the county, a town, a community): the drill-down by town,"
+        " community, grid and unit, the check-in heatmap, their downloads",
+        _rollup_read,
+        _admin,
+        _ADMIN,
+    ),
 }
 RESOURCES: tuple[Resource, ...] = tuple(RULES)
 
@@ -565,6 +627,8 @@ def list_scope(p: Principal, resource: Resource) -> ListScope | None:
     """
     if is_admin(p):
         return _NO_LIMIT
+    if is_county(p) or p.role == "town":
+        return _office_scope(p, resource)
     own = {
         "member": ListScope(member_id=p.subject_id),
         "organizer": ListScope(community_id=p.subject_id),
@@ -572,7 +636,7 @@ def list_scope(p: Principal, resource: Resource) -> ListScope | None:
     }.get(p.role)
     if own is None:
         return None
-    if resource in ("unit", "community", "station_kind", "county"):
+    if resource in _DIRECTORY:
         return _NO_LIMIT
     if resource in ("grid", "station"):
         return own if p.role == "organizer" else _NO_LIMIT
@@ -590,6 +654,35 @@ def list_scope(p: Principal, resource: Resource) -> ListScope | None:
         return own if p.role == "organizer" else _NO_LIMIT
     if resource == "activity_roster":
         return None if p.role == "member" else own
+    raise KeyError(f"no list of {resource!r}")
+
+
+_DIRECTORY: tuple[Resource, ...] = ("unit", "town", "community", "station_kind", "county")
+# What the county office lists unconfined: what an organizer lists, for every community.
+_COUNTY_LISTS: tuple[Resource, ...] = (
+    "grid",
+    "station",
+    "member",
+    "wish",
+    "resource",
+    "project",
+    "campaign",
+    "community_desk",
+)
+
+
+def _office_scope(p: Principal, resource: Resource) -> ListScope | None:
+    """The county office lists what organizers list, unconfined; a town office lists the
+    directory and the county's map (grids, stations) as HR does, and nothing of people: its
+    communities' figures come from the roll-ups, which are scoped by town."""
+    if resource in _DIRECTORY or resource in ("grid", "station", "activity"):
+        return _NO_LIMIT  # the directory, the map, and slots (a community's public notices)
+    if is_county(p) and resource in _COUNTY_LISTS:
+        return _NO_LIMIT
+    if resource in _COUNTY_LISTS or resource in ("activity_roster", "post"):
+        # Who signed up for a slot or holds a post stays with the community (and the unit);
+        # the offices read those figures from the roll-ups.
+        return None
     raise KeyError(f"no list of {resource!r}")
 
 

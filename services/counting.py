@@ -279,9 +279,21 @@ def local_week_start(now: datetime) -> date:
 
 
 def lapsed_cutoff(today: date, weeks: int) -> date:
-    """The first day of the `weeks` full ISO weeks before the current one (`LAPSED_AFTER_WEEKS`):
+    """The first day of the `weeks` full ISO weeks before the current one (`LAPSED_WEEKS`):
     a member with no counted service since this day, and reported by it, has lapsed."""
     return today - timedelta(days=today.weekday() + 7 * weeks)
+
+
+def lapse_window(day: date, weeks: int) -> list[str]:
+    """The ISO weeks (`YYYY-Www`, oldest first) the lapsed rule looks at from `day`'s week: the
+    `weeks` full weeks before it and that week itself, from `lapsed_cutoff` on; for the reads
+    that count lapsed members week by week (the roll-ups) rather than from a last service."""
+    first = lapsed_cutoff(day, weeks)
+    out = []
+    for i in range(weeks + 1):
+        y, w, _ = (first + timedelta(weeks=i)).isocalendar()
+        out.append(f"{y}-W{w:02d}")
+    return out
 
 
 def lapsed(reported_on: date | None, last_service_day: date | None, cutoff: date) -> bool:

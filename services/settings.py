@@ -150,9 +150,9 @@ class Settings(BaseSettings):
     # weeks) only when credited at least this many minutes, or once an organizer approved or
     # adjusted it: a check-in and check-out minutes apart is a gesture, not a service. 0 = off.
     week_min_credited_min: float = Field(default=30.0, ge=0, le=24 * 60)
-    # A member who reported counts as lapsed (the unit's roster, the county's roll-ups) after
-    # this many full ISO weeks without a counted service (services.counting.lapsed).
-    lapsed_after_weeks: int = Field(default=4, ge=1, le=52)
+    # The roll-ups' "lapsed" (issue 15): a registered member with no counted service in this
+    # many weeks up to and including the week shown.
+    lapsed_weeks: int = Field(default=4, ge=1, le=52)
     # How far back a member's scans are kept to re-pair sessions when a late offline scan
     # arrives; must exceed MAX_SCAN_AGE_H plus a day.
     session_rederive_horizon_h: float = Field(default=96.0, gt=0)

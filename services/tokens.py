@@ -26,8 +26,9 @@ import jwt
 
 from services.settings import Settings
 
-Role = Literal["member", "organizer", "hr", "admin"]
-ROLES: tuple[Role, ...] = ("member", "organizer", "hr", "admin")
+# `county`: the county office (组织部), subject "county"; `town`: a town office, subject a town id.
+Role = Literal["member", "organizer", "hr", "admin", "county", "town"]
+ROLES: tuple[Role, ...] = ("member", "organizer", "hr", "admin", "county", "town")
 
 _STATION_TOKEN = re.compile(r"^v(\d{1,4})\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{22})$")
 _KID = re.compile(r"^v(\d{1,4})$")
@@ -95,7 +96,8 @@ def verify_station(settings: Settings, token: str) -> str:
 @dataclass(frozen=True)
 class Principal:
     role: Role
-    subject_id: str  # member id, community id (organizer), unit id (hr), "admin"
+    # member id, community id (organizer), unit id (hr), "admin", "county", town id (town)
+    subject_id: str
     token_id: str
     expires_at: int | None
 

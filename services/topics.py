@@ -33,6 +33,7 @@ CHECKINS = TopicSpec("checkins", partitions=6)
 SESSIONS = TopicSpec("sessions", partitions=6, compacted=True)
 UNITS = TopicSpec("registry.units", partitions=1, compacted=True)
 COMMUNITIES = TopicSpec("registry.communities", partitions=1, compacted=True)
+TOWNS = TopicSpec("registry.towns", partitions=1, compacted=True)
 STATIONS = TopicSpec("registry.stations", partitions=1, compacted=True)
 MEMBERS = TopicSpec("registry.members", partitions=3, compacted=True)
 GRIDS = TopicSpec("registry.grids", partitions=1, compacted=True)
@@ -136,6 +137,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SESSIONS,
     UNITS,
     COMMUNITIES,
+    TOWNS,
     STATIONS,
     MEMBERS,
     GRIDS,

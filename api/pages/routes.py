@@ -365,6 +365,14 @@ def quarterly_card_page() -> HTMLResponse:
     return _desk("季度纪实卡", "在职党员到居住地社区报到服务", "card.html", "card.js", "card")
 
 
+@router.get("/county", response_class=HTMLResponse)
+def county_page() -> HTMLResponse:
+    """The county office's and a town office's drill-down, trend and check-in heatmap."""
+    return _desk(
+        "区域化党建服务统计", "县 · 镇（街道） · 社区 · 网格", "county.html", "county.js", "county"
+    )
+
+
 @router.get("/me/history", response_class=HTMLResponse)
 def member_history_page() -> HTMLResponse:
     """The member's history, feedback about them and the record of service (服务证明)."""

@@ -13,7 +13,7 @@ from services.tokens import InvalidToken, issue_bearer, verify_bearer
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 # The kind of registry entry each role's subject must be.
-_SUBJECT_KIND = {"member": "member", "organizer": "community", "hr": "unit"}
+_SUBJECT_KIND = {"member": "member", "organizer": "community", "hr": "unit", "town": "town"}
 
 
 @router.post("/tokens", response_model=TokenResponse, status_code=201, responses=errors(429))
@@ -26,6 +26,8 @@ def create_token(body: TokenRequest, caller: Caller, ctx: Ctx) -> TokenResponse:
         raise ApiError(422, "unknown_subject", f"{body.role} subject must be an existing {kind} id")
     if body.role == "admin" and body.subject_id != "admin":
         raise ApiError(422, "unknown_subject", "an admin token's subject_id is 'admin'")
+    if body.role == "county" and body.subject_id != "county":
+        raise ApiError(422, "unknown_subject", "a county office token's subject_id is 'county'")
     token = issue_bearer(ctx.settings, body.role, body.subject_id)
     return TokenResponse(token=token, expires_at=verify_bearer(ctx.settings, token).expires_at)
 

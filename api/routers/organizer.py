@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import AccessLog, Caller, Ctx, community_desk, may_read
+from api.deps import AccessLog, Caller, Ctx, check, community_desk, community_facts, may_read
 from api.openapi import errors
 from api.weeks import WeekQuery, parse_week
 from services import access
@@ -91,6 +91,16 @@ def on_site_now(community_id: str, caller: Caller, ctx: Ctx) -> OnSiteList:
 def poster_sheet(community_id: str, caller: Caller, ctx: Ctx) -> HTMLResponse:
     """Every station's QR poster for the community, A4, one per page: name, kind and code."""
     _community(ctx, caller, community_id)
+    # The posters carry the stations' signed tokens: only those who may hold them (the county
+    # and town offices read the community's desk, not its tokens).
+    check(
+        caller,
+        "station_token",
+        "read",
+        community_facts(ctx, caller, community_id),
+        "community",
+        community_id,
+    )
     community = ctx.registry.community(community_id)
     stations = community_stations(ctx.warehouse, community_id)
     e = escape_html

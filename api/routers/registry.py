@@ -29,6 +29,7 @@ from services.events import (
     Station,
     StationKind,
     StationKindDef,
+    Town,
     Unit,
 )
 from services.privacy import masked_change, masked_member
@@ -87,6 +88,11 @@ class CommunityPatch(_In):
     phone: str | None = Field(default=None, pattern=r"^[0-9+() -]{3,32}$")
     person_in_charge: Line | None = Field(default=None, min_length=1, max_length=50)
     handler: Line | None = Field(default=None, min_length=1, max_length=50)
+    town_id: str | None = Field(default=None, description="the town it lies in; null: none")
+
+
+class TownIn(_In):
+    name: Line = Name
 
 
 class GridPatch(_In):
@@ -206,7 +212,8 @@ def _page(
     filters: dict[str, str | None] | None = None,
     q: str | None = None,
 ) -> dict[str, Any]:
-    items, total = ctx.registry.page(kind, caller, filters or {}, q, limit, offset)
+    with _rules():  # a role that may not list this kind at all: 403
+        items, total = ctx.registry.page(kind, caller, filters or {}, q, limit, offset)
     # Phones masked in every answer (services.privacy); only a logged reveal shows one in full.
     return {"items": [masked_member(i) for i in items], "total": total}
 
@@ -277,6 +284,43 @@ def unit_history(
     return _history(ctx, caller, "unit", unit_id, limit, offset)
 
 
+# ---- towns ----------------------------------------------------------------------------------
+
+
+@router.post("/towns", response_model=Town, status_code=201, responses=errors(409))
+def create_town(body: TownIn, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Admin only: a town (镇) or subdistrict (街道), the level above communities."""
+    return _create(ctx, caller, "town", body)
+
+
+@router.get("/towns", response_model=Page[Town])
+def list_towns(
+    caller: Caller, ctx: Ctx, q: str | None = None, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    """Every town (the county's directory), paged; any signed-in caller."""
+    return _page(ctx, caller, "town", limit, offset, q=q)
+
+
+@router.get("/towns/{town_id}", response_model=Town)
+def get_town(town_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """One town; any signed-in caller."""
+    return ctx.registry.get("town", town_id, caller, fresh=True)
+
+
+@router.patch("/towns/{town_id}", response_model=Town, responses=errors(409))
+def update_town(town_id: str, body: NamePatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Admin only: rename a town."""
+    return _patch(ctx, caller, "town", town_id, body)
+
+
+@router.get("/towns/{town_id}/history", response_model=Page[HistoryItem])
+def town_history(
+    town_id: str, caller: Caller, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    """Who changed the town's name, before and after, when."""
+    return _history(ctx, caller, "town", town_id, limit, offset)
+
+
 # ---- communities ----------------------------------------------------------------------------
 
 
@@ -296,10 +340,16 @@ def create_communities(body: Bulk[CommunityIn], caller: Caller, ctx: Ctx) -> dic
 
 @router.get("/communities", response_model=Page[Community])
 def list_communities(
-    caller: Caller, ctx: Ctx, q: str | None = None, limit: Limit = 50, offset: Offset = 0
+    caller: Caller,
+    ctx: Ctx,
+    q: str | None = None,
+    town_id: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Every community (the county's directory), paged; any signed-in caller."""
-    return _page(ctx, caller, "community", limit, offset, q=q)
+    """Every community (the county's directory), paged, optionally of one town; any signed-in
+    caller."""
+    return _page(ctx, caller, "community", limit, offset, {"town_id": town_id}, q=q)
 
 
 @router.get("/communities/{community_id}", response_model=Community)
@@ -312,7 +362,7 @@ def get_community(community_id: str, caller: Caller, ctx: Ctx) -> RegistryRecord
 def update_community(
     community_id: str, body: CommunityPatch, caller: Caller, ctx: Ctx
 ) -> RegistryRecord:
-    """Admin only: rename a community, set or clear its phone."""
+    """Admin only: rename a community, set or clear its phone, set its town."""
     return _patch(ctx, caller, "community", community_id, body)
 
 

@@ -333,12 +333,12 @@ def unit_roster(
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
 ) -> UnitRosterOut | StreamingResponse:
     """The unit's roster (its HR, the admin) with each line's report status: `reported` (with
-    the community and the date), `lapsed` (reported, no counted service for LAPSED_AFTER_WEEKS
+    the community and the date), `lapsed` (reported, no counted service for LAPSED_WEEKS
     full weeks), `not_reported` / `not_registered` (未报到), `other_unit` (the phone is
     registered to another unit's member: nothing more is shown), `inactive`; and the community's
     receipt of the report. Excused weeks (请假) are not shown yet. Phones are masked."""
     readable_unit(ctx, caller, unit_id)
-    weeks = ctx.settings.lapsed_after_weeks
+    weeks = ctx.settings.lapsed_weeks
     rows = reads.roster_status(ctx.warehouse, unit_id, weeks)
     counts = UnitRosterCounts(
         total=len(rows),

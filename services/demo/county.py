@@ -1,7 +1,8 @@
 """The demo county at the case's scale: pure data, a function of the seed alone.
 
-Longxi County's seat, Gongchang town (巩昌镇), as the People's Daily case describes it: 18
-residential communities, 68 party-mass service stations and 19 party-member posts, 493 level-4
+Longxi County's seat, the towns of Gongchang (巩昌镇) and Wenfeng (文峰镇), as the People's Daily
+case describes it: 18 residential communities (11 in 巩昌镇 around the old town, 7 in 文峰镇 to
+its east; the case's model communities are 巩昌镇南城, 西城 and 文峰镇交通, 东铺), 68 party-mass service stations and 19 party-member posts, 493 level-4
 grids (and level-5 grids by building or courtyard), about 100 employing units, and 2,280
 in-service members who reported to the community where they live. Nothing here does I/O or
 reads the clock, so the same seed gives the same county byte for byte (`fingerprint`), which is
@@ -16,7 +17,7 @@ import io
 import random
 from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT_SEED = 20221
 
@@ -48,12 +49,19 @@ class DemoUnit:
 
 
 @dataclass(frozen=True)
+class DemoTown:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
 class DemoCommunity:
     key: str
     name: str
     households: int
     # 7 of the 18 were newly set up when the town was re-drawn (the case: "7 new, 8 re-drawn").
     is_new: bool
+    town_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,7 @@ class County:
     stations: tuple[DemoStation, ...]
     members: tuple[DemoMember, ...]
     posts: tuple[DemoPost, ...] = ()
+    towns: tuple[DemoTown, ...] = ()
 
     def unit(self, key: str) -> DemoUnit:
         return next(u for u in self.units if u.key == key)
@@ -145,14 +154,24 @@ class County:
     def fingerprint(self) -> str:
         """A digest of every field: equal digests mean byte-for-byte equal counties."""
         h = hashlib.sha256()
-        parts = (self.units, self.communities, self.grids, self.stations, self.members, self.posts)
+        parts: tuple[tuple[Any, ...], ...] = (
+            self.units,
+            self.communities,
+            self.grids,
+            self.stations,
+            self.members,
+            self.posts,
+            self.towns,
+        )
         for part in parts:
             for item in part:
                 h.update(repr(sorted(asdict(item).items())).encode())
         return h.hexdigest()
 
 
-# Neighbourhood names of Gongchang town; the first seven are the "new" communities.
+# The county seat's two towns, and how many of COMMUNITY_NAMES (in order) lie in each.
+TOWNS = (("t1", "巩昌镇", 11), ("t2", "文峰镇", 7))
+# Neighbourhood names of the county seat; the first seven are the "new" communities.
 COMMUNITY_NAMES = (
     "城关社区",
     "东关社区",
@@ -161,14 +180,14 @@ COMMUNITY_NAMES = (
     "北关社区",
     "崇文社区",
     "仁寿社区",
-    "保昌社区",
-    "莲峰社区",
+    "南城社区",
+    "西城社区",
     "福星社区",
     "长安社区",
     "和平社区",
     "永吉社区",
-    "东铭社区",
-    "西铭社区",
+    "交通社区",
+    "东铺社区",
     "汇丰社区",
     "新城社区",
     "育才社区",
@@ -481,6 +500,15 @@ def _reported_on(rng: random.Random) -> date:
     return start + timedelta(days=rng.randrange((end - start).days + 1))
 
 
+def _town_of(i: int) -> str:
+    """The town of the i-th community: TOWNS take COMMUNITY_NAMES in order."""
+    for key, _, n in TOWNS:
+        if i < n:
+            return key
+        i -= n
+    raise ValueError("more communities than TOWNS place")
+
+
 def generate(seed: int = DEFAULT_SEED) -> County:
     """The county for this seed. Only `random.Random(seed)` and lists are used: deterministic."""
     rng = random.Random(seed)
@@ -494,6 +522,7 @@ def generate(seed: int = DEFAULT_SEED) -> County:
             name=COMMUNITY_NAMES[i],
             households=households[i],
             is_new=i < 7,
+            town_key=_town_of(i),
         )
         for i in range(N_COMMUNITIES)
     )
@@ -602,6 +631,7 @@ def generate(seed: int = DEFAULT_SEED) -> County:
         stations=tuple(stations),
         members=tuple(members),
         posts=_posts(seed, grids, members),
+        towns=tuple(DemoTown(k, n) for k, n, _ in TOWNS),
     )
 
 
@@ -695,6 +725,11 @@ def slice_county(county: County, community_keys: tuple[str, ...], max_members: i
         stations=tuple(s for s in county.stations if s.community_key in keep),
         members=members,
         posts=posts,
+        towns=tuple(
+            t
+            for t in county.towns
+            if any(c.town_key == t.key for c in county.communities if c.key in keep)
+        ),
     )
 
 

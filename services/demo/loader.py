@@ -36,6 +36,7 @@ class LoadedCounty:
 
     units: dict[str, str] = field(default_factory=dict)
     communities: dict[str, str] = field(default_factory=dict)
+    towns: dict[str, str] = field(default_factory=dict)
     grids: dict[str, str] = field(default_factory=dict)
     stations: dict[str, dict[str, Any]] = field(
         default_factory=dict
@@ -80,6 +81,17 @@ async def _create_many(
     return made
 
 
+async def _place_in_towns(client: httpx.AsyncClient, county: County, out: LoadedCounty) -> None:
+    """Sets each community's town where it differs (a county loaded before towns existed)."""
+    have = {i["id"]: i.get("town_id") for i in await list_all(client, "/v1/communities")}
+    for c in county.communities:
+        cid = out.communities[c.key]
+        town_id = out.towns.get(c.town_key)
+        if town_id is not None and have.get(cid) != town_id:
+            r = await client.patch(f"/v1/communities/{cid}", json={"town_id": town_id})
+            _check(r, f"PATCH /v1/communities/{cid}")
+
+
 async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty:
     """Loads (or finds) the county; `client` carries the base URL and the admin's token."""
     out = LoadedCounty()
@@ -87,18 +99,24 @@ async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty
     async def ensure_named(kind: str, path: str, wanted: list[tuple[str, str]]) -> dict[str, str]:
         have = {i["name"]: i["id"] for i in await list_all(client, path)}
         missing = [(k, n) for k, n in wanted if n not in have]
-        made = await _create_many(client, path, [{"name": n} for _, n in missing])
+        bodies = [{"name": n} for _, n in missing]
+        if path == "/v1/towns":  # a county has a handful: no bulk call for them
+            made = [_check(await client.post(path, json=b), f"POST {path}") for b in bodies]
+        else:
+            made = await _create_many(client, path, bodies)
         for (_, n), item in zip(missing, made, strict=True):
             have[n] = item["id"]
         out.created[kind] = len(missing)
         return {k: have[n] for k, n in wanted}
 
-    out.units, out.communities = await asyncio.gather(
+    out.units, out.towns = await asyncio.gather(
         ensure_named("units", "/v1/units", [(u.key, u.name) for u in county.units]),
-        ensure_named(
-            "communities", "/v1/communities", [(c.key, c.name) for c in county.communities]
-        ),
+        ensure_named("towns", "/v1/towns", [(t.key, t.name) for t in county.towns]),
     )
+    out.communities = await ensure_named(
+        "communities", "/v1/communities", [(c.key, c.name) for c in county.communities]
+    )
+    await _place_in_towns(client, county, out)
 
     # Grids and stations: what each community already has, in one pass.
     async def existing(path: str) -> dict[tuple[str, str], dict[str, Any]]:

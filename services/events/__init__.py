@@ -70,6 +70,8 @@ from services.events.registry import (
     StationKindDef,
     StationKindUpserted,
     StationUpserted,
+    Town,
+    TownUpserted,
     Unit,
     UnitUpserted,
 )
@@ -109,6 +111,8 @@ __all__ = [
     "StationKindUpserted",
     "StationUpserted",
     "TokenRevoked",
+    "Town",
+    "TownUpserted",
     "Unit",
     "UnitUpserted",
     "UnknownEventType",

@@ -32,6 +32,12 @@ class Unit(RegistryRecord):
     name: str
 
 
+class Town(RegistryRecord):
+    """A town (镇) or subdistrict (街道): the county's level above its communities."""
+
+    name: str
+
+
 class Community(RegistryRecord):
     name: str
     # Shown to members who need the community (no activation code, status changed); a landline
@@ -41,6 +47,8 @@ class Community(RegistryRecord):
     # person in charge and the handler). Added later (issue 15): old events stay valid.
     person_in_charge: str | None = None
     handler: str | None = None
+    # The town the community lies in (issue 15); None for communities entered before towns.
+    town_id: str | None = None
 
 
 class Grid(RegistryRecord):
@@ -94,6 +102,12 @@ class Member(RegistryRecord):
 class UnitUpserted(Event):
     event_type: Literal["unit.upserted"] = "unit.upserted"
     record: Unit
+
+
+@event_type
+class TownUpserted(Event):
+    event_type: Literal["town.upserted"] = "town.upserted"
+    record: Town
 
 
 @event_type

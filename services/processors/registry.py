@@ -12,6 +12,7 @@ from services.events import (
     RegistryChanged,
     StationKindUpserted,
     StationUpserted,
+    TownUpserted,
     UnitUpserted,
 )
 from services.processors.base import Route, Row, route
@@ -30,6 +31,7 @@ def _record_route(spec: topics.TopicSpec, table: str, event: type[Any]) -> Route
 
 UNITS = _record_route(topics.UNITS, "units", UnitUpserted)
 COMMUNITIES = _record_route(topics.COMMUNITIES, "communities", CommunityUpserted)
+TOWNS = _record_route(topics.TOWNS, "towns", TownUpserted)
 GRIDS = _record_route(topics.GRIDS, "grids", GridUpserted)
 STATION_KINDS = _record_route(topics.STATION_KINDS, "station_kinds", StationKindUpserted)
 STATIONS = _record_route(topics.STATIONS, "stations", StationUpserted)

@@ -23,6 +23,8 @@ from services.events import (
     StationKindDef,
     StationKindUpserted,
     StationUpserted,
+    Town,
+    TownUpserted,
     Unit,
     UnitUpserted,
 )
@@ -80,6 +82,7 @@ class Kind:
 
 
 UNIT = Kind("unit", "units", Unit, UnitUpserted, topics.UNITS, "unit")
+TOWN = Kind("town", "towns", Town, TownUpserted, topics.TOWNS, "town")
 COMMUNITY = Kind(
     "community", "communities", Community, CommunityUpserted, topics.COMMUNITIES, "comm"
 )
@@ -89,7 +92,9 @@ STATION_KIND = Kind(
 )
 STATION = Kind("station", "stations", Station, StationUpserted, topics.STATIONS, "st")
 MEMBER = Kind("member", "members", Member, MemberUpserted, topics.MEMBERS, "mem")
-KINDS: dict[str, Kind] = {k.name: k for k in (UNIT, COMMUNITY, GRID, STATION_KIND, STATION, MEMBER)}
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (UNIT, TOWN, COMMUNITY, GRID, STATION_KIND, STATION, MEMBER)
+}
 
 # Fields a record carries for bookkeeping; they change on every version and are not "changes".
 _BOOKKEEPING = ("id", "version", "updated_at", "updated_by")

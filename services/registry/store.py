@@ -54,6 +54,7 @@ from services.registry.kinds import (
     MEMBER,
     STATION,
     STATION_KIND,
+    TOWN,
     UNIT,
     Change,
     Forbidden,
@@ -547,6 +548,7 @@ def _role_gate(kind: Kind) -> Forbidden:
 _RESOURCES: dict[str, access.Resource] = {
     "unit": "unit",
     "community": "community",
+    "town": "town",
     "grid": "grid",
     "station_kind": "station_kind",
     "station": "station",
@@ -564,7 +566,9 @@ def facts_of(kind: Kind, data: dict[str, Any]) -> access.Facts:
     if kind is UNIT:
         return access.Facts(unit_id=data.get("id"))
     if kind is COMMUNITY:
-        return access.Facts(community_id=data.get("id"))
+        return access.Facts(community_id=data.get("id"), town_id=data.get("town_id"))
+    if kind is TOWN:
+        return access.Facts(town_id=data.get("id"))
     if kind is MEMBER:
         return access.Facts(
             member_id=data.get("id"),

@@ -20,6 +20,7 @@ from services.registry.kinds import (
     MEMBER,
     STATION,
     STATION_KIND,
+    TOWN,
     UNIT,
     Conflict,
     Invalid,
@@ -134,6 +135,8 @@ class Validator:
             _check_coordinates(data)
         elif kind is MEMBER:
             self._check_member(before, data, pending)
+        elif kind is COMMUNITY and data.get("town_id") is not None:
+            self._ref(TOWN, data.get("town_id"), "town_id", pending)
 
     def _check_member(
         self, before: RegistryRecord | None, data: dict[str, Any], pending: Pending

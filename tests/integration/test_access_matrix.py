@@ -1,7 +1,7 @@
 """Access that holds: every operation of the API, called by every kind of caller.
 
-Two of everything: units U1/U2, communities C1/C2 (a grid and a station each), members M1
-(U1/C1) and M2 (U2/C2), and in scope 1 a served session, wishes in every state, resources, a
+Two of everything: units U1/U2, towns T1/T2, communities C1 (in T1) and C2 (in T2) (a grid and
+a station each), members M1 (U1/C1) and M2 (U2/C2), the county office, and in scope 1 a served session, wishes in every state, resources, a
 project, a campaign, feedback. Each operation of the OpenAPI document has a row in CASES naming
 who may call it; a row is required (`test_every_operation_has_a_case`), so an endpoint added
 later without one fails the suite. For each row:
@@ -36,9 +36,14 @@ from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
-PRINCIPALS = ("m1", "m2", "org1", "org2", "hr1", "hr2", "admin")
+PRINCIPALS = ("m1", "m2", "org1", "org2", "hr1", "hr2", "admin", "county", "town1", "town2")
 ALL = frozenset(PRINCIPALS)
 SCOPE1 = frozenset({"m1", "org1", "hr1", "admin"})
+# The county office reads what organizers read, everywhere; a town office its communities' desks
+# (judged by the community's town) and the roll-ups of its town.
+COUNTY = frozenset({"county"})
+OFFICES = frozenset({"county", "town1"})
+NOT_TOWNS = frozenset(PRINCIPALS) - {"town1", "town2"}
 YEAR = datetime.now(UTC).year
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -103,6 +108,7 @@ PARAM_DEFAULT = {
     "activity_id": "act1",
     "request_id": "exc1",
     "post_id": "post1",
+    "town_id": "t1",
 }
 
 
@@ -142,8 +148,10 @@ def _roster_csv(w: World) -> dict[str, Any]:
 
 
 ORG_OR_ADMIN = frozenset({"org1", "admin"})
+# A community's desk (its weeks, lists, review queue): its organizer, the admin and the offices.
+DESK = ORG_OR_ADMIN | OFFICES
 HR_OR_ADMIN = frozenset({"hr1", "admin"})
-MEMBER_READ = SCOPE1  # the member, their organizer, their unit's HR, the admin
+MEMBER_READ = SCOPE1 | COUNTY  # the member, their organizer, their unit's HR, the admin, county
 DIRECTORY = "registry directory (units, communities, kinds): readable by every signed-in caller"
 # Grids and stations are readable by everyone except another community's organizer.
 NOT_ORG2 = ALL - {"org2"}
@@ -211,7 +219,7 @@ CASES: dict[tuple[str, str], Case] = {
         why="grids are readable by all but another community's organizer",
     ),
     ("GET", "/v1/grids/{grid_id}/history"): Case(NOT_ORG2, entitled=ALL),
-    ("GET", "/v1/grids/{grid_id}/weekly"): Case(ORG_OR_ADMIN, knows_it_exists=NOT_ORG2),
+    ("GET", "/v1/grids/{grid_id}/weekly"): Case(DESK, knows_it_exists=NOT_ORG2),
     # ---- registry: station kinds
     ("GET", "/v1/station-kinds"): Case(ALL, entitled=ALL, why=DIRECTORY),
     ("POST", "/v1/station-kinds"): Case(
@@ -252,7 +260,7 @@ CASES: dict[tuple[str, str], Case] = {
         ORG_OR_ADMIN, knows_it_exists=NOT_ORG2 - ORG_OR_ADMIN
     ),
     ("GET", "/v1/stations/{station_id}/weekly"): Case(
-        ORG_OR_ADMIN, knows_it_exists=NOT_ORG2 - ORG_OR_ADMIN
+        DESK, knows_it_exists=NOT_ORG2 - ORG_OR_ADMIN
     ),
     ("POST", "/v1/stations/{station_id}/screen-keys"): Case(
         ORG_OR_ADMIN, happy="org1", knows_it_exists=NOT_ORG2 - ORG_OR_ADMIN
@@ -273,14 +281,16 @@ CASES: dict[tuple[str, str], Case] = {
         },
         happy="org1",
     ),
-    ("GET", "/v1/members"): Case(ALL, entitled=SCOPE1, why="confined to the caller"),
+    ("GET", "/v1/members"): Case(
+        NOT_TOWNS, entitled=SCOPE1 | COUNTY, why="confined to the caller; no list for a town"
+    ),
     ("GET", "/v1/members/{member_id}"): Case(MEMBER_READ),
     ("PATCH", "/v1/members/{member_id}"): Case(
         ORG_OR_ADMIN,
         body=lambda w: {"name": w.extra["m1_name"]},
         happy="org1",
-        # The member themself and their unit's HR may read the record, not change it.
-        knows_it_exists=frozenset({"m1", "hr1"}),
+        # The member themself, their unit's HR and the county may read the record, not change it.
+        knows_it_exists=frozenset({"m1", "hr1", "county"}),
     ),
     ("GET", "/v1/members/{member_id}/history"): Case(MEMBER_READ),
     ("GET", "/v1/members/{member_id}/hours"): Case(MEMBER_READ),
@@ -329,7 +339,7 @@ CASES: dict[tuple[str, str], Case] = {
         why="any member may serve at any station",
     ),
     ("GET", "/v1/communities/{community_id}/review-queue"): Case(
-        ORG_OR_ADMIN, knows_it_exists=ALL - ORG_OR_ADMIN - {"org2"}
+        DESK, knows_it_exists=ALL - ORG_OR_ADMIN - {"org2"}
     ),
     ("POST", "/v1/sessions/{session_id}/review"): Case(
         ORG_OR_ADMIN,
@@ -337,17 +347,19 @@ CASES: dict[tuple[str, str], Case] = {
         happy="org1",
         # The role check comes first: members and HR learn nothing about the session.
     ),
-    ("GET", "/v1/sessions/{session_id}/reviews"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/sessions/{session_id}/reviews"): Case(
+        ORG_OR_ADMIN, why="the audit trail of reviews: a role gate (organizer, admin)"
+    ),
     # ---- weekly, dashboard, organizer
-    ("GET", "/v1/communities/{community_id}/weekly"): Case(ORG_OR_ADMIN),
-    ("GET", "/v1/communities/{community_id}/weekly/breakdown"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/weekly"): Case(DESK),
+    ("GET", "/v1/communities/{community_id}/weekly/breakdown"): Case(DESK),
     ("GET", "/v1/weekly/communities"): Case(
-        frozenset({"org1", "org2", "admin"}),
-        entitled=ORG_OR_ADMIN,
+        frozenset({"org1", "org2", "admin", "county"}),
+        entitled=ORG_OR_ADMIN | COUNTY,
         why="confined to the caller: an organizer gets their own community's week",
     ),
-    ("GET", "/v1/communities/{community_id}/on-site"): Case(ORG_OR_ADMIN),
-    ("GET", "/v1/communities/{community_id}/inbox"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/on-site"): Case(DESK),
+    ("GET", "/v1/communities/{community_id}/inbox"): Case(DESK),
     ("GET", "/v1/members/{member_id}/inbox"): Case(
         frozenset({"m1"}), why="a member's reminders are theirs alone (not even the admin's)"
     ),
@@ -355,9 +367,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("PUT", "/v1/members/{member_id}/reminder-preferences"): Case(
         frozenset({"m1"}), body=lambda w: {"weekly_nudge": True}
     ),
-    ("GET", "/v1/communities/{community_id}/posters"): Case(ORG_OR_ADMIN),
-    ("GET", "/v1/communities/{community_id}/roster"): Case(ORG_OR_ADMIN),
-    ("GET", "/v1/communities/{community_id}/feedback"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/posters"): Case(
+        ORG_OR_ADMIN, why="the posters carry the stations' tokens: not the offices'"
+    ),
+    ("GET", "/v1/communities/{community_id}/roster"): Case(DESK),
+    ("GET", "/v1/communities/{community_id}/feedback"): Case(DESK),
     ("GET", "/v1/units/{unit_id}/weekly"): Case(HR_OR_ADMIN),
     ("GET", "/v1/units/{unit_id}/feedback"): Case(HR_OR_ADMIN),
     ("GET", "/v1/units/{unit_id}/wishes"): Case(HR_OR_ADMIN),
@@ -400,7 +414,9 @@ CASES: dict[tuple[str, str], Case] = {
         },
         happy="org1",
     ),
-    ("GET", "/v1/wishes"): Case(ALL, entitled=SCOPE1, why="confined to the caller"),
+    ("GET", "/v1/wishes"): Case(
+        NOT_TOWNS, entitled=SCOPE1 | COUNTY, why="confined to the caller; no list for a town"
+    ),
     ("GET", "/v1/wishes/{wish_id}"): Case(MEMBER_READ),
     ("POST", "/v1/wishes/{wish_id}/dispatch"): Case(
         ORG_OR_ADMIN,
@@ -442,24 +458,26 @@ CASES: dict[tuple[str, str], Case] = {
         happy="hr1",
     ),
     ("GET", "/v1/resources"): Case(
-        ALL - {"m1", "m2"}, entitled=frozenset({"hr1", "org1", "admin"})
+        NOT_TOWNS - {"m1", "m2"}, entitled=frozenset({"hr1", "org1", "admin", "county"})
     ),
-    ("GET", "/v1/resources/{resource_id}"): Case(frozenset({"hr1", "org1", "admin"})),
+    ("GET", "/v1/resources/{resource_id}"): Case(frozenset({"hr1", "org1", "admin", "county"})),
     ("POST", "/v1/resources/{resource_id}/withdraw"): Case(
         HR_OR_ADMIN,
         params={"resource_id": "res_withdraw"},
         body=lambda w: {},
         happy="hr1",
         # The organizer C1 was offered the resource: it may see it, not withdraw it.
-        knows_it_exists=frozenset({"org1"}),
+        knows_it_exists=frozenset({"org1", "county"}),
     ),
     ("POST", "/v1/projects"): Case(
         ORG_OR_ADMIN,
         body=lambda w: {"wish_id": w.ids["w_project"], "resource_id": w.ids["res_project"]},
         happy="org1",
     ),
-    ("GET", "/v1/projects"): Case(ALL - {"m1", "m2"}, entitled=frozenset({"hr1", "org1", "admin"})),
-    ("GET", "/v1/projects/{project_id}"): Case(frozenset({"hr1", "org1", "admin"})),
+    ("GET", "/v1/projects"): Case(
+        NOT_TOWNS - {"m1", "m2"}, entitled=frozenset({"hr1", "org1", "admin", "county"})
+    ),
+    ("GET", "/v1/projects/{project_id}"): Case(frozenset({"hr1", "org1", "admin", "county"})),
     # ---- campaigns
     ("POST", "/v1/campaigns"): Case(
         ORG_OR_ADMIN,
@@ -472,11 +490,33 @@ CASES: dict[tuple[str, str], Case] = {
         },
         happy="org1",
     ),
-    ("GET", "/v1/campaigns"): Case(frozenset({"org1", "org2", "admin"}), entitled=ORG_OR_ADMIN),
-    ("GET", "/v1/campaigns/{campaign_id}"): Case(
-        frozenset({"org1", "hr1", "admin"}), why="HR of a unit sent into the campaign"
+    ("GET", "/v1/campaigns"): Case(
+        frozenset({"org1", "org2", "admin", "county"}), entitled=ORG_OR_ADMIN | COUNTY
     ),
-    ("GET", "/v1/campaigns/{campaign_id}/summary"): Case(frozenset({"org1", "hr1", "admin"})),
+    ("GET", "/v1/campaigns/{campaign_id}"): Case(
+        frozenset({"org1", "hr1", "admin", "county"}), why="HR of a unit sent into the campaign"
+    ),
+    ("GET", "/v1/campaigns/{campaign_id}/summary"): Case(
+        frozenset({"org1", "hr1", "admin", "county"})
+    ),
+    # ---- towns (issue 15)
+    ("POST", "/v1/towns"): Case(frozenset({"admin"}), body=lambda w: {"name": _name("镇")}),
+    ("GET", "/v1/towns"): Case(ALL, entitled=ALL, why=DIRECTORY),
+    ("GET", "/v1/towns/{town_id}"): Case(ALL, entitled=ALL, why=DIRECTORY),
+    ("PATCH", "/v1/towns/{town_id}"): Case(
+        frozenset({"admin"}),
+        body=lambda w: {"name": w.extra["t1_name"]},
+        knows_it_exists=ALL,
+        why=DIRECTORY,
+    ),
+    ("GET", "/v1/towns/{town_id}/history"): Case(ALL, entitled=ALL, why=DIRECTORY),
+    # ---- roll-ups (issue 15): figures only, no person named
+    ("GET", "/v1/county/drilldown"): Case(frozenset({"admin", "county"})),
+    ("GET", "/v1/county/heatmap"): Case(frozenset({"admin", "county"})),
+    ("GET", "/v1/towns/{town_id}/drilldown"): Case(frozenset({"admin", "county", "town1"})),
+    ("GET", "/v1/towns/{town_id}/heatmap"): Case(frozenset({"admin", "county", "town1"})),
+    ("GET", "/v1/communities/{community_id}/drilldown"): Case(DESK),
+    ("GET", "/v1/communities/{community_id}/heatmap"): Case(DESK),
     # ---- service slots (活动) and sign-up
     ("POST", "/v1/activities"): Case(
         ORG_OR_ADMIN,
@@ -676,8 +716,13 @@ def world(stack: Stack) -> World:
     ids: dict[str, str] = {}
     extra: dict[str, Any] = {"settings": stack.settings}
     for n in (1, 2):
+        t = stack.create("/v1/towns", {"name": f"矩阵镇{n}-{uuid.uuid4().hex[:4]}"})
+        ids[f"t{n}"] = t["id"]
+        extra[f"t{n}_name"] = t["name"]
         u = stack.create("/v1/units", {"name": f"县矩阵局{n}-{uuid.uuid4().hex[:4]}"})
-        c = stack.create("/v1/communities", {"name": f"矩阵社区{n}-{uuid.uuid4().hex[:4]}"})
+        c = stack.create(
+            "/v1/communities", {"name": f"矩阵社区{n}-{uuid.uuid4().hex[:4]}", "town_id": t["id"]}
+        )
         g = stack.create("/v1/grids", {"community_id": c["id"], "name": f"一网格{n}", "level": 4})
         s = stack.create(
             "/v1/stations",
@@ -723,6 +768,8 @@ def world(stack: Stack) -> World:
         headers[f"m{n}"] = stack.token("member", ids[f"m{n}"])
         headers[f"org{n}"] = stack.token("organizer", ids[f"c{n}"])
         headers[f"hr{n}"] = stack.token("hr", ids[f"u{n}"])
+        headers[f"town{n}"] = stack.token("town", ids[f"t{n}"])
+    headers["county"] = stack.token("county", "county")
     extra["throwaway_m1"] = issue_bearer(stack.settings, "member", ids["m1"])
 
     # A served session for M1, through the API and the worker.

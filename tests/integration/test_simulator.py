@@ -82,7 +82,19 @@ def test_the_slice_is_loaded_and_a_reload_creates_nothing(
             return await load_county(c, county)
 
     second = run_async(again())
-    assert second.created == {"units": 0, "communities": 0, "grids": 0, "stations": 0}
+    assert second.created == {
+        "units": 0,
+        "towns": 0,
+        "communities": 0,
+        "grids": 0,
+        "stations": 0,
+    }
+    # Each community lies in its town (issue 15).
+    for c in county.communities:
+        got = stack.client.get(
+            f"/v1/communities/{loaded.communities[c.key]}", headers=stack.admin
+        ).json()
+        assert got["town_id"] == loaded.towns[c.town_key]
     assert second.members == loaded.members
     assert second.grids == loaded.grids
     r = stack.client.get(

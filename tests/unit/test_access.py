@@ -1,5 +1,6 @@
 """The access policy as a role-by-resource table: every resource, read and change, decided for
-seven callers (two of each role, one inside scope 1 and one outside it, and the admin).
+ten callers (two of each role, one inside scope 1 and one outside it, the admin and the county
+office; the town office T1 holds C1, T2 holds C2).
 
 Scope 1 is member M1 of unit U1 living in community C1; scope 2 the same with M2, U2, C2. Each
 row names an object of scope 1 (the facts the caller looks up) and spells out the decision for
@@ -31,6 +32,8 @@ from services.access import (
 from services.tokens import ROLES, Principal
 
 M1, M2, C1, C2, U1, U2 = "mem_1", "mem_2", "comm_1", "comm_2", "unit_1", "unit_2"
+# Towns: C1 lies in T1, C2 in T2.
+T1, T2 = "town_1", "town_2"
 WHO: dict[str, Principal] = {
     "m1": Principal("member", M1, "tok-m1", 1),
     "m2": Principal("member", M2, "tok-m2", 1),
@@ -39,6 +42,9 @@ WHO: dict[str, Principal] = {
     "hr1": Principal("hr", U1, "tok-hr1", 1),
     "hr2": Principal("hr", U2, "tok-hr2", 1),
     "admin": Principal("admin", "admin", "admin-token", None),
+    "county": Principal("county", "county", "tok-county", 1),
+    "town1": Principal("town", T1, "tok-town1", 1),
+    "town2": Principal("town", T2, "tok-town2", 1),
 }
 CODE = {"A": Decision.ALLOW, "F": Decision.FORBID, "H": Decision.HIDE}
 
@@ -52,100 +58,132 @@ POST_C2 = Facts(community_id=C1, also_community_id=C2)
 POST_HELD = Facts(community_id=C1, also_community_id=C2, members=frozenset({M1}))
 
 #                 (resource, facts, hideable): (read, change), callers in WHO's order:
-#                                               m1 m2 org1 org2 hr1 hr2 admin
+#                                               m1 m2 org1 org2 hr1 hr2 admin county town1 town2
 TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     # The directory: everyone reads it; only the admin changes it, the rest meet a role gate.
-    ("unit", "U1"): (Facts(unit_id=U1), True, "AAAAAAA", "FFFFFFA"),
-    ("community", "C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFFFFFA"),
-    ("station_kind", "a kind"): (Facts(), True, "AAAAAAA", "FFFFFFA"),
-    ("county", "rankings, rules"): (Facts(), True, "AAAAAAA", "FFFFFFA"),
+    ("unit", "U1"): (Facts(unit_id=U1), True, "AAAAAAAAAA", "FFFFFFAFFF"),
+    ("community", "C1"): (Facts(community_id=C1), True, "AAAAAAAAAA", "FFFFFFAFFF"),
+    ("station_kind", "a kind"): (Facts(), True, "AAAAAAAAAA", "FFFFFFAFFF"),
+    ("county", "rankings, rules"): (Facts(), True, "AAAAAAAAAA", "FFFFFFAFFF"),
     # A community's map: hidden from another community's organizer only.
-    ("grid", "of C1"): (Facts(community_id=C1), True, "AAAHAAA", "FFAHFFA"),
-    ("station", "of C1"): (Facts(community_id=C1), True, "AAAHAAA", "FFAHFFA"),
+    ("grid", "of C1"): (Facts(community_id=C1), True, "AAAHAAAAAA", "FFAHFFAFFF"),
+    ("station", "of C1"): (Facts(community_id=C1), True, "AAAHAAAAAA", "FFAHFFAFFF"),
     # A station's tokens: its organizer and the admin only; a member or HR who reads the station
     # is refused its token without learning more (the station itself they may read).
-    ("station_token", "of C1"): (Facts(community_id=C1), True, "HHAHHHA", "FFAHFFA"),
-    ("community_desk", "C1"): (Facts(community_id=C1), True, "HHAHHHA", "FFAHFFA"),
+    ("station_token", "of C1"): (Facts(community_id=C1), True, "HHAHHHAHHH", "FFAHFFAFFF"),
+    ("community_desk", "C1"): (
+        Facts(community_id=C1, town_id=T1),
+        True,
+        "HHAHHHAAAH",
+        "FFAHFFAFFF",
+    ),
     # A member: the member, their organizer, their unit's HR and the admin read; the organizer
     # and the admin change. HR and the member themself may read but not change: 403.
-    ("member", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
-    ("member_service", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
-    ("session", "M2 at C1"): (VISITING_SESSION, True, "HHAHHHA", "FFAHFFA"),
-    ("session_feedback", "M2 at C1"): (VISITING_SESSION, True, "HHAAHHA", "FFAAFFA"),
-    ("checkin", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
-    ("reminders", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
+    ("member", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHAAHH", "FFAHFFAFFF"),
+    ("member_service", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHAAHH", "FFAHFFAFFF"),
+    ("session", "M2 at C1"): (VISITING_SESSION, True, "HHAHHHAAHH", "FFAHFFAFFF"),
+    ("session_feedback", "M2 at C1"): (VISITING_SESSION, True, "HHAAHHAAHH", "FFAAFFAFFF"),
+    ("checkin", "M1's"): (Facts(member_id=M1), True, "AHHHHHHHHH", "AHFFFFFFFF"),
+    ("reminders", "M1's"): (Facts(member_id=M1), True, "AHHHHHHHHH", "AHFFFFFFFF"),
     # Personal information care: a phone in full for who must call (the member's organizer and
     # the admin), the member's own data for the member alone, the access log for the admin.
-    ("member_phone", "M1's"): (member_facts(M1, C1, U1), True, "HHAHHHA", "FFAHFFA"),
-    ("my_data", "M1's"): (member_facts(M1, C1, U1), True, "AHHHHHH", "AHFFFFF"),
-    ("access_log", "the county's"): (Facts(), True, "HHHHHHA", "FFFFFFA"),
+    ("member_phone", "M1's"): (member_facts(M1, C1, U1), True, "HHAHHHAHHH", "FFAHFFAFFF"),
+    ("my_data", "M1's"): (member_facts(M1, C1, U1), True, "AHHHHHHHHH", "AHFFFFFFFF"),
+    ("access_log", "the county's"): (Facts(), True, "HHHHHHAHHH", "FFFFFFAFFF"),
     ("community_rating", "M1 of C1"): (
         Facts(member_id=M1, community_id=C1),
         True,
-        "AHHHHHH",
-        "AHFFFFF",
+        "AHHHHHHHHH",
+        "AHFFFFFFFF",
     ),
     # A unit's figures: its HR and the admin.
-    ("unit_desk", "U1"): (Facts(unit_id=U1), True, "HHHHAHA", "FFFFAHA"),
+    ("unit_desk", "U1"): (Facts(unit_id=U1), True, "HHHHAHAHHH", "FFFFAHAFFF"),
     # The unit's loop: its roster is the unit's; a report is confirmed by the member's community.
-    ("unit_roster", "U1"): (Facts(unit_id=U1), True, "HHHHAHA", "FFFFAHA"),
-    ("report_receipt", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
+    ("unit_roster", "U1"): (Facts(unit_id=U1), True, "HHHHAHAHHH", "FFFFAHAFFF"),
+    ("report_receipt", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHAHHH", "FFAHFFAFFF"),
     # The three lists and campaigns.
-    ("wish", "of C1, M1's"): (WISH, True, "AHAHAHA", "FFAHFFA"),
+    ("wish", "of C1, M1's"): (WISH, True, "AHAHAHAAHH", "FFAHFFAFFF"),
     # Only the assignee (and whoever fulfilled it) and the community see it: another member or
     # HR gets the 404 of a wish that does not exist, not a 403 `not_assignee`.
-    ("wish_assignment", "of C1, M1's"): (WISH, True, "AHAHAHA", "AHFFAHF"),
-    ("resource", "U1 to C1"): (Facts(unit_id=U1, community_id=C1), True, "HHAHAHA", "FFFFAHA"),
-    ("resource", "U1 county-wide"): (Facts(unit_id=U1), True, "HHAAAHA", "FFFFAHA"),
-    ("project", "C1 with U1"): (Facts(community_id=C1, unit_id=U1), True, "HHAHAHA", "FFAHFFA"),
+    ("wish_assignment", "of C1, M1's"): (WISH, True, "AHAHAHAAHH", "AHFFAHFFFF"),
+    ("resource", "U1 to C1"): (
+        Facts(unit_id=U1, community_id=C1),
+        True,
+        "HHAHAHAAHH",
+        "FFFFAHAFFF",
+    ),
+    ("resource", "U1 county-wide"): (Facts(unit_id=U1), True, "HHAAAHAAHH", "FFFFAHAFFF"),
+    ("project", "C1 with U1"): (
+        Facts(community_id=C1, unit_id=U1),
+        True,
+        "HHAHAHAAHH",
+        "FFAHFFAFFF",
+    ),
     ("campaign", "C1, U1 sent"): (
         Facts(community_id=C1, units=frozenset({U1})),
         True,
-        "HHAHAHA",
-        "FFAHFFA",
+        "HHAHAHAAHH",
+        "FFAHFFAFFF",
     ),
     # Service slots: a notice board anyone reads; the roster its community and HR (HR's rows
     # confined to its unit by the list scope); a sign-up the member's own.
-    ("activity", "of C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFAFFFA"),
-    ("activity_roster", "of C1"): (Facts(community_id=C1), True, "HHAHAAA", "FFAHFFA"),
-    ("activity_signup", "M1's"): (Facts(member_id=M1), True, "AHHHHHH", "AHFFFFF"),
+    ("activity", "of C1"): (Facts(community_id=C1), True, "AAAAAAAAAA", "FFAFFFAFFF"),
+    ("activity_roster", "of C1"): (Facts(community_id=C1), True, "HHAHAAAHHH", "FFAHFFAFFF"),
+    ("activity_signup", "M1's"): (Facts(member_id=M1), True, "AHHHHHHHHH", "AHFFFFFFFF"),
     # Excused weeks: the member (or their organizer) asks, the organizer decides, HR follows.
-    ("excusal", "M1's, asked in C1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "FFAHFFA"),
-    ("excusal_request", "for M1"): (member_facts(M1, C1, U1), True, "AHAHAHA", "AHAHFFA"),
+    ("excusal", "M1's, asked in C1"): (member_facts(M1, C1, U1), True, "AHAHAHAHHH", "FFAHFFAFFF"),
+    ("excusal_request", "for M1"): (member_facts(M1, C1, U1), True, "AHAHAHAHHH", "AHAHFFAFFF"),
     # Standing posts: `also_community_id` is the calling member's community.
-    ("post", "of C1, to a member of C1"): (POST_C1, True, "AAAHHHA", "FFAHFFA"),
-    ("post", "of C1, to a member of C2"): (POST_C2, True, "HHAHHHA", "FFAHFFA"),
-    ("post", "of C1, held by M1 who moved"): (POST_HELD, True, "AHAHHHA", "FFAHFFA"),
-    ("post_claim", "of C1, by a member of C1"): (POST_C1, True, "AAAHHHA", "AAFFFFF"),
-    ("post_claim", "of C1, by a member of C2"): (POST_C2, True, "HHAHHHA", "HHFFFFF"),
-    ("post_claim", "held by M1 who moved"): (POST_HELD, True, "AHAHHHA", "AHFFFFF"),
+    ("post", "of C1, to a member of C1"): (POST_C1, True, "AAAHHHAHHH", "FFAHFFAFFF"),
+    ("post", "of C1, to a member of C2"): (POST_C2, True, "HHAHHHAHHH", "FFAHFFAFFF"),
+    ("post", "of C1, held by M1 who moved"): (POST_HELD, True, "AHAHHHAHHH", "FFAHFFAFFF"),
+    ("post_claim", "of C1, by a member of C1"): (POST_C1, True, "AAAHHHAHHH", "AAFFFFFFFF"),
+    ("post_claim", "of C1, by a member of C2"): (POST_C2, True, "HHAHHHAHHH", "HHFFFFFFFF"),
+    ("post_claim", "held by M1 who moved"): (POST_HELD, True, "AHAHHHAHHH", "AHFFFFFFFF"),
     # Operations.
-    ("import", "rows of C1"): (Facts(community_id=C1), True, "AAAAAAA", "FFAFFFA"),
-    ("token", "M1's, in the path"): (Facts(token_id="tok-m1"), True, "AHHHHHA", "AHHHHHA"),
-    ("token", "M1's, in the body"): (Facts(token_id="tok-m1"), False, "AFFFFFA", "AFFFFFA"),
-    ("token_issue", "any"): (Facts(), True, "HHHHHHA", "FFFFFFA"),
+    ("import", "rows of C1"): (Facts(community_id=C1), True, "AAAAAAAAAA", "FFAFFFAFFF"),
+    ("token", "M1's, in the path"): (Facts(token_id="tok-m1"), True, "AHHHHHAHHH", "AHHHHHAHHH"),
+    ("token", "M1's, in the body"): (Facts(token_id="tok-m1"), False, "AFFFFFAFFF", "AFFFFFAFFF"),
+    ("token_issue", "any"): (Facts(), True, "HHHHHHAHHH", "FFFFFFAFFF"),
     # Check-ins made for a member (issue 14): the organizer of both the station's and the
     # member's community; the member's team leader.
     ("assisted_checkin", "M1 of C1 at C1"): (
         Facts(community_id=C1, also_community_id=C1, member_id=M1),
         True,
-        "HHAHHHA",
-        "FFAHFFA",
+        "HHAHHHAHHH",
+        "FFAHFFAFFF",
     ),
     ("assisted_checkin", "M2 of C2 at C1"): (
         Facts(community_id=C1, also_community_id=C2, member_id=M2),
         True,
-        "HHHHHHA",
-        "FFHHFFA",
+        "HHHHHHAHHH",
+        "FFHHFFAFFF",
     ),
     ("team_checkin", "M2 led by M1"): (
         Facts(member_id=M2, community_id=C1, members=frozenset({M1})),
         True,
-        "AHHHHHH",
-        "AHFFFFF",
+        "AHHHHHHHHH",
+        "AHFFFFFFFF",
     ),
     # Named in a request body: refused with 403 where a 404 would hide nothing.
-    ("member_service", "M1, in a body"): (member_facts(M1, C1, U1), False, "AFAFAFA", "FFAFFFA"),
+    ("member_service", "M1, in a body"): (
+        member_facts(M1, C1, U1),
+        False,
+        "AFAFAFAAFF",
+        "FFAFFFAFFF",
+    ),
+    # Towns are the directory: everyone reads them; only the admin changes them.
+    ("town", "T1"): (Facts(town_id=T1), True, "AAAAAAAAAA", "FFFFFFAFFF"),
+    # Roll-ups: the county's for the admin and the county office; a town's also for its town's
+    # office; a community's also for its organizer and its town's office. Nobody changes them.
+    ("rollup", "the county"): (Facts(), True, "HHHHHHAAHH", "FFFFFFAFFF"),
+    ("rollup", "T1"): (Facts(town_id=T1), True, "HHHHHHAAAH", "FFFFFFAFFF"),
+    ("rollup", "C1 in T1"): (
+        Facts(community_id=C1, town_id=T1),
+        True,
+        "HHAHHHAAAH",
+        "FFFFFFAFFF",
+    ),
 }
 
 
@@ -210,22 +248,23 @@ def test_refusals_map_to_statuses() -> None:
     assert [d.status for d in Decision] == [200, 403, 404]
 
 
-#                                  m1    m2    org1  org2  hr1   hr2   admin
+#                                  m1    m2    org1  org2  hr1   hr2   admin county town1 town2
 SCOPES: dict[Resource, tuple[str, ...]] = {
-    "member": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*"),
-    "wish": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*"),
-    "grid": ("*", "*", "c:1", "c:2", "*", "*", "*"),
-    "station": ("*", "*", "c:1", "c:2", "*", "*", "*"),
-    "unit": ("*",) * 7,
-    "community": ("*",) * 7,
-    "station_kind": ("*",) * 7,
-    "resource": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
-    "project": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
-    "campaign": ("-", "-", "c:1", "c:2", "-", "-", "*"),
-    "community_desk": ("-", "-", "c:1", "c:2", "-", "-", "*"),
-    "activity": ("*", "*", "c:1", "c:2", "*", "*", "*"),
-    "activity_roster": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*"),
-    "post": ("m:1", "m:2", "c:1", "c:2", "-", "-", "*"),
+    "member": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*", "*", "-", "-"),
+    "wish": ("m:1", "m:2", "c:1", "c:2", "u:1", "u:2", "*", "*", "-", "-"),
+    "grid": ("*", "*", "c:1", "c:2", "*", "*", "*", "*", "*", "*"),
+    "station": ("*", "*", "c:1", "c:2", "*", "*", "*", "*", "*", "*"),
+    "unit": ("*",) * 10,
+    "community": ("*",) * 10,
+    "station_kind": ("*",) * 10,
+    "resource": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*", "*", "-", "-"),
+    "project": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*", "*", "-", "-"),
+    "campaign": ("-", "-", "c:1", "c:2", "-", "-", "*", "*", "-", "-"),
+    "community_desk": ("-", "-", "c:1", "c:2", "-", "-", "*", "*", "-", "-"),
+    "town": ("*",) * 10,
+    "activity": ("*", "*", "c:1", "c:2", "*", "*", "*", "*", "*", "*"),
+    "activity_roster": ("-", "-", "c:1", "c:2", "u:1", "u:2", "*", "-", "-", "-"),
+    "post": ("m:1", "m:2", "c:1", "c:2", "-", "-", "*", "-", "-", "-"),
 }
 
 
@@ -287,6 +326,17 @@ def test_a_recorded_command_is_judged_by_its_actor() -> None:
     assert not actor_may("hr", U2, "resource", Facts(unit_id=U1))
     # A role the policy does not know is allowed nothing.
     assert not actor_may("root", "admin", "wish", of_c1)
+
+
+def test_a_town_office_is_judged_by_the_town_the_facts_name() -> None:
+    # Without the community's town in the facts a town office reads nothing of it: callers
+    # look the town up (api.deps.community_facts) only for the roles that need it.
+    assert decide(WHO["town1"], "community_desk", "read", Facts(community_id=C1)) is Decision.HIDE
+    # The town alone, without a community, is not a community's desk.
+    assert decide(WHO["town1"], "community_desk", "read", Facts(town_id=T1)) is Decision.HIDE
+    # A town office's subject is a town id: an organizer whose community id equals it is not it.
+    odd = Principal("organizer", T1, "t", 1)
+    assert decide(odd, "rollup", "read", Facts(town_id=T1)) is Decision.HIDE
 
 
 def test_roles_are_the_tokens_roles() -> None:

@@ -39,13 +39,15 @@ const desk = {
     if (r.status === 401) return {error: "令牌无效或已过期，请向县级管理员重新申请"};
     if (!r.ok) return {error: `登录失败：${await responseErrorText(r)}`};
     const who = await r.json();
-    if (who.role !== role) return {error: wrongRole};
+    // A page may take several roles (the county page: the county office, a town office).
+    if (!(Array.isArray(role) ? role : [role]).includes(who.role)) return {error: wrongRole};
     localStorage.setItem(this.key, t);
-    // The admin has no registry entry of its own (the access-log page).
-    if (!entityPath) return {entity: {id: who.subject_id, name: who.subject_id}};
-    const e = await fetch(`/v1/${entityPath}/${encodeURIComponent(who.subject_id)}`,
+    const path = typeof entityPath === "function" ? entityPath(who) : entityPath;
+    const fallback = {id: who.subject_id, name: who.subject_id};
+    if (!path) return {entity: fallback, who};
+    const e = await fetch(`/v1/${path}/${encodeURIComponent(who.subject_id)}`,
       {headers: {Authorization: "Bearer " + t}, cache: "no-store"});
-    return {entity: e.ok ? await e.json() : {id: who.subject_id, name: who.subject_id}};
+    return {entity: e.ok ? await e.json() : fallback, who};
   },
 
   // Wires the sign-in form and the log-out button, then signs in from `?t=` or the stored
@@ -66,7 +68,7 @@ const desk = {
       $("login-submit").disabled = false;
       if (res.error) { say("login-msg", res.error); return; }
       $("login-token").value = "";
-      await onSignedIn(res.entity);
+      await onSignedIn(res.entity, res.who);
     });
     $("logout").addEventListener("click", () => this.logout("已退出登录"));
 
@@ -80,6 +82,6 @@ const desk = {
     if (!t) { this.logout(); return; }
     const res = await this.signIn(t, role, wrongRole, entityPath);
     if (res.error) { this.logout(res.error); return; }
-    await onSignedIn(res.entity);
+    await onSignedIn(res.entity, res.who);
   },
 };

@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,3 +173,28 @@ class Guarantee:
     @functools.cache  # noqa: B019
     def _holes(self, topic: str) -> Any:
         return metrics.AGENT_HOLES.labels(topic=topic.removeprefix(self._prefix))
+
+
+async def one_at_a_time(
+    guarantee: Guarantee,
+    state: MutableMapping[str, Any],
+    stream: Any,
+    judge: Callable[[Any], Awaitable[None]],
+) -> AsyncIterator[None]:
+    """A command agent's loop (the lists, the activities): one command at a time, in log order;
+    the ledger decides what is committed (a command faust skipped around a rebalance is read
+    directly, never passed; streams/ledger.py). `judge` hands every record it makes to faust's
+    producer before the offset counts as applied, and faust flushes the producer before it
+    commits; the saved offsets go into the agent's own table (`state`) after the records."""
+    async for event in stream.events():
+        m = event.message
+        batch = guarantee.ledger.batch()
+        plan = guarantee.plan(batch, m.topic, m.partition, [m.offset])
+        if plan.apply:
+            read = await guarantee.read(m.topic, m.partition, plan.missing) if plan.missing else {}
+            for offset in plan.apply:
+                await judge(read.get(offset, event))
+            for p, value in guarantee.to_save(batch).items():
+                state[applied_key(p)] = value.decode()
+            batch.settle()
+        yield None

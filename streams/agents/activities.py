@@ -30,7 +30,7 @@ from services.topics import (
     ACTIVITY_STATE_TABLE,
 )
 from streams.app import app, dead_letter_topic, raw_topic, settings
-from streams.guarantee import Guarantee, applied_key
+from streams.guarantee import Guarantee, applied_key, one_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +57,7 @@ GUARANTEE = Guarantee(
 
 @app.agent(commands_topic)
 async def judge_activity_commands(stream: Any) -> AsyncIterator[None]:
-    # As the lists agent: one command at a time in log order, the ledger decides what is
-    # committed, and the saved offsets are written after the batch's records.
-    async for event in stream.events():
-        m = event.message
-        batch = GUARANTEE.ledger.batch()
-        plan = GUARANTEE.plan(batch, m.topic, m.partition, [m.offset])
-        if plan.apply:
-            read = await GUARANTEE.read(m.topic, m.partition, plan.missing) if plan.missing else {}
-            for offset in plan.apply:
-                await _judge(read.get(offset, event))
-            for p, value in GUARANTEE.to_save(batch).items():
-                activity_state[applied_key(p)] = value.decode()
-            batch.settle()
+    async for _ in one_at_a_time(GUARANTEE, activity_state, stream, _judge):
         yield None
 
 

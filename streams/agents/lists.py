@@ -25,7 +25,7 @@ from services.topics import (
     WISHES,
 )
 from streams.app import app, dead_letter_topic, raw_topic, settings
-from streams.guarantee import Guarantee, applied_key
+from streams.guarantee import Guarantee, applied_key, one_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +54,7 @@ GUARANTEE = Guarantee(
 
 @app.agent(commands_topic)
 async def judge_list_commands(stream: Any) -> AsyncIterator[None]:
-    # One command at a time, in log order; the ledger decides what is committed (a command
-    # faust skipped around a rebalance is read directly, never passed; streams/ledger.py). Every
-    # record is handed to faust's producer before the offset counts as applied, and faust
-    # flushes the producer before it commits.
-    async for event in stream.events():
-        m = event.message
-        batch = GUARANTEE.ledger.batch()
-        plan = GUARANTEE.plan(batch, m.topic, m.partition, [m.offset])
-        if plan.apply:
-            read = await GUARANTEE.read(m.topic, m.partition, plan.missing) if plan.missing else {}
-            for offset in plan.apply:
-                await _judge(read.get(offset, event))
-            for p, value in GUARANTEE.to_save(batch).items():
-                item_state[applied_key(p)] = value.decode()
-            batch.settle()
+    async for _ in one_at_a_time(GUARANTEE, item_state, stream, _judge):
         yield None
 
 

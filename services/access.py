@@ -480,7 +480,7 @@ RULES: dict[Resource, Rule] = {
     "excusal": Rule(
         "a member's excused-week requests; changed: approved or declined by the organizer of the"
         " community the request was made in",
-        _member,
+        _county_or(_member),
         _community,
         _ORG,
     ),

@@ -3,13 +3,14 @@ member's own data, and the log of who read whose personal data."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import AccessLog, Caller, Ctx, check, readable_member
+from api.errors import ApiError
 from api.openapi import errors
 from api.responses import ShownJSONResponse
 from services import access
@@ -123,7 +124,8 @@ def access_log(
     ctx: Ctx,
     member_id: Annotated[str | None, Query(max_length=64, description="whose data")] = None,
     actor_role: Annotated[
-        Literal["member", "organizer", "hr", "admin"] | None, Query(description="who read")
+        Literal["member", "organizer", "hr", "admin", "county", "town"] | None,
+        Query(description="who read"),
     ] = None,
     actor_id: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[AccessKind | None, Query(description=" | ".join(ACCESS_KINDS))] = None,
@@ -135,6 +137,9 @@ def access_log(
     """Who read whose personal data (phone reveals, files with phones, member records read by
     someone other than the member), newest first: the admin's."""
     check(caller, "access_log", "read", access.Facts(), "access log", "", hideable=False)
+    for name, t in (("since", since), ("until", until)):
+        if t is not None and not 2000 <= t.astimezone(UTC).year <= 2100:
+            raise ApiError(422, "invalid_request", f"{name}: a time between 2000 and 2100")
     f = reads.AccessLogFilter(member_id, actor_role, actor_id, kind, since, until)
     items, total = reads.access_log(ctx.warehouse, f, limit, offset)
     names = member_names(

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import AccessLog, Caller, Ctx, community_desk, readable_member
+from api.deps import AccessLog, Caller, Ctx, check, community_desk, readable_member
 from api.errors import ApiError
 from api.openapi import errors
 from services import topics
+from services.access import Facts
 from services.counting import BELOW_MINIMUM_FLAG
 from services.events import ServiceRecordIssued, derived_id, utcnow
 from services.events.records import RecordedSession
@@ -469,6 +470,11 @@ def national_export(
     volunteer, organization, activity, place, date, start, end and hours (actual credited time,
     the record of service's rule). Phones are in full: they identify the volunteer there."""
     community_desk(ctx, caller, community_id)
+    # Full phones: the community that files them and the admin, as for a phone revealed (the
+    # county's and towns' offices read the desk, not the phones).
+    check(
+        caller, "member_phone", "read", Facts(community_id=community_id), "community", community_id
+    )
     if period_to < period_from:
         raise ApiError(422, "invalid_range", "'to' lies before 'from'")
     if not (date(2000, 1, 1) <= period_from and period_to <= date(2100, 12, 31)):

@@ -157,6 +157,7 @@ def test_filters_and_paging(stack: Stack, town: dict[str, Any]) -> None:
         {"limit": "501"},
         {"offset": "-1"},
         {"member_id": "x" * 65},
+        {"since": "0133-03-20T18:44:33Z"},  # no year ClickHouse can read
     ],
 )
 def test_bad_filters_are_422_naming_the_field(stack: Stack, params: dict[str, str]) -> None:

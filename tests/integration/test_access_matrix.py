@@ -321,7 +321,7 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/v1/imports/unit-roster/template"): Case(ALL, entitled=ALL, why="an empty template"),
     ("GET", "/v1/units/{unit_id}/roster"): Case(HR_OR_ADMIN),
-    ("GET", "/v1/communities/{community_id}/reports"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/reports"): Case(DESK),
     ("POST", "/v1/members/{member_id}/report-receipt"): Case(ORG_OR_ADMIN, happy="org1"),
     ("GET", "/v1/members/{member_id}/quarterly-card"): Case(MEMBER_READ),
     ("GET", "/v1/communities/{community_id}/national-export"): Case(
@@ -620,7 +620,7 @@ CASES: dict[tuple[str, str], Case] = {
         why="the member asks, or their organizer for them",
     ),
     ("GET", "/v1/members/{member_id}/excusals"): Case(MEMBER_READ),
-    ("GET", "/v1/communities/{community_id}/excusals"): Case(ORG_OR_ADMIN),
+    ("GET", "/v1/communities/{community_id}/excusals"): Case(DESK),
     ("GET", "/v1/units/{unit_id}/excusals"): Case(HR_OR_ADMIN),
     ("POST", "/v1/excusals/{request_id}/decision"): Case(
         ORG_OR_ADMIN, body=lambda w: {"decision": "approve"}, happy="org1"
@@ -636,7 +636,7 @@ CASES: dict[tuple[str, str], Case] = {
         happy="org1",
     ),
     ("GET", "/v1/posts"): Case(
-        ALL - {"hr1", "hr2"},
+        ALL - {"hr1", "hr2"} - OFFICES - {"town2"},
         entitled=frozenset({"m1", "org1", "admin"}),
         why="confined to the caller's community (a member's own)",
     ),

@@ -103,7 +103,22 @@ def county(stack: Stack) -> dict[str, Any]:
     def scan(
         eid: str, who: str, station: str, community: str, at: datetime, action: str
     ) -> list[Any]:
-        return [eid, m[who], station, community, u1, community, action, eid, at, at, 0, 0]
+        row = {
+            "event_id": eid,
+            "member_id": m[who],
+            "station_id": station,
+            "station_community_id": community,
+            "unit_id": u1,
+            "member_community_id": community,
+            "action": action,
+            "client_event_id": eid,
+            "scanned_at": at,
+            "received_at": at,
+            "kafka_partition": 0,
+            "kafka_offset": 0,
+        }
+        # The route's other columns (who assisted, the phone's id, ...) as the sink's defaults.
+        return [row.get(c, "" if c == "assist" else None) for c in scan_cols]
 
     scans = [
         scan("e1", "a1", st_a, a, tuesday_9, "in"),

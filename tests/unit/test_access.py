@@ -131,7 +131,7 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     ("activity_roster", "of C1"): (Facts(community_id=C1), True, "HHAHAAAHHH", "FFAHFFAFFF"),
     ("activity_signup", "M1's"): (Facts(member_id=M1), True, "AHHHHHHHHH", "AHFFFFFFFF"),
     # Excused weeks: the member (or their organizer) asks, the organizer decides, HR follows.
-    ("excusal", "M1's, asked in C1"): (member_facts(M1, C1, U1), True, "AHAHAHAHHH", "FFAHFFAFFF"),
+    ("excusal", "M1's, asked in C1"): (member_facts(M1, C1, U1), True, "AHAHAHAAHH", "FFAHFFAFFF"),
     ("excusal_request", "for M1"): (member_facts(M1, C1, U1), True, "AHAHAHAHHH", "AHAHFFAFFF"),
     # Standing posts: `also_community_id` is the calling member's community.
     ("post", "of C1, to a member of C1"): (POST_C1, True, "AAAHHHAHHH", "FFAHFFAFFF"),

@@ -240,7 +240,19 @@ def roster(
             for r in rows
         ]
         return Roster(community_id=community_id, week=w, items=items, total=len(items))
-    # Phones in full: who receives the file is logged, with every member it lists.
+    # Phones in full, for calling: only who must call (the member_phone rule: the community's
+    # organizer, the admin), not the offices that read the desk; who receives the file is
+    # logged, with every member it lists.
+    check(
+        caller,
+        "member_phone",
+        "read",
+        access.Facts(community_id=community_id),
+        "community",
+        community_id,
+        hideable=False,
+        message="the not-served file lists phones in full: the community's organizer's",
+    )
     listed = [r.member_id for r in rows if r.served_this_week is False]
     audit.record("phones_export", listed, f"not served {w}, {format}")
     filename = f"not-served-{w}-{community_id}.{format}"

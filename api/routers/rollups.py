@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import Caller, Ctx, check, community_facts, hidden
 from api.errors import ApiError
@@ -60,6 +60,7 @@ class DrillRowOut(BaseModel):
     hours: float
     wishes_fulfilled: int
     lapsed: int
+    excused: int = Field(description="excused this week and not served: out of `rate`'s base")
     trend: list[TrendOut]
 
 
@@ -101,6 +102,7 @@ def _out(r: DrillRow) -> DrillRowOut:
         hours=r.hours,
         wishes_fulfilled=r.wishes_fulfilled,
         lapsed=r.lapsed,
+        excused=r.excused,
         trend=[
             TrendOut(
                 week=t.week, registered=t.registered, served=t.served, rate=t.rate, hours=t.hours
@@ -125,6 +127,7 @@ def _headers(by: By, lapsed_weeks: int, weeks: list[str]) -> list[str]:
         "服务时长(小时)",
         "完成微心愿",
         f"连续{lapsed_weeks}周未服务",
+        "本周请假人数",
         *[f"{w}服务率" for w in weeks],
     ]
 
@@ -142,6 +145,7 @@ def _rows(items: list[DrillRow], t: DrillRow) -> Iterator[list[Any]]:
             r.hours,
             r.wishes_fulfilled,
             r.lapsed,
+            r.excused,
             *[p.rate for p in r.trend],
         ]
 

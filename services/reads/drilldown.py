@@ -23,7 +23,9 @@ A row (`DrillRow`):
   wherever they served;
 - `trend`: the rate and hours of each of the `TREND_WEEKS` weeks ending with this one.
 
-Excused weeks and no-shows are not here yet (issue 14 builds them).
+`excused`: registered members with an approved excused week (`services.excused`) who did not
+serve it in their own community (served wins), out of the rate's denominator as in
+`services.reads.weeks`; the trend's rates do not leave them out. No-shows are not here yet.
 
 Rows are grouped by a key computed in SQL from the small registry tables mapped in Python
 (`transform(column, [from...], [to...], '')`): which town a community lies in *now*, which
@@ -46,6 +48,7 @@ from services.counting import (
     registered_sql,
     week_cutoff,
 )
+from services.excused import approved_weeks_sql
 from services.natural import natural_sorted
 from services.timeutil import local_midnight
 from services.warehouse.client import Warehouse
@@ -85,11 +88,15 @@ class DrillRow:
     reported: int = 0
     wishes_fulfilled: int = 0
     lapsed: int = 0
+    # Registered members excused this week who did not serve (served wins): out of the rate's
+    # denominator, as `services.reads.weeks` counts them.
+    excused: int = 0
     trend: list[TrendPoint] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
-        return round(self.served / self.registered, 4) if self.registered else 0.0
+        due = self.registered - self.excused
+        return round(self.served / due, 4) if due > 0 else 0.0
 
     @property
     def reported_rate(self) -> float:
@@ -322,7 +329,12 @@ MEMBERS_SQL = """
            countIf(status = 'active' AND reported_on IS NOT NULL AND reported_on <= %(end)s),
            countIf({registered} AND id NOT IN (
                SELECT member_id FROM member_weeks FINAL WHERE week IN %(lapse)s
-               GROUP BY member_id HAVING sum(sessions) > 0))
+               GROUP BY member_id HAVING sum(sessions) > 0)),
+           countIf({registered} AND id IN (SELECT member_id FROM ({excused}))
+               AND (id, community_id) NOT IN (
+                   SELECT member_id, member_community_id FROM member_weeks FINAL
+                   WHERE week = %(w)s
+                   GROUP BY member_id, member_community_id HAVING sum(sessions) > 0))
     FROM ({as_of}) WHERE {reg_scope}
     GROUP BY k
 """
@@ -414,6 +426,7 @@ def drilldown(
     members = MEMBERS_SQL.format(
         reg_key=g.reg_key,
         registered=REGISTERED_SQL,
+        excused=approved_weeks_sql("week = %(w)s"),
         as_of=members_as_of(p["cutoff"], now),
         reg_scope=g.reg_scope,
     )
@@ -423,11 +436,12 @@ def drilldown(
         wish_key=g.wish_key, join=_FULFILLER if by == "grid" else "", wish_scope=g.wish_scope
     )
     # One round trip for both (each costs the engine a query's overhead).
-    both = f"SELECT 'm', * FROM ({members}) UNION ALL SELECT 'w', k, 0, 0, n FROM ({wishes})"
-    for part, k, active, reported, n in wh.query(both, p):
+    both = f"SELECT 'm', * FROM ({members}) UNION ALL SELECT 'w', k, 0, 0, n, 0 FROM ({wishes})"
+    for part, k, active, reported, n, excused in wh.query(both, p):
         r = row(str(k))
         if part == "m":
             r.active, r.reported, r.lapsed = int(active), int(reported), int(n)
+            r.excused = int(excused)
         else:
             r.wishes_fulfilled = int(n)
 
@@ -449,6 +463,7 @@ def total(rows: list[DrillRow]) -> DrillRow:
         t.reported += r.reported
         t.wishes_fulfilled += r.wishes_fulfilled
         t.lapsed += r.lapsed
+        t.excused += r.excused
     if rows:
         weeks = [p.week for p in rows[0].trend]
         t.trend = [

@@ -83,7 +83,8 @@ def test_the_county_office_drills_down_and_downloads(
     # 巩昌镇: 张伟, 李娜, 王芳 registered, 张伟 served.
     expect(t1_row.locator("td").nth(1)).to_have_text("3")
     expect(t1_row.locator("td").nth(2)).to_have_text("1")
-    expect(t1_row.locator("td").nth(3)).to_have_text("33.3%")
+    expect(t1_row.locator("td").nth(3)).to_have_text("0")  # 请假: none excused
+    expect(t1_row.locator("td").nth(4)).to_have_text("33.3%")
     expect(table.locator("tr.total")).to_have_count(1)
     expect(page.locator("#chart-rows canvas").first).to_be_visible()
     expect(page.locator("#chart-heatmap canvas").first).to_be_visible()

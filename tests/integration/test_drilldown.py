@@ -18,7 +18,8 @@ import pytest
 from openpyxl import load_workbook
 
 from services import topics
-from services.processors import ROUTES
+from services.events import ExcusalRecorded
+from services.processors import ROUTES, route_for_event
 from services.timeutil import LOCAL_TZ, iso_week
 from tests.support.stack import Stack
 
@@ -152,6 +153,22 @@ def county(stack: Stack) -> dict[str, Any]:
         last_event_id="x",
     )
     _wh(stack).insert("wishes", [[wish[k] for k in wish_cols]], wish_cols)
+
+    # 丙二 (交通, did not serve the week) was excused for it: asked, and approved by 交通.
+    asked = NOW - timedelta(days=30)
+    excusal = {"request_id": "exc_drill", "member_id": m["c2"], "community_id": c, "unit_id": u1}
+    for e in (
+        ExcusalRecorded(
+            event_id="exc-drill-request", occurred_at=asked, action="request", weeks=(WEEK,),
+            reason="training", actor_role="member", actor_id=m["c2"], **excusal,
+        ),
+        ExcusalRecorded(
+            event_id="exc-drill-approve", occurred_at=asked + timedelta(hours=2),
+            action="approve", actor_role="organizer", actor_id=c, **excusal,
+        ),
+    ):  # fmt: skip
+        route = route_for_event(e)
+        _wh(stack).insert(route.table, [route.to_row(e)], route.columns)
     return {
         "t1": t1, "t2": t2, "empty_town": empty_town, "u1": u1, "u2": u2, "a": a, "b": b,
         "c": c, "g1": g1, "g2": g2, "st_a": st_a, "st_c": st_c, "m": m,
@@ -200,12 +217,22 @@ def test_each_level_adds_up_and_matches_the_weekly_read(
     assert list(rows) == ["南城社区", "西城社区"]
     county_row = next(r for r in _get(stack, "/v1/county/drilldown")["items"] if r["id"] == c["t1"])
     assert _fig(town["total"]) == _fig(county_row)
+    # 交通 (town 2): its excused member leaves the rate's base, as the weekly read does.
+    t2 = _get(stack, f"/v1/towns/{c['t2']}/drilldown")["items"]
+    jiaotong = next(r for r in t2 if r["id"] == c["c"])
+    weekly = _get(stack, f"/v1/communities/{c['c']}/weekly")
+    assert (jiaotong["excused"], jiaotong["served"], jiaotong["registered"]) == (1, 1, 2)
+    assert jiaotong["rate"] == weekly["rate"] == 1.0
+    by_town = {r["id"]: r for r in _get(stack, "/v1/county/drilldown")["items"]}
+    assert by_town[c["t2"]]["excused"] == 1 and by_town[c["t1"]]["excused"] == 0
     for r in town["items"]:
         weekly = _get(stack, f"/v1/communities/{r['id']}/weekly")
-        assert (r["registered"], r["served"], r["hours"]) == (
+        assert (r["registered"], r["served"], r["hours"], r["excused"], r["rate"]) == (
             weekly["members_registered"],
             weekly["members_served"],
             weekly["hours"],
+            weekly["excused"],
+            weekly["rate"],
         )
     grids = _get(stack, f"/v1/communities/{c['a']}/drilldown")
     assert grids["by"] == "grid"
@@ -257,7 +284,7 @@ def test_every_table_downloads(stack: Stack, county: dict[str, Any]) -> None:
     lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert lines[0][:4] == ["社区", "登记党员数", "已服务人数", "本周服务率"]
     assert [ln[0] for ln in lines[1:]] == ["南城社区", "西城社区", "合计"]
-    assert len(lines[0]) == 10 + 8
+    assert len(lines[0]) == 11 + 8 and lines[0][10] == "本周请假人数"
     r = stack.client.get(
         "/v1/county/heatmap", params={"week": WEEK, "format": "xlsx"}, headers=stack.admin
     )

@@ -148,6 +148,7 @@ function renderTable(data) {
     cell(tr, r.name, "name");
     cell(tr, r.registered, "num");
     cell(tr, r.served, "num");
+    cell(tr, r.excused, "num");
     cell(tr, pct(r.rate), "num");
     cell(tr, pct(r.reported_rate), "num");
     cell(tr, r.hours, "num");

@@ -51,12 +51,12 @@ const desk = {
   },
 
   // Wires the sign-in form and the log-out button, then signs in from `?t=` or the stored
-  // token; `onSignedIn(entity)` starts the page.
+  // token; `onSignedIn(entity, who)` starts the page.
   async run({key, role, wrongRole, entityPath, onSignedIn: started}) {
     this.key = key;
     // Other scripts of the page (the unit's roster, the reports to confirm) start on this event.
-    const onSignedIn = async (entity) => {
-      await started(entity);
+    const onSignedIn = async (entity, who) => {
+      await started(entity, who);
       document.dispatchEvent(new CustomEvent("desk:signed-in", {detail: entity}));
     };
     $("login-form").addEventListener("submit", async (ev) => {

@@ -10,6 +10,8 @@ Other parts (form fields) are counted against a small envelope and dropped.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -128,3 +130,39 @@ async def read_spreadsheet(request: Request, limit: int, what: str = "文件") -
     if data is None:
         raise ApiError(422, "missing_file", "缺少上传的文件（表单字段名应为 file）")
     return data
+
+
+def spreadsheet_doc(headers: str) -> dict[str, Any]:
+    """The OpenAPI of a route that takes one spreadsheet as `file` (multipart), which FastAPI
+    cannot infer: the route reads the body itself, streamed, with its limit."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": f"CSV (UTF-8 or GB18030) or XLSX; headers {headers}",
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+# The statuses of such a route besides 200.
+SPREADSHEET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"description": "the file is larger than IMPORT_MAX_BYTES (50 MB)"},
+    415: {"description": "not a CSV or XLSX spreadsheet"},
+    422: {
+        "description": "empty file, wrong header, or bad rows (then nothing was written and "
+        "the body lists every rejected row beside `error`)"
+    },
+}

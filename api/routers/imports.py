@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from api.deps import Caller, Ctx, gate
 from api.errors import ApiError, error_body
 from api.schemas import RowErrorOut
-from api.uploads import read_spreadsheet
+from api.uploads import SPREADSHEET_RESPONSES, read_spreadsheet, spreadsheet_doc
 from services.member_import import (
     FileRejected,
     ImportReport,
@@ -56,40 +56,14 @@ def _report(r: ImportReport) -> dict[str, Any]:
     ).model_dump()
 
 
-_MULTIPART_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "CSV (UTF-8 or GB18030) or XLSX; headers 姓名, 手机号码, 工作单位, 居住社区, 网格, 报到日期",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+_MULTIPART_DOC = spreadsheet_doc("姓名, 手机号码, 工作单位, 居住社区, 网格, 报到日期")
 
 
 @router.post(
     "/members",
     response_model=ImportOut,
     openapi_extra=_MULTIPART_DOC,
-    responses={
-        413: {"description": "the file is larger than IMPORT_MAX_BYTES (50 MB)"},
-        415: {"description": "not a CSV or XLSX spreadsheet"},
-        422: {
-            "description": "empty file, wrong header, or bad rows (then nothing was written and "
-            "the body lists every rejected row beside `error`)"
-        },
-    },
+    responses=SPREADSHEET_RESPONSES,
 )
 async def import_member_sheet(
     request: Request,

@@ -32,7 +32,7 @@ from api.deps import (
 from api.errors import ApiError, error_body
 from api.openapi import errors
 from api.schemas import RowErrorOut
-from api.uploads import read_spreadsheet
+from api.uploads import SPREADSHEET_RESPONSES, read_spreadsheet, spreadsheet_doc
 from services import topics
 from services.access import Facts
 from services.events import ReportConfirmed, RosterEntrySet, derived_id, utcnow
@@ -132,27 +132,7 @@ class ReceiptOut(BaseModel):
     created: bool
 
 
-_MULTIPART_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "CSV (UTF-8 or GB18030) or XLSX; headers 姓名, "
-                            "手机号码, 党支部 and optional 职务",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+_MULTIPART_DOC = spreadsheet_doc("姓名, 手机号码, 党支部 and optional 职务")
 
 
 def _upload_body(r: RosterReport) -> dict[str, Any]:
@@ -191,14 +171,7 @@ def _entry(
     "/v1/imports/units/{unit_id}/roster",
     response_model=RosterUploadOut,
     openapi_extra=_MULTIPART_DOC,
-    responses={
-        413: {"description": "the file is larger than IMPORT_MAX_BYTES (50 MB)"},
-        415: {"description": "not a CSV or XLSX spreadsheet"},
-        422: {
-            "description": "empty file, wrong header, or bad rows (then nothing was written and "
-            "the body lists every rejected row beside `error`)"
-        },
-    },
+    responses=SPREADSHEET_RESPONSES,
 )
 async def upload_roster(
     unit_id: str,

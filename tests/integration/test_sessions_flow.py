@@ -328,8 +328,9 @@ def test_community_grid_station_and_unit_weekly(stack: Stack, demo: dict[str, An
         "rate",
         "hours",
         "not_served",
+        "excused",
     }
-    assert body["week"] == week and body["members_registered"] == 6
+    assert body["week"] == week and body["members_registered"] == 6 and body["excused"] == 0
     served = 6 - len(body["not_served"])
     assert body["members_served"] == served and body["rate"] == round(served / 6, 4)
     all_ids = {x["id"] for x in demo["m"].values()}

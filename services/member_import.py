@@ -487,39 +487,58 @@ def import_members(
 # ---- the template --------------------------------------------------------------------------
 
 
-def template_csv() -> bytes:
+def csv_template(columns: tuple[str, ...] | list[str]) -> bytes:
+    """A spreadsheet import's CSV template: the header row alone."""
     # With a BOM, Excel on Windows opens the file as UTF-8 instead of guessing GBK.
-    return ("\ufeff" + ",".join(TEMPLATE_COLUMNS) + "\r\n").encode("utf-8")
+    return ("\ufeff" + ",".join(columns) + "\r\n").encode("utf-8")
 
 
-def template_xlsx() -> bytes:
+def xlsx_template(
+    columns: tuple[str, ...] | list[str], title: str, widths: list[int], notes: tuple[str, ...]
+) -> bytes:
+    """A spreadsheet import's XLSX template: the bold header, text columns of these widths, and
+    a sheet of filling notes."""
     import openpyxl
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     wb = openpyxl.Workbook()
     ws = wb.active
     assert ws is not None
-    ws.title = "党员名单"
-    ws.append(list(TEMPLATE_COLUMNS))
+    ws.title = title
+    ws.append(list(columns))
     for cell in ws[1]:
         cell.font = Font(bold=True)
-    widths = {"A": 12, "B": 16, "C": 24, "D": 16, "E": 16, "F": 14, "G": 24}
-    for col, w in widths.items():
+    for i, w in enumerate(widths, start=1):
+        col = get_column_letter(i)
         ws.column_dimensions[col].width = w
         # Text columns: Excel would otherwise turn a phone number into 1.38E+10.
         ws.column_dimensions[col].number_format = "@"
     ws.freeze_panes = "A2"
-    notes = wb.create_sheet("填写说明")
-    for line in (
-        "每行一名党员；第 1 行是表头，请勿修改。",
-        "姓名、手机号码、工作单位、居住社区为必填。",
-        "手机号码：11 位大陆手机号；同一手机号码再次导入时更新该党员的信息，不会重复建档。",
-        "工作单位、居住社区、网格：填写系统中已有的名称（网格须属于所填的居住社区）。",
-        "报到日期：格式 YYYY-MM-DD，例如 2022-03-15；可留空。",
-        "网格、报到日期、党支部留空时，已登记党员的原有信息保持不变。",
-    ):
-        notes.append([line])
-    notes.column_dimensions["A"].width = 90
+    sheet = wb.create_sheet("填写说明")
+    for line in notes:
+        sheet.append([line])
+    sheet.column_dimensions["A"].width = 90
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def template_csv() -> bytes:
+    return csv_template(TEMPLATE_COLUMNS)
+
+
+def template_xlsx() -> bytes:
+    return xlsx_template(
+        TEMPLATE_COLUMNS,
+        "党员名单",
+        [12, 16, 24, 16, 16, 14, 24],
+        (
+            "每行一名党员；第 1 行是表头，请勿修改。",
+            "姓名、手机号码、工作单位、居住社区为必填。",
+            "手机号码：11 位大陆手机号；同一手机号码再次导入时更新该党员的信息，不会重复建档。",
+            "工作单位、居住社区、网格：填写系统中已有的名称（网格须属于所填的居住社区）。",
+            "报到日期：格式 YYYY-MM-DD，例如 2022-03-15；可留空。",
+            "网格、报到日期、党支部留空时，已登记党员的原有信息保持不变。",
+        ),
+    )

@@ -10,10 +10,16 @@ nothing about who left). Lines are matched to registered members by phone, when 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
-from services.member_import import FileRejected, RowError, header_map, read_sheet
+from services.member_import import (
+    FileRejected,
+    RowError,
+    csv_template,
+    header_map,
+    read_sheet,
+    xlsx_template,
+)
 from services.registry import NAME_MAX, normalize_phone
 from services.text import describe, first_unsafe
 
@@ -149,35 +155,18 @@ def plan_upload(
 
 
 def template_csv() -> bytes:
-    # With a BOM, Excel on Windows opens the file as UTF-8 instead of guessing GBK.
-    return ("\ufeff" + ",".join(TEMPLATE_COLUMNS) + "\r\n").encode("utf-8")
+    return csv_template(TEMPLATE_COLUMNS)
 
 
 def template_xlsx() -> bytes:
-    import openpyxl
-    from openpyxl.styles import Font
-
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "在职党员名单"
-    ws.append(list(TEMPLATE_COLUMNS))
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for col, width in {"A": 12, "B": 16, "C": 24, "D": 16}.items():
-        ws.column_dimensions[col].width = width
-        # Text columns: Excel would otherwise turn a phone number into 1.38E+10.
-        ws.column_dimensions[col].number_format = "@"
-    ws.freeze_panes = "A2"
-    notes = wb.create_sheet("填写说明")
-    for line in (
-        "每行一名本单位在职党员；第 1 行是表头，请勿修改。",
-        "姓名、手机号码、党支部为必填，职务可留空。",
-        "手机号码：11 位大陆手机号，用于与党员在社区的报到登记对应。",
-        "每次上传的是本单位完整名单：上次名单中有、本次没有的党员，将标记为不再在册。",
-    ):
-        notes.append([line])
-    notes.column_dimensions["A"].width = 90
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return xlsx_template(
+        TEMPLATE_COLUMNS,
+        "在职党员名单",
+        [12, 16, 24, 16],
+        (
+            "每行一名本单位在职党员；第 1 行是表头，请勿修改。",
+            "姓名、手机号码、党支部为必填，职务可留空。",
+            "手机号码：11 位大陆手机号，用于与党员在社区的报到登记对应。",
+            "每次上传的是本单位完整名单：上次名单中有、本次没有的党员，将标记为不再在册。",
+        ),
+    )

@@ -42,11 +42,14 @@ import httpx
 
 from services import local_secrets, topics
 from services.counting import hours
+from services.demo import assisted as demo_assisted
 from services.demo.county import DEFAULT_SEED, County, generate, slice_county
-from services.demo.excusals import plan_excusals
+from services.demo.excusals import ExcusalPlan, plan_excusals
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.demo.plan import PlannedScan, expected_truth, plan_scans
-from services.demo.slots import plan_slots
+from services.demo.reminders_plan import Person, plan_notifications, served_weeks
+from services.demo.slots import SlotPlan, Team, plan_slots
+from services.events import CheckinScanned, NotificationCreated
 from services.publisher import Publisher
 from services.sessions import SessionRules
 from services.settings import Settings, get_settings
@@ -85,11 +88,27 @@ class RunResult:
 
 
 @dataclass
+class DemoMonth:
+    """What the simulator published straight to the log beside the scans (`--no-slots` skips
+    it): the month's slots, excused weeks, check-ins made for members and reminders."""
+
+    slots: SlotPlan
+    excusals: ExcusalPlan
+    # Member keys of the members without a smartphone (the organizer checks them in).
+    without_phone: set[str]
+    teams: dict[str, Team]
+    # The assisted and team scans, as the assisted routes would have published them.
+    direct: list[CheckinScanned]
+    notifications: list[NotificationCreated] = field(default_factory=list)
+
+
+@dataclass
 class Simulation:
     truth: dict[str, Any]
     result: RunResult
     loaded: LoadedCounty
     scans: list[PlannedScan]
+    month: DemoMonth | None = None
 
 
 class RateLimiter:
@@ -378,11 +397,21 @@ async def simulate(
     loaded = await load_county(client, county)
     print(f"county loaded in {time.monotonic() - t:.1f}s: created {loaded.created}")
     scans = plan_scans(county, start, weeks, seed)
+    month = None
     if slots and signing is not None:
-        scans = _with_slots(county, loaded, scans, start, end, seed, signing)
+        month, scans = await _month(client, county, loaded, scans, start, end, seed, signing)
     member_ids = sorted({loaded.members[s.member_key] for s in scans})
     tokens = await member_tokens(client, member_ids, signing)
     res = await send_scans(client, loaded, scans, tokens, speed=speed, rate=rate, lanes=lanes)
+    if month is not None and signing is not None:
+        # The check-ins made for members were published first: the truth takes them first.
+        key_of = {v: k for k, v in loaded.members.items()}
+        key_of |= {str(v["id"]): k for k, v in loaded.stations.items()}
+        planned = demo_assisted.as_planned(month.direct, key_of)
+        res.accepted_scans.insert(
+            0, [(e.member_id, p, e.received_at) for e, p in zip(month.direct, planned, strict=True)]
+        )
+        month.notifications = _publish_reminders(county, loaded, res, month, start, end, signing)
     # The server's own rules (its re-pairing horizon, cap, ...) when we know its settings.
     rules = SessionRules.from_settings(signing) if signing is not None else None
     doc = truth_document(county, loaded, res, start, end, datetime.now(UTC), rules)
@@ -390,10 +419,11 @@ async def simulate(
         period = end.astimezone(LOCAL_TZ).strftime("%Y-%m")
         tally = await send_feedback(client, county, loaded, res, tokens, period, seed, signing)
         doc["feedback"] = {"period": period, **dict(sorted(tally.items()))}
-    return Simulation(doc, res, loaded, scans)
+    return Simulation(doc, res, loaded, scans, month)
 
 
-def _with_slots(
+async def _month(
+    client: httpx.AsyncClient,
     county: County,
     loaded: LoadedCounty,
     scans: list[PlannedScan],
@@ -401,25 +431,50 @@ def _with_slots(
     end: datetime,
     seed: int,
     settings: Settings,
-) -> list[PlannedScan]:
-    """The month of service slots (services.demo.slots): their commands published straight to
-    the log as the API would have at those moments (the public API takes no slot in the past),
-    and the attendees' scans of the slots in the simulated span added to the planned ones."""
+) -> tuple[DemoMonth, list[PlannedScan]]:
+    """The month around the scans, published straight to the log as the API would have at
+    those moments (the public API takes no slot, excusal or assisted scan in the past): the
+    slots (services.demo.slots), the excused weeks (services.demo.excusals), the organizers'
+    check-ins of members without a smartphone and the team leaders' check-ins
+    (services.demo.assisted). Returns it and the scans the phones still send: the planned
+    ones of members with a phone and the attendees' scans of the slots in the span."""
     ids = {
         **loaded.units,
         **loaded.communities,
+        **loaded.grids,
         **{k: str(v["id"]) for k, v in loaded.stations.items()},
         **loaded.members,
     }
     busy = {(s.member_key, s.scanned_at.astimezone(LOCAL_TZ).date()) for s in scans}
-    plan = plan_slots(county, ids, end, seed, busy)
+    no_phone = demo_assisted.without_phone(county, seed)
+    teams = demo_assisted.plan_teams(county, seed, no_phone)
+    plan = plan_slots(county, ids, end, seed, busy, teams, no_phone)
     # The month's excused weeks too (the API takes none more than 7 days back).
     excusals = plan_excusals(county, ids, end, seed, busy)
+    # The organizer sets each team's leader (PATCH: setting the same leader again is no change).
+    for team in teams.values():
+        for key in team.members:
+            r = await client.patch(
+                f"/v1/members/{ids[key]}", json={"team_leader_id": ids[team.leader]}
+            )
+            if r.status_code != 200:
+                raise RuntimeError(f"team leader of {key}: HTTP {r.status_code} {r.text[:300]}")
+    # Check-ins made for members, as far back as the server takes a phone's scan (its
+    # worker re-pairs no older scan).
+    oldest = max(start, end - timedelta(hours=settings.max_scan_age_h))
+    direct = [
+        e
+        for e in demo_assisted.assisted_scans(county, ids, scans, no_phone)
+        + demo_assisted.team_scans(county, ids, plan.team_checkins)
+        if oldest <= e.occurred_at < end
+    ]
+    direct.sort(key=lambda e: e.occurred_at)
     publisher = Publisher(settings)
     try:
         publisher.send_many_sync(
             [(topics.ACTIVITY_COMMANDS, c.activity_id, c) for c in plan.commands]
             + [(topics.EXCUSALS, e.member_id, e) for e in excusals.events]
+            + [(topics.CHECKINS, e.member_id, e) for e in direct]
         )
     finally:
         publisher.close()
@@ -428,11 +483,68 @@ def _with_slots(
         f"{excusals.declined} declined"
     )
     extra = [s for s in plan.scans if start <= s.scanned_at < end]
+    share = plan.no_shows / plan.places_over if plan.places_over else 0.0
     print(
         f"slots: {plan.slots} published ({len(plan.commands)} commands), "
-        f"{len(extra)} attendance scans, {plan.no_shows} no-shows"
+        f"{len(extra)} attendance scans, {plan.no_shows} no-shows "
+        f"({share:.0%} of {plan.places_over} places in slots over)"
     )
-    return sorted(scans + extra, key=lambda s: s.send_at)
+    assisted = sum(1 for e in direct if e.assist == "assisted")
+    print(
+        f"check-ins made for members: {assisted} assisted scans of {len(no_phone)} members "
+        f"without a smartphone, {len(direct) - assisted} team scans of {len(teams)} teams"
+    )
+    month = DemoMonth(plan, excusals, no_phone, teams, direct)
+    phones = [s for s in scans if s.member_key not in no_phone]
+    return month, sorted(phones + extra, key=lambda s: s.send_at)
+
+
+def _publish_reminders(
+    county: County,
+    loaded: LoadedCounty,
+    res: RunResult,
+    month: DemoMonth,
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+) -> list[NotificationCreated]:
+    """The month's past reminders (services.demo.reminders_plan), decided over the scans the
+    server took (a refused scan served nothing it can see) and published to `notifications`
+    as the reminder job publishes them."""
+    accepted = sorted(
+        ((mid, s) for lane in res.accepted_scans for mid, s, _ in lane), key=lambda x: x[1].send_at
+    )
+    served = served_weeks(accepted, SessionRules.from_settings(settings))
+    by_key = {m.key: m for m in county.members}
+    people = [
+        Person(loaded.members[k], m.name, loaded.communities[m.community_key], m.reported_on)
+        for k, m in by_key.items()
+        if k in loaded.members
+    ]
+    plan = plan_notifications(
+        now=end,
+        since=max(start, end - timedelta(hours=settings.max_scan_age_h)),
+        communities=[
+            (loaded.communities[c.key], c.name)
+            for c in county.communities
+            if c.key in loaded.communities
+        ],
+        people=people,
+        served=served,
+        commands=month.slots.commands,
+        excusals=month.excusals.events,
+        station_names={str(v["id"]): str(v["name"]) for v in loaded.stations.values()},
+        quiet=(settings.reminders_quiet_start_h, settings.reminders_quiet_end_h),
+    )
+    publisher = Publisher(settings)
+    try:
+        publisher.send_many_sync(
+            [(topics.NOTIFICATIONS, n.recipient_id, n) for n in plan.notifications]
+        )
+    finally:
+        publisher.close()
+    print(f"reminders: {dict(sorted(plan.counts.items()))}")
+    return plan.notifications
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

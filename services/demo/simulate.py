@@ -459,9 +459,10 @@ async def _month(
             )
             if r.status_code != 200:
                 raise RuntimeError(f"team leader of {key}: HTTP {r.status_code} {r.text[:300]}")
-    # Check-ins made for members, as far back as the server takes a phone's scan (its
-    # worker re-pairs no older scan).
-    oldest = max(start, end - timedelta(hours=settings.max_scan_age_h))
+    # Scans as far back as the server takes a phone's (its worker re-pairs no older scan): the
+    # slots' attendance and the check-ins made for members. A slot over before that has no
+    # attendance the server could record: every place in it reads as a no-show.
+    oldest = end - timedelta(hours=settings.max_scan_age_h)
     direct = [
         e
         for e in demo_assisted.assisted_scans(county, ids, scans, no_phone)
@@ -482,8 +483,17 @@ async def _month(
         f"excused weeks: {excusals.requests} requests, {excusals.approved} approved, "
         f"{excusals.declined} declined"
     )
-    extra = [s for s in plan.scans if start <= s.scanned_at < end]
+    extra = [s for s in plan.scans if oldest <= s.scanned_at < end]
     share = plan.no_shows / plan.places_over if plan.places_over else 0.0
+    unrecorded = sum(1 for c in plan.commands if c.spec is not None and c.spec.ends_at < oldest)
+    if unrecorded:
+        print(
+            f"note: {unrecorded} slots ended more than MAX_SCAN_AGE_H "
+            f"({settings.max_scan_age_h:g} h) ago: the server takes no attendance scan for them"
+            " and their rosters show every place as a no-show. Play the month in history mode"
+            " (README: MAX_SCAN_AGE_H=9000 ... make run).",
+            file=sys.stderr,
+        )
     print(
         f"slots: {plan.slots} published ({len(plan.commands)} commands), "
         f"{len(extra)} attendance scans, {plan.no_shows} no-shows "

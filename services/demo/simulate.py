@@ -101,6 +101,20 @@ class DemoMonth:
     direct: list[CheckinScanned]
     notifications: list[NotificationCreated] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        assisted = sum(1 for e in self.direct if e.assist == "assisted")
+        return {
+            "slots": self.slots.slots,
+            "places_over": self.slots.places_over,
+            "no_shows": self.slots.no_shows,
+            "excusal_requests": self.excusals.requests,
+            "members_without_phone": len(self.without_phone),
+            "assisted_scans": assisted,
+            "teams": len(self.teams),
+            "team_scans": len(self.direct) - assisted,
+            "reminders": dict(Counter(n.kind for n in self.notifications)),
+        }
+
 
 @dataclass
 class Simulation:
@@ -291,18 +305,21 @@ async def send_feedback(
     for i, mid in enumerate(served):
         pick = hash_pick(seed, mid)
         ceid = str(uuid.uuid5(_FEEDBACK_NS, f"{seed}:{period}:{mid}"))
-        jobs.append(
-            post(
-                "/v1/feedback/community-arrangement",
-                tokens[mid],
-                {
-                    "period": period,
-                    "rating": RATINGS[pick % len(RATINGS)],
-                    "comment": ARRANGEMENT_COMMENTS[i % len(ARRANGEMENT_COMMENTS)],
-                    "client_event_id": ceid,
-                },
+        # A member checked in only by others (no smartphone, or only in a team) has no token:
+        # they rate nothing, their organizer still rates their service.
+        if mid in tokens:
+            jobs.append(
+                post(
+                    "/v1/feedback/community-arrangement",
+                    tokens[mid],
+                    {
+                        "period": period,
+                        "rating": RATINGS[pick % len(RATINGS)],
+                        "comment": ARRANGEMENT_COMMENTS[i % len(ARRANGEMENT_COMMENTS)],
+                        "client_event_id": ceid,
+                    },
+                )
             )
-        )
         jobs.append(
             post(
                 "/v1/feedback/member-service",
@@ -415,6 +432,8 @@ async def simulate(
     # The server's own rules (its re-pairing horizon, cap, ...) when we know its settings.
     rules = SessionRules.from_settings(signing) if signing is not None else None
     doc = truth_document(county, loaded, res, start, end, datetime.now(UTC), rules)
+    if month is not None:
+        doc["month"] = month.summary()
     if feedback:
         period = end.astimezone(LOCAL_TZ).strftime("%Y-%m")
         tally = await send_feedback(client, county, loaded, res, tokens, period, seed, signing)
@@ -643,8 +662,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     doc = asyncio.run(run(args))
     out = {**doc["summary"], "truth": args.truth, **doc["totals"]}
-    if "feedback" in doc:
-        out["feedback"] = doc["feedback"]
+    for extra in ("feedback", "month"):
+        if extra in doc:
+            out[extra] = doc[extra]
     print(json.dumps(out, ensure_ascii=False, indent=1))
     return 0
 

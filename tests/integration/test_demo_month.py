@@ -5,6 +5,7 @@ have no-shows; a second publication of the reminders doubles nothing."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,7 +50,6 @@ def sim(stack: Stack) -> Simulation:
                 seed=5,
                 lanes=8,
                 signing=stack.settings,
-                feedback=False,
                 slots=True,
             )
 
@@ -69,6 +69,10 @@ def test_the_month_reminders_reach_the_member_and_the_organizer(
     assert month is not None
     kinds = {n.kind for n in month.notifications}
     assert kinds == {"weekly_nudge", "slot_reminder", "organizer_digest"}, kinds
+    assert sim.truth["month"]["reminders"] == dict(Counter(n.kind for n in month.notifications))
+    # Members checked in only by others rate nothing themselves; the rest went through.
+    assert sim.truth["feedback"]["accepted"] > 0
+    assert not [k for k in sim.truth["feedback"] if k.startswith("refused")], sim.truth["feedback"]
     # A member with both a nudge and a slot reminder, reading their own inbox.
     mine: dict[str, set[str]] = {}
     for n in month.notifications:

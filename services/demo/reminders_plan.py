@@ -13,7 +13,9 @@ each moment, taken from the plan itself:
   (`services.activities.apply`): a place or the waiting list in an open slot of that week;
 - **excused**: an excused week whose request was approved by the moment
   (`services.excused.status` over the decisions made by then);
-- **registered**: `services.counting.registered` (the demo's members are all active).
+- **registered**: `services.counting.registered` (the demo's members are all active);
+- **turned off**: a few members turned a kind of reminder off before the month
+  (`plan_opt_outs`, published as the phone page's preference events), and get none of it.
 
 The job runs every few minutes outside the quiet hours; the plan decides at the first instant
 each moment is due and awake (a moment in the quiet hours waits for their end, within its
@@ -24,7 +26,8 @@ the current moment itself, is the same notification, which the inbox shows once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import random
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -36,6 +39,8 @@ from services.events import (
     CheckinScanned,
     ExcusalRecorded,
     NotificationCreated,
+    ReminderKind,
+    ReminderPreferenceSet,
     SessionRecorded,
     derived_id,
 )
@@ -46,6 +51,8 @@ from services.timeutil import iso_week, local, local_midnight
 # The job's tick (REMINDERS_INTERVAL_S is 300 s by default): the plan looks for the first awake
 # instant on this grid.
 STEP = timedelta(minutes=5)
+# Of the members, how many turned each kind of reminder off on the phone page.
+P_TURNED_OFF: dict[ReminderKind, float] = {"weekly_nudge": 0.04, "slot_reminder": 0.01}
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,30 @@ class Person:
 class NotificationPlan:
     notifications: list[NotificationCreated] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def plan_opt_outs(
+    members: Mapping[str, str], seed: int, at: datetime
+) -> list[ReminderPreferenceSet]:
+    """The members (`members`: key -> server id) who turned a kind off, at `at`: the events
+    the phone page's preference route publishes. A member's later choice wins over a re-run
+    (the preferences keep the latest `set_at`)."""
+    out = []
+    for key, member_id in sorted(members.items()):
+        for kind in reminders.MEMBER_KINDS:
+            if random.Random(f"{seed}:opt-out:{kind}:{key}").random() >= P_TURNED_OFF[kind]:
+                continue
+            out.append(
+                ReminderPreferenceSet(
+                    event_id=derived_id("reminder.preference", f"demo:{seed}", key, kind),
+                    occurred_at=at,
+                    member_id=member_id,
+                    kind=kind,
+                    enabled=False,
+                    set_by=f"member:{member_id}",
+                )
+            )
+    return out
 
 
 def served_weeks(
@@ -157,12 +188,15 @@ def plan_notifications(
     excusals: Sequence[ExcusalRecorded],
     station_names: Mapping[str, str],
     quiet: tuple[int, int] = (21, 8),
+    turned_off: Mapping[str, Set[str]] | None = None,
 ) -> NotificationPlan:
     """Every reminder the job would have decided before `now`: the weekly nudges and the
     organizer's digests of the moments from `since` (the span whose scans the server holds),
     and the slot reminders of the planned slots. `communities`: (id, name); `served`: from
-    `served_weeks`; `station_names`: station id -> name (the reminder's place)."""
+    `served_weeks`; `station_names`: station id -> name (the reminder's place); `turned_off`:
+    kind -> member ids who turned it off before the month."""
     slots = _Slots(commands)
+    off = {k: set(v) for k, v in (turned_off or {}).items()}
     by_id: dict[str, NotificationCreated] = {}
 
     def keep(ns: Iterable[NotificationCreated]) -> None:
@@ -194,7 +228,7 @@ def plan_notifications(
                 )
                 for s in state.placed()
             ]
-            keep(reminders.slot_reminders(t, places, set()))
+            keep(reminders.slot_reminders(t, places, off.get("slot_reminder", set())))
 
     # The weekly nudges and the Sunday digest, week by week from `since`.
     members_of: dict[str, list[Person]] = {}
@@ -239,7 +273,12 @@ def plan_notifications(
                 else:
                     keep(
                         reminders.weekly_nudges(
-                            t, cid, cname, recipients, set(), signed_up=frozenset(signed)
+                            t,
+                            cid,
+                            cname,
+                            recipients,
+                            off.get("weekly_nudge", set()),
+                            signed_up=frozenset(signed),
                         )
                     )
         monday += timedelta(days=7)

@@ -47,9 +47,14 @@ from services.demo.county import DEFAULT_SEED, County, generate, slice_county
 from services.demo.excusals import ExcusalPlan, plan_excusals
 from services.demo.loader import LoadedCounty, admin_client, load_county
 from services.demo.plan import PlannedScan, expected_truth, plan_scans
-from services.demo.reminders_plan import Person, plan_notifications, served_weeks
+from services.demo.reminders_plan import (
+    Person,
+    plan_notifications,
+    plan_opt_outs,
+    served_weeks,
+)
 from services.demo.slots import SlotPlan, Team, plan_slots
-from services.events import CheckinScanned, NotificationCreated
+from services.events import CheckinScanned, NotificationCreated, ReminderPreferenceSet
 from services.publisher import Publisher
 from services.sessions import SessionRules
 from services.settings import Settings, get_settings
@@ -100,6 +105,8 @@ class DemoMonth:
     # The assisted and team scans, as the assisted routes would have published them.
     direct: list[CheckinScanned]
     notifications: list[NotificationCreated] = field(default_factory=list)
+    # Members who turned a kind of reminder off before the month.
+    opt_outs: list[ReminderPreferenceSet] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         assisted = sum(1 for e in self.direct if e.assist == "assisted")
@@ -113,6 +120,7 @@ class DemoMonth:
             "teams": len(self.teams),
             "team_scans": len(self.direct) - assisted,
             "reminders": dict(Counter(n.kind for n in self.notifications)),
+            "reminders_turned_off": dict(Counter(p.kind for p in self.opt_outs)),
         }
 
 
@@ -428,7 +436,7 @@ async def simulate(
         res.accepted_scans.insert(
             0, [(e.member_id, p, e.received_at) for e, p in zip(month.direct, planned, strict=True)]
         )
-        month.notifications = _publish_reminders(county, loaded, res, month, start, end, signing)
+        _publish_reminders(county, loaded, res, month, start, end, seed, signing)
     # The server's own rules (its re-pairing horizon, cap, ...) when we know its settings.
     rules = SessionRules.from_settings(signing) if signing is not None else None
     doc = truth_document(county, loaded, res, start, end, datetime.now(UTC), rules)
@@ -535,11 +543,13 @@ def _publish_reminders(
     month: DemoMonth,
     start: datetime,
     end: datetime,
+    seed: int,
     settings: Settings,
-) -> list[NotificationCreated]:
+) -> None:
     """The month's past reminders (services.demo.reminders_plan), decided over the scans the
     server took (a refused scan served nothing it can see) and published to `notifications`
-    as the reminder job publishes them."""
+    as the reminder job publishes them; before them, the few members' choices to turn a kind
+    off (set the day before the month), which the reminders respect."""
     accepted = sorted(
         ((mid, s) for lane in res.accepted_scans for mid, s, _ in lane), key=lambda x: x[1].send_at
     )
@@ -550,6 +560,13 @@ def _publish_reminders(
         for k, m in by_key.items()
         if k in loaded.members
     ]
+    keys = {m.key for m in county.members}
+    opt_outs = plan_opt_outs(
+        {k: v for k, v in loaded.members.items() if k in keys}, seed, start - timedelta(days=1)
+    )
+    turned_off: dict[str, set[str]] = {}
+    for p in opt_outs:
+        turned_off.setdefault(p.kind, set()).add(p.member_id)
     plan = plan_notifications(
         now=end,
         since=max(start, end - timedelta(hours=settings.max_scan_age_h)),
@@ -564,16 +581,21 @@ def _publish_reminders(
         excusals=month.excusals.events,
         station_names={str(v["id"]): str(v["name"]) for v in loaded.stations.values()},
         quiet=(settings.reminders_quiet_start_h, settings.reminders_quiet_end_h),
+        turned_off=turned_off,
     )
     publisher = Publisher(settings)
     try:
         publisher.send_many_sync(
-            [(topics.NOTIFICATIONS, n.recipient_id, n) for n in plan.notifications]
+            [(topics.REMINDER_PREFERENCES, f"{p.member_id}|{p.kind}", p) for p in opt_outs]
+            + [(topics.NOTIFICATIONS, n.recipient_id, n) for n in plan.notifications]
         )
     finally:
         publisher.close()
-    print(f"reminders: {dict(sorted(plan.counts.items()))}")
-    return plan.notifications
+    month.notifications, month.opt_outs = plan.notifications, opt_outs
+    print(
+        f"reminders: {dict(sorted(plan.counts.items()))}; turned off by "
+        f"{dict(sorted(Counter(p.kind for p in opt_outs).items()))}"
+    )
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -119,6 +119,26 @@ def test_the_month_reminders_reach_the_member_and_the_organizer(
     assert len(_inbox(stack, path, h)) == len(mine[member])
 
 
+def test_a_member_who_turned_nudges_off_got_none(stack: Stack, sim: Simulation) -> None:
+    month = sim.month
+    assert month is not None
+    # The seed's slice has one member who turned the weekly nudge off (keyed by member key).
+    (off,) = [p.member_id for p in month.opt_outs if p.kind == "weekly_nudge"]
+    assert not [
+        n for n in month.notifications if n.kind == "weekly_nudge" and n.recipient_id == off
+    ]
+    h = stack.token("member", off)
+
+    def prefs() -> dict[str, Any] | None:
+        r = stack.client.get(f"/v1/members/{off}/reminder-preferences", headers=h)
+        assert r.status_code == 200, r.text
+        got: dict[str, Any] = r.json()
+        return got if got["weekly_nudge"] is False else None
+
+    got = stack.wait_for(prefs, timeout=60)
+    assert got == {"weekly_nudge": False, "slot_reminder": True}
+
+
 def _sessions(stack: Stack, member_id: str) -> list[dict[str, Any]]:
     r = stack.client.get(f"/v1/members/{member_id}/sessions", headers=stack.admin)
     assert r.status_code == 200, r.text

@@ -18,6 +18,7 @@ from services.demo.plan import plan_scans
 from services.demo.reminders_plan import (
     Person,
     plan_notifications,
+    plan_opt_outs,
     served_weeks,
 )
 from services.demo.slots import plan_slots
@@ -44,7 +45,9 @@ WEEK = "2026-W48"  # Monday 23 to Sunday 29 November 2026
 SLOT_START, SLOT_END = at(28, 9), at(28, 11)  # Saturday
 
 
-def _scenario(quiet: tuple[int, int] = (21, 8)) -> dict[str, Any]:
+def _scenario(
+    quiet: tuple[int, int] = (21, 8), turned_off: dict[str, set[str]] | None = None
+) -> dict[str, Any]:
     """A: served Tuesday. B: excused (approved Saturday before). C: a place in Saturday's slot,
     did not serve. D: served Friday afternoon. E: nothing. F: reported after the week. G: signed
     up Friday evening, did not serve. H: signed up, gave the place back Thursday morning."""
@@ -120,6 +123,7 @@ def _scenario(quiet: tuple[int, int] = (21, 8)) -> dict[str, Any]:
         excusals=excusals,
         station_names={"st1": "南城党群服务站"},
         quiet=quiet,
+        turned_off=turned_off,
     )
     return {"plan": plan, "people": people}
 
@@ -197,6 +201,26 @@ def test_quiet_hours_delay_a_moment_within_its_week_and_drop_what_cannot_wait() 
     } == {("C", "Fri 11:00")}
     # Sunday 18:00 is quiet until Monday 11:00: another week, so the digest is dropped.
     assert _by(plan, "organizer_digest") == []
+
+
+def test_a_kind_turned_off_is_not_sent_and_the_digest_still_names_them() -> None:
+    plan = _scenario(turned_off={"weekly_nudge": {"E"}, "slot_reminder": {"C"}})["plan"]
+    assert {n.recipient_id for n in _by(plan, "weekly_nudge")} == {"D", "G", "H"}
+    assert {n.recipient_id for n in _by(plan, "slot_reminder")} == {"G"}
+    (digest,) = _by(plan, "organizer_digest")
+    assert "党员C、党员E、党员G、党员H" in digest.body
+
+
+def test_a_few_members_turned_reminders_off_before_the_month() -> None:
+    members = {f"m{i:04d}": f"mem_{i}" for i in range(2000)}
+    when = at(1, 9)
+    opt = plan_opt_outs(members, SEED, when)
+    per_kind = Counter(p.kind for p in opt)
+    assert 40 <= per_kind["weekly_nudge"] <= 120 and 5 <= per_kind["slot_reminder"] <= 40
+    assert all(not p.enabled and p.occurred_at == when for p in opt)
+    assert all(p.set_by == f"member:{p.member_id}" for p in opt)
+    again = plan_opt_outs(members, SEED, at(2, 9))
+    assert [p.event_id for p in again] == [p.event_id for p in opt]
 
 
 # ---- the county's month ------------------------------------------------------------------------

@@ -525,7 +525,7 @@ def test_make_run_restarts_a_dead_edge_and_still_stops_everything_in_time(run: R
 
     proc, worker_pid, broker_pid = start(edged)
     try:
-        found = re.search(r"2 check-in edges started on port \d+ \(pids (\d+), (\d+)\)", out())
+        found = re.search(r"2 check-in edges started on port \d+ \(pids (\d+), (\d+),", out())
         assert found, out()[-3000:]
         first, second = int(found.group(1)), int(found.group(2))
         reads = re.search(r"reads process on 127\.0\.0\.1:(\d+)", out())

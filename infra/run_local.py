@@ -1,5 +1,8 @@
 """`make run`: Kafka, the faust worker and the API (with the embedded sink), in the foreground.
 
+With check-in edges (`CHECKIN_EDGES`), they hold the public port and this process supervises
+them: one that dies on its own is started again with backoff (`infra.stack.Supervisor`).
+
 SIGINT (Ctrl-C), SIGTERM or SIGHUP, to this process alone or to its process group, stops
 everything this started, in order: the API (which flushes its sink), the worker, then the
 broker. Nothing is left running (tests/integration/test_stops.py sends each signal both ways).

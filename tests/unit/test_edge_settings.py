@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from services.edge_feed import EdgeHistory, MemberChanges, RevokedTokens, history_window_s
 from services.events import FieldChange, Member, RegistryChanged, TokenRevoked
-from services.reads.registry import MemberThen
 from services.publisher import PublishUnavailable
+from services.reads.registry import MemberThen
 from services.registry import CheckinReplica
 from services.settings import Settings
 

@@ -56,7 +56,7 @@ from api import errors, security
 from api.context import Limits
 from api.responses import ShownJSONResponse
 from api.routers import checkins
-from services.edge_feed import EdgeFeed, MemberChanges, RevokedTokens
+from services.edge_feed import EdgeFeed, EdgeHistory, MemberChanges, RevokedTokens
 from services.net import port_open
 from services.publisher import Publisher, PublishUnavailable
 from services.registry import CheckinRefs, CheckinReplica, NotFound
@@ -89,7 +89,7 @@ class EdgeContext:
     settings: Settings
     publisher: Publisher
     replica: CheckinReplica
-    member_history: MemberChanges
+    member_history: EdgeHistory
     revocations: RevokedTokens
     feed: EdgeFeed
     limits: Limits = field(init=False)
@@ -128,19 +128,21 @@ def create_edge_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(feed.start)
         publisher = Publisher(settings)
         await publisher.start()
-        app.state.ctx = EdgeContext(settings, publisher, replica, history, revoked, feed)
+        member_history = EdgeHistory(history, replica, feed.catch_up, settings.edge_catch_up_s)
+        app.state.ctx = EdgeContext(settings, publisher, replica, member_history, revoked, feed)
         # The same collector tuning as the reads process (its registry replica is as large).
         from api.main import _tune_gc
 
         _tune_gc()
+        # The history's window is read after this, in the background (services.edge_feed).
         log.info(
-            "%s (pid %d): %d registry entries, %d members' changes, %d revoked tokens read "
-            "from Kafka in %.1f s",
+            "%s (pid %d): %d registry entries and %d revoked tokens from %d records of the "
+            "compacted topics in %.1f s",
             READY_LOG,
             os.getpid(),
             len(replica),
-            len(history),
             len(revoked),
+            sum(feed.consumed_at_ready.values()),
             time.monotonic() - started,
         )
         try:

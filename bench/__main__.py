@@ -115,6 +115,26 @@ def edge_rows(r: dict[str, Any]) -> list[Row]:
                 f" non-2xx {e['non2xx']} / {b['non2xx']}",
             )
         )
+    for n, e in sorted(r["edges"].items(), key=lambda kv: int(kv[0])):
+        f = e.get("fixed")
+        if f is None:
+            continue
+        target = r.get("rate", f["target_rate"])
+        held = f["achieved_rate"] >= 0.98 * target and f["ok"] == f["sent"]
+        rows.append(
+            Row(
+                f"2c. check-in latency at {fmt(target)}/s through {n} edge"
+                f" process{'es' if int(n) > 1 else ''} (open loop)",
+                f"p50 {_ms(f['p50_ms'])}, p99 {_ms(f['p99_ms'])};"
+                f" achieved {fmt(f['achieved_rate'])}/s",
+                "—",
+                "—",
+                "p99 < 50 ms at 1,000/s",
+                f["p99_ms"] < 50 and held and target >= 1000,
+                f"statuses {f['statuses']}, errors {f['errors']},"
+                f" unanswered after 30 s {f.get('unfinished', 0)}",
+            )
+        )
     return rows
 
 
@@ -428,7 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     if "api" in only:
         _step("api", lambda: api_load.run(work, args.api_duration, args.rate), results, errors)
     if "edges" in only:
-        _step("edges", lambda: edge_load.run(work, args.api_duration, (1, 2, 4)), results, errors)
+        _step(
+            "edges",
+            lambda: edge_load.run(work, args.api_duration, (1, 2, 4), rate=args.rate),
+            results,
+            errors,
+        )
     if "freshness" in only:
         _step(
             "freshness",

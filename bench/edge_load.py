@@ -9,6 +9,9 @@ ratio is edges / bare at the same N, and per process (each edge's share against 
 process). For the choice of SO_REUSEPORT over uvicorn's workers, the edges are also measured as
 `uvicorn --workers N` (`edge_workers`).
 
+With 1 and 2 edges (`--latency-edges`) the latency at a fixed 1,000 check-ins/s (`--rate`, open
+loop: bench.loadgen, as section 2b measures the whole API) is measured too.
+
 `python -m bench.edge_load [--duration 10] [--edges 1,2,4] [--members 2000]` prints JSON; the
 figures land in docs/benchmarks.md. On a quiet machine: `python -m bench.edge_load --duration 20`.
 """
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import county, stack
-from bench.api_load import wrk
+from bench.api_load import loadgen, wrk
 from infra import stack as infra_stack
 
 
@@ -102,12 +105,23 @@ def _wait_healthy(port: int, proc: infra_stack.Proc) -> None:
 
 
 def run(
-    work: Path, duration: int = 10, counts: tuple[int, ...] = (1, 2, 4), n_members: int = 2000
+    work: Path,
+    duration: int = 10,
+    counts: tuple[int, ...] = (1, 2, 4),
+    n_members: int = 2000,
+    rate: float = 1000,
+    latency_counts: tuple[int, ...] = (1, 2),
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="edge-", dir=work))
     broker = stack.start_broker(root)
     procs: list[infra_stack.Proc] = []
-    out: dict[str, Any] = {"duration": duration, "cores": os.cpu_count(), "edges": {}, "bare": {}}
+    out: dict[str, Any] = {
+        "duration": duration,
+        "cores": os.cpu_count(),
+        "rate": rate,
+        "edges": {},
+        "bare": {},
+    }
     try:
         s = stack.make_settings(root, broker)
         stack.migrate(s, root / "migrate.log")
@@ -129,6 +143,10 @@ def run(
             infra_stack.start_edges(edges, 180)
             out["edges"][n] = _throughput(port, tokens, stations, duration, [e.pid for e in edges])
             out["edges"][n]["vm_hwm_kb"] = [e.vm_hwm_kb() for e in edges]
+            if n in latency_counts:
+                # The latency at a fixed load (open loop, as section 2b's for the whole API).
+                time.sleep(2)
+                out["edges"][n]["fixed"] = loadgen(port, tokens, stations, rate, duration)
             infra_stack.stop_all(edges)
             time.sleep(1)
         # uvicorn's own workers serving the edge app, for the choice (2 processes).
@@ -184,9 +202,12 @@ def main() -> None:
     ap.add_argument("--edges", default="1,2,4")
     ap.add_argument("--members", type=int, default=2000)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
+    ap.add_argument("--rate", type=float, default=1000, help="fixed load for the latency")
+    ap.add_argument("--latency-edges", default="1,2", help="edge counts measured at --rate")
     a = ap.parse_args()
     counts = tuple(int(x) for x in a.edges.split(","))
-    print(json.dumps(run(a.work, a.duration, counts, a.members), indent=1))
+    lat = tuple(int(x) for x in a.latency_edges.split(",") if x)
+    print(json.dumps(run(a.work, a.duration, counts, a.members, a.rate, lat), indent=1))
 
 
 if __name__ == "__main__":

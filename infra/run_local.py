@@ -1,5 +1,8 @@
 """`make run`: Kafka, the faust worker and the API (with the embedded sink), in the foreground.
 
+With check-in edges (`CHECKIN_EDGES`), they hold the public port and this process supervises
+them: one that dies on its own is started again with backoff (`infra.stack.Supervisor`).
+
 SIGINT (Ctrl-C), SIGTERM or SIGHUP, to this process alone or to its process group, stops
 everything this started, in order: the API (which flushes its sink), the worker, then the
 broker. Nothing is left running (tests/integration/test_stops.py sends each signal both ways).
@@ -29,7 +32,7 @@ import uvicorn
 from api.main import SERVER_OPTIONS, create_app
 from infra import stack
 from infra.kafka import Broker, KafkaError, fetch
-from services import local_secrets
+from services import local_secrets, metrics
 from services.demo.county import County, generate
 from services.demo.loader import LoadedCounty, admin_client, load_county, load_posts
 from services.logging import configure as configure_logging
@@ -225,6 +228,7 @@ def main() -> int:
     demo = "--no-demo" not in sys.argv[1:]
     edges: list[stack.Proc] = []
     seen: list[int] = []
+    supervisor: stack.Supervisor | None = None
     # From here on a signal stops what was started, while the broker starts too.
     for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
@@ -259,6 +263,12 @@ def main() -> int:
             seen = [e.log_bytes().count(stack.EDGE_READY) for e in edges]
             for e in edges:
                 e.start()
+            # A dead edge is started again (with backoff), the others holding the port
+            # meanwhile; counted in volunteer_edge_restarts_total on the reads process's /metrics.
+            supervisor = stack.Supervisor(
+                edges, on_restart=lambda e: metrics.EDGE_RESTARTS.labels(edge=e.name).inc()
+            )
+            supervisor.start()
             log.info(
                 "%d check-in edges started on port %d (pids %s, logs %s/edge*.log); "
                 "reads process on %s:%d",
@@ -293,9 +303,6 @@ def main() -> int:
 
             while not edges_ready() and not server.should_exit:
                 time.sleep(0.2)
-            for e in edges:
-                if not e.alive:
-                    log.error("check-in edge %s exited (%s): %s", e.name, e.returncode, e.tail(800))
             if edges:
                 log.info("check-in edges serving on port %d", settings.api_port)
             if server.should_exit or not demo:
@@ -316,6 +323,8 @@ def main() -> int:
         log.info("interrupted while starting")
     finally:
         _stopping()
+        if supervisor is not None:
+            supervisor.stop()
         stack.stop_all(edges)
         if edges:
             log.info("stopped: check-in edges")

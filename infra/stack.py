@@ -9,11 +9,13 @@ output appended to a log file, signalled and stopped by its own pid only, every 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +23,8 @@ from pathlib import Path
 from infra.kafka import Broker, create_topics
 from infra.lifetime import die_with_parent
 from services.settings import Settings
+
+log = logging.getLogger("run")
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a faust worker logs once it has joined the group and seeked its partitions.
@@ -278,6 +282,98 @@ def start_edges(edges: list[Proc], timeout_s: float = 120.0) -> list[Proc]:
 
 def _logged_after(proc: Proc, before: int) -> Callable[[], bool]:
     return lambda: proc.log_bytes().count(EDGE_READY) > before
+
+
+class Supervisor:
+    """Restarts the processes given to it that die on their own (not signalled by us: see
+    `Proc.expected_exit`), in a thread of its own, each after a backoff: `first_s`, doubled
+    for each restart of a process that lived less than `settled_s`, at most `max_s`; a process
+    that stayed up `settled_s` starts from `first_s` again. `make run` supervises its check-in
+    edges this way (a crashed or OOM-killed edge comes back while the others keep the port).
+    `stop()` before stopping the processes, so none is restarted while they stop."""
+
+    def __init__(
+        self,
+        procs: list[Proc],
+        on_restart: Callable[[Proc], None] | None = None,
+        first_s: float = 1.0,
+        max_s: float = 30.0,
+        settled_s: float = 60.0,
+        interval_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.procs = procs
+        self.on_restart = on_restart
+        self.first_s, self.max_s, self.settled_s = first_s, max_s, settled_s
+        self.interval_s = interval_s
+        self._clock = clock
+        self._started_at = {id(p): clock() for p in procs}
+        self._backoff = {id(p): first_s for p in procs}
+        self._due: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> list[Proc]:
+        """One pass: notes each process that died on its own, restarts those whose backoff is
+        over; the ones restarted."""
+        restarted = []
+        with self._lock:
+            if self._stop.is_set():
+                return []
+            now = self._clock()
+            for p in self.procs:
+                key = id(p)
+                if p.popen is None or p.alive or p.expected_exit:
+                    continue
+                due = self._due.get(key)
+                if due is None:
+                    lived = now - self._started_at[key]
+                    if lived >= self.settled_s:
+                        self._backoff[key] = self.first_s
+                    delay = self._backoff[key]
+                    self._due[key] = now + delay
+                    log.error(
+                        "%s (pid %d) exited (%s) after %.0f s: restarting it in %.0f s; %s",
+                        p.name,
+                        p.pid,
+                        p.returncode,
+                        lived,
+                        delay,
+                        p.tail(600).strip().replace("\n", " | ")[-600:],
+                    )
+                    continue
+                if now < due:
+                    continue
+                del self._due[key]
+                self._backoff[key] = min(self.max_s, self._backoff[key] * 2)
+                p.start()
+                p.restarts += 1
+                self._started_at[key] = self._clock()
+                log.warning("%s restarted (pid %d, restart %d)", p.name, p.pid, p.restarts)
+                if self.on_restart is not None:
+                    self.on_restart(p)
+                restarted.append(p)
+        return restarted
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception:  # a failed start (e.g. out of memory): try again next pass
+                log.exception("supervisor: restarting a process failed")
+
+    def stop(self) -> None:
+        """No restart after this returns (a pass under way finishes first)."""
+        with self._lock:
+            self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
 
 def stop_all(procs: list[Proc], timeout_s: float = 30.0) -> None:

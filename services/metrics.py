@@ -24,6 +24,13 @@ CHECKINS = Counter(
     ["result"],
 )
 
+# `make run` (infra.run_local): the check-in edges it restarted after they died on their own.
+EDGE_RESTARTS = Counter(
+    "volunteer_edge_restarts",
+    "Check-in edge processes restarted by the process that started them, by edge.",
+    ["edge"],
+)
+
 # Sink
 SINK_LAG = Gauge(
     "volunteer_sink_lag",

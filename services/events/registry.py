@@ -138,6 +138,12 @@ class StationUpserted(Event):
 class MemberUpserted(Event):
     event_type: Literal["member.upserted"] = "member.upserted"
     record: Member
+    # The version (µs) of the member's latest change of unit, community, grid or status: 0 when
+    # none since creation, None when the writer did not know (values written before it was
+    # carried, issue 16). On the event, not the record: it is what a check-in edge reads from
+    # the compacted topic instead of the whole `registry.history` (services.edge_feed); the
+    # warehouse has it in `registry_history` already.
+    moved_at: int | None = None
 
 
 class FieldChange(BaseModel):

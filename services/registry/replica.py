@@ -217,7 +217,7 @@ class CheckinReplica:
             moved_at = max(moved_at, self._moves.pop(ref.id, 0))
         if cur is not None:
             moved_at = max(moved_at, cur.moved_at or 0)
-            if ref.version > cur.version and _attribution(ref) != _attribution(cur):
+            if ref.version > cur.version and attribution(ref) != attribution(cur):
                 moved_at = max(moved_at, ref.version)
         if cur is None or ref.version > cur.version:
             self._members[ref.id] = _with_moved(ref, moved_at)
@@ -234,12 +234,25 @@ class CheckinReplica:
                     self._put_member(ref, 0)
                 else:
                     assert isinstance(before, Member)
-                    moved = _attribution(member_ref(before)) != _attribution(ref)
+                    moved = attribution(member_ref(before)) != attribution(ref)
                     self._put_member(ref, rec.version if moved else 0)
             elif isinstance(rec, Station):
                 self._put(self._stations, station_ref(rec))
             elif isinstance(rec, Grid):
                 self._put(self._grids, GridRef(rec.id, rec.level, rec.parent_id, rec.version))
+
+    def put_value(self, rec: Member, moved_at: int | None) -> None:
+        """A member's value read from the compacted topic (the edge's feed), with the latest
+        change of attribution its writer knew (`MemberUpserted.moved_at`); None, a value written
+        before that was carried, counts as moved at the record's version: such a member's late
+        scans read the history, never the other way round."""
+        with self._lock:
+            self._put_member(member_ref(rec), rec.version if moved_at is None else moved_at)
+
+    def member(self, member_id: str) -> MemberRef | None:
+        """The member as held, whether or not the replica is fresh (the write-through asks it
+        for the member's `moved_at`)."""
+        return self._members.get(member_id)
 
     def lookup(self, station_id: str, member_id: str) -> CheckinRefs | None:
         """The station, the member and the member's level-4 grid, or None: ask the database."""
@@ -300,7 +313,7 @@ class CheckinReplica:
         return len(self._members) + len(self._stations) + len(self._grids)
 
 
-def _attribution(m: MemberRef) -> tuple[str, str, str, str | None]:
+def attribution(m: MemberRef) -> tuple[str, str, str, str | None]:
     return m.status, m.unit_id, m.community_id, m.grid_id
 
 

@@ -68,7 +68,13 @@ from services.registry.kinds import (
     diff,
     new_id,
 )
-from services.registry.replica import CheckinRefs, CheckinReplica, member_ref, station_ref
+from services.registry.replica import (
+    CheckinRefs,
+    CheckinReplica,
+    attribution,
+    member_ref,
+    station_ref,
+)
 from services.registry.validation import Pending, Validator, clean
 from services.tokens import Principal
 from services.warehouse.client import Warehouse
@@ -124,6 +130,7 @@ class Registry:
                             "event_id": derived_id(ch.kind.name, rec.id, str(rec.version)),
                             "occurred_at": rec.updated_at,
                             "record": rec,
+                            **({"moved_at": self._moved_at(ch)} if ch.kind is MEMBER else {}),
                         }
                     ),
                 )
@@ -157,6 +164,24 @@ class Registry:
                 self._cache[(ch.kind.table, ch.after.id)] = _Cached(ch.after, now)
         for ch in changes:
             self.replica.put(ch.after, ch.before)
+
+    def _moved_at(self, ch: Change) -> int | None:
+        """The member's latest change of attribution as of `ch.after` (MemberUpserted.moved_at):
+        a check-in edge learns it from the compacted topic, without reading the history. The
+        replica holds it for the record `ch.before` (from `registry_history`); when it does not
+        (not started, another version), None: the edge then treats the record as moved at its
+        version and reads the history, the conservative side."""
+        after = ch.after
+        assert isinstance(after, Member)
+        if ch.before is None:
+            return 0
+        assert isinstance(ch.before, Member)
+        if attribution(member_ref(ch.before)) != attribution(member_ref(after)):
+            return after.version
+        held = self.replica.member(after.id)
+        if held is None or held.version != ch.before.version:
+            return None
+        return held.moved_at
 
     @staticmethod
     def stamp(before: RegistryRecord | None, p: Principal) -> dict[str, Any]:

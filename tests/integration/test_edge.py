@@ -7,6 +7,7 @@ starts them) share another port with SO_REUSEPORT and pass every other request t
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -23,6 +24,12 @@ import pytest
 import uvicorn
 
 from infra import stack as infra_stack
+from infra.kafka import create_topics
+from services import topics
+from services.edge_feed import EdgeFeed, EdgeHistory, MemberChanges, RevokedTokens
+from services.events import FieldChange, Member, MemberUpserted, RegistryChanged
+from services.reads.registry import MemberThen
+from services.registry import CheckinReplica
 from services.tokens import issue_bearer, sign_station
 from tests.support.net import free_port
 from tests.support.stack import Stack
@@ -298,3 +305,113 @@ def test_an_edge_whose_reads_process_is_down_still_takes_check_ins(
     finally:
         infra_stack.stop_all([edge])
     assert re.search(rb"edge ready", edge.log_bytes())
+
+
+def _member_value(mid: str, unit: str, version: int, moved_at: int | None) -> MemberUpserted:
+    at = datetime.fromtimestamp(version / 1e6, UTC)
+    rec = Member(
+        id=mid, name="甲", unit_id=unit, community_id="c1",
+        version=version, updated_at=at, updated_by="admin:admin",
+    )  # fmt: skip
+    return MemberUpserted(
+        event_id=f"v-{mid}-{version}", occurred_at=at, record=rec, moved_at=moved_at
+    )
+
+
+def _moved(mid: str, version: int, before: str, after: str) -> RegistryChanged:
+    return RegistryChanged(
+        event_id=f"h-{mid}-{version}",
+        occurred_at=datetime.fromtimestamp(version / 1e6, UTC),
+        entity_kind="member",
+        entity_id=mid,
+        version=version,
+        operation="update",
+        changed_by="admin:admin",
+        changes=[FieldChange(field="unit_id", before=json.dumps(before), after=json.dumps(after))],
+    )
+
+
+def test_an_edge_starts_from_the_compacted_topics_and_reads_only_the_historys_window(
+    stack: Stack,
+) -> None:
+    """Issue 16: an edge started after many history records reads none of them before it
+    serves, and of the history afterwards only what a late scan can need (MAX_SCAN_AGE_H)."""
+    from kafka import KafkaProducer
+
+    s = stack.settings.model_copy(update={"topic_prefix": f"feed{uuid.uuid4().hex[:6]}."})
+    create_topics(s.kafka_bootstrap, s.topic_prefix)
+    now = datetime.now(UTC)
+    us = int(now.timestamp() * 1e6)
+    old_ms = int((now - timedelta(days=10)).timestamp() * 1000)
+    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, linger_ms=20)
+
+    def send(
+        spec: topics.TopicSpec, key: str, ev: MemberUpserted | RegistryChanged, ms: int
+    ) -> None:
+        producer.send(s.topic(spec.name), ev.to_bytes(), key.encode(), timestamp_ms=ms)
+
+    n, old_changes = 300, 3000
+    # Ten days ago: many changes (no acceptable scan is that old), the last member's included.
+    for k in range(old_changes):
+        send(topics.REGISTRY_HISTORY, f"m{k % n}", _moved(f"m{k % n}", k + 1, "u0", "u1"), old_ms)
+    for k in range(n):
+        send(topics.MEMBERS, f"m{k}", _member_value(f"m{k}", "u1", us - 10**9, 0), old_ms)
+    # An hour ago `moved` went from u1 to u2; `unknown`'s value predates `moved_at`.
+    move = us - 3600 * 10**6
+    send(topics.MEMBERS, "moved", _member_value("moved", "u2", move, move), move // 1000)
+    send(topics.REGISTRY_HISTORY, "moved", _moved("moved", move, "u1", "u2"), move // 1000)
+    send(topics.MEMBERS, "unknown", _member_value("unknown", "u3", move, None), move // 1000)
+    producer.flush()
+    producer.close()
+
+    replica, changes = CheckinReplica(None), MemberChanges()  # type: ignore[arg-type]
+    feed = EdgeFeed(s, replica, changes, RevokedTokens())
+    feed.start(timeout_s=120)
+    try:
+        history_topic = s.topic(topics.REGISTRY_HISTORY.name)
+        assert feed.consumed_at_ready.get(history_topic, 0) == 0, feed.consumed_at_ready
+        assert feed.consumed_at_ready[s.topic(topics.MEMBERS.name)] == n + 2
+        moved, unknown, still = (replica.member(m) for m in ("moved", "unknown", "m7"))
+        assert moved is not None and unknown is not None and still is not None
+        # Routed right from the first scan: a scan before the move reads the history ...
+        two_hours_ago = now - timedelta(hours=2)
+        assert moved.moved_after(two_hours_ago) and not moved.moved_after(now)
+        # ... a member never moved since its value does not, a value without the field does.
+        assert not still.moved_after(two_hours_ago) and unknown.moved_after(two_hours_ago)
+        assert changes.loaded.wait(60), "the history's window was not read"
+        assert feed.history_consumed == 1, feed.consumed
+        history = EdgeHistory(changes, replica, feed.catch_up, 2.0)
+        then = history.at(MemberThen("u2", "c1", None, "active"), "moved", move, two_hours_ago)
+        assert then.unit_id == "u1"
+    finally:
+        feed.stop()
+
+
+def test_an_edge_started_after_a_move_keeps_a_late_scan_on_the_old_unit(
+    stack: Stack, edges: Edges, tmp_path: Path
+) -> None:
+    station, member, old_unit = _station_and_member(stack, "辛")
+    new_unit = stack.create("/v1/units", {"name": "边缘新单位辛"})["id"]
+    made_at = datetime.now(UTC) - timedelta(hours=2)
+    r = stack.client.patch(f"/v1/members/{member}", json={"unit_id": new_unit}, headers=stack.admin)
+    assert r.status_code == 200, r.text
+    token = stack.token("member", member)
+    port = free_port()
+    env = infra_stack.child_env(
+        stack.settings,
+        {"API_PORT": str(port), "EDGE_UPSTREAM": f"http://127.0.0.1:{edges.reads_port}"},
+    )
+    (edge,) = infra_stack.edge_procs(1, env, tmp_path)
+    try:
+        infra_stack.start_edges([edge])
+        alone = Edges(port, 0, [edge], edges.reads_port)
+        late = _scan(stack, alone, station, token, at=made_at)
+        now = _scan(stack, alone, station, token)
+    finally:
+        infra_stack.stop_all([edge])
+    assert late.status_code == 202 and now.status_code == 202, (late.text, now.text)
+    # Ready from the compacted topics alone; the history read after.
+    assert re.search(rb"edge ready .* from \d+ records of the compacted topics", edge.log_bytes())
+    events = [late.json()["event_id"], now.json()["event_id"]]
+    got = stack.wait_for(lambda: (g := _stored(stack, events)) and len(g) == 2 and g, timeout=60)
+    assert got == {events[0]: (old_unit, member), events[1]: (new_unit, member)}

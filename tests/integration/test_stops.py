@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -501,3 +501,67 @@ def test_make_run_stops_everything_in_order_on_each_signal(
                 os.kill(p, signal.SIGKILL)
     # The sink flushed on the way out: the scan is in ClickHouse (once, by its event id).
     assert stored(run, event_id) == 1
+
+
+def test_make_run_restarts_a_dead_edge_and_still_stops_everything_in_time(run: Run) -> None:
+    """Issue 16: `make run` supervises its check-in edges. One killed, the other keeps the
+    port; a new edge process takes its place (counted in volunteer_edge_restarts_total), and
+    a stop still takes everything down within the bound, the restarted edge included."""
+    edged = replace(run, env={**run.env, "CHECKIN_EDGES": "2"})
+    out_path = run.data_dir / "run.out"
+    seen_out = out_path.stat().st_size if out_path.exists() else 0
+
+    def out() -> str:
+        return out_path.read_bytes()[seen_out:].decode(errors="replace")
+
+    def serving_pids(n: int) -> set[int]:
+        pids = set()
+        for _ in range(n):
+            with httpx.Client(timeout=10) as c:  # a connection each: the kernel picks an edge
+                r = c.get(run.url("/healthz"))
+            assert r.status_code == 200, r.text
+            pids.add(int(r.json()["pid"]))
+        return pids
+
+    proc, worker_pid, broker_pid = start(edged)
+    try:
+        found = re.search(r"2 check-in edges started on port \d+ \(pids (\d+), (\d+),", out())
+        assert found, out()[-3000:]
+        first, second = int(found.group(1)), int(found.group(2))
+        reads = re.search(r"reads process on 127\.0\.0\.1:(\d+)", out())
+        assert reads, out()[-3000:]
+        deadline = time.monotonic() + 120
+        while serving_pids(10) != {first, second}:
+            assert time.monotonic() < deadline, "both edges never served"
+        os.kill(first, signal.SIGKILL)
+        restarted = None
+        deadline = time.monotonic() + 120
+        while restarted is None:
+            assert time.monotonic() < deadline, f"no edge restarted: {out()[-3000:]}"
+            # Meanwhile the port answers: the other edge holds it.
+            assert serving_pids(1) <= {second} | ({restarted} if restarted else set())
+            m = re.search(r"edge1 restarted \(pid (\d+), restart 1\)", out())
+            restarted = int(m.group(1)) if m else None
+            time.sleep(0.2)
+        assert restarted in descendants(proc.pid) and alive(restarted)
+        deadline = time.monotonic() + 120
+        while restarted not in serving_pids(10):
+            assert time.monotonic() < deadline, f"the new edge never served: {out()[-3000:]}"
+        assert scan(run)  # a check-in through the port, as before
+        text = httpx.get(f"http://127.0.0.1:{reads.group(1)}/metrics", timeout=10).text
+        assert re.search(r'^volunteer_edge_restarts_total\{edge="edge1"\} 1\.0$', text, re.M)
+        tree = descendants(proc.pid)
+        assert {second, restarted, worker_pid, broker_pid} <= tree
+        sent = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=STOP_WITHIN_S + 30)
+        took = time.monotonic() - sent
+        assert took < STOP_WITHIN_S and code == 0, (took, code)
+        assert wait_gone(tree, 5) == set()
+        assert "restarted" not in out().split("stopped: API")[-1], "an edge restarted in the stop"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in descendants(proc.pid) | {worker_pid, broker_pid}:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)

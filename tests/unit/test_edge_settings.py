@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.edge_feed import MemberChanges, RevokedTokens
+from services.edge_feed import EdgeHistory, MemberChanges, RevokedTokens, history_window_s
 from services.events import FieldChange, Member, RegistryChanged, TokenRevoked
+from services.publisher import PublishUnavailable
 from services.reads.registry import MemberThen
 from services.registry import CheckinReplica
 from services.settings import Settings
@@ -161,3 +162,41 @@ def test_the_edge_replica_learns_a_move_from_the_history_in_either_order(
     assert ref.moved_at == 200
     assert ref.moved_after(before_move)
     assert not ref.moved_after(datetime.fromtimestamp(250 / 1e6, UTC))
+
+
+def test_the_history_waits_for_its_window_then_catches_up_once_for_a_move_it_lacks() -> None:
+    changes = MemberChanges()
+    replica = CheckinReplica(None)  # type: ignore[arg-type]
+    # The member's value says it moved at version 200 (the compacted topic's `moved_at`).
+    replica.put_value(_member(300, "u2"), 200)
+    asked: list[float] = []
+
+    def catch_up(timeout_s: float) -> bool:
+        asked.append(timeout_s)
+        changes.add(_changed("m1", 200, T0 + timedelta(hours=2), {"unit_id": ("u1", "u2")}))
+        return True
+
+    history = EdgeHistory(changes, replica, catch_up, 2.0, wait_s=0.01)
+    now = MemberThen("u2", "c1", None, "active")
+    # Before the window of the history is read: no answer rather than a wrong one.
+    with pytest.raises(PublishUnavailable):
+        history.at(now, "m1", 300, T0)
+    changes.loaded.set()
+    assert history.at(now, "m1", 300, T0) == MemberThen("u1", "c1", None, "active")
+    assert asked == [2.0]
+    # Held now: no second catch-up.
+    assert history.at(now, "m1", 300, T0 + timedelta(hours=3)) == now
+    assert asked == [2.0]
+
+
+def test_changes_older_than_any_acceptable_scan_are_dropped() -> None:
+    h = MemberChanges()
+    h.add(_changed("m1", 2, T0, {"unit_id": ("u1", "u2")}))
+    h.add(_changed("m1", 3, T0 + timedelta(days=5), {"unit_id": ("u2", "u3")}))
+    h.add(_changed("m2", 4, T0, {"status": ("active", "left")}))
+    assert h.latest("m1") == 3 and h.latest("m2") == 4 and h.latest("m3") == 0
+    assert h.prune(T0 + timedelta(days=1)) == 2
+    assert len(h) == 1 and h.latest("m1") == 3 and h.latest("m2") == 0
+    # The window: MAX_SCAN_AGE_H, the clock skew, and an hour for producers' clocks.
+    s = Settings(max_scan_age_h=72, max_clock_skew_s=120)
+    assert history_window_s(s) == 72 * 3600 + 120 + 3600

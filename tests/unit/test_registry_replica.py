@@ -312,3 +312,53 @@ def test_a_member_read_from_the_database_is_treated_as_moved_at_its_version() ->
     scan older than the record, as before."""
     ref = member_ref(_member(version=10))
     assert ref.moved_at is None and ref.moved_after(_at(9)) and not ref.moved_after(_at(10))
+
+
+def _moved_at_sent(pub: FakePublisher) -> list[int | None]:
+    from services.events import MemberUpserted
+
+    return [e.moved_at for _, _, e in pub.sent if isinstance(e, MemberUpserted)]
+
+
+def test_the_member_value_carries_its_latest_move_for_the_edges() -> None:
+    """Issue 16: an edge reads `moved_at` from the compacted topic instead of the history."""
+    wh, pub = FakeWarehouse(), FakePublisher()
+    reg = Registry(wh, pub)  # type: ignore[arg-type]
+    reg.replica._clock = Clock()
+    reg.replica.refresh()
+    created = _member(version=10)
+    renamed = created.model_copy(update={"name": "张三", "version": 11})
+    moved = renamed.model_copy(update={"unit_id": "u2", "version": 12})
+    renamed_again = moved.model_copy(update={"name": "李四", "version": 13})
+    left = renamed_again.model_copy(update={"status": "left", "version": 14})
+    reg.commit([Change(MEMBER, None, created)])
+    reg.commit([Change(MEMBER, created, renamed)])
+    reg.commit([Change(MEMBER, renamed, moved)])
+    reg.commit([Change(MEMBER, moved, renamed_again)])
+    reg.commit([Change(MEMBER, renamed_again, left)])
+    assert _moved_at_sent(pub) == [0, 0, 12, 12, 14]
+
+
+def test_a_member_value_whose_move_the_writer_does_not_know_carries_none() -> None:
+    wh, pub = FakeWarehouse(), FakePublisher()
+    reg = Registry(wh, pub)  # type: ignore[arg-type]
+    held = _member(version=10)
+    # The replica does not hold the record being changed (not started, or another version).
+    reg.commit([Change(MEMBER, held, held.model_copy(update={"name": "张三", "version": 11}))])
+    assert _moved_at_sent(pub) == [None]
+
+
+def test_a_fed_member_value_without_moved_at_counts_as_moved_at_its_version() -> None:
+    r = CheckinReplica(None)  # type: ignore[arg-type]
+    r.put_value(_member(version=10), None)
+    m = r.member("m")
+    assert m is not None and m.moved_at == 10 and m.moved_after(_at(9))
+    r.put_value(_member(version=20).model_copy(update={"id": "n"}), 0)
+    n = r.member("n")
+    assert n is not None and n.moved_at == 0 and not n.moved_after(_at(1))
+    # A later value of a member moved before keeps the move (a compacted topic may still hold
+    # several versions, read in order).
+    r.put_value(_member(version=30).model_copy(update={"id": "n", "unit_id": "u9"}), 30)
+    r.put_value(_member(version=31).model_copy(update={"id": "n", "unit_id": "u9"}), 30)
+    n = r.member("n")
+    assert n is not None and n.version == 31 and n.moved_at == 30

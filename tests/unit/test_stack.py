@@ -3,6 +3,8 @@ spinners: started, waited for, stopped by their own pid, bounded in time."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,3 +66,62 @@ def test_spinners_stop_by_themselves_when_their_time_is_up() -> None:
         time.sleep(0.2)
     assert sp.running == 0
     sp.stop()
+
+
+SLEEPER = "import time; time.sleep(60)"
+
+
+def _died(p: stack.Proc) -> None:
+    """Killed from outside (an OOM kill, a crash): not by the Proc, so not expected."""
+    assert p.popen is not None
+    os.kill(p.pid, signal.SIGKILL)
+    p.popen.wait(timeout=10)
+
+
+def test_a_supervised_process_that_dies_is_restarted_with_a_growing_backoff(
+    tmp_path: Path,
+) -> None:
+    clock = [0.0]
+    p = stack.Proc("edge1", [sys.executable, "-c", SLEEPER], stack.child_env(), tmp_path / "e.log")
+    p.start()
+    restarted: list[str] = []
+    sup = stack.Supervisor(
+        [p], lambda q: restarted.append(q.name), first_s=1, max_s=4, settled_s=60,
+        clock=lambda: clock[0],
+    )  # fmt: skip
+    try:
+        first = p.pid
+        _died(p)
+        assert sup.check() == [] and not p.alive  # noted; due in 1 s
+        clock[0] += 0.5
+        assert sup.check() == []
+        clock[0] += 0.6
+        assert sup.check() == [p] and p.alive and p.pid != first and p.restarts == 1
+        assert restarted == ["edge1"]
+        # Died again at once: twice the wait; then capped.
+        for backoff in (2.0, 4.0, 4.0):
+            _died(p)
+            sup.check()
+            clock[0] += backoff - 0.1
+            assert sup.check() == [] and not p.alive
+            clock[0] += 0.2
+            assert sup.check() == [p] and p.alive
+        # Up for a minute: the next death waits the first backoff again.
+        clock[0] += 61
+        _died(p)
+        sup.check()
+        clock[0] += 1.1
+        assert sup.check() == [p] and p.restarts == 5
+        # Stopped by us: never restarted.
+        p.stop()
+        clock[0] += 100
+        assert sup.check() == [] and not p.alive
+        # After the supervisor stops, nothing is restarted.
+        p.start()
+        sup.stop()
+        _died(p)
+        clock[0] += 100
+        assert sup.check() == [] and not p.alive
+    finally:
+        sup.stop()
+        p.stop(kill=True)

@@ -107,6 +107,43 @@ def test_sign_up_wait_and_be_promoted_on_the_phone(
         next(second_phone, None)  # closes the context, checks nothing loaded from outside
 
 
+def test_the_slots_section_works_offline_from_the_app_shell(
+    live: Live, phone: BrowserContext, shot: Callable[[Page, str], Path]
+) -> None:
+    """The service worker keeps the slots card's script with the shell: offline, /me shows the
+    slots last seen online, read-only, and says why; back online the buttons return."""
+    d = live.community_with_member("吴离线")
+    aid = _slot(live, d, "离线可见活动", capacity=2)
+    page = phone.new_page()
+    page.goto(f"{live.base_url}/me?t={live.token('member', d['member']['id'])}")
+    row = page.locator(f'li.slot[data-activity="{aid}"]')
+    expect(row).to_contain_text("离线可见活动", timeout=20_000)
+    page.evaluate("async () => { await navigator.serviceWorker.ready; }")
+    page.reload()
+    page.wait_for_function("() => !!navigator.serviceWorker.controller")
+    expect(row).to_contain_text("城关党群服务站", timeout=20_000)
+    assert page.evaluate(
+        "async () => !!(await (await caches.open('volunteer-app-v1')).match('/static/slots.js'))"
+    )
+
+    phone.set_offline(True)
+    try:
+        page.goto(f"{live.base_url}/me")
+        expect(page.locator("#slots-card")).to_be_visible(timeout=20_000)
+        expect(page.locator("#slots-card")).to_have_attribute("data-offline", "1")
+        expect(row).to_contain_text("离线可见活动")
+        expect(row).to_contain_text("城关党群服务站")
+        expect(page.locator("#slots-msg")).to_contain_text("当前无网络")
+        expect(row.locator("button")).to_be_disabled()
+        assert_no_serious_violations(page)
+        shot(page, "slots-member-offline")
+    finally:
+        phone.set_offline(False)
+    expect(page.locator("#slots-card")).to_have_attribute("data-offline", "0", timeout=20_000)
+    expect(row.locator("button")).to_be_enabled()
+    expect(page.locator("#slots-msg")).to_have_text("")
+
+
 def test_the_organizer_publishes_a_slot_and_reads_its_roster(
     live: Live, desk: BrowserContext, shot: Callable[[Page, str], Path]
 ) -> None:

@@ -22,7 +22,7 @@ from services.activities import (
     rejection,
     slot_id,
 )
-from services.events import ActivityCommand, ActivitySpec
+from services.events import ActivityCommand, ActivitySpec, NotificationCreated
 from services.timeutil import LOCAL_TZ
 
 C1, C2 = "comm_1", "comm_2"
@@ -367,7 +367,9 @@ def test_the_demo_month_of_slots() -> None:
 # ---- service notices: a cancelled slot, a promotion (通知) ----------------------------------
 
 
-def judged(state: ActivityState, c: ActivityCommand) -> tuple[ActivityState, list[object]]:
+def judged(
+    state: ActivityState, c: ActivityCommand
+) -> tuple[ActivityState, list[NotificationCreated]]:
     """Applies one command as the agent does and returns what it would notify."""
     new, out = apply(state, c)
     return new, list(notices(state, new, c, out))
@@ -383,7 +385,7 @@ def test_a_cancelled_slot_notifies_every_member_placed_or_waiting_once() -> None
     )
     cancel = cmd("cancel", reason="大风天气预警，暂停户外服务")
     after, sent = judged(state, cancel)
-    by = {n.recipient_id: n for n in sent}  # type: ignore[attr-defined]
+    by = {n.recipient_id: n for n in sent}
     # m3 withdrew before: not told; m1 placed, m2 waiting: told, each in their words.
     assert set(by) == {"m1", "m2"}
     assert {n.kind for n in by.values()} == {"slot_cancelled"}
@@ -395,22 +397,22 @@ def test_a_cancelled_slot_notifies_every_member_placed_or_waiting_once() -> None
     # The same cancel redelivered: nothing; a second cancel (a retry with a new id): refused,
     # nothing. The ids are derived, so even a re-judged copy would be the same notification.
     assert judged(after, cancel)[1] == []
-    again, more = judged(after, cmd("cancel"))
+    _, more = judged(after, cmd("cancel"))
     assert more == [] and refusal(apply(after, cmd("cancel"))[1]) is not None
     _, replayed = judged(state, cancel)
-    assert [n.notification_id for n in replayed] == [n.notification_id for n in sent]  # type: ignore[attr-defined]
+    assert [n.notification_id for n in replayed] == [n.notification_id for n in sent]
     # Without a reason, no reason is quoted.
     _, plain = judged(state, cmd("cancel"))
-    assert all("原因" not in n.body for n in plain)  # type: ignore[attr-defined]
+    assert all("原因" not in n.body for n in plain)
 
 
 def test_a_promotion_notifies_the_promoted_member_with_the_cancel_deadline() -> None:
     state, _ = run(created(capacity=1), cmd("sign_up", "m1"), cmd("sign_up", "m2"))
     _, sent = judged(state, cmd("withdraw", "m1"))
     (n,) = sent
-    assert (n.kind, n.recipient_id, n.title) == ("slot_promoted", "m2", "候补转正通知")  # type: ignore[attr-defined]
+    assert (n.kind, n.recipient_id, n.title) == ("slot_promoted", "m2", "候补转正通知")
     # Cancel deadline: two hours before 09:00 local.
-    assert "您已由候补转为正式报名" in n.body and "12月5日 07:00前" in n.body  # type: ignore[attr-defined]
+    assert "您已由候补转为正式报名" in n.body and "12月5日 07:00前" in n.body
     # Nothing else notifies: a sign-up, a plain withdrawal, leaving the waiting list.
     s2, quiet = judged(created(capacity=1), cmd("sign_up", "m1"))
     assert quiet == []
@@ -425,5 +427,5 @@ def test_a_member_promoted_twice_gets_two_notices() -> None:
     state, first = judged(state, cmd("withdraw", "m1"))
     state, _ = run(state, cmd("sign_up", "m1"), cmd("withdraw", "m2"), cmd("sign_up", "m2"))
     state, second = judged(state, cmd("withdraw", "m1"))
-    assert [n.recipient_id for n in first + second] == ["m2", "m2"]  # type: ignore[attr-defined]
-    assert first[0].notification_id != second[0].notification_id  # type: ignore[attr-defined]
+    assert [n.recipient_id for n in first + second] == ["m2", "m2"]
+    assert first[0].notification_id != second[0].notification_id

@@ -74,6 +74,7 @@ class Limits:
     checkins_member: RateLimiter
     checkins_station: RateLimiter
     token_issue: RateLimiter
+    kiosk_search: RateLimiter
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
@@ -81,6 +82,7 @@ class Limits:
             RateLimiter(s.limit_checkins_member_burst, s.limit_checkins_member_per_min / 60),
             RateLimiter(s.limit_checkins_station_burst, s.limit_checkins_station_per_min / 60),
             RateLimiter(s.limit_token_issue_burst, s.limit_token_issue_per_min / 60),
+            RateLimiter(s.limit_kiosk_search_burst, s.limit_kiosk_search_per_min / 60),
         )
 
 

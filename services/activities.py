@@ -11,8 +11,14 @@ order; the API calls the same function against its (possibly lagging) copy to an
 4xx at once, and the agent's verdict is the authority. A full slot is not a refusal: the member
 goes on the waiting list (候补), promoted in sign-up order when a placed member cancels.
 
-Attendance is not decided here: it comes from sessions (services/reads/activities.py), with the
-one counting rule; a sign-up credits nothing.
+Attendance is decided from sessions (services/reads/activities.py reads them; `attendance` here),
+with the one presence rule; a sign-up credits nothing.
+
+Service notices (`notices`): a member with a place or on the waiting list of a slot that is
+cancelled, and a member promoted from the waiting list, get a notification in their inbox (and
+by SMS/WeChat where a sender is configured), written by the activities agent from the very
+judgement that changed the sign-up, with ids derived from the slot, the member and the sign-up's
+version: a redelivered or retried cancel is the same notification, never a second one.
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ from services.events import (
     ActivityCommandRejected,
     ActivityFields,
     ActivitySpec,
+    NotificationCreated,
+    NotificationKind,
     SignupFields,
     derived_id,
 )
-from services.timeutil import LOCAL_TZ
+from services.reminders import notification_id
+from services.timeutil import LOCAL_TZ, iso_week, local
 
 # How many applied command ids an activity remembers, to drop a redelivered command silently.
 RECENT_IDS = 64
@@ -154,27 +163,121 @@ class Presence:
 
 
 def at_place(a: ActivityFields, p: Presence) -> bool:
-    # A grid's work (courtyards) has no station of its own: any station of the community.
+    """Whether a session is at the slot's place. A grid's slot (courtyard work, 院落) has no QR
+    code of its own and stations belong to communities, not grids: the members of a grid's slot
+    scan in at a station of the slot's community (the grid's: `_place` in the API checks it),
+    any of them, as the counting rules credit service at any station."""
     if a.station_id is not None:
         return p.station_id == a.station_id
     return p.station_community_id == a.community_id
 
 
-def attendance(
-    a: ActivityFields, s: SignupFields, sessions: list[Presence], now: datetime
-) -> Attendance | None:
-    """A placed member attended if a session of theirs at the place overlaps the slot (an open
-    one counts from its start); no scan by the end is a no-show. None: not placed (waiting,
-    withdrawn, or the activity cancelled), so neither."""
+def proof(a: ActivityFields, s: SignupFields, sessions: list[Presence]) -> Presence | None:
+    """The first session (by start) that shows a placed member attended: at the place, present
+    (`counting.present`: not voided, not rejected), overlapping the slot (from EARLY before
+    its start; an open one counts from its start). None: no such session (yet)."""
     if s.status != "placed" or a.status != "open":
         return None
-    for p in sessions:
+    for p in sorted(sessions, key=lambda p: p.start):
         if not present(p.status, p.voided) or not at_place(a, p):
             continue
         last = p.end or p.start
         if p.start < a.ends_at and max(p.start, last) >= a.starts_at - EARLY:
-            return "attended"
+            return p
+    return None
+
+
+def attendance(
+    a: ActivityFields, s: SignupFields, sessions: list[Presence], now: datetime
+) -> Attendance | None:
+    """A placed member attended if a session of theirs proves it (`proof`); no such session by
+    the end is a no-show. None: not placed (waiting, withdrawn, or the activity cancelled), so
+    neither."""
+    if s.status != "placed" or a.status != "open":
+        return None
+    if proof(a, s, sessions) is not None:
+        return "attended"
     return "no_show" if now >= a.ends_at else "pending"
+
+
+# ---- service notices (通知) ------------------------------------------------------------------
+
+# A cancellation's reason, as quoted to the members (an SMS stays short).
+REASON_CHARS = 60
+
+
+def when_label(start: datetime, end: datetime) -> str:
+    """「12月5日（周六）09:00-11:00」, local time."""
+    s, e = local(start), local(end)
+    return (
+        f"{s.month}月{s.day}日（周{'一二三四五六日'[s.weekday()]}）"
+        f"{s.hour:02d}:{s.minute:02d}-{e.hour:02d}:{e.minute:02d}"
+    )
+
+
+def _notice(
+    kind: NotificationKind, a: ActivityFields, s: SignupFields, at: datetime, title: str, body: str
+) -> NotificationCreated:
+    # One per member and slot for a cancellation (a slot is cancelled once); one per sign-up
+    # version for a promotion (a member may come back, wait and be promoted again).
+    moment = a.activity_id if kind == "slot_cancelled" else f"{a.activity_id}|{s.version}"
+    week = iso_week(a.starts_at)
+    nid = notification_id(kind, s.member_id, week, moment)
+    return NotificationCreated(
+        event_id=nid,
+        occurred_at=at,
+        notification_id=nid,
+        kind=kind,
+        recipient_kind="member",
+        recipient_id=s.member_id,
+        community_id=a.community_id,
+        week=week,
+        title=title,
+        body=body,
+    )
+
+
+def notices(
+    before: ActivityState, after: ActivityState, cmd: ActivityCommand, outcomes: list[Outcome]
+) -> list[NotificationCreated]:
+    """The notifications one judged command owes its members: every member placed or waiting
+    when the slot was cancelled, and a member promoted from the waiting list. Service notices,
+    not reminders: sent whatever the member's reminder switches say (they concern a slot the
+    member chose, and would otherwise go to in vain or miss)."""
+    a = after.activity
+    if a is None:
+        return []
+    when = when_label(a.starts_at, a.ends_at)
+    out = []
+    for o in outcomes:
+        if o.signup is None or o.member_id is None:
+            continue
+        if o.kind == "cancelled":
+            was = before.signup_of(o.member_id)
+            how = "候补" if was is not None and was.status == "waiting" else "报名"
+            reason = (cmd.reason or "").strip()[:REASON_CHARS]
+            body = (
+                f"您{how}的「{a.title}」（{when}）已由社区取消"
+                + (f"，原因：{reason}" if reason else "")
+                + "。无需前往，感谢您的支持，欢迎报名社区的其他活动。"
+            )
+            out.append(
+                _notice("slot_cancelled", a, o.signup, cmd.occurred_at, "活动取消通知", body)
+            )
+        elif o.kind == "promoted":
+            # A place is given back only until the cancel deadline, so a promotion comes before
+            # it and the promoted member has the same chance to give the place back.
+            d = local(a.cancel_deadline)
+            after_text = (
+                f"如不能参加，请在{d.month}月{d.day}日 {d.hour:02d}:{d.minute:02d}前"
+                "在手机页面取消报名，把名额留给其他同志。"
+            )
+            body = (
+                f"您候补的「{a.title}」（{when}）有同志取消报名，您已由候补转为正式报名。"
+                "请按时到场扫码签到。" + after_text
+            )
+            out.append(_notice("slot_promoted", a, o.signup, cmd.occurred_at, "候补转正通知", body))
+    return out
 
 
 def _organizes(cmd: ActivityCommand, community_id: str) -> bool:

@@ -177,7 +177,10 @@ class Deliverer:
 
         if now - n.occurred_at > SEND_WITHIN:
             return record("expired")
-        if n.recipient_id in inbox_reads.turned_off(self.wh, n.kind, [n.recipient_id]):
+        # A service notice (a slot cancelled, a place given) cannot be turned off.
+        if n.kind in reminders.MEMBER_KINDS and n.recipient_id in inbox_reads.turned_off(
+            self.wh, n.kind, [n.recipient_id]
+        ):
             return record("opted_out")
         address = self.gateway.address(self.wh, n.recipient_id)
         if not address:

@@ -28,11 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.events import NotificationCreated, ReminderKind, derived_id
+from services.events import NotificationCreated, NotificationKind, ReminderKind, derived_id
 from services.timeutil import iso_week, local
 
 KINDS: tuple[ReminderKind, ...] = ("weekly_nudge", "organizer_digest", "slot_reminder")
-# Which kinds a member may turn off (the digest goes to the community, not to a member).
+# Which kinds a member may turn off (the digest goes to the community, not to a member). The
+# service notices about a slot (cancelled, promoted from the waiting list) are not reminders and
+# cannot be turned off: services.activities.notices.
 MEMBER_KINDS: tuple[ReminderKind, ...] = ("weekly_nudge", "slot_reminder")
 
 
@@ -67,7 +69,7 @@ def due_moment(now: datetime, moments: tuple[Moment, ...]) -> Moment | None:
     return due
 
 
-def notification_id(kind: ReminderKind, recipient_id: str, week: str, moment: str) -> str:
+def notification_id(kind: NotificationKind, recipient_id: str, week: str, moment: str) -> str:
     return derived_id("notification", kind, recipient_id, week, moment)
 
 

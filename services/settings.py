@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     limit_checkins_station_per_min: float = 600
     limit_token_issue_burst: int = 30
     limit_token_issue_per_min: float = 60
+    # Member searches from a station's tablet (kiosk, 代签到), per screen key: an operator
+    # checking in a queue of elderly members searches a few times a minute; a leaked key must
+    # not page through the community's members (revoking the key stops it for good).
+    limit_kiosk_search_burst: int = 20
+    limit_kiosk_search_per_min: float = 10
 
     # The sink's batch bounds: whichever comes first.
     sink_batch_size: int = 5000

@@ -47,7 +47,7 @@ from services.events import (
     utcnow,
 )
 from services.reads import activities as reads
-from services.reads.registry import member_names
+from services.reads.registry import community_stations, member_names
 from services.registry import NotFound
 from services.text import FreeText, Line
 from services.timeutil import LOCAL_TZ, local_midnight
@@ -166,11 +166,20 @@ class SlotRosterRow(BaseModel):
     status: str
     position: int | None
     attendance: str | None = Field(description="attended | no_show | pending (slot not over)")
+    attended_station_id: str | None = Field(
+        default=None,
+        description="the station whose session proved the attendance (a grid's slot: which of"
+        " the community's stations the member scanned in at)",
+    )
+    attended_station: str = Field(default="", description="that station's name")
     signed_up_at: datetime
 
 
 class SlotRoster(BaseModel):
     activity_id: str
+    station_id: str | None = None
+    grid_id: str | None = Field(default=None, description="a level-5 grid's slot (courtyard work)")
+    place: str = Field(default="", description="the station's or the grid's name")
     capacity: int
     placed: int
     waiting: int
@@ -592,11 +601,21 @@ def withdraw(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> Signu
     return _await(ctx, a, m, cmd, signing_up=False)
 
 
+def _place_name(ctx: Ctx, a: ActivityFields, stations: dict[str, str]) -> str:
+    if a.station_id is not None:
+        return stations.get(a.station_id, "")
+    try:
+        return ctx.registry.grid(a.grid_id or "").name
+    except NotFound:
+        return ""
+
+
 @router.get("/{activity_id}/roster", response_model=SlotRoster)
 def roster(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> SlotRoster:
     """Who signed up, attended (已签到), did not show (缺席), waits (候补): the community's
     organizer and the admin; HR sees its unit's members only. Attendance comes from sessions
-    at the slot's station (a grid's slot: any station of the community) overlapping the slot."""
+    at the slot's station (a grid's slot: any station of the community) overlapping the slot;
+    each attendee's row names the station that proved it."""
     a = reads.activity(ctx.warehouse, activity_id)
     if a is None:
         raise hidden("activity", activity_id)
@@ -605,6 +624,7 @@ def roster(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> SlotRos
     confined = scope_of_list(caller, "activity_roster")
     rows = reads.roster(ctx.warehouse, a, utcnow(), unit_id=confined.unit_id)
     names = member_names(ctx.warehouse, [r.signup.member_id for r in rows])
+    stations = {sid: name for sid, name, _ in community_stations(ctx.warehouse, a.community_id)}
     items = [
         SlotRosterRow(
             member_id=r.signup.member_id,
@@ -613,12 +633,17 @@ def roster(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> SlotRos
             status=r.signup.status,
             position=r.position,
             attendance=r.attendance,
+            attended_station_id=r.station_id,
+            attended_station=stations.get(r.station_id or "", ""),
             signed_up_at=r.signup.signed_up_at,
         )
         for r in rows
     ]
     return SlotRoster(
         activity_id=a.activity_id,
+        station_id=a.station_id,
+        grid_id=a.grid_id,
+        place=_place_name(ctx, a, stations),
         capacity=a.capacity,
         placed=sum(r.status == "placed" for r in items),
         waiting=sum(r.status == "waiting" for r in items),

@@ -12,6 +12,7 @@ shared-phone anomaly.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -272,14 +273,19 @@ def _kiosk(ctx: Ctx, station_id: str, key: str | None) -> Station:
 @router.get(
     "/stations/{station_id}/kiosk/members",
     response_model=FoundMembers,
-    responses=errors(401, 404),
+    responses=errors(401, 404, 429),
 )
 def kiosk_search(
     station_id: str, q: SearchQuery, ctx: Ctx, x_screen_key: ScreenKey = None
 ) -> FoundMembers:
     """The station's tablet (header `X-Screen-Key`) finds a member of the station's community to
-    check in for (代签到); phones masked."""
+    check in for (代签到); phones masked. At most LIMIT_KIOSK_SEARCH_BURST searches at once and
+    LIMIT_KIOSK_SEARCH_PER_MIN a minute per screen key (429 `rate_limited`, `Retry-After`)."""
     station = _kiosk(ctx, station_id, x_screen_key)
+    # Per screen key, counted only for a key that verified (a forged key costs nothing to
+    # refuse and must not use up a real key's searches); the key itself is never kept.
+    key = hashlib.sha256((x_screen_key or "").encode()).hexdigest()[:32]
+    rate_limit(ctx.limits.kiosk_search, key, "member searches from this screen")
     return _found(ctx, station.community_id, q)
 
 

@@ -20,7 +20,9 @@ router = APIRouter(tags=["reminders"])
 
 class InboxItemOut(BaseModel):
     id: str
-    kind: str = Field(description="weekly_nudge | organizer_digest | slot_reminder")
+    kind: str = Field(
+        description="weekly_nudge | organizer_digest | slot_reminder | slot_cancelled | slot_promoted"
+    )
     week: str = Field(description="the ISO week it is about")
     title: str
     body: str

@@ -46,6 +46,7 @@ from services.events.leave import ExcusalRecorded, PostRecorded
 from services.events.notifications import (
     NotificationCreated,
     NotificationDelivered,
+    NotificationKind,
     ReminderKind,
     ReminderPreferenceSet,
     WechatBound,
@@ -147,6 +148,7 @@ __all__ += ["ActivationRecorded"]
 __all__ += [
     "NotificationCreated",
     "NotificationDelivered",
+    "NotificationKind",
     "ReminderKind",
     "ReminderPreferenceSet",
     "ReportConfirmed",

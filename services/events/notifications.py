@@ -11,6 +11,12 @@ from services.events.base import Event, event_type
 
 # slot_reminder: the day before and the hour before a slot the member has a place in.
 ReminderKind = Literal["weekly_nudge", "organizer_digest", "slot_reminder"]
+# Service notices (issue 14) about a slot the member signed up for: the slot was cancelled
+# (slot_cancelled), or a place came free and the member was promoted from the waiting list
+# (slot_promoted). Not reminders: they tell the member something changed that they must know to
+# act on, so they cannot be turned off (services.activities.notices).
+ServiceNoticeKind = Literal["slot_cancelled", "slot_promoted"]
+NotificationKind = ReminderKind | ServiceNoticeKind
 RecipientKind = Literal["member", "community"]
 # Where a reminder goes beyond the inbox: an SMS gateway, or a WeChat subscription message.
 DeliveryChannel = Literal["sms", "wechat"]
@@ -23,7 +29,7 @@ class NotificationCreated(Event):
     # Derived from kind, recipient and period (services.reminders.notification_id): deciding
     # the same reminder twice, in two processes or after a restart, is the same notification.
     notification_id: str
-    kind: ReminderKind
+    kind: NotificationKind
     recipient_kind: RecipientKind
     recipient_id: str
     community_id: str

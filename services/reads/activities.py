@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.activities import EARLY, Attendance, Presence, attendance
+from services.activities import EARLY, Attendance, Presence, attendance, proof
 from services.events import ActivityFields, SignupFields
 from services.processors.activities import ACTIVITY_COLUMNS
 from services.reads._rows import utc_row
@@ -190,6 +190,9 @@ class RosterEntry:
     signup: SignupFields
     position: int | None
     attendance: Attendance | None
+    # The station whose session proved the attendance (a grid's slot: which of the
+    # community's stations the member scanned in at).
+    station_id: str | None = None
 
 
 def _window(acts: list[ActivityFields]) -> tuple[datetime, datetime]:
@@ -210,14 +213,19 @@ def roster(
     shown = [s for s in all_signups if unit_id is None or s.unit_id == unit_id]
     since, until = _window([a])
     seen = presences(wh, [s.member_id for s in shown if s.status == "placed"], since, until)
-    return [
-        RosterEntry(
-            s,
-            pos.get((a.activity_id, s.member_id)),
-            attendance(a, s, seen.get(s.member_id, []), now),
+    out = []
+    for s in shown:
+        mine = seen.get(s.member_id, [])
+        p = proof(a, s, mine)
+        out.append(
+            RosterEntry(
+                s,
+                pos.get((a.activity_id, s.member_id)),
+                attendance(a, s, mine, now),
+                p.station_id if p is not None else None,
+            )
         )
-        for s in shown
-    ]
+    return out
 
 
 @dataclass(frozen=True)

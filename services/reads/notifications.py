@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.events import ReminderKind
+from services.events import NotificationKind
 from services.reads._rows import utc
 from services.reads.registry import member_names
 from services.reminders import MEMBER_KINDS, Recipient
@@ -47,7 +47,7 @@ def preferences(wh: Warehouse, member_id: str) -> dict[str, bool]:
     return {k: chosen.get(k, True) for k in MEMBER_KINDS}
 
 
-def turned_off(wh: Warehouse, kind: ReminderKind, member_ids: list[str]) -> set[str]:
+def turned_off(wh: Warehouse, kind: NotificationKind, member_ids: list[str]) -> set[str]:
     """Of `member_ids`, those who turned `kind` off."""
     if not member_ids:
         return set()

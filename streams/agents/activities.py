@@ -4,8 +4,10 @@ Each activity's state (its fields, every member's sign-up in order) lives in a c
 table keyed by the activity id, partitioned like the commands topic (same key), so the worker
 owning a partition owns those activities and two sign-ups for the last place are judged one
 after the other. Accepted commands emit the activity's latest state and every sign-up they
-changed (a promotion too) to compacted topics; refused ones a rejection record. The same ledger
-as the lists agent (streams/guarantee.py) keeps nothing lost and nothing doubled.
+changed (a promotion too) to compacted topics; refused ones a rejection record. A cancelled
+slot's members and a member promoted from the waiting list get a notification on
+`notifications` (services.activities.notices; ids derived, so a redelivery is the same one). The
+same ledger as the lists agent (streams/guarantee.py) keeps nothing lost and nothing doubled.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.activities import ActivityState, apply, changed_signups, rejection
+from services.activities import ActivityState, apply, changed_signups, notices, rejection
 from services.events import (
     ActivityCommand,
     ActivityRecorded,
@@ -28,6 +30,7 @@ from services.topics import (
     ACTIVITY_REJECTIONS,
     ACTIVITY_SIGNUPS,
     ACTIVITY_STATE_TABLE,
+    NOTIFICATIONS,
 )
 from streams.app import app, dead_letter_topic, raw_topic, settings
 from streams.guarantee import Guarantee, applied_key, one_at_a_time
@@ -38,6 +41,7 @@ commands_topic = raw_topic(ACTIVITY_COMMANDS)
 activities_topic = raw_topic(ACTIVITIES)
 signups_topic = raw_topic(ACTIVITY_SIGNUPS)
 rejections_topic = raw_topic(ACTIVITY_REJECTIONS)
+notifications_topic = raw_topic(NOTIFICATIONS)
 
 activity_state = app.Table(
     ACTIVITY_STATE_TABLE,
@@ -102,6 +106,9 @@ async def _judge(event: Any) -> None:
         )
         key = f"{s.activity_id}|{s.member_id}".encode()
         await signups_topic.send(key=key, value=sr.to_bytes())
+    for n in notices(state, new, cmd, outcomes):
+        # Keyed like the reminder job's: by recipient.
+        await notifications_topic.send(key=n.recipient_id.encode(), value=n.to_bytes())
     rej = rejection(cmd, outcomes)
     if rej is not None:
         log.info("refused %s %s: %s", cmd.action, cmd.activity_id, rej.reason)

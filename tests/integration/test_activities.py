@@ -5,6 +5,7 @@ with attendance from scans, no-shows, recurring slots, cancelling a slot, bad in
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -509,3 +510,292 @@ def test_an_invalid_command_goes_to_the_dead_letter_topic(stack: Stack) -> None:
     assert got, "the invalid command did not reach the dead-letter topic"
     assert got[0]["source"] == b"judge_activity_commands"
     assert got[0]["source_topic"] == topics.ACTIVITY_COMMANDS.name.encode()
+
+
+# ---- service notices: a cancelled slot, a promotion (issue 14) ------------------------------
+
+
+def inbox(stack: Stack, member_id: str, headers: dict[str, str], kind: str) -> list[Any]:
+    r = stack.client.get(f"/v1/members/{member_id}/inbox?limit=50", headers=headers)
+    assert r.status_code == 200, r.text
+    return [x for x in r.json()["items"] if x["kind"] == kind]
+
+
+class SmsRecorder:
+    """A real local HTTP server standing in for the SMS gateway: records every request."""
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from tests.support.net import free_port
+
+        self.received: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.received.append({**body, "key": self.headers["Idempotency-Key"]})
+                out = b'{"code": "OK"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_cancelling_a_slot_notifies_each_member_once_and_sms_delivers_it(
+    stack: Stack, county: dict[str, Any]
+) -> None:
+    """A placed member (with a phone, slot reminders turned off) and a waiting one: the cancel,
+    sent twice with the same id and once more with another, gives each exactly one notice in
+    the inbox, in Chinese, and the SMS sender delivers the placed member's once although they
+    turned slot reminders off (a service notice is not a reminder)."""
+    from services.publisher import Publisher
+    from services.reads import notifications as inbox_reads
+    from services.reminder_job import Deliverer
+    from services.settings import Settings
+    from services.sms import SmsGateway
+
+    phone = "139" + str(uuid.uuid4().int)[:8]
+    p = stack.create(
+        "/v1/members",
+        {
+            "name": "周手机",
+            "unit_id": county["unit"]["id"],
+            "community_id": county["community"]["id"],
+            "phone": phone,
+        },
+    )
+    p_tok = stack.token("member", p["id"])
+    r = stack.client.put(
+        f"/v1/members/{p['id']}/reminder-preferences",
+        json={"weekly_nudge": True, "slot_reminder": False},
+        headers=p_tok,
+    )
+    assert r.status_code == 202, r.text
+    aid = publish(stack, county, capacity=1, title="取消通知测试")
+    r = stack.client.post(f"/v1/activities/{aid}/signup", json={}, headers=p_tok)
+    assert r.status_code == 202, r.text
+    settled(stack, aid, p_tok, "placed")
+    r = stack.client.post(f"/v1/activities/{aid}/signup", json={}, headers=county["m4_tok"])
+    assert r.status_code == 202, r.text
+    settled(stack, aid, county["m4_tok"], "waiting")
+    assert stack.wait_for(
+        lambda: inbox_reads.turned_off(
+            stack.client.app.state.ctx.warehouse,  # type: ignore[attr-defined]
+            "slot_reminder",
+            [p["id"]],
+        )
+    )
+
+    body = {"reason": "大风天气预警", "client_event_id": str(uuid.uuid4())}
+    first = stack.client.post(f"/v1/activities/{aid}/cancel", json=body, headers=county["org"])
+    assert first.status_code == 202, first.text
+    # The same request again (a retry): the API's copy may not have the cancel yet, so it
+    # may publish the same command again; the agent recognises it.
+    again = stack.client.post(f"/v1/activities/{aid}/cancel", json=body, headers=county["org"])
+    assert again.status_code in (202, 409), again.text
+    settled(stack, aid, p_tok, "cancelled")
+    settled(stack, aid, county["m4_tok"], "cancelled")
+    # Once the cancel is read back, another cancel is refused.
+    r = stack.client.post(f"/v1/activities/{aid}/cancel", json={}, headers=county["org"])
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "activity_cancelled")
+
+    def notices(member: str, tok: dict[str, str]) -> list[Any]:
+        return [
+            x for x in inbox(stack, member, tok, "slot_cancelled") if "取消通知测试" in x["body"]
+        ]
+
+    got_p = stack.wait_for(lambda: notices(p["id"], p_tok))
+    got_w = stack.wait_for(lambda: notices(county["m4"]["id"], county["m4_tok"]))
+    assert got_p and got_w, "the cancellation notices did not reach the inboxes"
+    assert got_p[0]["title"] == "活动取消通知"
+    assert (
+        "您报名的「取消通知测试」" in got_p[0]["body"] and "原因：大风天气预警" in got_p[0]["body"]
+    )
+    assert "您候补的「取消通知测试」" in got_w[0]["body"]
+    # Give a duplicate time to land, then: exactly one each.
+    time.sleep(3)
+    assert len(notices(p["id"], p_tok)) == 1
+    assert len(notices(county["m4"]["id"], county["m4_tok"])) == 1
+
+    # Delivery: the SMS sender sends the placed member's notice, once.
+    gateway = SmsRecorder()
+    settings = Settings(
+        **{
+            **stack.settings.model_dump(),
+            "sms_gateway_url": f"http://127.0.0.1:{gateway.port}/sms/send",
+            "sms_gateway_key": "k-test",
+            "sms_retry_s": 0.05,
+        }
+    )
+    wh = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
+    publisher = Publisher(settings)
+    stop = threading.Event()
+    nid = got_p[0]["id"]
+    try:
+        t = threading.Thread(
+            target=Deliverer(settings, wh, publisher, SmsGateway(settings)).run,
+            args=(stop,),
+            daemon=True,
+        )
+        t.start()
+        assert stack.wait_for(lambda: inbox_reads.deliveries(wh, nid), timeout=60) == [
+            ("sms", "sent", 1, "")
+        ]
+        sent = [x for x in gateway.received if x["key"] == nid]
+        assert len(sent) == 1 and sent[0]["phone"] == phone
+        assert "活动取消通知" in sent[0]["text"] and "取消通知测试" in sent[0]["text"]
+    finally:
+        stop.set()
+        publisher.close()
+        gateway.close()
+
+
+def test_a_member_promoted_from_the_waiting_list_is_told(
+    stack: Stack, county: dict[str, Any]
+) -> None:
+    aid = publish(stack, county, capacity=1, title="递补通知测试")
+    for k, status in (("m1", "placed"), ("m2", "waiting")):
+        r = stack.client.post(f"/v1/activities/{aid}/signup", json={}, headers=county[f"{k}_tok"])
+        assert r.status_code == 202, r.text
+        settled(stack, aid, county[f"{k}_tok"], status)
+    r = stack.client.delete(f"/v1/activities/{aid}/signup", headers=county["m1_tok"])
+    assert r.status_code == 202, r.text
+    settled(stack, aid, county["m2_tok"], "placed")
+
+    def told(k: str) -> list[Any]:
+        rows = inbox(stack, county[k]["id"], county[f"{k}_tok"], "slot_promoted")
+        return [x for x in rows if "递补通知测试" in x["body"]]
+
+    got = stack.wait_for(lambda: told("m2"))
+    assert got, "the promotion notice did not reach the inbox"
+    assert got[0]["title"] == "候补转正通知" and "您已由候补转为正式报名" in got[0]["body"]
+    assert told("m1") == []  # the member who gave the place back is not told anything
+
+
+def test_a_grid_slot_is_attended_at_a_station_of_its_community(
+    stack: Stack, county: dict[str, Any]
+) -> None:
+    """Courtyard work at a level-5 grid: m1 scanned in at the community's second station during
+    the slot and attended (the roster names that station); m2 served at another community's
+    station at the same time: a no-show here. Published through the API, a grid slot reads back
+    with the grid's name."""
+    ctx = stack.client.app.state.ctx  # type: ignore[attr-defined]
+    grid5 = stack.create(
+        "/v1/grids",
+        {
+            "community_id": county["community"]["id"],
+            "name": "3号院",
+            "level": 5,
+            "parent_id": county["grid4"]["id"],
+        },
+    )
+    yard = stack.create(
+        "/v1/stations",
+        {"community_id": county["community"]["id"], "name": "南关党员驿站", "kind": "member_post"},
+    )
+    away = stack.create(
+        "/v1/stations",
+        {
+            "community_id": county["m3"]["community_id"],
+            "name": "北关党群服务站",
+            "kind": "service_station",
+        },
+    )
+    start = datetime.now(UTC) - timedelta(hours=3)
+    spec = ActivitySpec(
+        community_id=county["community"]["id"],
+        title="院落清扫",
+        grid_id=grid5["id"],
+        starts_at=start,
+        ends_at=start + timedelta(hours=2),
+        capacity=5,
+        signup_deadline=start,
+        cancel_deadline=start,
+    )
+    aid = "act_grid_" + uuid.uuid4().hex[:8]
+    t0 = start - timedelta(days=1)
+    cmds = [
+        rules.command(
+            activity_id=aid,
+            action="create",
+            at=t0,
+            basis="c",
+            actor_role="organizer",
+            actor_id=county["community"]["id"],
+            spec=spec,
+        )
+    ]
+    for k in ("m1", "m2"):
+        m = county[k]
+        cmds.append(
+            rules.command(
+                activity_id=aid,
+                action="sign_up",
+                at=t0 + timedelta(minutes=5),
+                basis=k,
+                actor_role="member",
+                actor_id=m["id"],
+                member_id=m["id"],
+                member_unit_id=m["unit_id"],
+                member_community_id=m["community_id"],
+            )
+        )
+    for c in cmds:
+        ctx.publisher.send_sync(topics.ACTIVITY_COMMANDS, aid, c)
+    for k, station in (("m1", yard), ("m2", away)):
+        for action, at in (
+            ("in", start + timedelta(minutes=10)),
+            ("out", start + timedelta(minutes=80)),
+        ):
+            body = {
+                "station_token": scan_token(stack.settings, station["id"], at),
+                "action": action,
+                "client_event_id": str(uuid.uuid4()),
+                "scanned_at": at.isoformat(),
+            }
+            r = stack.client.post("/v1/checkins", json=body, headers=county[f"{k}_tok"])
+            assert r.status_code == 202, r.text
+
+    def roster() -> dict[str, Any] | None:
+        r = stack.client.get(f"/v1/activities/{aid}/roster", headers=county["org"])
+        if r.status_code != 200:
+            return None
+        out: dict[str, Any] = r.json()
+        done = out["attended"] == 1 and out["no_shows"] == 1
+        return out if done else None
+
+    got = stack.wait_for(roster, timeout=60)
+    assert got, stack.client.get(f"/v1/activities/{aid}/roster", headers=county["org"]).text
+    assert (got["grid_id"], got["station_id"], got["place"]) == (grid5["id"], None, "3号院")
+    rows = {x["member_id"]: x for x in got["items"]}
+    m1, m2 = rows[county["m1"]["id"]], rows[county["m2"]["id"]]
+    assert (m1["attendance"], m1["attended_station_id"], m1["attended_station"]) == (
+        "attended",
+        yard["id"],
+        "南关党员驿站",
+    )
+    assert (m2["attendance"], m2["attended_station_id"], m2["attended_station"]) == (
+        "no_show",
+        None,
+        "",
+    )
+    # The organizer publishes a grid slot through the API too.
+    future = publish(stack, county, station_id=None, grid_id=grid5["id"], title="院落清扫（下周）")
+    r = stack.client.get(f"/v1/activities/{future}/roster", headers=county["org"])
+    assert r.status_code == 200, r.text
+    assert (r.json()["place"], r.json()["items"]) == ("3号院", [])

@@ -219,6 +219,58 @@ def test_a_station_tablet_checks_in_a_member_of_its_community(
     )
 
 
+def test_a_station_tablet_s_member_search_is_rate_limited_per_screen_key(
+    stack: Stack, world: dict[str, Any]
+) -> None:
+    """A leaked screen key must not page through the community's members: past the burst, 429
+    `rate_limited` with Retry-After; another key of the same station has its own count; a
+    forged key is refused (401) without using up anyone's searches."""
+    from services.ratelimit import RateLimiter
+
+    ctx = stack.client.app.state.ctx  # type: ignore[attr-defined]
+    saved = ctx.limits.kiosk_search
+    ctx.limits.kiosk_search = RateLimiter(3, 1 / 60)
+    try:
+        station = world["station"]
+        base = f"/v1/stations/{station['id']}/kiosk/members"
+
+        def new_key() -> dict[str, str]:
+            r = stack.client.post(
+                f"/v1/stations/{station['id']}/screen-keys", headers=world["org1"]
+            )
+            assert r.status_code == 201, r.text
+            return {"X-Screen-Key": r.json()["key"]}
+
+        first, second = new_key(), new_key()
+        forged = {"X-Screen-Key": first["X-Screen-Key"][:-4] + "AAAA"}
+        for _ in range(5):
+            assert error(stack.client.get(base, params={"q": "王"}, headers=forged)) == (
+                401,
+                "unauthorized",
+            )
+        for _ in range(3):
+            r = stack.client.get(base, params={"q": "王"}, headers=first)
+            assert r.status_code == 200, r.text
+        r = stack.client.get(base, params={"q": "王"}, headers=first)
+        assert error(r) == (429, "rate_limited")
+        assert int(r.headers["Retry-After"]) >= 1
+        # The station's other screen searches on.
+        assert stack.client.get(base, params={"q": "王"}, headers=second).status_code == 200
+        # Check-ins are limited apart (per station): the limited screen still checks in.
+        for action in ("in", "out"):
+            body = {
+                "member_id": world["loner"]["id"],
+                "action": action,
+                "client_event_id": str(uuid.uuid4()),
+            }
+            r = stack.client.post(
+                f"/v1/stations/{station['id']}/kiosk/checkins", json=body, headers=first
+            )
+            assert r.status_code == 202, r.text
+    finally:
+        ctx.limits.kiosk_search = saved
+
+
 def test_a_team_leader_checks_in_the_team_for_an_activity(
     stack: Stack, world: dict[str, Any]
 ) -> None:

@@ -15,13 +15,14 @@ from services.activities import (
     changed_signups,
     command,
     generate,
+    notices,
     occurrences,
     parse_rule,
     refusal,
     rejection,
     slot_id,
 )
-from services.events import ActivityCommand, ActivitySpec
+from services.events import ActivityCommand, ActivitySpec, NotificationCreated
 from services.timeutil import LOCAL_TZ
 
 C1, C2 = "comm_1", "comm_2"
@@ -295,6 +296,34 @@ def test_attendance_from_sessions() -> None:
     assert attendance(a, waiting, [], after) is None
 
 
+def test_a_grid_slot_is_attended_at_any_station_of_its_community() -> None:
+    """Courtyard work (a level-5 grid) has no QR code of its own: a session at any station of
+    the slot's community proves it, another community's station does not; the proof names the
+    station (the roster shows it)."""
+    from services.activities import Presence, attendance, proof
+
+    state, _ = run(
+        created(station_id=None, grid_id="grid_5_1"), cmd("sign_up", "m1"), cmd("sign_up", "m2")
+    )
+    a = state.activity
+    s1 = state.signup_of("m1")
+    assert a is not None and s1 is not None
+
+    def at(station: str, community: str, start_min: int, voided: bool = False) -> Presence:
+        start = START + timedelta(minutes=start_min)
+        return Presence(station, community, start, start + timedelta(hours=1), "closed", voided)
+
+    after = START + timedelta(hours=3)
+    assert attendance(a, s1, [at("st_7", C1, 15)], after) == "attended"
+    assert attendance(a, s1, [at("st_9", C2, 15)], after) == "no_show"  # another community
+    assert attendance(a, s1, [at("st_7", C1, 15, voided=True)], after) == "no_show"
+    assert attendance(a, s1, [at("st_7", C1, 300)], after) == "no_show"  # after the slot
+    # Two sessions in the slot: the first one proves it.
+    p = proof(a, s1, [at("st_8", C1, 60), at("st_9", C2, 0), at("st_7", C1, 10)])
+    assert p is not None and p.station_id == "st_7"
+    assert proof(a, s1, [at("st_9", C2, 0)]) is None
+
+
 def test_the_demo_month_of_slots() -> None:
     """The demo county's month: every community's Saturday fixed service day and Wednesday
     slot, some Saturdays full with a waiting list, places given back and promoted, no-shows;
@@ -333,3 +362,70 @@ def test_the_demo_month_of_slots() -> None:
     }
     assert {(s.station_key, s.member_key) for s in plan.scans} <= placed_past
     assert all(c.occurred_at <= now for c in plan.commands)
+
+
+# ---- service notices: a cancelled slot, a promotion (通知) ----------------------------------
+
+
+def judged(
+    state: ActivityState, c: ActivityCommand
+) -> tuple[ActivityState, list[NotificationCreated]]:
+    """Applies one command as the agent does and returns what it would notify."""
+    new, out = apply(state, c)
+    return new, list(notices(state, new, c, out))
+
+
+def test_a_cancelled_slot_notifies_every_member_placed_or_waiting_once() -> None:
+    state, _ = run(
+        created(capacity=1),
+        cmd("sign_up", "m1"),
+        cmd("sign_up", "m2"),
+        cmd("sign_up", "m3"),
+        cmd("withdraw", "m3"),
+    )
+    cancel = cmd("cancel", reason="大风天气预警，暂停户外服务")
+    after, sent = judged(state, cancel)
+    by = {n.recipient_id: n for n in sent}
+    # m3 withdrew before: not told; m1 placed, m2 waiting: told, each in their words.
+    assert set(by) == {"m1", "m2"}
+    assert {n.kind for n in by.values()} == {"slot_cancelled"}
+    assert by["m1"].title == "活动取消通知"
+    assert "您报名的「固定服务日」（12月5日（周六）09:00-11:00）已由社区取消" in by["m1"].body
+    assert "原因：大风天气预警" in by["m1"].body
+    assert by["m2"].body.startswith("您候补的「固定服务日」")
+    assert all(n.week == "2026-W49" and n.community_id == C1 for n in by.values())
+    # The same cancel redelivered: nothing; a second cancel (a retry with a new id): refused,
+    # nothing. The ids are derived, so even a re-judged copy would be the same notification.
+    assert judged(after, cancel)[1] == []
+    _, more = judged(after, cmd("cancel"))
+    assert more == [] and refusal(apply(after, cmd("cancel"))[1]) is not None
+    _, replayed = judged(state, cancel)
+    assert [n.notification_id for n in replayed] == [n.notification_id for n in sent]
+    # Without a reason, no reason is quoted.
+    _, plain = judged(state, cmd("cancel"))
+    assert all("原因" not in n.body for n in plain)
+
+
+def test_a_promotion_notifies_the_promoted_member_with_the_cancel_deadline() -> None:
+    state, _ = run(created(capacity=1), cmd("sign_up", "m1"), cmd("sign_up", "m2"))
+    _, sent = judged(state, cmd("withdraw", "m1"))
+    (n,) = sent
+    assert (n.kind, n.recipient_id, n.title) == ("slot_promoted", "m2", "候补转正通知")
+    # Cancel deadline: two hours before 09:00 local.
+    assert "您已由候补转为正式报名" in n.body and "12月5日 07:00前" in n.body
+    # Nothing else notifies: a sign-up, a plain withdrawal, leaving the waiting list.
+    s2, quiet = judged(created(capacity=1), cmd("sign_up", "m1"))
+    assert quiet == []
+    s2, quiet = judged(s2, cmd("sign_up", "m2"))
+    assert quiet == []
+    assert judged(s2, cmd("withdraw", "m2"))[1] == []
+
+
+def test_a_member_promoted_twice_gets_two_notices() -> None:
+    """Promoted, gave the place back, waited again, promoted again: two promotions, two ids."""
+    state, _ = run(created(capacity=1), cmd("sign_up", "m1"), cmd("sign_up", "m2"))
+    state, first = judged(state, cmd("withdraw", "m1"))
+    state, _ = run(state, cmd("sign_up", "m1"), cmd("withdraw", "m2"), cmd("sign_up", "m2"))
+    state, second = judged(state, cmd("withdraw", "m1"))
+    assert [n.recipient_id for n in first + second] == ["m2", "m2"]
+    assert first[0].notification_id != second[0].notification_id

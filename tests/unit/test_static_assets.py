@@ -78,3 +78,30 @@ def test_the_chart_library_compresses_to_a_third() -> None:
     assert len(gzip.compress(raw)) < len(raw) / 2.5
     r = client().get("/static/vendor/echarts.min.js", headers={"Accept-Encoding": "gzip, br"})
     assert r.headers["content-encoding"] == "gzip"
+
+
+def test_the_offline_shell_keeps_every_script_and_style_of_the_member_page() -> None:
+    """The service worker (sw.js) keeps /me's shell for offline use: every script and style
+    the page loads must be in its list, or that section breaks offline (the slots card's script
+    was missing once)."""
+    import re
+    from types import SimpleNamespace
+
+    from services.settings import Settings
+
+    app = FastAPI()
+    app.include_router(pages.router)
+    app.state.ctx = SimpleNamespace(settings=Settings())
+    page = TestClient(app).get("/me")
+    assert page.status_code == 200
+    loaded = {
+        u.split("?")[0]
+        for u in re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', page.text)
+        if u.startswith("/")
+    }
+    assert {"/static/app.js", "/static/slots.js", "/static/leave.js"} <= loaded
+    sw = (pages.STATIC / "sw.js").read_text(encoding="utf-8")
+    m = re.search(r"const SHELL = \[(.*?)\];", sw, re.S)
+    assert m is not None
+    shell = set(re.findall(r'"([^"]+)"', m.group(1)))
+    assert loaded <= shell, f"not kept offline: {sorted(loaded - shell)}"

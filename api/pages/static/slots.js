@@ -1,11 +1,14 @@
 // The member's service slots (活动报名) on the phone page: the open slots of their community for
 // the coming four weeks, 报名 / 取消报名 in one tap, the waiting-list position. The activities
 // agent decides; a sign-up answers its verdict, or `pending` (then this polls the slot).
+// Offline (the page comes from the service worker's shell) the last list seen online is shown,
+// read-only: the API is never cached, so the list is kept here, for this member only.
 "use strict";
 
 (function () {
   const TOKEN = "volunteer.token";
   const MEMBER = "volunteer.member";
+  const KEPT = "volunteer.slots";
   const STATUS_LABEL = {placed: "已报名", cancelled: "活动已取消", withdrawn: "已取消报名"};
   const stations = new Map();
 
@@ -48,13 +51,39 @@
     return left > 0 ? `剩余名额 ${left}/${a.capacity}` : `名额已满（${a.waiting} 人候补）`;
   }
 
+  // The list as the API gives it, or (no network) the one kept when last online.
+  async function slotList(m) {
+    let r;
+    try {
+      r = await call("/v1/activities");
+    } catch (e) {
+      let kept = null;
+      try { kept = JSON.parse(localStorage.getItem(KEPT)); } catch (err) { kept = null; }
+      if (!kept || kept.member !== m.id) return null;
+      for (const [id, name] of Object.entries(kept.places || {})) stations.set(id, name);
+      return {list: kept.list, offline: true};
+    }
+    if (!r.ok) return null;
+    return {list: await r.json(), offline: false};
+  }
+  function keep(m, list) {
+    try {
+      localStorage.setItem(KEPT, JSON.stringify({member: m.id, list, places: Object.fromEntries(stations)}));
+    } catch (e) { /* storage full: the list is not kept offline */ }
+  }
+
   async function render() {
     const m = member();
     if (!tok() || !m || document.body.dataset.page !== "me") return;
-    const list = await json("/v1/activities");
-    if (!list) return;
+    const got = await slotList(m);
+    if (!got) return;
+    const list = got.list;
     el("slots-card").hidden = false;
-    loadPref();
+    el("slots-card").dataset.offline = got.offline ? "1" : "0";
+    if (got.offline) el("slots-msg").textContent = "当前无网络：以下是上次联网时的活动，报名和取消报名请联网后操作";
+    else if (el("slots-msg").dataset.offline === "1") el("slots-msg").textContent = "";
+    el("slots-msg").dataset.offline = got.offline ? "1" : "0";
+    if (!got.offline) loadPref();
     const ul = el("slots");
     // Built aside and swapped in at once: two renders in flight never interleave their rows.
     const rows = [];
@@ -94,12 +123,15 @@
       if (closed) {
         b.disabled = true;
         b.textContent = mine ? "已过取消截止时间" : "报名已截止";
+      } else if (got.offline) {
+        b.disabled = true;
       }
       b.addEventListener("click", () => act(a, mine ? "DELETE" : "POST", b));
       li.append(status, b);
       rows.push(li);
     }
     ul.replaceChildren(...rows);
+    if (!got.offline) keep(m, list);
   }
 
   async function act(a, method, button) {
@@ -180,5 +212,7 @@
     // After app.js has filled in the member (a first visit fetches it).
     setTimeout(render, 300);
     setTimeout(render, 2000);
+    // Back online: the live list again, with its buttons.
+    window.addEventListener("online", render);
   });
 })();

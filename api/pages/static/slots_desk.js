@@ -1,6 +1,7 @@
 // The organizer's slots section (服务活动与报名) on /org: publish a slot or a weekly fixed
-// service day, see the coming and recent slots, cancel one, and open its roster with
-// 已签到 / 缺席 / 候补 (attendance comes from scans, decided by the API).
+// service day, at a station or a level-5 grid (院落), see the coming and recent slots, cancel
+// one, and open its roster with 已签到 / 缺席 / 候补 and the station each attendee scanned in at
+// (attendance comes from scans, decided by the API).
 "use strict";
 
 (function () {
@@ -9,6 +10,7 @@
   const ATTEND = {attended: "已签到", no_show: "缺席", pending: "未开始"};
   const WEEKDAY = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
   const stations = new Map();
+  const grids = new Map();
   let community = null;
 
   function el(id) { return document.getElementById(id); }
@@ -43,17 +45,43 @@
     return td;
   }
 
+  // The places a slot can be at: the community's stations, then its level-5 grids (courtyard
+  // work), each option saying which it is.
   async function loadStations() {
-    const list = await json(`/v1/stations?community_id=${encodeURIComponent(community)}&limit=500`);
+    const c = encodeURIComponent(community);
+    const list = await json(`/v1/stations?community_id=${c}&limit=500`);
+    const gridList = await json(`/v1/grids?community_id=${c}&limit=500`);
     const sel = el("slot-station");
     sel.replaceChildren();
+    const group = (label) => {
+      const g = document.createElement("optgroup");
+      g.label = label;
+      sel.appendChild(g);
+      return g;
+    };
+    const add = (parent, id, name, kind) => {
+      const o = document.createElement("option");
+      o.value = id;
+      o.dataset.kind = kind;
+      o.textContent = name;
+      parent.appendChild(o);
+    };
+    const st = group("站点");
     for (const s of (list && list.items) || []) {
       stations.set(s.id, s.name);
-      const o = document.createElement("option");
-      o.value = s.id;
-      o.textContent = s.name;
-      sel.appendChild(o);
+      add(st, s.id, s.name, "station");
     }
+    const courtyards = ((gridList && gridList.items) || []).filter((g) => g.level === 5);
+    if (courtyards.length) {
+      const gr = group("网格（院落，本社区任一站点签到）");
+      for (const g of courtyards) {
+        grids.set(g.id, g.name);
+        add(gr, g.id, `${g.name}（网格）`, "grid");
+      }
+    }
+  }
+  function placeOf(a) {
+    return a.station_id ? stations.get(a.station_id) || "站点" : `${grids.get(a.grid_id) || "网格"}（网格）`;
   }
 
   async function loadSlots() {
@@ -66,7 +94,7 @@
       const tr = document.createElement("tr");
       tr.dataset.activity = a.activity_id;
       cell(tr, local(a.starts_at));
-      cell(tr, `${a.title}（${stations.get(a.station_id) || "网格"}）`);
+      cell(tr, `${a.title}（${placeOf(a)}）`);
       cell(tr, `${a.placed}/${a.capacity}`, "num");
       cell(tr, a.waiting, "num");
       const over = Date.parse(a.ends_at) < Date.now();
@@ -97,7 +125,8 @@
     const r = await json(`/v1/activities/${encodeURIComponent(a.activity_id)}/roster`);
     if (!r) { msg("名单加载失败，请稍后重试"); return; }
     el("slot-roster").hidden = false;
-    el("slot-roster-title").textContent = `${a.title} · ${local(a.starts_at)}`;
+    el("slot-roster-title").textContent =
+      `${a.title} · ${local(a.starts_at)} · ${r.place || placeOf(a)}${r.grid_id ? "（网格）" : ""}`;
     el("slot-roster-summary").textContent =
       `名额 ${r.capacity}，已报名 ${r.placed}，候补 ${r.waiting}，已签到 ${r.attended}，缺席 ${r.no_shows}`;
     const rows = r.items.map((x) => {
@@ -106,6 +135,7 @@
       cell(tr, x.status === "waiting" ? `候补第 ${x.position} 位` : SIGNUP[x.status] || x.status);
       cell(tr, x.attendance ? ATTEND[x.attendance] : "—",
         x.attendance === "no_show" ? "warn" : "");
+      cell(tr, x.attended_station || null);
       cell(tr, local(x.signed_up_at));
       return tr;
     });
@@ -113,9 +143,13 @@
   }
 
   async function cancelSlot(a) {
-    if (!confirm(`确定取消“${a.title}”（${local(a.starts_at)}）？已报名的党员将收到取消。`)) return;
+    // One dialog: confirming is giving the reason (or none), which the members' notice quotes.
+    const reason = prompt(`确定取消“${a.title}”（${local(a.starts_at)}）？已报名和候补的党员将收到取消通知。`
+      + "\n取消原因（可不填，将写入通知）：", "");
+    if (reason === null) return;
     const r = await call(`/v1/activities/${encodeURIComponent(a.activity_id)}/cancel`, {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: "{}",
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({reason: reason.trim().slice(0, 500)}),
     });
     const body = await r.json().catch(() => ({}));
     msg(r.ok ? "活动已取消" : `取消未成功：${errorText(body.error && body.error.code, r.status)}`);
@@ -131,11 +165,13 @@
       community_id: community,
       title: el("slot-title").value.trim(),
       description: el("slot-description").value.trim(),
-      station_id: el("slot-station").value,
       capacity: Number(el("slot-capacity").value),
       // A re-sent publish (a double click) is the same slots; randomUUID needs a secure origin.
       client_event_id: window.crypto && crypto.randomUUID ? crypto.randomUUID() : undefined,
     };
+    const where = el("slot-station").selectedOptions[0];
+    if (where && where.dataset.kind === "grid") body.grid_id = where.value;
+    else body.station_id = el("slot-station").value;
     if (el("slot-weekly").checked) {
       const wd = WEEKDAY[new Date(`${day}T00:00:00Z`).getUTCDay()];
       body.recurrence = `every ${wd} ${start}-${end}`;

@@ -4,9 +4,11 @@
 "use strict";
 
 const CACHE = "volunteer-app-v1";
+// Every script /me loads is here (tests/unit/test_static_assets.py checks it): a section whose
+// script is missing offline breaks (its listeners never attach).
 const SHELL = [
   "/me", "/bind", "/scan-offline", "/static/app.css", "/static/app.js", "/messages.js",
-  "/manifest.webmanifest", "/static/app-icon.svg",
+  "/manifest.webmanifest", "/static/app-icon.svg", "/static/slots.js", "/static/leave.js",
 ];
 const MAX_STATIONS = 40;
 

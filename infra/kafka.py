@@ -256,6 +256,9 @@ def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
     return True
 
 
+_TOPIC_ALREADY_EXISTS = 36
+
+
 def create_topics(
     bootstrap: str,
     prefix: str = "",
@@ -283,7 +286,16 @@ def create_topics(
             if f"{prefix}{s.name}" not in existing
         ]
         if new:
-            admin.create_topics(new, validate_only=False)
+            result = admin.create_topics(new, validate_only=False, raise_errors=False)
+            for t in result["topics"]:
+                if t["error_code"] == _TOPIC_ALREADY_EXISTS:
+                    # Created meanwhile by another process (or not yet in the metadata the
+                    # list came from): an existing topic, whose retention is enforced below.
+                    existing.add(t["name"])
+                elif t["error_code"] != 0:
+                    raise KafkaError(f"could not create {t['name']}: {t['error_message']}")
+            # Ready (in the metadata, partitions led) before anyone uses or describes them.
+            admin.wait_for_topics([t.name for t in new])
         retained = [s for s in specs if s.retained_as and f"{prefix}{s.name}" in existing]
         if retained:
             enforce_retention(admin, prefix, retained, retention)

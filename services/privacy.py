@@ -55,7 +55,14 @@ def mask_contact(text: str | None) -> str | None:
     masked as `mask_phone` masks a phone; the rest (an address, a name) as it is."""
     if not text:
         return text
-    return _PHONE_RUN.sub(lambda m: mask_phone(re.sub(r"[\s-]", "", m.group())) or "", text)
+
+    def masked(m: re.Match[str]) -> str:
+        digits = re.sub(r"[\s+-]", "", m.group())
+        if m.group().startswith("+86") or (len(digits) == 13 and digits.startswith("86")):
+            digits = digits[2:]
+        return mask_phone(digits) or ""
+
+    return _PHONE_RUN.sub(masked, text)
 
 
 def looks_like_citizen_id(value: str) -> bool:

@@ -186,7 +186,7 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
 class VolunteerNoIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    volunteer_no: str | None = Field(
+    volunteer_no: Line | None = Field(
         max_length=64,
         description="the national volunteer number (志愿者编号) as the national volunteer service"
         " information system issued it: letters, digits and dashes, 6-32 long; null clears it."

@@ -305,22 +305,42 @@ class PersonalDataLog:
     route the same way."""
 
     def __init__(self, ctx: AppContext, caller: Principal, route: str) -> None:
-        self.ctx, self.caller, self.route = ctx, caller, route
+        self.ctx, self.route = ctx, route
+        # A role, or "station" for a station's tablet.
+        self.role: str = caller.role
+        self.actor_id = caller.subject_id
+
+    @classmethod
+    def of_station(cls, ctx: AppContext, station_id: str, route: str) -> PersonalDataLog:
+        """For a station's tablet (its screen key, no bearer): the station is the reader."""
+        log = cls.__new__(cls)
+        log.ctx, log.route, log.role, log.actor_id = ctx, route, "station", station_id
+        return log
 
     def record(self, kind: AccessKind, member_ids: list[str], detail: str = "") -> None:
         """Call after the access check passed and before the data is answered (blocks on the
         broker's acknowledgement: routes calling it are plain `def`)."""
         if not member_ids:
             return
-        event = personal_data_read(
-            kind, self.caller.role, self.caller.subject_id, member_ids, self.route, detail
-        )
+        event = personal_data_read(kind, self.role, self.actor_id, member_ids, self.route, detail)
         log_read(self.ctx.publisher, event)
 
     def record_unless_own(self, kind: AccessKind, member_id: str, detail: str = "") -> None:
         """A member's record read by anyone but the member themself."""
-        if not (self.caller.role == "member" and self.caller.subject_id == member_id):
+        if not (self.role == "member" and self.actor_id == member_id):
             self.record(kind, [member_id], detail)
+
+    def record_list(self, member_ids: list[str], detail: str = "") -> None:
+        """A list of members by name (and masked phone) read: one entry for the whole answer,
+        naming every member on it but the caller themself (issue 15)."""
+        own = self.actor_id if self.role == "member" else None
+        self.record("member_list", [m for m in dict.fromkeys(member_ids) if m != own], detail)
+
+    def record_about(self, kind: AccessKind, detail: str) -> None:
+        """Personal data of someone who is no member (a resident's contact on a wish), named in
+        `detail`."""
+        event = personal_data_read(kind, self.role, self.actor_id, [], self.route, detail)
+        log_read(self.ctx.publisher, event)
 
 
 async def personal_data_log(request: Request, ctx: Ctx, caller: Caller) -> PersonalDataLog:

@@ -101,6 +101,8 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "WechatBindingIn": {"code": "081aBc2w3XyZ0N0hQ41w3k8Xx92aBc2G"},
     "RecordRequest": {"from": "2026-01-01", "to": "2026-12-31"},
+    "VolunteerNoIn": {"volunteer_no": "ZY2023-62112201"},
+    "SignersPatch": {"person_in_charge": "刘书记", "handler": "陈干事"},
     "RulesIn": RULES_V1.model_dump(exclude={"version"})
     | {"description": "2027 年起：服务时长上限调整为 60 小时", "hours_cap": 60.0},
     "ReviewIn": {"action": "adjust", "credited_hours": 1.5, "reason": "忘记签退，核实服务1.5小时"},

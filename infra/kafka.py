@@ -18,11 +18,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.lifetime import die_with_parent
 from services.net import port_open
 from services.settings import Settings, get_settings
-from services.topics import ALL_TOPICS, TopicSpec
+from services.topics import ALL_TOPICS, Retention, TopicSpec
 
 log = logging.getLogger("infra.kafka")
 
@@ -255,12 +256,22 @@ def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
     return True
 
 
+_TOPIC_ALREADY_EXISTS = 36
+
+
 def create_topics(
-    bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...] = ALL_TOPICS
+    bootstrap: str,
+    prefix: str = "",
+    specs: tuple[TopicSpec, ...] = ALL_TOPICS,
+    retention: Retention | None = None,
 ) -> None:
-    """Create the declared topics; existing ones are left as they are."""
+    """Create the declared topics; existing ones are left as they are, except that a retained
+    topic's `retention.ms` is set to what the retention settings say now (`retention`: the
+    settings' defaults when not given), so a changed setting reaches the log at the next
+    deploy, as it reaches the warehouse's TTLs at the next migrate step."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
+    from kafka.errors import KafkaTimeoutError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     try:
@@ -270,15 +281,72 @@ def create_topics(
                 name=f"{prefix}{s.name}",
                 num_partitions=s.partitions,
                 replication_factor=1,
-                topic_configs=s.kafka_configs(),
+                topic_configs=s.kafka_configs(retention),
             )
             for s in specs
             if f"{prefix}{s.name}" not in existing
         ]
         if new:
-            admin.create_topics(new, validate_only=False)
+            result = admin.create_topics(new, validate_only=False, raise_errors=False)
+            for t in result["topics"]:
+                if t["error_code"] == _TOPIC_ALREADY_EXISTS:
+                    # Created meanwhile by another process (or not yet in the metadata the
+                    # list came from): an existing topic, whose retention is enforced below.
+                    existing.add(t["name"])
+                elif t["error_code"] != 0:
+                    raise KafkaError(f"could not create {t['name']}: {t['error_message']}")
+            # Ready (in the metadata, partitions led) before anyone uses or describes them; a
+            # slow broker only delays that, so a wait that runs out is not a failure.
+            try:
+                admin.wait_for_topics([t.name for t in new], timeout_ms=60_000)
+            except KafkaTimeoutError:
+                log.warning("new topics not all in the metadata after 60 s; going on")
+        retained = [s for s in specs if s.retained_as and f"{prefix}{s.name}" in existing]
+        if retained:
+            enforce_retention(admin, prefix, retained, retention)
     finally:
         admin.close()
+
+
+def topic_configs(admin: Any, names: list[str], keys: list[str]) -> dict[str, dict[str, str]]:
+    """The current value of some configuration keys of some topics (AdminClient
+    describe_configs), defaults included: {topic: {key: value}}."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, keys) for n in names], config_filter="all"
+    )
+    return {
+        name: {k: str(c.get("value")) for k, c in configs.items() if k in keys}
+        for name, configs in described.get("topic", {}).items()
+    }
+
+
+def enforce_retention(
+    admin: Any, prefix: str, specs: list[TopicSpec], retention: Retention | None
+) -> list[str]:
+    """Sets `retention.ms` on the retained topics whose value differs from the settings';
+    returns the topics changed. An incremental SET of one key: the topic's other settings
+    stay as they are."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    wanted = {f"{prefix}{s.name}": s.kafka_configs(retention)["retention.ms"] for s in specs}
+    current = topic_configs(admin, list(wanted), ["retention.ms"])
+    changed = [n for n, ms in wanted.items() if current.get(n, {}).get("retention.ms") != ms]
+    if changed:
+        result = admin.alter_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": wanted[n]})
+                for n in changed
+            ],
+            incremental=True,
+        )
+        failed = {n: r for n, r in result.get("topic", {}).items() if r != "OK"}
+        if failed:
+            raise KafkaError(f"could not set the retention of {failed}")
+        for n in changed:
+            log.info("retention.ms of %s set to %s", n, wanted[n])
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "start":
             broker.detached = True
             broker.start()
-            create_topics(broker.bootstrap, settings.topic_prefix)
+            create_topics(broker.bootstrap, settings.topic_prefix, retention=Retention.of(settings))
             print(
                 f"Kafka is up on {broker.bootstrap} (pid {broker.process.pid if broker.process else '?'})"
             )
@@ -305,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{broker.bootstrap}: {'listening' if up else 'not listening'}")
             return 0 if up else 1
         elif args.command == "topics":
-            create_topics(settings.kafka_bootstrap, settings.topic_prefix)
+            create_topics(
+                settings.kafka_bootstrap, settings.topic_prefix, retention=Retention.of(settings)
+            )
     except KafkaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

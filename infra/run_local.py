@@ -39,6 +39,7 @@ from services.logging import configure as configure_logging
 from services.logging import uvicorn_log_config
 from services.settings import InsecureSecrets, Settings, get_settings, require_secrets
 from services.tokens import issue_bearer
+from services.topics import Retention
 
 log = logging.getLogger("run")
 
@@ -233,7 +234,7 @@ def main() -> int:
     for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
     try:
-        stack.start_broker(broker, settings.topic_prefix)
+        stack.start_broker(broker, settings.topic_prefix, retention=Retention.of(settings))
     except BaseException as exc:
         _stopping()
         # Only a broker this run started is stopped (never one found on the port).

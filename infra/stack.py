@@ -23,6 +23,7 @@ from pathlib import Path
 from infra.kafka import Broker, create_topics
 from infra.lifetime import die_with_parent
 from services.settings import Settings
+from services.topics import Retention
 
 log = logging.getLogger("run")
 
@@ -68,14 +69,17 @@ def child_env(s: Settings | None = None, extra: Mapping[str, str] | None = None)
 
 
 def start_broker(
-    broker: Broker | Path, topic_prefix: str | None = "", timeout_s: float = 90.0
+    broker: Broker | Path,
+    topic_prefix: str | None = "",
+    timeout_s: float = 90.0,
+    retention: Retention | None = None,
 ) -> Broker:
     """Starts the broker (or a new one in a folder, on free ports) and creates the declared
-    topics under `topic_prefix` (None: no topics)."""
+    topics under `topic_prefix` (None: no topics), retained topics per `retention`."""
     b = broker if isinstance(broker, Broker) else Broker(broker, free_port(), free_port())
     b.start(timeout_s)
     if topic_prefix is not None:
-        create_topics(b.bootstrap, topic_prefix)
+        create_topics(b.bootstrap, topic_prefix, retention=retention)
     return b
 
 

@@ -76,6 +76,10 @@ Resource = Literal[
     "post",
     "post_claim",
     "rollup",
+    # Records of service by the national rules (issue 15).
+    "community_signers",
+    "volunteer_no",
+    "wish_contact",
 ]
 
 
@@ -321,6 +325,26 @@ def _own_token(p: Principal, f: Facts) -> bool:
     return is_admin(p) or (f.token_id is not None and p.token_id == f.token_id)
 
 
+def _signers_change(p: Principal, f: Facts) -> bool:
+    # Who signs the community's records of service is the community's own business (and its
+    # town office's, which oversees it); the county office changes nothing.
+    return manages_community(p, f.community_id) or (
+        f.community_id is not None and in_town(p, f.town_id)
+    )
+
+
+def _own_or_unit(p: Principal, f: Facts) -> bool:
+    # What the member holds from outside (a national volunteer number): the member, or the HR
+    # who files the unit's members with the national system.
+    return is_admin(p) or _is(p, "member", f.member_id) or _is(p, "hr", f.unit_id)
+
+
+def _wish_contact(p: Principal, f: Facts) -> bool:
+    # The resident's phone: the community that took the wish and whoever was sent to fulfil it
+    # (`members`, `units`: the current assignee), not whoever merely follows the wish.
+    return manages_community(p, f.community_id) or _wish_assignee(p, f)
+
+
 def _roster_read(p: Principal, f: Facts) -> bool:
     # HR follows its members' sign-ups and no-shows: the roster's rows are confined to the
     # unit (list_scope), so HR reads any activity's roster, never another unit's rows.
@@ -549,6 +573,27 @@ RULES: dict[Resource, Rule] = {
         "roll-ups of a scope (the county, a town, a community): the drill-down by town,"
         " community, grid and unit, the check-in heatmap, their downloads",
         _rollup_read,
+        _admin,
+        _ADMIN,
+    ),
+    # Records of service by the national rules (issue 15).
+    "community_signers": Rule(
+        "who signs a community's records of service (负责人, 经办人): set by its organizer, its"
+        " town's office or the admin",
+        _anyone,
+        _signers_change,
+        frozenset({"admin", "organizer", "town"}),
+    ),
+    "volunteer_no": Rule(
+        "a member's national volunteer number (志愿者编号): set by the member or their unit's HR",
+        _county_or(_member),
+        _own_or_unit,
+        frozenset({"admin", "member", "hr"}),
+    ),
+    "wish_contact": Rule(
+        "a micro-wish's resident contact in full (a logged reveal): the community and the"
+        " wish's assignee",
+        _wish_contact,
         _admin,
         _ADMIN,
     ),

@@ -9,8 +9,10 @@ that masks, and the one place that says how long raw scans and the log are kept.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from services import topics
@@ -32,19 +34,79 @@ def mask_phone(phone: str | None) -> str | None:
     return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
 
 
+def mask_volunteer_no(number: str | None) -> str | None:
+    """A national volunteer number with its middle masked (the ends match it against the
+    member's own record); short ones keep less."""
+    if not number:
+        return None
+    n = len(number)
+    if n <= 4:
+        return "*" * n
+    keep = 2 if n <= 8 else 4
+    return f"{number[:keep]}{'*' * (n - 2 * keep)}{number[-keep:]}"
+
+
+# Phone-like runs in free text: 7 or more digits, spaces and dashes allowed between them.
+_PHONE_RUN = re.compile(r"(?:\+?86[\s-]?)?\d(?:[\s-]?\d){6,}")
+
+
+def mask_contact(text: str | None) -> str | None:
+    """Free-text contact details (a micro-wish's `resident_contact`) with every phone-like run
+    masked as `mask_phone` masks a phone; the rest (an address, a name) as it is."""
+    if not text:
+        return text
+
+    def masked(m: re.Match[str]) -> str:
+        digits = re.sub(r"[\s+-]", "", m.group())
+        if m.group().startswith("+86") or (len(digits) == 13 and digits.startswith("86")):
+            digits = digits[2:]
+        return mask_phone(digits) or ""
+
+    return _PHONE_RUN.sub(masked, text)
+
+
+def looks_like_citizen_id(value: str) -> bool:
+    """Whether a value has the shape of a resident identity card number (居民身份证号码: 18
+    characters, 17 digits and a digit or X, with a birth date at 7-14; or the old 15 digits with
+    a six-digit date), which the registry never stores. The check digit is not required: a
+    mistyped ID number is still someone's ID number."""
+    v = value.strip().upper()
+    if len(v) == 18 and v[:17].isdigit() and (v[17].isdigit() or v[17] == "X"):
+        return _is_date(v[6:14])
+    if len(v) == 15 and v.isdigit():
+        return _is_date("19" + v[6:12])
+    return False
+
+
+def _is_date(yyyymmdd: str) -> bool:
+    try:
+        d = datetime.strptime(yyyymmdd, "%Y%m%d")
+    except ValueError:
+        return False
+    return 1900 <= d.year <= 2100
+
+
 def masked_member(m: M) -> M:
-    """A member record as every answer shows it: the phone masked, the rest as it is."""
-    if isinstance(m, Member) and m.phone:
-        return m.model_copy(update={"phone": mask_phone(m.phone)})
+    """A member record as every answer shows it: the phone and the national volunteer number
+    masked, the rest as it is."""
+    if isinstance(m, Member) and (m.phone or m.volunteer_no):
+        return m.model_copy(
+            update={
+                "phone": mask_phone(m.phone),
+                "volunteer_no": mask_volunteer_no(m.volunteer_no),
+            }
+        )
     return m
 
 
 def masked_change(kind: str, field: str, before: Any, after: Any) -> tuple[Any, Any]:
-    """A registry history entry's values: a member's phone before and after, masked."""
-    if kind == "member" and field == "phone":
+    """A registry history entry's values: a member's phone and volunteer number before and
+    after, masked."""
+    mask = {"phone": mask_phone, "volunteer_no": mask_volunteer_no}.get(field)
+    if kind == "member" and mask is not None:
         return (
-            mask_phone(before) if isinstance(before, str) else before,
-            mask_phone(after) if isinstance(after, str) else after,
+            mask(before) if isinstance(before, str) else before,
+            mask(after) if isinstance(after, str) else after,
         )
     return before, after
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from services.events import ServiceRecordIssued
 from services.events.records import RecordedSession
+from services.privacy import mask_volunteer_no
 from services.settings import Settings
 from services.text import shown
 
@@ -62,10 +63,13 @@ def verification_code(settings: Settings, digest: str) -> str:
     return raw.translate(table)[:CODE_LEN]
 
 
-def volunteer_no(member_id: str) -> str:
-    """The volunteer number a record prints: the member's id with its middle masked. A record is
-    a public page (whoever holds the code reads it), so it never carries a full identifier; the
-    ends are enough to match it against the member's own page."""
+def volunteer_no(member_id: str, national_no: str | None = None) -> str:
+    """The volunteer number a record prints: the member's national volunteer number (志愿者编号)
+    when the registry holds one, else the member's id, either with its middle masked. A record
+    is a public page (whoever holds the code reads it), so it never carries a full identifier;
+    the ends are enough to match it against the member's own record."""
+    if national_no:
+        return mask_volunteer_no(national_no) or ""
     prefix, _, rest = member_id.partition("_")
     body = rest or prefix
     shown_ends = body if len(body) <= 8 else f"{body[:4]}{'*' * (len(body) - 8)}{body[-4:]}"

@@ -3,13 +3,47 @@
 Retention is unlimited on the event log because it is the source of truth: ClickHouse can be
 rebuilt by replaying it. Topics whose records are state (the latest version of a registry entry
 or a session) are compacted, keyed by the entity id, so a replay still sees every entity.
+
+Personal data is the exception (个人信息保护法: kept no longer than its purpose needs): raw scans,
+reminders and their SMS outcomes follow `SCAN_RETENTION_YEARS`, the access log
+`ACCESS_LOG_RETENTION_YEARS`, on the log as in the warehouse (`retained_as`, `Retention`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from services.settings import Settings
+
+# Which retention setting a topic's records follow (None: kept for ever).
+RetainedAs = Literal["scans", "access_log"]
+DAY_MS = 86_400_000
+
+
+def retention_ms(years: int) -> int:
+    """Kafka's `retention.ms` for a retention of `years` (0: for ever, -1). The warehouse drops
+    a year's rows together on 1 January local time, `years` years after that year began
+    (`services.privacy.ttl_statement`), so no row lives there longer than `years` years; Kafka
+    deletes a record once it is older than `retention.ms` (a segment at a time, so up to a
+    segment's age later). 366-day years: the log never drops a scan the warehouse still holds,
+    and a replay rebuilds the warehouse as it stands."""
+    return -1 if years <= 0 else years * 366 * DAY_MS
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The retention settings, as the topics that follow them need them."""
+
+    scan_years: int = Settings.model_fields["scan_retention_years"].default
+    access_log_years: int = Settings.model_fields["access_log_retention_years"].default
+
+    @classmethod
+    def of(cls, settings: Settings) -> Retention:
+        return cls(settings.scan_retention_years, settings.access_log_retention_years)
+
+    def years(self, kind: RetainedAs) -> int:
+        return self.scan_years if kind == "scans" else self.access_log_years
 
 
 @dataclass(frozen=True)
@@ -18,18 +52,29 @@ class TopicSpec:
     partitions: int
     compacted: bool = False
     configs: dict[str, str] = field(default_factory=dict)
+    retained_as: RetainedAs | None = None
 
-    def kafka_configs(self) -> dict[str, str]:
+    def __post_init__(self) -> None:
+        # A compacted topic holds each key's latest state, which no age may delete.
+        if self.compacted and self.retained_as is not None:
+            raise ValueError(f"{self.name}: a compacted topic is kept, not retained by age")
+
+    def kafka_configs(self, retention: Retention | None = None) -> dict[str, str]:
+        """The topic's configuration; a retained topic's `retention.ms` from the settings
+        (`retention`: the settings' defaults when not given)."""
         base = {"retention.ms": "-1"}
         if self.compacted:
             base["cleanup.policy"] = "compact"
+        if self.retained_as is not None:
+            years = (retention or Retention()).years(self.retained_as)
+            base["retention.ms"] = str(retention_ms(years))
         base.update(self.configs)
         return base
 
 
 # Scans are keyed by member id, so one member's scans stay ordered in one partition and the
 # session agent owns that member's state. Partition counts bound how far workers scale out.
-CHECKINS = TopicSpec("checkins", partitions=6)
+CHECKINS = TopicSpec("checkins", partitions=6, retained_as="scans")
 SESSIONS = TopicSpec("sessions", partitions=6, compacted=True)
 UNITS = TopicSpec("registry.units", partitions=1, compacted=True)
 COMMUNITIES = TopicSpec("registry.communities", partitions=1, compacted=True)
@@ -80,14 +125,14 @@ ACTIVATIONS = TopicSpec("activations", partitions=1, compacted=True)
 # Reminders created for a member's inbox (or a community's, for the organizer), keyed by the
 # recipient id; their ids are derived from kind, recipient and period, so a repeated decision
 # is the same event.
-NOTIFICATIONS = TopicSpec("notifications", partitions=3)
+NOTIFICATIONS = TopicSpec("notifications", partitions=3, retained_as="scans")
 # What became of each send beyond the inbox (sent, failed, no address), keyed by notification.
-NOTIFICATION_DELIVERIES = TopicSpec("notification-deliveries", partitions=1)
+NOTIFICATION_DELIVERIES = TopicSpec("notification-deliveries", partitions=1, retained_as="scans")
 # A member's choice per kind of reminder, keyed member|kind: only the latest matters.
 REMINDER_PREFERENCES = TopicSpec("reminder-preferences", partitions=1, compacted=True)
-# Who read whose personal data (services.events.PersonalDataRead), keyed by the reader; the
-# log keeps every read (the ClickHouse table's TTL is ACCESS_LOG_RETENTION_YEARS).
-ACCESS_LOG = TopicSpec("access-log", partitions=1)
+# Who read whose personal data (services.events.PersonalDataRead), keyed by the reader; kept
+# ACCESS_LOG_RETENTION_YEARS, on the log as in the ClickHouse table.
+ACCESS_LOG = TopicSpec("access-log", partitions=1, retained_as="access_log")
 # A member's WeChat openid for subscription messages, keyed by member: only the latest matters.
 WECHAT_BINDINGS = TopicSpec("wechat-bindings", partitions=1, compacted=True)
 # A unit's roster lines, keyed unit|phone: only the latest version of a line matters.

@@ -120,6 +120,9 @@ MESSAGES: dict[str, str] = {
     # the unit's loop (issue 15)
     "not_reported": "该党员尚未登记报到日期，不能出具报到回执",
     "invalid_quarter": "季度格式不正确（例如 2026-Q4），请重新选择",
+    # records of service by the national rules (issue 15)
+    "invalid_volunteer_no": "志愿者编号格式不正确（6至32位字母或数字），请按全国志愿服务信息系统中的编号填写",
+    "citizen_id_refused": "这是身份证号码，本系统不保存身份证号码；请填写全国志愿服务信息系统中的志愿者编号",
     # HTTP itself
     "invalid_request": "填写的内容有误，请检查后重试",
     "not_found": "要找的内容不存在，请返回重试",

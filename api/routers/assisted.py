@@ -20,8 +20,10 @@ from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import (
+    AccessLog,
     Caller,
     Ctx,
+    PersonalDataLog,
     ScreenKeyForAnotherStation,
     check,
     gate,
@@ -116,10 +118,12 @@ class TeamOut(BaseModel):
     max_per_checkin: int
 
 
-def _found(ctx: Ctx, community_id: str, q: str) -> FoundMembers:
+def _found(ctx: Ctx, community_id: str, q: str, audit: PersonalDataLog) -> FoundMembers:
     rows = assisted_reads.search_members(
         ctx.warehouse, community_id, q, ctx.settings.assisted_search_limit
     )
+    # Names and masked phones of whoever matched: logged, one entry per search.
+    audit.record_list([r.member_id for r in rows], "search")
     items = [
         FoundMember(
             member_id=r.member_id,
@@ -198,16 +202,17 @@ def _assisting(caller: Principal, community_id: str) -> None:
 @router.get(
     "/communities/{community_id}/assisted/members",
     response_model=FoundMembers,
+    responses=errors(503),
 )
 def search_for_assisted(
-    community_id: str, q: SearchQuery, caller: Caller, ctx: Ctx
+    community_id: str, q: SearchQuery, caller: Caller, ctx: Ctx, audit: AccessLog
 ) -> FoundMembers:
     """Members of the community to check in for (代签到), by name or phone digits; phones
     masked; at most ASSISTED_SEARCH_LIMIT."""
     _assisting(caller, community_id)
     if not ctx.registry.exists("community", community_id):
         raise hidden("community", community_id)
-    return _found(ctx, community_id, q)
+    return _found(ctx, community_id, q, audit)
 
 
 @router.post(
@@ -273,7 +278,7 @@ def _kiosk(ctx: Ctx, station_id: str, key: str | None) -> Station:
 @router.get(
     "/stations/{station_id}/kiosk/members",
     response_model=FoundMembers,
-    responses=errors(401, 404, 429),
+    responses=errors(401, 404, 429, 503),
 )
 def kiosk_search(
     station_id: str, q: SearchQuery, ctx: Ctx, x_screen_key: ScreenKey = None
@@ -286,7 +291,10 @@ def kiosk_search(
     # refuse and must not use up a real key's searches); the key itself is never kept.
     key = hashlib.sha256((x_screen_key or "").encode()).hexdigest()[:32]
     rate_limit(ctx.limits.kiosk_search, key, "member searches from this screen")
-    return _found(ctx, station.community_id, q)
+    audit = PersonalDataLog.of_station(
+        ctx, station.id, "GET /v1/stations/{station_id}/kiosk/members"
+    )
+    return _found(ctx, station.community_id, q, audit)
 
 
 @router.post(

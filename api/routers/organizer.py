@@ -61,11 +61,13 @@ def _community(ctx: Ctx, caller: Caller, community_id: str) -> None:
     community_desk(ctx, caller, community_id)
 
 
-@router.get("/{community_id}/on-site", response_model=OnSiteList)
-def on_site_now(community_id: str, caller: Caller, ctx: Ctx) -> OnSiteList:
-    """Members checked in right now at this community's stations (open sessions)."""
+@router.get("/{community_id}/on-site", response_model=OnSiteList, responses=errors(503))
+def on_site_now(community_id: str, caller: Caller, ctx: Ctx, audit: AccessLog) -> OnSiteList:
+    """Members checked in right now at this community's stations (open sessions); the members
+    listed are logged (one access-log entry)."""
     _community(ctx, caller, community_id)
     rows = on_site(ctx.warehouse, community_id)
+    audit.record_list([r[0] for r in rows], "on site")
     items = [
         OnSite(
             member_id=mid,
@@ -219,6 +221,7 @@ def roster(
     community_desk(ctx, caller, community_id)
     rows = community_roster(ctx.warehouse, community_id, w, last_day, utcnow())
     if format == "json":
+        audit.record_list([r.member_id for r in rows], f"roster {w}")
         items = [
             RosterItem(
                 member_id=r.member_id,

@@ -91,7 +91,7 @@ def my_data(
 
 class AccessLogItem(BaseModel):
     id: str
-    kind: str = Field(description="phone_reveal | phones_export | member_record")
+    kind: str = Field(description=" | ".join(ACCESS_KINDS))
     actor_role: str
     actor_id: str
     actor_name: str = Field(description="the community's, unit's or member's name; '' if none")
@@ -108,6 +108,8 @@ def _actor_name(ctx: Ctx, role: str, id_: str, members: dict[str, str]) -> str:
             return ctx.registry.community(id_).name
         if role == "hr":
             return ctx.registry.unit(id_).name
+        if role == "station":  # a station's tablet (its screen key)
+            return ctx.registry.station(id_).name
     except LookupError:
         return ""
     return members.get(id_, "") if role == "member" else ""
@@ -124,8 +126,8 @@ def access_log(
     ctx: Ctx,
     member_id: Annotated[str | None, Query(max_length=64, description="whose data")] = None,
     actor_role: Annotated[
-        Literal["member", "organizer", "hr", "admin", "county", "town"] | None,
-        Query(description="who read"),
+        Literal["member", "organizer", "hr", "admin", "county", "town", "station"] | None,
+        Query(description="who read (station: a station's tablet)"),
     ] = None,
     actor_id: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[AccessKind | None, Query(description=" | ".join(ACCESS_KINDS))] = None,
@@ -135,7 +137,8 @@ def access_log(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AccessLogPage:
     """Who read whose personal data (phone reveals, files with phones, member records read by
-    someone other than the member), newest first: the admin's."""
+    someone other than the member, lists of members, residents' contacts on wishes), newest
+    first: the admin's."""
     check(caller, "access_log", "read", access.Facts(), "access log", "", hideable=False)
     for name, t in (("since", since), ("until", until)):
         if t is not None and not 2000 <= t.astimezone(UTC).year <= 2100:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
@@ -17,14 +19,22 @@ from api.openapi import errors
 from services import topics
 from services.access import Facts
 from services.counting import BELOW_MINIMUM_FLAG
-from services.events import ServiceRecordIssued, derived_id, utcnow
+from services.events import (
+    Community,
+    Member,
+    RegistryRecord,
+    ServiceRecordIssued,
+    derived_id,
+    utcnow,
+)
 from services.events.records import RecordedSession
 from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
+from services.privacy import mask_volunteer_no
 from services.processors import route_for_event
 from services.qr import render as render_qr
 from services.reads.records import certified_sessions, community_services, issued_payload
 from services.reads.records import total_hours as records_total_hours
-from services.registry import NotFound
+from services.registry import NotFound, RegistryError
 from services.service_records import (
     certificate_no,
     content_digest,
@@ -34,7 +44,7 @@ from services.service_records import (
     verification_code,
     volunteer_no,
 )
-from services.text import escape_html
+from services.text import Line, escape_html
 from services.timeutil import LOCAL_TZ
 
 router = APIRouter(tags=["records"])
@@ -162,12 +172,95 @@ def issue_record(member_id: str, body: RecordRequest, caller: Caller, ctx: Ctx) 
         person_in_charge=getattr(community, "person_in_charge", None),
         handler=getattr(community, "handler", None),
         contact_phone=getattr(community, "phone", None),
-        volunteer_no=volunteer_no(m.id),
+        volunteer_no=volunteer_no(m.id, m.volunteer_no),
     )
     ctx.publisher.send_sync(topics.SERVICE_RECORDS, code, record)
     route = route_for_event(record)
     ctx.warehouse.insert(route.table, [route.to_row(record)], route.columns)
     return _out(ctx, record)
+
+
+# ---- what the national rules ask the registry to hold ---------------------------------------
+
+
+class VolunteerNoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    volunteer_no: Line | None = Field(
+        max_length=64,
+        description="the national volunteer number (志愿者编号) as the national volunteer service"
+        " information system issued it: letters, digits and dashes, 6-32 long; null clears it."
+        " Never a citizen ID number (refused: 422 citizen_id_refused)",
+    )
+
+
+class VolunteerNoOut(BaseModel):
+    member_id: str
+    volunteer_no: str | None = Field(description="masked, as every answer shows it")
+
+
+@contextmanager
+def _rules() -> Iterator[None]:
+    try:
+        yield
+    except RegistryError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+
+
+@router.put(
+    "/v1/members/{member_id}/volunteer-no",
+    response_model=VolunteerNoOut,
+    tags=["records"],
+)
+def set_volunteer_no(
+    member_id: str, body: VolunteerNoIn, caller: Caller, ctx: Ctx
+) -> VolunteerNoOut:
+    """Sets (or with null clears) the member's national volunteer number: the member on their
+    own record, their unit's HR, the admin; recorded in the member's history like any field.
+    The national export carries it in full, a record of service prints it masked."""
+    with _rules():
+        m = ctx.registry.update(
+            "member", member_id, {"volunteer_no": body.volunteer_no}, caller, rule="volunteer_no"
+        )
+    assert isinstance(m, Member)
+    return VolunteerNoOut(member_id=m.id, volunteer_no=mask_volunteer_no(m.volunteer_no))
+
+
+class SignersPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    person_in_charge: Line | None = Field(
+        default=None, min_length=1, max_length=50, description="负责人; null clears"
+    )
+    handler: Line | None = Field(
+        default=None, min_length=1, max_length=50, description="经办人; null clears"
+    )
+
+    @model_validator(mode="after")
+    def _some(self) -> SignersPatch:
+        if not self.model_fields_set:
+            raise ValueError("give person_in_charge, handler or both")
+        return self
+
+
+@router.patch(
+    "/v1/communities/{community_id}/signers",
+    response_model=Community,
+    tags=["records"],
+)
+def set_signers(community_id: str, body: SignersPatch, caller: Caller, ctx: Ctx) -> RegistryRecord:
+    """Who signs the community's records of service: its person in charge (负责人) and handler
+    (经办人), set by the community's organizer, the office of its town, or the admin (the county
+    office changes nothing); recorded in the community's history. Records issued afterwards
+    name them; records issued before keep the names they were issued with."""
+    with _rules():
+        return ctx.registry.update(
+            "community",
+            community_id,
+            body.model_dump(exclude_unset=True),
+            caller,
+            rule="community_signers",
+        )
 
 
 def _load(ctx: Ctx, code: str) -> ServiceRecordIssued:
@@ -433,6 +526,7 @@ def print_record(code: str, ctx: Ctx) -> HTMLResponse:
 NATIONAL_HEADERS = [
     "志愿者姓名",
     "手机号码",
+    "志愿者编号",
     "志愿服务组织",
     "活动名称",
     "服务地点",
@@ -442,7 +536,7 @@ NATIONAL_HEADERS = [
     "服务时长（小时）",
     "成员编号",
 ]
-NATIONAL_WIDTHS = [10, 14, 18, 22, 20, 12, 10, 10, 12, 22]
+NATIONAL_WIDTHS = [10, 14, 22, 18, 22, 20, 12, 10, 10, 12, 22]
 NATIONAL_ACTIVITY = "在职党员到社区报到志愿服务"
 
 
@@ -467,8 +561,9 @@ def national_export(
 ) -> StreamingResponse:
     """The services done at the community's stations between two local days (its organizer, the
     admin), one row each, as the national volunteer information system's bulk import takes them:
-    volunteer, organization, activity, place, date, start, end and hours (actual credited time,
-    the record of service's rule). Phones are in full: they identify the volunteer there."""
+    volunteer (name, phone, national volunteer number when known), organization, activity,
+    place, date, start, end and hours (actual credited time, the record of service's rule).
+    Phones and volunteer numbers are in full: they identify the volunteer there."""
     community_desk(ctx, caller, community_id)
     # Full phones: the community that files them and the admin, as for a phone revealed (the
     # county's and towns' offices read the desk, not the phones).
@@ -493,6 +588,7 @@ def national_export(
         [
             s.member_name,
             s.phone,
+            s.volunteer_no,
             org,
             NATIONAL_ACTIVITY,
             s.station_name,

@@ -526,10 +526,11 @@ def create_members(body: Bulk[MemberCreate], caller: Caller, ctx: Ctx) -> dict[s
     return {"items": _bulk(ctx, caller, "member", body)}
 
 
-@router.get("/members", response_model=Page[Member])
+@router.get("/members", response_model=Page[Member], responses=errors(503))
 def list_members(
     caller: Caller,
     ctx: Ctx,
+    audit: AccessLog,
     unit_id: str | None = None,
     community_id: str | None = None,
     grid_id: str | None = None,
@@ -537,9 +538,12 @@ def list_members(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Confined to the caller: an organizer's community, an HR's unit, a member themself."""
+    """Confined to the caller: an organizer's community, an HR's unit, a member themself. The
+    members a page names (but the caller) are logged, one access-log entry per request."""
     filters = {"unit_id": unit_id, "community_id": community_id, "grid_id": grid_id}
-    return _page(ctx, caller, "member", limit, offset, filters, q=q or None)
+    page = _page(ctx, caller, "member", limit, offset, filters, q=q or None)
+    audit.record_list([m.id for m in page["items"]], "members" + (" search" if q else ""))
+    return page
 
 
 @router.get("/members/{member_id}", response_model=Member, responses=errors(503))

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import (
+    AccessLog,
     Caller,
     Ctx,
     check,
@@ -293,12 +294,13 @@ def _local(dt: datetime | None) -> str | None:
 @router.get(
     "/v1/units/{unit_id}/roster",
     response_model=UnitRosterOut,
-    responses={200: {"content": {"text/csv": {}, XLSX_MEDIA: {}}}},
+    responses={**errors(503), 200: {"content": {"text/csv": {}, XLSX_MEDIA: {}}}},
 )
 def unit_roster(
     unit_id: str,
     caller: Caller,
     ctx: Ctx,
+    audit: AccessLog,
     status: Annotated[
         StatusFilter,
         Query(description="unreported: 未报到 (not registered, or registered without a report)"),
@@ -323,6 +325,8 @@ def unit_roster(
         confirmed=sum(r.confirmed_at is not None for r in rows),
     )
     kept = [r for r in rows if _keep(r, status)]
+    # The registered members the answer names (lines of no member are the unit's own upload).
+    audit.record_list([r.member_id for r in kept if r.member_id], f"unit roster {format}")
     if format == "json":
         return UnitRosterOut(
             unit_id=unit_id,

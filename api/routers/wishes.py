@@ -9,8 +9,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from api.deps import (
+    AccessLog,
     Caller,
     Ctx,
     check,
@@ -49,16 +51,37 @@ from api.lists import (
 )
 from api.openapi import errors
 from services.access import Facts
-from services.events import derived_id, utcnow
+from services.events import WishFields, derived_id, utcnow
 from services.events.engagement import WishStatus
 from services.lists import ItemState, apply, command
 from services.periods import current_year
+from services.privacy import mask_contact
 from services.reads import engagement
 from services.reads import sessions as session_reads
 from services.registry import NotFound
 from services.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["wishes"])
+
+
+def _masked(w: WishFields) -> WishFields:
+    # The resident's phone is theirs: masked in every answer, in full only through the logged
+    # reveal below, to the community and the member (or unit) sent to fulfil the wish.
+    return w.model_copy(update={"resident_contact": mask_contact(w.resident_contact) or ""})
+
+
+def _contact_facts(w: WishFields) -> Facts:
+    """Who may call the resident: the wish's community, and its assignee once they accepted
+    it (接单) and until it is done; the member or unit that fulfilled it follows the wish, but
+    has no more calls to make."""
+    calling = w.status in ("accepted", "done") and w.assignee_id is not None
+    member = w.assignee_id if calling and w.assignee_kind == "member" else None
+    unit = w.assignee_id if calling and w.assignee_kind == "unit" else None
+    return Facts(
+        community_id=w.community_id,
+        members=frozenset({member} if member else ()),
+        units=frozenset({unit} if unit else ()),
+    )
 
 
 # ---- wishes (需求清单) --------------------------------------------------------------------
@@ -134,17 +157,45 @@ def list_wishes(
     )
     scope["status = {p}"] = status
     items, total = engagement.list_wishes(ctx.warehouse, scope, limit, offset)
-    return WishList(items=items, total=total)
+    return WishList(items=[_masked(w) for w in items], total=total)
 
 
 @router.get("/wishes/{wish_id}", response_model=WishOut)
 def get_wish(wish_id: str, caller: Caller, ctx: Ctx) -> WishOut:
     """The wish's latest state, its history, and the commands the lists agent refused (with
-    the reason)."""
+    the reason); the resident's phone masked (`GET /v1/wishes/{wish_id}/contact` reveals it)."""
     w = _visible_wish(ctx, caller, wish_id)
     rej = [Rejection.model_validate(r) for r in engagement.rejections(ctx.warehouse, wish_id)]
     hist = [Transition.model_validate(t) for t in engagement.transitions(ctx.warehouse, wish_id)]
-    return WishOut(**w.model_dump(), history=hist, rejections=rej)
+    return WishOut(**_masked(w).model_dump(), history=hist, rejections=rej)
+
+
+class WishContact(BaseModel):
+    wish_id: str
+    resident_name: str
+    resident_contact: str = Field(description="in full, to call the resident; this read is logged")
+
+
+@router.get("/wishes/{wish_id}/contact", response_model=WishContact, responses=errors(503))
+def reveal_wish_contact(wish_id: str, caller: Caller, ctx: Ctx, audit: AccessLog) -> WishContact:
+    """The resident's contact in full, for the wish's community (its organizer, the admin) and
+    the member or unit HR who accepted it, until it is done. Logged before it is answered (503
+    if the log is away); anyone else who reads the wish gets 403, a caller who does not 404."""
+    w = _visible_wish(ctx, caller, wish_id)
+    check(
+        caller,
+        "wish_contact",
+        "read",
+        _contact_facts(w),
+        "wish",
+        wish_id,
+        hideable=False,
+        message="the resident's contact is for the community and whoever accepted the wish",
+    )
+    audit.record_about("wish_contact", f"wish {w.wish_id}")
+    return WishContact(
+        wish_id=w.wish_id, resident_name=w.resident_name, resident_contact=w.resident_contact
+    )
 
 
 def _transition(

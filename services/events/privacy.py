@@ -11,9 +11,20 @@ from services.events.base import Event, event_type
 
 # phone_reveal: one phone shown in full on a tap; phones_export: a file listing phones in full
 # (the not-served list, for calling); member_record: a member's registry record or its history
-# read by someone other than the member.
-AccessKind = Literal["phone_reveal", "phones_export", "member_record"]
-ACCESS_KINDS: tuple[AccessKind, ...] = ("phone_reveal", "phones_export", "member_record")
+# read by someone other than the member; member_list: a list of members by name with masked
+# phones (a roster, a search), one entry per request naming every member listed;
+# wish_contact: a micro-wish's resident contact shown in full (the resident is no member: the
+# wish is named in `detail`).
+AccessKind = Literal[
+    "phone_reveal", "phones_export", "member_record", "member_list", "wish_contact"
+]
+ACCESS_KINDS: tuple[AccessKind, ...] = (
+    "phone_reveal",
+    "phones_export",
+    "member_record",
+    "member_list",
+    "wish_contact",
+)
 
 
 @event_type

@@ -96,6 +96,9 @@ class Member(RegistryRecord):
     # The member's team leader (a member of the same community, set by its organizer), who may
     # check the member in with the team (POST /v1/team-checkins).
     team_leader_id: str | None = None
+    # The national volunteer number (志愿者编号) the national volunteer service information system
+    # issued, set by the member or their unit's HR (issue 15); never a citizen ID number.
+    volunteer_no: str | None = None
 
 
 @event_type

@@ -83,6 +83,8 @@ class NationalRow:
     member_id: str
     member_name: str
     phone: str | None
+    # The national volunteer number, when the member or their unit's HR entered one.
+    volunteer_no: str | None
     station_name: str
     start: datetime
     end: datetime | None
@@ -101,13 +103,14 @@ def community_services(
     credited time: the sessions a record of service lists (`RECORDED_SQL`), by start."""
     rows = wh.query(
         f"""
-        SELECT s.member_id, ifNull(m.name, s.member_id), m.phone, ifNull(st.name, s.station_id),
-               s.start, s.end, s.secs
+        SELECT s.member_id, ifNull(m.name, s.member_id), m.phone, m.volunteer_no,
+               ifNull(st.name, s.station_id), s.start, s.end, s.secs
         FROM (SELECT member_id, station_id, start, end, {SECONDS_SQL} AS secs, session_id
               FROM sessions FINAL
               WHERE station_community_id = %(c)s AND start >= %(a)s AND start < %(b)s
                 AND {RECORDED_SQL}) AS s
-        LEFT JOIN (SELECT id, name, phone FROM members FINAL) AS m ON m.id = s.member_id
+        LEFT JOIN (SELECT id, name, phone, volunteer_no FROM members FINAL) AS m
+            ON m.id = s.member_id
         LEFT JOIN (SELECT id, name FROM stations FINAL) AS st ON st.id = s.station_id
         ORDER BY s.start, s.session_id
         SETTINGS join_use_nulls = 1
@@ -119,6 +122,6 @@ def community_services(
         },
     )
     return [
-        NationalRow(str(mid), str(name), phone, str(st), utc(a) or a, utc(b), int(secs))
-        for mid, name, phone, st, a, b, secs in rows
+        NationalRow(str(mid), str(name), phone, vno, str(st), utc(a) or a, utc(b), int(secs))
+        for mid, name, phone, vno, st, a, b, secs in rows
     ]

@@ -241,17 +241,24 @@ class Registry:
         return [c.after for c in changes]
 
     def update(
-        self, kind_name: str, id_: str, fields: dict[str, Any], p: Principal
+        self,
+        kind_name: str,
+        id_: str,
+        fields: dict[str, Any],
+        p: Principal,
+        rule: access.Resource | None = None,
     ) -> RegistryRecord:
-        """Applies the given fields (None clears an optional one); unchanged means no new version."""
+        """Applies the given fields (None clears an optional one); unchanged means no new version.
+        `rule`: the access policy's resource that judges a change of just these fields (a
+        member's volunteer number, a community's signers), instead of the kind's own."""
         kind = KINDS[kind_name]
-        if not access.may_ever_change(p, resource(kind)):
-            raise _role_gate(kind)
+        if not access.may_ever_change(p, rule or resource(kind)):
+            raise _role_gate(kind, rule)
         if kind is STATION_KIND and id_ in BUILTIN_STATION_KINDS:
             raise Forbidden("builtin_station_kind", f"{id_!r} is a built-in station kind")
         with self.write_lock:
             before = self._get(kind, id_, fresh=True)
-            self.authorize(kind, before.model_dump(), p)
+            self.authorize(kind, before.model_dump(), p, rule=rule)
             data = before.model_dump()
             for k, v in fields.items():
                 data[k] = clean(v)
@@ -271,7 +278,7 @@ class Registry:
                 data["team_leader_id"] = None
             if kind is MEMBER:
                 # An organizer may edit their members but not hand one to another community.
-                self.authorize(kind, data, p, hideable=False)
+                self.authorize(kind, data, p, hideable=False, rule=rule)
             self.validator.check(kind, before, data, Pending())
             after = self._build(kind, {**data, **self.stamp(before, p)})
             if not diff(before, after):
@@ -282,15 +289,20 @@ class Registry:
     # ---- access -------------------------------------------------------------------------
 
     def authorize(
-        self, kind: Kind, data: dict[str, Any], p: Principal, hideable: bool = True
+        self,
+        kind: Kind,
+        data: dict[str, Any],
+        p: Principal,
+        hideable: bool = True,
+        rule: access.Resource | None = None,
     ) -> None:
         """Whether the caller may change this entry (as it is, or as it would be); raises
         Forbidden (403) or NotFound (404) as the access policy decides."""
         decision = access.decide(
-            p, resource(kind), "change", facts_of(kind, data), hideable=hideable
+            p, rule or resource(kind), "change", facts_of(kind, data), hideable=hideable
         )
         if decision is access.Decision.FORBID:
-            message = _FORBIDDEN.get(kind.name, _FORBIDDEN["*"])
+            message = _FORBIDDEN.get(rule or kind.name, _FORBIDDEN["*"])
             raise Forbidden("forbidden", message.format(kind.label))
         if decision is access.Decision.HIDE:
             raise NotFound(kind.name, str(data.get("id")))
@@ -561,13 +573,21 @@ _FORBIDDEN = {
     "station": "an organizer manages only their own community's {}s",
     "member": "an organizer manages only their own community's {}s",
     "*": "only the admin may change {}s",
+    "community_signers": "a {}'s signers are set by its organizer, its town's office or the admin",
+    "volunteer_no": "a volunteer number is set by the member, their unit's HR or the admin",
 }
 
 
-def _role_gate(kind: Kind) -> Forbidden:
-    return Forbidden(
-        "forbidden", f"changing a {kind.label} needs the role {access.roles_text(resource(kind))}"
-    )
+_RULE_LABELS = {
+    "community_signers": "community's signers",
+    "volunteer_no": "member's volunteer number",
+}
+
+
+def _role_gate(kind: Kind, rule: access.Resource | None = None) -> Forbidden:
+    what = _RULE_LABELS.get(rule or "", kind.label)
+    roles = access.roles_text(rule or resource(kind))
+    return Forbidden("forbidden", f"changing a {what} needs the role {roles}")
 
 
 _RESOURCES: dict[str, access.Resource] = {

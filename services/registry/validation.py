@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from services.events import Grid, Member, RegistryRecord
+from services.privacy import looks_like_citizen_id
 from services.registry.kinds import (
     BUILTIN_STATION_KINDS,
     COMMUNITY,
@@ -31,6 +32,7 @@ from services.text import UnsafeText, check_line
 
 # Mainland mobile numbers: 11 digits starting 13-19.
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+VOLUNTEER_NO_RE = re.compile(r"^[0-9A-Z](?:[0-9A-Z]|-(?=[0-9A-Z])){5,31}$")
 STATION_KIND_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 MEMBER_STATUSES = ("active", "transferred", "left")
 NAME_MAX = 100
@@ -182,6 +184,9 @@ class Validator:
             raise Invalid("invalid_member", f"party_branch: at most {NAME_MAX} characters")
         if branch is not None:
             _safe(branch, "party_branch", MEMBER)
+        number = data.get("volunteer_no")
+        if number is not None:
+            data["volunteer_no"] = normalize_volunteer_no(number)
         leader_id = data.get("team_leader_id")
         if leader_id is not None:
             # A team leader checks the member in with the team (POST /v1/team-checkins): an
@@ -265,6 +270,28 @@ def _safe(value: str, field: str, kind: Kind) -> None:
         check_line(value)
     except UnsafeText as exc:
         raise Invalid(f"invalid_{kind.name}", f"{field}: {exc}") from None
+
+
+def normalize_volunteer_no(raw: Any) -> str:
+    """The national volunteer number (志愿者编号) as stored: upper case, without spaces; letters,
+    digits and inner dashes, 6-32 long. Its exact scheme is the national system's, so only its
+    shape is checked, and anything shaped like a citizen ID number is refused: the registry
+    never holds one (personal-information minimum)."""
+    if not isinstance(raw, str):
+        raise Invalid("invalid_volunteer_no", "volunteer_no: a text of letters and digits")
+    number = re.sub(r"\s", "", raw).upper()
+    if looks_like_citizen_id(number):
+        raise Invalid(
+            "citizen_id_refused",
+            "volunteer_no: this is shaped like a citizen ID number, which is never stored;"
+            " enter the volunteer number the national volunteer service system issued",
+        )
+    if not VOLUNTEER_NO_RE.match(number):
+        raise Invalid(
+            "invalid_volunteer_no",
+            "volunteer_no: 6-32 letters and digits (dashes allowed between them)",
+        )
+    return number
 
 
 def normalize_phone(raw: str) -> str | None:

@@ -327,6 +327,27 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/communities/{community_id}/national-export"): Case(
         ORG_OR_ADMIN, query={"from": f"{YEAR}-01-01", "to": f"{YEAR}-12-31", "format": "csv"}
     ),
+    # Records by the national rules (issue 15): the member's national volunteer number is set by
+    # the member and their unit's HR; a community's signers by its organizer and its town's office.
+    ("PUT", "/v1/members/{member_id}/volunteer-no"): Case(
+        frozenset({"m1", "hr1", "admin"}),
+        body=lambda w: {"volunteer_no": "ZY2023-62112201"},
+        happy="m1",
+    ),
+    ("PATCH", "/v1/communities/{community_id}/signers"): Case(
+        frozenset({"org1", "town1", "admin"}),
+        body=lambda w: {"handler": "陈干事"},
+        happy="org1",
+        knows_it_exists=frozenset({"org2", "town2"}),
+        why=DIRECTORY,
+    ),
+    # A wish's resident contact in full: the community and the member who accepted it; whoever
+    # else reads the wish (the county office, the fulfilling member's HR) is refused with 403.
+    ("GET", "/v1/wishes/{wish_id}/contact"): Case(
+        frozenset({"m1", "org1", "admin"}),
+        knows_it_exists=frozenset({"hr1", "county"}),
+        why="they read the wish, not the resident's phone",
+    ),
     # ---- check-ins and sessions
     ("POST", "/v1/checkins"): Case(
         frozenset({"m1", "m2"}),

@@ -184,6 +184,18 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
         "HHAHHHAAAH",
         "FFFFFFAFFF",
     ),
+    # Records of service by the national rules (issue 15): a community's signers are set by its
+    # organizer and its town's office (the county office changes nothing); a member's national
+    # volunteer number by the member and their unit's HR; a wish's resident contact in full for
+    # the community and the assignee who accepted it (the route names them in the facts).
+    ("community_signers", "C1 in T1"): (
+        Facts(community_id=C1, town_id=T1),
+        True,
+        "AAAAAAAAAA",
+        "FFAFFFAFAF",
+    ),
+    ("volunteer_no", "M1's"): (member_facts(M1, C1, U1), True, "AHAHAHAAHH", "AHFFAHAFFF"),
+    ("wish_contact", "of C1, accepted by M1"): (WISH, True, "AHAHAHAHHH", "FFFFFFAFFF"),
 }
 
 

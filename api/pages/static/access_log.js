@@ -3,8 +3,10 @@
 
 const TOKEN_KEY = "admin-token";
 const PAGE = 50;
-const KIND = {phone_reveal: "查看完整号码", phones_export: "下载含号码的名单", member_record: "查看登记信息"};
-const ROLE = {admin: "管理员", organizer: "社区", hr: "单位", member: "党员"};
+const KIND = {phone_reveal: "查看完整号码", phones_export: "下载含号码的名单", member_record: "查看登记信息",
+  member_list: "查看党员名单", wish_contact: "查看居民联系方式"};
+const ROLE = {admin: "管理员", organizer: "社区", hr: "单位", member: "党员", county: "县委组织部",
+  town: "镇（街道）", station: "站点平板"};
 let offset = 0;
 
 function local(iso) {

@@ -82,6 +82,7 @@ from services.events.sessions import (
     ReviewAction,
     SessionReviewed,
 )
+from services.events.slot_weeks import SlotWeekTallied
 
 __all__ = [
     "EVENT_TYPES",
@@ -177,3 +178,4 @@ __all__ += [
 ]
 
 __all__ += ["ExcusalRecorded", "PostRecorded"]
+__all__ += ["SlotWeekTallied"]

@@ -21,11 +21,16 @@ A row (`DrillRow`):
 - `lapsed`: registered members with no counted service in the lapsed rule's window
   (`services.counting.lapse_window`: the LAPSED_WEEKS full weeks before this one and this one),
   wherever they served;
+- `no_shows`: the registered members' no-shows in the week's service slots (a place held in a
+  slot that started in the week and is over, not attended: `services.activities.attendance`),
+  from the `slot_weeks` roll-up (`services.slot_weeks_job` tallies it with that rule), in the
+  member's row as of the week;
 - `trend`: the rate and hours of each of the `TREND_WEEKS` weeks ending with this one.
 
 `excused`: registered members with an approved excused week (`services.excused`) who did not
 serve it in their own community (served wins), out of the rate's denominator as in
-`services.reads.weeks`; the trend's rates do not leave them out. No-shows are not here yet.
+`services.reads.weeks`; each trend point leaves out that week's excused the same way (served in
+the row's own key wins), so a community's point equals its `/weekly` rate for that week.
 
 Rows are grouped by a key computed in SQL from the small registry tables mapped in Python
 (`transform(column, [from...], [to...], '')`): which town a community lies in *now*, which
@@ -50,12 +55,15 @@ from services.counting import (
 )
 from services.excused import approved_weeks_sql
 from services.natural import natural_sorted
+from services.reads import slot_weeks
 from services.timeutil import local_midnight
 from services.warehouse.client import Warehouse
 
 ScopeKind = Literal["county", "town", "community"]
 By = Literal["town", "community", "grid", "unit"]
 TREND_WEEKS = 8
+# The heatmap's window: a year of weeks at most (its rollup is per week; the page offers 1-52).
+MAX_HEAT_WEEKS = 52
 # What each scope drills into (besides units, which every scope offers).
 CHILD: dict[ScopeKind, By] = {"county": "town", "town": "community", "community": "grid"}
 NO_TOWN, NO_GRID = "未划分镇街", "未划分网格"
@@ -67,10 +75,14 @@ class TrendPoint:
     registered: int
     served: int
     seconds: int
+    # Registered members excused that week who did not serve it: out of the rate's base, as in
+    # the week's own rate (a community's point equals its `/weekly` figure).
+    excused: int = 0
 
     @property
     def rate(self) -> float:
-        return round(self.served / self.registered, 4) if self.registered else 0.0
+        due = self.registered - self.excused
+        return round(self.served / due, 4) if due > 0 else 0.0
 
     @property
     def hours(self) -> float:
@@ -91,6 +103,9 @@ class DrillRow:
     # Registered members excused this week who did not serve (served wins): out of the rate's
     # denominator, as `services.reads.weeks` counts them.
     excused: int = 0
+    # Registered members' no-shows this week: places held in slots that started in the week and
+    # are over, not attended (`services.activities.attendance`), from the `slot_weeks` roll-up.
+    no_shows: int = 0
     trend: list[TrendPoint] = field(default_factory=list)
 
     @property
@@ -130,6 +145,18 @@ def _weeks_back(week: str, n: int) -> list[str]:
         iy, iw, _ = (monday - timedelta(weeks=i)).isocalendar()
         out.append(f"{iy}-W{iw:02d}")
     return out
+
+
+def weeks_between(first: str, last: str) -> int:
+    """How many ISO weeks `first`..`last` span (both canonical); ValueError naming the
+    parameter when `first` is after `last` or the span is longer than `MAX_HEAT_WEEKS`."""
+    days = (_last_day(last) - _last_day(first)).days
+    if days < 0:
+        raise ValueError(f"from: {first} is after to: {last}")
+    n = days // 7 + 1
+    if n > MAX_HEAT_WEEKS:
+        raise ValueError(f"to: the window spans {n} weeks, at most {MAX_HEAT_WEEKS}")
+    return n
 
 
 def _last_day(week: str) -> date:
@@ -295,28 +322,30 @@ TREND_SQL = """
           AND (reported_on IS NULL OR reported_on <= toDate32(tupleElement(we, 2)))
           AND ({reg_scope})
     )
-    SELECT week, k, sum(r), sum(s), sum(secs) FROM (
+    SELECT week, k, sum(r), sum(s), sum(secs), sum(e) FROM (
         SELECT reg.week AS week, reg.k AS k, count() AS r, countIf(a.n > 0) AS s,
-               toUInt64(0) AS secs
+               toUInt64(0) AS secs, countIf(x.member_id != '' AND a.n = 0) AS e
         FROM reg LEFT JOIN ({activity}) AS a
             ON a.member_id = reg.id AND a.week = reg.week AND a.k = reg.k
+        LEFT JOIN ({excused}) AS x ON x.member_id = reg.id AND x.week = reg.week
         GROUP BY week, k
         UNION ALL
-        SELECT week, k, toUInt64(0), toUInt64(0), secs FROM ({seconds})
+        SELECT week, k, toUInt64(0), toUInt64(0), secs, toUInt64(0) FROM ({seconds})
     )
     GROUP BY week, k
 """
 
 # One week, the registry as of its cutoff (`registered_sql`): for a trend across a change.
 WEEK_SQL = """
-    SELECT week, k, sum(r), sum(s), sum(secs) FROM (
+    SELECT week, k, sum(r), sum(s), sum(secs), sum(e) FROM (
         SELECT %(w)s AS week, reg.k AS k, count() AS r, countIf(a.n > 0) AS s,
-               toUInt64(0) AS secs
+               toUInt64(0) AS secs, countIf(x.member_id != '' AND a.n = 0) AS e
         FROM (SELECT id, {reg_key} AS k FROM ({registered})) AS reg
         LEFT JOIN ({activity}) AS a ON a.member_id = reg.id AND a.k = reg.k
+        LEFT JOIN ({excused}) AS x ON x.member_id = reg.id
         GROUP BY k
         UNION ALL
-        SELECT week, k, toUInt64(0), toUInt64(0), secs FROM ({seconds})
+        SELECT week, k, toUInt64(0), toUInt64(0), secs, toUInt64(0) FROM ({seconds})
     )
     GROUP BY week, k
 """
@@ -336,6 +365,14 @@ MEMBERS_SQL = """
                    WHERE week = %(w)s
                    GROUP BY member_id, member_community_id HAVING sum(sessions) > 0))
     FROM ({as_of}) WHERE {reg_scope}
+    GROUP BY k
+"""
+
+# The week's no-shows of the registered members, per key: the roll-up's tallies
+# (`services.reads.slot_weeks`), joined on the members as of the week's cutoff.
+NO_SHOWS_SQL = """
+    SELECT {reg_key} AS k, sum(ns.n) AS n
+    FROM ({registered}) AS reg INNER JOIN ({tallies}) AS ns ON ns.member_id = reg.id
     GROUP BY k
 """
 
@@ -368,6 +405,7 @@ def trend_of(
         "reg_scope": g.reg_scope,
         "activity": _ACTIVITY.format(week_key=g.week_key, week_scope=g.week_scope),
         "seconds": _SECONDS.format(week_key=g.week_key, week_scope=g.week_scope),
+        "excused": approved_weeks_sql("week IN %(weeks)s"),
     }
     if not changed:
         p = {**g.params, "weeks": weeks, "ends": [_last_day(w).isoformat() for w in weeks]}
@@ -380,8 +418,8 @@ def trend_of(
             sql = WEEK_SQL.format(registered=registered, **parts)
             rows += wh.query(sql, p)
     out: dict[str, dict[str, TrendPoint]] = {w: {} for w in weeks}
-    for w, k, r, s, secs in rows:
-        out[str(w)][str(k)] = TrendPoint(str(w), int(r), int(s), int(secs))
+    for w, k, r, s, secs, e in rows:
+        out[str(w)][str(k)] = TrendPoint(str(w), int(r), int(s), int(secs), int(e))
     return out
 
 
@@ -435,15 +473,26 @@ def drilldown(
     wishes = WISHES_SQL.format(
         wish_key=g.wish_key, join=_FULFILLER if by == "grid" else "", wish_scope=g.wish_scope
     )
-    # One round trip for both (each costs the engine a query's overhead).
-    both = f"SELECT 'm', * FROM ({members}) UNION ALL SELECT 'w', k, 0, 0, n, 0 FROM ({wishes})"
-    for part, k, active, reported, n, excused in wh.query(both, p):
+    missed = NO_SHOWS_SQL.format(
+        reg_key=g.reg_key,
+        registered=registered_sql(g.reg_scope, p["cutoff"], now),
+        tallies=slot_weeks.NO_SHOWS_SQL,
+    )
+    # One round trip for the three (each costs the engine a query's overhead).
+    parts = (
+        f"SELECT 'm', * FROM ({members})"
+        f" UNION ALL SELECT 'w', k, 0, 0, n, 0 FROM ({wishes})"
+        f" UNION ALL SELECT 'n', k, 0, 0, n, 0 FROM ({missed})"
+    )
+    for part, k, active, reported, n, excused in wh.query(parts, p):
         r = row(str(k))
         if part == "m":
             r.active, r.reported, r.lapsed = int(active), int(reported), int(n)
             r.excused = int(excused)
-        else:
+        elif part == "w":
             r.wishes_fulfilled = int(n)
+        else:
+            r.no_shows = int(n)
 
     for r in rows.values():
         r.trend = [trends[w].get(r.key, TrendPoint(w, 0, 0, 0)) for w in weeks]
@@ -464,6 +513,7 @@ def total(rows: list[DrillRow]) -> DrillRow:
         t.wishes_fulfilled += r.wishes_fulfilled
         t.lapsed += r.lapsed
         t.excused += r.excused
+        t.no_shows += r.no_shows
     if rows:
         weeks = [p.week for p in rows[0].trend]
         t.trend = [
@@ -472,6 +522,7 @@ def total(rows: list[DrillRow]) -> DrillRow:
                 sum(r.trend[i].registered for r in rows),
                 sum(r.trend[i].served for r in rows),
                 sum(r.trend[i].seconds for r in rows),
+                sum(r.trend[i].excused for r in rows),
             )
             for i, w in enumerate(weeks)
         ]

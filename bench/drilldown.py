@@ -121,7 +121,7 @@ def generate(wh: Warehouse, n_sessions: int, n_members: int, now: datetime) -> N
         f"SELECT week, {MEMBER.format(n='number')}, toUInt32(1 + cityHash64(number, week) % 2)"
         " AS p, toUInt32(p - n), toUInt32(cityHash64(number, week, 1) % 3 = 0) AS n, '',"
         " now64(3) FROM (SELECT DISTINCT week FROM member_weeks) AS w"
-        f" CROSS JOIN numbers({n_members}) WHERE cityHash64(number, week, 2) % 5 = 0"
+        f" CROSS JOIN numbers({n_members}) AS nums WHERE cityHash64(number, week, 2) % 5 = 0"
     )
     wh.command(
         "INSERT INTO checkins (event_id, member_id, station_id, station_community_id, unit_id,"

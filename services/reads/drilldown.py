@@ -351,8 +351,10 @@ WEEK_SQL = """
 """
 
 
-# The selected week's members as of its cutoff: active, reported by its last day, and the
-# registered with no counted service anywhere in the lapse window.
+# The selected week's members as of its cutoff: active, reported by its last day, the
+# registered with no counted service anywhere in the lapse window, the registered excused who
+# did not serve, and the registered members' no-shows (the `slot_weeks` roll-up's tallies,
+# `services.reads.slot_weeks`).
 MEMBERS_SQL = """
     SELECT {reg_key} AS k, countIf(status = 'active'),
            countIf(status = 'active' AND reported_on IS NOT NULL AND reported_on <= %(end)s),
@@ -363,16 +365,10 @@ MEMBERS_SQL = """
                AND (id, community_id) NOT IN (
                    SELECT member_id, member_community_id FROM member_weeks FINAL
                    WHERE week = %(w)s
-                   GROUP BY member_id, member_community_id HAVING sum(sessions) > 0))
-    FROM ({as_of}) WHERE {reg_scope}
-    GROUP BY k
-"""
-
-# The week's no-shows of the registered members, per key: the roll-up's tallies
-# (`services.reads.slot_weeks`), joined on the members as of the week's cutoff.
-NO_SHOWS_SQL = """
-    SELECT {reg_key} AS k, sum(ns.n) AS n
-    FROM ({registered}) AS reg INNER JOIN ({tallies}) AS ns ON ns.member_id = reg.id
+                   GROUP BY member_id, member_community_id HAVING sum(sessions) > 0)),
+           sumIf(ns.n, {registered})
+    FROM ({as_of}) AS r LEFT JOIN ({no_shows}) AS ns ON ns.member_id = r.id
+    WHERE {reg_scope}
     GROUP BY k
 """
 
@@ -467,32 +463,22 @@ def drilldown(
         excused=approved_weeks_sql("week = %(w)s"),
         as_of=members_as_of(p["cutoff"], now),
         reg_scope=g.reg_scope,
+        no_shows=slot_weeks.NO_SHOWS_SQL,
     )
     monday = _last_day(week) - timedelta(days=6)
     p["from"], p["to"] = local_midnight(monday), local_midnight(monday + timedelta(days=7))
     wishes = WISHES_SQL.format(
         wish_key=g.wish_key, join=_FULFILLER if by == "grid" else "", wish_scope=g.wish_scope
     )
-    missed = NO_SHOWS_SQL.format(
-        reg_key=g.reg_key,
-        registered=registered_sql(g.reg_scope, p["cutoff"], now),
-        tallies=slot_weeks.NO_SHOWS_SQL,
-    )
-    # One round trip for the three (each costs the engine a query's overhead).
-    parts = (
-        f"SELECT 'm', * FROM ({members})"
-        f" UNION ALL SELECT 'w', k, 0, 0, n, 0 FROM ({wishes})"
-        f" UNION ALL SELECT 'n', k, 0, 0, n, 0 FROM ({missed})"
-    )
-    for part, k, active, reported, n, excused in wh.query(parts, p):
+    # One round trip for both (each costs the engine a query's overhead).
+    both = f"SELECT 'm', * FROM ({members}) UNION ALL SELECT 'w', k, 0, 0, n, 0, 0 FROM ({wishes})"
+    for part, k, active, reported, n, excused, missed in wh.query(both, p):
         r = row(str(k))
         if part == "m":
             r.active, r.reported, r.lapsed = int(active), int(reported), int(n)
-            r.excused = int(excused)
-        elif part == "w":
-            r.wishes_fulfilled = int(n)
+            r.excused, r.no_shows = int(excused), int(missed)
         else:
-            r.no_shows = int(n)
+            r.wishes_fulfilled = int(n)
 
     for r in rows.values():
         r.trend = [trends[w].get(r.key, TrendPoint(w, 0, 0, 0)) for w in weeks]

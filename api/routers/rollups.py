@@ -232,9 +232,9 @@ _FILES: dict[int | str, dict[str, Any]] = {
 def county_drilldown(
     caller: Caller, ctx: Ctx, week: WeekQuery = None, by: ByQuery = None, format: Format = "json"
 ) -> Any:
-    """The county by town (default) or by unit for a week: registered, served and rate, reported
-    and rate, hours, wishes fulfilled, members lapsed, the 8-week trend; the admin and the
-    county office."""
+    """The county by town (default) or by unit for a week: registered, served and rate (the
+    excused out of its base), reported and rate, hours, wishes fulfilled, members lapsed,
+    no-shows in service slots, the 8-week trend; the admin and the county office."""
     # No id in the path to hide: a caller who may not read the county's figures gets a 403.
     check(caller, "rollup", "read", access.Facts(), "county", "county", hideable=False)
     return _drill(ctx, "county", None, by, week, format)

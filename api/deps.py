@@ -159,12 +159,14 @@ def readable_member(
         m = ctx.registry.member(member_id)
     except NotFound:
         raise hidden("member", member_id) from None
-    check(caller, resource, action, facts_of_member(m), "member", member_id)
+    town = town_of(ctx, caller, m.community_id)
+    check(caller, resource, action, facts_of_member(m, town), "member", member_id)
     return m
 
 
-def facts_of_member(m: Member) -> access.Facts:
-    return access.member_facts(m.id, m.community_id, m.unit_id)
+def facts_of_member(m: Member, town_id: str | None = None) -> access.Facts:
+    """A member's facts; `town_id` (`town_of`) only where a town office may read the member."""
+    return access.member_facts(m.id, m.community_id, m.unit_id, town_id)
 
 
 def readable_unit(ctx: AppContext, caller: Principal, unit_id: str) -> None:

@@ -5,8 +5,9 @@ a loaded machine). A fresh chDB folder (under `--work`, removed afterwards unles
 migrated, then filled straight with `INSERT … SELECT FROM numbers()` following the migrations'
 schemas: 2 towns, 18 communities (11 and 7), ~27 level-4 grids a community, 100 units, the
 members (active, reported, each in a grid), N closed sessions of the last 10 weeks spread over
-the members, `member_weeks` as the agent's rollup of them, and a check-in scan per session (so
-`checkin_hours`, the heatmap's rollup, is filled by its materialised view as the sink would).
+the members, `member_weeks` as the agent's rollup of them, `slot_weeks` as the slot-attendance job's tallies
+(the no-shows), and a check-in scan per session (so `checkin_hours`, the heatmap's rollup, is
+filled by its materialised view as the sink would).
 
 Then, in this process and on the same engine, each drill-down the API answers (county by town,
 a town by community, a community by grid, the county by unit, the county's heatmap) is timed
@@ -112,6 +113,16 @@ def generate(wh: Warehouse, n_sessions: int, n_members: int, now: datetime) -> N
         " any(member_community_id), any(member_grid_id), any(unit_id), toUInt32(count()),"
         " sum(credited_seconds), 1, max(end) FROM sessions GROUP BY week, member_id, station_id"
     )
+    # The slot-attendance roll-up as its job tallies it: a member in five holds a place or two
+    # in a week's slots, and misses one in three of those weeks.
+    wh.command(
+        "INSERT INTO slot_weeks (week, member_id, placed, attended, no_shows, event_id,"
+        " decided_at) "
+        f"SELECT week, {MEMBER.format(n='number')}, toUInt32(1 + cityHash64(number, week) % 2)"
+        " AS p, toUInt32(p - n), toUInt32(cityHash64(number, week, 1) % 3 = 0) AS n, '',"
+        " now64(3) FROM (SELECT DISTINCT week FROM member_weeks) AS w"
+        f" CROSS JOIN numbers({n_members}) AS nums WHERE cityHash64(number, week, 2) % 5 = 0"
+    )
     wh.command(
         "INSERT INTO checkins (event_id, member_id, station_id, station_community_id, unit_id,"
         " member_community_id, action, client_event_id, scanned_at, received_at) "
@@ -154,6 +165,12 @@ UNION ALL
 SELECT 'reported', '', {key}, count(), countIf(m.reported_on <= %(end)s), 0
 FROM m LEFT JOIN c ON c.id = m.community_id WHERE m.status = 'active' {scope}
 GROUP BY {key}
+UNION ALL
+SELECT 'noshow', '', reg.k, sum(ns.no_shows), 0, 0
+FROM reg INNER JOIN (
+    SELECT member_id, no_shows FROM slot_weeks FINAL WHERE week = %(w)s AND no_shows > 0
+) AS ns ON ns.member_id = reg.id
+GROUP BY reg.k
 """
 
 HAND_HEATMAP_SQL = f"""
@@ -194,7 +211,7 @@ def hand(wh: Warehouse, shape: str, week: str, end: date) -> list[tuple[Any, ...
     weeks = _weeks_back(week, 8)
     return wh.query(
         HAND_SQL.format(**SHAPES[shape]),
-        {"weeks": weeks, "lapse": weeks[-4:], "end": end},
+        {"weeks": weeks, "lapse": weeks[-4:], "end": end, "w": week},
     )
 
 
@@ -219,6 +236,8 @@ def _agree(ours: list[Any], theirs: list[tuple[Any, ...]], week: str) -> None:
     assert mine == hand_week, ("served/seconds differ", list(mine.items())[:3])
     reg = {str(k): int(n) for part, _, k, n, _, _ in theirs if part == "reg"}
     assert {r.key: r.registered for r in ours if r.registered} == reg, "registered differs"
+    missed = {str(k): int(n) for part, _, k, n, _, _ in theirs if part == "noshow"}
+    assert {r.key: r.no_shows for r in ours if r.no_shows} == missed, "no-shows differ"
 
 
 def main(argv: list[str] | None = None) -> int:

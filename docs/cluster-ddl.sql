@@ -195,3 +195,7 @@ INSERT INTO checkin_hours SELECT concat(toString(toISOYear(toTimeZone(scanned_at
 -- m0020_volunteer_no
 ALTER TABLE members_local ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS volunteer_no Nullable(String);
 ALTER TABLE members ON CLUSTER 'volunteer' ADD COLUMN IF NOT EXISTS volunteer_no Nullable(String);
+
+-- m0021_slot_weeks
+CREATE TABLE IF NOT EXISTS slot_weeks_local ON CLUSTER 'volunteer' ( week LowCardinality(String), member_id String, placed UInt32, attended UInt32, no_shows UInt32, event_id String, decided_at DateTime64(3, 'UTC') ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', decided_at) ORDER BY (week, member_id) SETTINGS replicated_deduplication_window = 10000;
+CREATE TABLE IF NOT EXISTS slot_weeks ON CLUSTER 'volunteer' AS slot_weeks_local ENGINE = Distributed('volunteer', currentDatabase(), 'slot_weeks_local', cityHash64((week, member_id)));

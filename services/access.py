@@ -8,7 +8,8 @@ import, the routers) look the facts up and turn a refusal into their error.
 Roles and their subject: a member (their member id), an organizer (a community id), HR (a unit
 id), the admin (everything), the county office (`county`: reads what an organizer reads, for
 every community, and the county's roll-ups; changes nothing) and a town office (a town id: its
-towns' roll-ups and its communities' desks; changes nothing).
+towns' roll-ups, its communities' desks and, as the county office does everywhere, their members'
+records, service and excused weeks, phones masked; changes nothing).
 
 How a refusal is answered (`decide`), so that an id's existence never leaks to a caller who may
 not see it:
@@ -116,8 +117,12 @@ class Facts:
     token_id: str | None = None
 
 
-def member_facts(member_id: str, community_id: str, unit_id: str) -> Facts:
-    return Facts(member_id=member_id, community_id=community_id, unit_id=unit_id)
+def member_facts(
+    member_id: str, community_id: str, unit_id: str, town_id: str | None = None
+) -> Facts:
+    """A member's facts; `town_id` is the town their community lies in, looked up only for a
+    caller judged by town (`scoped_by_town`)."""
+    return Facts(member_id=member_id, community_id=community_id, unit_id=unit_id, town_id=town_id)
 
 
 Predicate = Callable[[Principal, Facts], bool]
@@ -212,6 +217,17 @@ def _community_read(p: Principal, f: Facts) -> bool:
 def _county_or(pred: Predicate) -> Predicate:
     def read(p: Principal, f: Facts) -> bool:
         return is_county(p) or pred(p, f)
+
+    return read
+
+
+def _offices_or(pred: Predicate) -> Predicate:
+    # A member's record, service and excused weeks, read (never changed) by the offices above
+    # their community: the county office everywhere, a town office in its own towns' communities
+    # (the member's community's town in the facts). Phones stay masked for both: a full phone is
+    # `member_phone`'s, for who must call.
+    def read(p: Principal, f: Facts) -> bool:
+        return oversees_community(p, f) or pred(p, f)
 
     return read
 
@@ -402,14 +418,14 @@ RULES: dict[Resource, Rule] = {
     # A member: their record is personal data, read by those the member reports to.
     "member": Rule(
         "a member's registry entry and personal data (and their phone's activation)",
-        _county_or(_member),
+        _offices_or(_member),
         _community,
         _ORG,
     ),
     "member_service": Rule(
         "a member's sessions, hours, weeks, records of service, wishes fulfilled and the"
         " feedback about them; changed: the community's rating and evaluation of the member",
-        _county_or(_member),
+        _offices_or(_member),
         _community,
         _ORG,
     ),
@@ -504,7 +520,7 @@ RULES: dict[Resource, Rule] = {
     "excusal": Rule(
         "a member's excused-week requests; changed: approved or declined by the organizer of the"
         " community the request was made in",
-        _county_or(_member),
+        _offices_or(_member),
         _community,
         _ORG,
     ),

@@ -275,6 +275,12 @@ class Settings(BaseSettings):
     # to reach the warehouse before answering 202 `pending` (the page then polls the activity).
     activity_wait_s: float = Field(default=3.0, ge=0, le=10)
 
+    # The drill-down's no-shows (services.slot_weeks_job): members' slot attendance tallied every
+    # SLOT_WEEKS_INTERVAL_S (0 = off) where the sink runs, this week and the SLOT_WEEKS_LOOK_BACK
+    # weeks before it (a review may still change them; older weeks keep their last tally).
+    slot_weeks_interval_s: float = Field(default=300.0, ge=0)
+    slot_weeks_look_back: int = Field(default=2, ge=0, le=52)
+
     # Reminders (services.reminders): decided every REMINDERS_INTERVAL_S (0 = off) where the
     # sink runs; none is created or sent in the quiet hours (local, start inclusive, end
     # exclusive; they may wrap midnight).

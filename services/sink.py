@@ -24,7 +24,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from services import metrics, reconcile, reminder_job
+from services import metrics, reconcile, reminder_job, slot_weeks_job
 from services.logging import configure as configure_logging
 from services.processors import ROUTES, InvalidMessage, Route, at_position, process
 from services.settings import InsecureSecrets, Settings, get_settings, require_secrets
@@ -366,10 +366,11 @@ def run_in_thread(settings: Settings) -> tuple[Sink, threading.Thread]:
 
     thread = threading.Thread(target=target, name="clickhouse-sink", daemon=True)
     thread.start()
-    # The guard and the reminders run where the sink runs (they read the warehouse), and stop
+    # The guard, the reminders and the slot tallies run where the sink runs (they read the warehouse), and stop
     # with it.
     reconcile.start(settings, connect(settings, create_database=False), sink._stop)
     reminder_job.start(settings, connect(settings, create_database=False), sink._stop)
+    slot_weeks_job.start(settings, connect(settings, create_database=False), sink._stop)
     return sink, thread
 
 
@@ -397,6 +398,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: sink.stop())
     reconcile.start(settings, connect(settings, create_database=False), sink._stop)
     reminder_job.start(settings, connect(settings, create_database=False), sink._stop)
+    slot_weeks_job.start(settings, connect(settings, create_database=False), sink._stop)
     try:
         sink.run()
     except SinkStopped:

@@ -143,6 +143,9 @@ REPORT_RECEIPTS = TopicSpec("report-receipts", partitions=1)
 EXCUSALS = TopicSpec("excusals", partitions=3)
 # Standing posts' steps (created, claimed, decided, left), keyed by post id.
 POSTS = TopicSpec("posts", partitions=3)
+# Each member's latest attendance of service slots per week (the drill-down's no-shows), keyed
+# by member|week: only the latest tally matters.
+SLOT_WEEKS = TopicSpec("slot-weeks", partitions=1, compacted=True)
 # Invalid messages with the reason in headers; kept a month for inspection and replay.
 DEAD_LETTER = TopicSpec("dead-letter", partitions=1, configs={"retention.ms": str(30 * 86400_000)})
 
@@ -212,6 +215,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     REPORT_RECEIPTS,
     EXCUSALS,
     POSTS,
+    SLOT_WEEKS,
     *STREAMS_CHANGELOGS,
 )
 

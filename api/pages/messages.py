@@ -48,6 +48,7 @@ MESSAGES: dict[str, str] = {
     "invalid_range": "开始日期不能晚于结束日期，请重新选择",
     "invalid_week": "周次格式不正确，请重新选择",
     "invalid_level": "这一级不能按所选方式细分，请重新选择",
+    "invalid_window": "热力图的周次范围不正确（1至52周，开始周不能晚于结束周），请重新选择",
     "invalid_period": "期间格式不正确（例如 2026、2026-Q4、2026-11），请重新选择",
     "invalid_time": "时间需包含时区，请重新填写",
     # reviews

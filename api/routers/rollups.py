@@ -9,6 +9,7 @@ are `services.reads.drilldown`'s.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -23,12 +24,15 @@ from services.events import utcnow
 from services.exports import CSV_MEDIA, XLSX_MEDIA, csv_chunks, xlsx_chunks
 from services.reads.drilldown import (
     CHILD,
+    MAX_HEAT_WEEKS,
+    TREND_WEEKS,
     By,
     DrillRow,
     ScopeKind,
     drilldown,
     heatmap,
     total,
+    weeks_between,
 )
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -44,6 +48,7 @@ class TrendOut(BaseModel):
     week: str
     registered: int
     served: int
+    excused: int = Field(description="excused that week and not served: out of `rate`'s base")
     rate: float
     hours: float
 
@@ -61,6 +66,9 @@ class DrillRowOut(BaseModel):
     wishes_fulfilled: int
     lapsed: int
     excused: int = Field(description="excused this week and not served: out of `rate`'s base")
+    no_shows: int = Field(
+        description="no-shows this week: places held in service slots that are over, not attended"
+    )
     trend: list[TrendOut]
 
 
@@ -103,9 +111,15 @@ def _out(r: DrillRow) -> DrillRowOut:
         wishes_fulfilled=r.wishes_fulfilled,
         lapsed=r.lapsed,
         excused=r.excused,
+        no_shows=r.no_shows,
         trend=[
             TrendOut(
-                week=t.week, registered=t.registered, served=t.served, rate=t.rate, hours=t.hours
+                week=t.week,
+                registered=t.registered,
+                served=t.served,
+                excused=t.excused,
+                rate=t.rate,
+                hours=t.hours,
             )
             for t in r.trend
         ],
@@ -128,6 +142,7 @@ def _headers(by: By, lapsed_weeks: int, weeks: list[str]) -> list[str]:
         "完成微心愿",
         f"连续{lapsed_weeks}周未服务",
         "本周请假人数",
+        "活动报名未到(次)",
         *[f"{w}服务率" for w in weeks],
     ]
 
@@ -146,6 +161,7 @@ def _rows(items: list[DrillRow], t: DrillRow) -> Iterator[list[Any]]:
             r.wishes_fulfilled,
             r.lapsed,
             r.excused,
+            r.no_shows,
             *[p.rate for p in r.trend],
         ]
 
@@ -216,9 +232,9 @@ _FILES: dict[int | str, dict[str, Any]] = {
 def county_drilldown(
     caller: Caller, ctx: Ctx, week: WeekQuery = None, by: ByQuery = None, format: Format = "json"
 ) -> Any:
-    """The county by town (default) or by unit for a week: registered, served and rate, reported
-    and rate, hours, wishes fulfilled, members lapsed, the 8-week trend; the admin and the
-    county office."""
+    """The county by town (default) or by unit for a week: registered, served and rate (the
+    excused out of its base), reported and rate, hours, wishes fulfilled, members lapsed,
+    no-shows in service slots, the 8-week trend; the admin and the county office."""
     # No id in the path to hide: a caller who may not read the county's figures gets a 403.
     check(caller, "rollup", "read", access.Facts(), "county", "county", hideable=False)
     return _drill(ctx, "county", None, by, week, format)
@@ -261,17 +277,70 @@ _HOURS = [
 ]
 
 
+WeeksQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_HEAT_WEEKS,
+        description=f"how many weeks, ending with `week` (1-{MAX_HEAT_WEEKS}; default"
+        f" {TREND_WEEKS}); or give `from` and `to` instead",
+    ),
+]
+FromQuery = Annotated[
+    str | None,
+    Query(alias="from", description="first ISO week of the window (with `to`, instead of `week`)"),
+]
+ToQuery = Annotated[str | None, Query(description="last ISO week of the window (with `from`)")]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The heatmap's window: its last week and how many weeks it spans."""
+
+    week: str | None
+    weeks: int | None
+    from_: str | None
+    to: str | None
+
+    def resolve(self) -> tuple[str, int]:
+        """The last week and the count; 422 naming the parameter for a window that is not one."""
+        if self.from_ is None and self.to is None:
+            w, _ = parse_week(self.week)
+            return w, self.weeks or TREND_WEEKS
+        if self.from_ is None or self.to is None:
+            missing = "from" if self.from_ is None else "to"
+            raise ApiError(422, "invalid_window", f"{missing}: give both from and to")
+        if self.week is not None or self.weeks is not None:
+            raise ApiError(
+                422, "invalid_window", "from: give either from and to, or week and weeks"
+            )
+        first, last = _named_week("from", self.from_), _named_week("to", self.to)
+        try:
+            n = weeks_between(first, last)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_window", str(exc)) from exc
+        return last, n
+
+
+def _named_week(name: str, value: str) -> str:
+    try:
+        w, _ = parse_week(value)
+    except ApiError as exc:
+        raise ApiError(422, "invalid_week", f"{name}: expected an ISO week YYYY-Www") from exc
+    return w
+
+
 def _heat(
     ctx: Ctx,
     scope: ScopeKind,
     scope_id: str | None,
     cs: list[str] | None,
-    week: str | None,
+    window: Window,
     fmt: str,
 ) -> Any:
-    w, _ = parse_week(week)
+    w, n = window.resolve()
     town = scope_id if scope == "town" else None
-    weeks, rows = heatmap(ctx.warehouse, cs, w, town_id=town)
+    weeks, rows = heatmap(ctx.warehouse, cs, w, n, town_id=town)
     if fmt == "json":
         return Heatmap(
             scope=scope,
@@ -290,7 +359,7 @@ def _heat(
         )
     return _file(
         fmt,
-        f"heatmap-{scope}-{w}",
+        f"heatmap-{scope}-{weeks[0]}-{w}",
         f"{w}签到热力",
         ["站点", "合计", *_HOURS],
         ([r.name, r.total, *r.counts] for r in rows),
@@ -299,29 +368,51 @@ def _heat(
 
 @router.get("/county/heatmap", response_model=Heatmap, responses=_FILES)
 def county_heatmap(
-    caller: Caller, ctx: Ctx, week: WeekQuery = None, format: Format = "json"
+    caller: Caller,
+    ctx: Ctx,
+    week: WeekQuery = None,
+    weeks: WeeksQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    format: Format = "json",
 ) -> Any:
     """Check-ins per station and local hour of the week (Monday 00:00 first, 168 hours) over
-    the 8 weeks ending with the week; the admin and the county office."""
+    the `weeks` weeks ending with `week` (default 8), or the weeks `from`..`to`; the admin and
+    the county office."""
     # No id in the path to hide: a caller who may not read the county's figures gets a 403.
     check(caller, "rollup", "read", access.Facts(), "county", "county", hideable=False)
-    return _heat(ctx, "county", None, None, week, format)
+    return _heat(ctx, "county", None, None, Window(week, weeks, from_, to), format)
 
 
 @router.get("/towns/{town_id}/heatmap", response_model=Heatmap, responses=_FILES)
 def town_heatmap(
-    town_id: str, caller: Caller, ctx: Ctx, week: WeekQuery = None, format: Format = "json"
+    town_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    week: WeekQuery = None,
+    weeks: WeeksQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    format: Format = "json",
 ) -> Any:
     """The town's stations, as the county's heatmap; also its town office."""
     _town(ctx, caller, town_id)
-    return _heat(ctx, "town", town_id, [], week, format)
+    return _heat(ctx, "town", town_id, [], Window(week, weeks, from_, to), format)
 
 
 @router.get("/communities/{community_id}/heatmap", response_model=Heatmap, responses=_FILES)
 def community_heatmap(
-    community_id: str, caller: Caller, ctx: Ctx, week: WeekQuery = None, format: Format = "json"
+    community_id: str,
+    caller: Caller,
+    ctx: Ctx,
+    week: WeekQuery = None,
+    weeks: WeeksQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    format: Format = "json",
 ) -> Any:
     """The community's stations, as the county's heatmap; also its town's office and its
     organizer."""
     _community(ctx, caller, community_id)
-    return _heat(ctx, "community", community_id, [community_id], week, format)
+    window = Window(week, weeks, from_, to)
+    return _heat(ctx, "community", community_id, [community_id], window, format)

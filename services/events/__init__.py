@@ -83,6 +83,7 @@ from services.events.sessions import (
     ReviewAction,
     SessionReviewed,
 )
+from services.events.slot_weeks import SlotWeekTallied
 
 __all__ = [
     "EVENT_TYPES",
@@ -179,3 +180,4 @@ __all__ += [
 ]
 
 __all__ += ["ExcusalRecorded", "PostRecorded"]
+__all__ += ["SlotWeekTallied"]

@@ -14,6 +14,7 @@ from services.processors import leave as leave
 from services.processors import notifications as notifications
 from services.processors import privacy as privacy
 from services.processors import rosters as rosters
+from services.processors import slot_weeks as slot_weeks
 from services.processors.base import (
     ROUTES,
     InvalidMessage,

@@ -21,11 +21,16 @@ A row (`DrillRow`):
 - `lapsed`: registered members with no counted service in the lapsed rule's window
   (`services.counting.lapse_window`: the LAPSED_WEEKS full weeks before this one and this one),
   wherever they served;
+- `no_shows`: the registered members' no-shows in the week's service slots (a place held in a
+  slot that started in the week and is over, not attended: `services.activities.attendance`),
+  from the `slot_weeks` roll-up (`services.slot_weeks_job` tallies it with that rule), in the
+  member's row as of the week;
 - `trend`: the rate and hours of each of the `TREND_WEEKS` weeks ending with this one.
 
 `excused`: registered members with an approved excused week (`services.excused`) who did not
 serve it in their own community (served wins), out of the rate's denominator as in
-`services.reads.weeks`; the trend's rates do not leave them out. No-shows are not here yet.
+`services.reads.weeks`; each trend point leaves out that week's excused the same way (served in
+the row's own key wins), so a community's point equals its `/weekly` rate for that week.
 
 Rows are grouped by a key computed in SQL from the small registry tables mapped in Python
 (`transform(column, [from...], [to...], '')`): which town a community lies in *now*, which
@@ -50,12 +55,15 @@ from services.counting import (
 )
 from services.excused import approved_weeks_sql
 from services.natural import natural_sorted
+from services.reads import slot_weeks
 from services.timeutil import local_midnight
 from services.warehouse.client import Warehouse
 
 ScopeKind = Literal["county", "town", "community"]
 By = Literal["town", "community", "grid", "unit"]
 TREND_WEEKS = 8
+# The heatmap's window: a year of weeks at most (its rollup is per week; the page offers 1-52).
+MAX_HEAT_WEEKS = 52
 # What each scope drills into (besides units, which every scope offers).
 CHILD: dict[ScopeKind, By] = {"county": "town", "town": "community", "community": "grid"}
 NO_TOWN, NO_GRID = "未划分镇街", "未划分网格"
@@ -67,10 +75,14 @@ class TrendPoint:
     registered: int
     served: int
     seconds: int
+    # Registered members excused that week who did not serve it: out of the rate's base, as in
+    # the week's own rate (a community's point equals its `/weekly` figure).
+    excused: int = 0
 
     @property
     def rate(self) -> float:
-        return round(self.served / self.registered, 4) if self.registered else 0.0
+        due = self.registered - self.excused
+        return round(self.served / due, 4) if due > 0 else 0.0
 
     @property
     def hours(self) -> float:
@@ -91,6 +103,9 @@ class DrillRow:
     # Registered members excused this week who did not serve (served wins): out of the rate's
     # denominator, as `services.reads.weeks` counts them.
     excused: int = 0
+    # Registered members' no-shows this week: places held in slots that started in the week and
+    # are over, not attended (`services.activities.attendance`), from the `slot_weeks` roll-up.
+    no_shows: int = 0
     trend: list[TrendPoint] = field(default_factory=list)
 
     @property
@@ -130,6 +145,18 @@ def _weeks_back(week: str, n: int) -> list[str]:
         iy, iw, _ = (monday - timedelta(weeks=i)).isocalendar()
         out.append(f"{iy}-W{iw:02d}")
     return out
+
+
+def weeks_between(first: str, last: str) -> int:
+    """How many ISO weeks `first`..`last` span (both canonical); ValueError naming the
+    parameter when `first` is after `last` or the span is longer than `MAX_HEAT_WEEKS`."""
+    days = (_last_day(last) - _last_day(first)).days
+    if days < 0:
+        raise ValueError(f"from: {first} is after to: {last}")
+    n = days // 7 + 1
+    if n > MAX_HEAT_WEEKS:
+        raise ValueError(f"to: the window spans {n} weeks, at most {MAX_HEAT_WEEKS}")
+    return n
 
 
 def _last_day(week: str) -> date:
@@ -295,35 +322,39 @@ TREND_SQL = """
           AND (reported_on IS NULL OR reported_on <= toDate32(tupleElement(we, 2)))
           AND ({reg_scope})
     )
-    SELECT week, k, sum(r), sum(s), sum(secs) FROM (
+    SELECT week, k, sum(r), sum(s), sum(secs), sum(e) FROM (
         SELECT reg.week AS week, reg.k AS k, count() AS r, countIf(a.n > 0) AS s,
-               toUInt64(0) AS secs
+               toUInt64(0) AS secs, countIf(x.member_id != '' AND a.n = 0) AS e
         FROM reg LEFT JOIN ({activity}) AS a
             ON a.member_id = reg.id AND a.week = reg.week AND a.k = reg.k
+        LEFT JOIN ({excused}) AS x ON x.member_id = reg.id AND x.week = reg.week
         GROUP BY week, k
         UNION ALL
-        SELECT week, k, toUInt64(0), toUInt64(0), secs FROM ({seconds})
+        SELECT week, k, toUInt64(0), toUInt64(0), secs, toUInt64(0) FROM ({seconds})
     )
     GROUP BY week, k
 """
 
 # One week, the registry as of its cutoff (`registered_sql`): for a trend across a change.
 WEEK_SQL = """
-    SELECT week, k, sum(r), sum(s), sum(secs) FROM (
+    SELECT week, k, sum(r), sum(s), sum(secs), sum(e) FROM (
         SELECT %(w)s AS week, reg.k AS k, count() AS r, countIf(a.n > 0) AS s,
-               toUInt64(0) AS secs
+               toUInt64(0) AS secs, countIf(x.member_id != '' AND a.n = 0) AS e
         FROM (SELECT id, {reg_key} AS k FROM ({registered})) AS reg
         LEFT JOIN ({activity}) AS a ON a.member_id = reg.id AND a.k = reg.k
+        LEFT JOIN ({excused}) AS x ON x.member_id = reg.id
         GROUP BY k
         UNION ALL
-        SELECT week, k, toUInt64(0), toUInt64(0), secs FROM ({seconds})
+        SELECT week, k, toUInt64(0), toUInt64(0), secs, toUInt64(0) FROM ({seconds})
     )
     GROUP BY week, k
 """
 
 
-# The selected week's members as of its cutoff: active, reported by its last day, and the
-# registered with no counted service anywhere in the lapse window.
+# The selected week's members as of its cutoff: active, reported by its last day, the
+# registered with no counted service anywhere in the lapse window, the registered excused who
+# did not serve, and the registered members' no-shows (the `slot_weeks` roll-up's tallies,
+# `services.reads.slot_weeks`).
 MEMBERS_SQL = """
     SELECT {reg_key} AS k, countIf(status = 'active'),
            countIf(status = 'active' AND reported_on IS NOT NULL AND reported_on <= %(end)s),
@@ -334,8 +365,10 @@ MEMBERS_SQL = """
                AND (id, community_id) NOT IN (
                    SELECT member_id, member_community_id FROM member_weeks FINAL
                    WHERE week = %(w)s
-                   GROUP BY member_id, member_community_id HAVING sum(sessions) > 0))
-    FROM ({as_of}) WHERE {reg_scope}
+                   GROUP BY member_id, member_community_id HAVING sum(sessions) > 0)),
+           sumIf(ns.n, {registered})
+    FROM ({as_of}) AS r LEFT JOIN ({no_shows}) AS ns ON ns.member_id = r.id
+    WHERE {reg_scope}
     GROUP BY k
 """
 
@@ -368,6 +401,7 @@ def trend_of(
         "reg_scope": g.reg_scope,
         "activity": _ACTIVITY.format(week_key=g.week_key, week_scope=g.week_scope),
         "seconds": _SECONDS.format(week_key=g.week_key, week_scope=g.week_scope),
+        "excused": approved_weeks_sql("week IN %(weeks)s"),
     }
     if not changed:
         p = {**g.params, "weeks": weeks, "ends": [_last_day(w).isoformat() for w in weeks]}
@@ -380,8 +414,8 @@ def trend_of(
             sql = WEEK_SQL.format(registered=registered, **parts)
             rows += wh.query(sql, p)
     out: dict[str, dict[str, TrendPoint]] = {w: {} for w in weeks}
-    for w, k, r, s, secs in rows:
-        out[str(w)][str(k)] = TrendPoint(str(w), int(r), int(s), int(secs))
+    for w, k, r, s, secs, e in rows:
+        out[str(w)][str(k)] = TrendPoint(str(w), int(r), int(s), int(secs), int(e))
     return out
 
 
@@ -429,6 +463,7 @@ def drilldown(
         excused=approved_weeks_sql("week = %(w)s"),
         as_of=members_as_of(p["cutoff"], now),
         reg_scope=g.reg_scope,
+        no_shows=slot_weeks.NO_SHOWS_SQL,
     )
     monday = _last_day(week) - timedelta(days=6)
     p["from"], p["to"] = local_midnight(monday), local_midnight(monday + timedelta(days=7))
@@ -436,12 +471,12 @@ def drilldown(
         wish_key=g.wish_key, join=_FULFILLER if by == "grid" else "", wish_scope=g.wish_scope
     )
     # One round trip for both (each costs the engine a query's overhead).
-    both = f"SELECT 'm', * FROM ({members}) UNION ALL SELECT 'w', k, 0, 0, n, 0 FROM ({wishes})"
-    for part, k, active, reported, n, excused in wh.query(both, p):
+    both = f"SELECT 'm', * FROM ({members}) UNION ALL SELECT 'w', k, 0, 0, n, 0, 0 FROM ({wishes})"
+    for part, k, active, reported, n, excused, missed in wh.query(both, p):
         r = row(str(k))
         if part == "m":
             r.active, r.reported, r.lapsed = int(active), int(reported), int(n)
-            r.excused = int(excused)
+            r.excused, r.no_shows = int(excused), int(missed)
         else:
             r.wishes_fulfilled = int(n)
 
@@ -464,6 +499,7 @@ def total(rows: list[DrillRow]) -> DrillRow:
         t.wishes_fulfilled += r.wishes_fulfilled
         t.lapsed += r.lapsed
         t.excused += r.excused
+        t.no_shows += r.no_shows
     if rows:
         weeks = [p.week for p in rows[0].trend]
         t.trend = [
@@ -472,6 +508,7 @@ def total(rows: list[DrillRow]) -> DrillRow:
                 sum(r.trend[i].registered for r in rows),
                 sum(r.trend[i].served for r in rows),
                 sum(r.trend[i].seconds for r in rows),
+                sum(r.trend[i].excused for r in rows),
             )
             for i, w in enumerate(weeks)
         ]

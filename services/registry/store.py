@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -366,7 +366,19 @@ class Registry:
         return True
 
     def may_read(self, kind: Kind, rec: RegistryRecord, p: Principal) -> bool:
-        return access.allows(p, resource(kind), "read", facts_of(kind, rec.model_dump()))
+        facts = facts_of(kind, rec.model_dump())
+        if kind is MEMBER and access.scoped_by_town(p) and facts.community_id is not None:
+            # A town office reads the members of its towns' communities: the member's facts
+            # carry their community's town, looked up only for such a caller.
+            facts = replace(facts, town_id=self._town_of(facts.community_id))
+        return access.allows(p, resource(kind), "read", facts)
+
+    def _town_of(self, community_id: str) -> str | None:
+        try:
+            community = self._get(COMMUNITY, community_id)
+        except NotFound:
+            return None
+        return getattr(community, "town_id", None)
 
     def get(self, kind_name: str, id_: str, p: Principal, fresh: bool = False) -> RegistryRecord:
         """The entry if the caller may read it; NotFound otherwise, so ids cannot be probed."""

@@ -85,10 +85,19 @@ def test_the_county_office_drills_down_and_downloads(
     expect(t1_row.locator("td").nth(2)).to_have_text("1")
     expect(t1_row.locator("td").nth(3)).to_have_text("0")  # 请假: none excused
     expect(t1_row.locator("td").nth(4)).to_have_text("33.3%")
+    expect(t1_row.locator("td").nth(9)).to_have_text("0")  # 未到: no slot missed
     expect(table.locator("tr.total")).to_have_count(1)
     expect(page.locator("#chart-rows canvas").first).to_be_visible()
     expect(page.locator("#chart-heatmap canvas").first).to_be_visible()
     shot(page, "county-01-towns")
+    # The heatmap's window: the selected week alone, then back to 8 weeks.
+    page.select_option("#heat-weeks", "1")
+    expect(page.locator("#heatmap-weeks")).to_have_text(f"{week} 至 {week}", timeout=60_000)
+    expect(page.locator("body")).to_have_attribute("data-loaded", "county::town", timeout=60_000)
+    shot(page, "county-01b-heatmap-one-week")
+    page.select_option("#heat-weeks", "8")
+    expect(page.locator("#heatmap-weeks")).not_to_have_text(f"{week} 至 {week}", timeout=60_000)
+    expect(page.locator("body")).to_have_attribute("data-loaded", "county::town", timeout=60_000)
 
     t1_row.locator("button.drill").click()
     loaded = page.locator("body")

@@ -151,7 +151,9 @@ ORG_OR_ADMIN = frozenset({"org1", "admin"})
 # A community's desk (its weeks, lists, review queue): its organizer, the admin and the offices.
 DESK = ORG_OR_ADMIN | OFFICES
 HR_OR_ADMIN = frozenset({"hr1", "admin"})
-MEMBER_READ = SCOPE1 | COUNTY  # the member, their organizer, their unit's HR, the admin, county
+# The member, their organizer, their unit's HR, the admin, the county office and the office of
+# the town their community lies in (town1 reads M1 of C1 in T1; town2 gets the 404).
+MEMBER_READ = SCOPE1 | OFFICES
 DIRECTORY = "registry directory (units, communities, kinds): readable by every signed-in caller"
 # Grids and stations are readable by everyone except another community's organizer.
 NOT_ORG2 = ALL - {"org2"}

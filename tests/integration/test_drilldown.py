@@ -18,8 +18,12 @@ import pytest
 from openpyxl import load_workbook
 
 from services import topics
-from services.events import ExcusalRecorded
+from services.events import ActivityFields, ExcusalRecorded, SignupFields
 from services.processors import ROUTES, route_for_event
+from services.processors.activities import ACTIVITY_COLUMNS, SIGNUP_COLUMNS
+from services.publisher import Publisher
+from services.reads.slot_weeks import tallies
+from services.slot_weeks_job import Tallier, tally
 from services.timeutil import LOCAL_TZ, iso_week
 from tests.support.stack import Stack
 
@@ -154,29 +158,121 @@ def county(stack: Stack) -> dict[str, Any]:
     )
     _wh(stack).insert("wishes", [[wish[k] for k in wish_cols]], wish_cols)
 
-    # 丙二 (交通, did not serve the week) was excused for it: asked, and approved by 交通.
-    asked = NOW - timedelta(days=30)
-    excusal = {"request_id": "exc_drill", "member_id": m["c2"], "community_id": c, "unit_id": u1}
-    for e in (
-        ExcusalRecorded(
-            event_id="exc-drill-request", occurred_at=asked, action="request", weeks=(WEEK,),
-            reason="training", actor_role="member", actor_id=m["c2"], **excusal,
-        ),
-        ExcusalRecorded(
-            event_id="exc-drill-approve", occurred_at=asked + timedelta(hours=2),
-            action="approve", actor_role="organizer", actor_id=c, **excusal,
-        ),
-    ):  # fmt: skip
-        route = route_for_event(e)
-        _wh(stack).insert(route.table, [route.to_row(e)], route.columns)
+    # 丙二 (交通, did not serve the week) was excused for it, and for the week before (which
+    # they served: served wins), asked and approved by 交通; 甲三 (南城) for a week of the trend
+    # they did not serve, approved by 南城.
+    asked = NOW - timedelta(days=60)
+    for rid, who, community, unit, weeks in (
+        ("exc_drill", "c2", c, u1, (WEEK, WEEKS[-2])),
+        ("exc_drill_a3", "a3", a, u2, (WEEKS[-4],)),
+    ):
+        excusal = {
+            "request_id": rid,
+            "member_id": m[who],
+            "community_id": community,
+            "unit_id": unit,
+        }
+        for e in (
+            ExcusalRecorded(
+                event_id=f"{rid}-request", occurred_at=asked, action="request", weeks=weeks,
+                reason="training", actor_role="member", actor_id=m[who], **excusal,
+            ),
+            ExcusalRecorded(
+                event_id=f"{rid}-approve", occurred_at=asked + timedelta(hours=2),
+                action="approve", actor_role="organizer", actor_id=community, **excusal,
+            ),
+        ):  # fmt: skip
+            route = route_for_event(e)
+            _wh(stack).insert(route.table, [route.to_row(e)], route.columns)
+
+    _slots(stack, m, {"a": a, "c": c, "st_a": st_a, "st_c": st_c, "u1": u1, "u2": u2})
     return {
         "t1": t1, "t2": t2, "empty_town": empty_town, "u1": u1, "u2": u2, "a": a, "b": b,
         "c": c, "g1": g1, "g2": g2, "st_a": st_a, "st_c": st_c, "m": m,
     }  # fmt: skip
 
 
-def _get(stack: Stack, path: str, headers: dict[str, str] | None = None, **params: str) -> Any:
-    r = stack.client.get(path, params={"week": WEEK, **params}, headers=headers or stack.admin)
+def _local(day: date, hour: int) -> datetime:
+    return datetime.combine(day, datetime.min.time()).replace(hour=hour, tzinfo=LOCAL_TZ)
+
+
+def _slots(stack: Stack, m: dict[str, str], ids: dict[str, str]) -> None:
+    """Service slots, sign-ups and sessions, then the slot-attendance roll-up as its job tallies
+    it (published to Kafka, written by the sink). The week's no-shows: 甲二 (南城, placed, no
+    scan) and 丙一, 丙二 (交通); 甲一 attended (a session at the station over the slot); 甲三
+    withdrew; a cancelled slot and 甲二's no-show a week earlier do not count in the week."""
+    wh = _wh(stack)
+    wed, thu = MONDAY + timedelta(days=2), MONDAY + timedelta(days=3)
+
+    def slot(aid: str, community: str, station: str, day: date, status: str = "open") -> Any:
+        start = _local(day, 14)
+        return ActivityFields(
+            community_id=community, title="清扫楼道", description="", station_id=station,
+            grid_id=None, starts_at=start, ends_at=start + timedelta(hours=2), capacity=10,
+            signup_deadline=start, cancel_deadline=start - timedelta(hours=2), unit_ids=(),
+            rule_id=None, activity_id=aid, revision=2, status=status, created_by=community,
+            created_at=start - timedelta(days=5), updated_at=start - timedelta(days=5),
+            last_event_id=f"{aid}-e",
+        )  # fmt: skip
+
+    acts = [
+        slot("act_a", ids["a"], ids["st_a"], wed),
+        slot("act_c", ids["c"], ids["st_c"], thu),
+        slot("act_gone", ids["a"], ids["st_a"], thu, status="cancelled"),
+        slot("act_before", ids["a"], ids["st_a"], wed - timedelta(weeks=1)),
+    ]
+    wh.insert(
+        "activities",
+        [[list(v) if isinstance(v, tuple) else v for v in (getattr(a, k) for k in ACTIVITY_COLUMNS)]
+         for a in acts],
+        ACTIVITY_COLUMNS,
+    )  # fmt: skip
+    places = [
+        ("act_a", "a1", ids["u1"], "placed"),
+        ("act_a", "a2", ids["u1"], "placed"),
+        ("act_a", "a3", ids["u2"], "withdrawn"),
+        ("act_c", "c1", ids["u2"], "placed"),
+        ("act_c", "c2", ids["u1"], "placed"),
+        ("act_gone", "a1", ids["u1"], "placed"),
+        ("act_before", "a2", ids["u1"], "placed"),
+    ]
+    signup_rows = []
+    for seq, (aid, who, unit, status) in enumerate(places, 1):
+        at = NOW - timedelta(days=40)
+        s = SignupFields(
+            activity_id=aid, member_id=m[who], unit_id=unit, community_id=ids[who[0]],
+            version=1, status=status, seq=seq, signed_up_at=at, updated_at=at,
+            last_event_id=f"su{seq}", signup_event_id=f"su{seq}",
+        )  # fmt: skip
+        signup_rows.append([*(getattr(s, k) for k in SignupFields.model_fields), f"cmd{seq}"])
+    wh.insert("activity_signups", signup_rows, SIGNUP_COLUMNS)
+    start = _local(wed, 13) + timedelta(minutes=50)
+    session = {
+        "session_id": "sess_slot_a1", "revision": 2, "member_id": m["a1"], "unit_id": ids["u1"],
+        "member_community_id": ids["a"], "station_id": ids["st_a"],
+        "station_community_id": ids["a"], "start": start, "end": start + timedelta(hours=2),
+        "credited_seconds": 7200, "status": "closed", "flags": [], "checkin_event_id": "ci_a1",
+        "checkout_event_id": "co_a1", "member_grid_id": None, "voided": 0, "counted": 1,
+        "absorbed_event_ids": [],
+    }  # fmt: skip
+    cols = ROUTES[topics.SESSIONS.name].columns
+    wh.insert("sessions", [[session[k] for k in cols]], cols)
+
+    settings = stack.settings.model_copy(update={"slot_weeks_look_back": 5})
+    publisher = Publisher(settings)
+    try:
+        assert Tallier(settings, wh, publisher).run_once() == 5
+        stack.wait_for(lambda: len(tallies(wh, WEEK)) == 4, timeout=60)
+        stack.wait_for(lambda: len(tallies(wh, WEEKS[-2])) == 1, timeout=60)
+    finally:
+        publisher.close()
+
+
+def _get(
+    stack: Stack, path: str, headers: dict[str, str] | None = None, **params: str | None
+) -> Any:
+    query = {k: v for k, v in {"week": WEEK, **params}.items() if v is not None}
+    r = stack.client.get(path, params=query, headers=headers or stack.admin)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -284,7 +380,8 @@ def test_every_table_downloads(stack: Stack, county: dict[str, Any]) -> None:
     lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert lines[0][:4] == ["社区", "登记党员数", "已服务人数", "本周服务率"]
     assert [ln[0] for ln in lines[1:]] == ["南城社区", "西城社区", "合计"]
-    assert len(lines[0]) == 11 + 8 and lines[0][10] == "本周请假人数"
+    assert len(lines[0]) == 12 + 8 and lines[0][10] == "本周请假人数"
+    assert lines[0][11] == "活动报名未到(次)" and [ln[11] for ln in lines[1:]] == ["1", "0", "1"]
     r = stack.client.get(
         "/v1/county/heatmap", params={"week": WEEK, "format": "xlsx"}, headers=stack.admin
     )
@@ -337,6 +434,119 @@ def test_bad_input_is_a_422(stack: Stack, county: dict[str, Any]) -> None:
         assert r.status_code == 422, (path, params, r.text)
         assert r.json()["error"]["code"]
     assert stack.client.get("/v1/county/drilldown").status_code == 401
+
+
+def test_no_shows_at_every_level(stack: Stack, county: dict[str, Any]) -> None:
+    c = county
+    by_town = {r["id"]: r for r in _get(stack, "/v1/county/drilldown")["items"]}
+    # 甲二 in 巩昌镇 (南城); 丙一 and 丙二 in 文峰镇 (交通); nobody in 柯寨镇.
+    assert [by_town[c[t]]["no_shows"] for t in ("t1", "t2", "empty_town")] == [1, 2, 0]
+    town = _get(stack, f"/v1/towns/{c['t1']}/drilldown")
+    assert {r["name"]: r["no_shows"] for r in town["items"]} == {"南城社区": 1, "西城社区": 0}
+    grids = {r["name"]: r for r in _get(stack, f"/v1/communities/{c['a']}/drilldown")["items"]}
+    assert grids["第1网格"]["no_shows"] == 1 and grids["第2网格"]["no_shows"] == 0  # 甲二: 1号楼
+    units = {r["name"]: r for r in _get(stack, "/v1/county/drilldown", by="unit")["items"]}
+    assert (units["县财政局"]["no_shows"], units["县医院"]["no_shows"]) == (2, 1)
+    assert _get(stack, "/v1/county/drilldown")["total"]["no_shows"] == 3
+    # The week before: 甲二's other no-show.
+    before = _get(stack, "/v1/county/drilldown", week=WEEKS[-2])
+    assert before["total"]["no_shows"] == 1
+    # Tallied again, nothing changed: the job publishes nothing.
+    assert tally(_wh(stack), NOW, 5) == []
+
+
+def test_trend_points_leave_out_the_excused_as_the_weekly_read(
+    stack: Stack, county: dict[str, Any]
+) -> None:
+    c = county
+    for town in (c["t1"], c["t2"]):
+        for r in _get(stack, f"/v1/towns/{town}/drilldown")["items"]:
+            for point in r["trend"]:
+                weekly = _get(stack, f"/v1/communities/{r['id']}/weekly", week=point["week"])
+                assert (point["registered"], point["served"], point["excused"], point["rate"]) == (
+                    weekly["members_registered"],
+                    weekly["members_served"],
+                    weekly["excused"],
+                    weekly["rate"],
+                ), (r["name"], point["week"])
+    by_id = {r["id"]: r for r in _get(stack, f"/v1/towns/{c['t1']}/drilldown")["items"]}
+    # 甲三 (南城) excused in a trend week they did not serve: out of that point's base.
+    point = by_id[c["a"]]["trend"][-4]
+    assert point["excused"] == 1 and point["rate"] == 0.0 and point["registered"] == 3
+    jiaotong = _get(stack, f"/v1/towns/{c['t2']}/drilldown")["items"][0]
+    # 丙二 served the week before although excused: served wins, nobody left out.
+    assert jiaotong["trend"][-2]["excused"] == 0 and jiaotong["trend"][-2]["rate"] == 0.5
+    assert jiaotong["trend"][-1]["excused"] == 1 and jiaotong["trend"][-1]["rate"] == 1.0
+
+
+def test_the_heatmap_window(stack: Stack, county: dict[str, Any]) -> None:
+    c = county
+    one = _get(stack, "/v1/county/heatmap", weeks="1")
+    assert one["weeks"] == [WEEK]
+    assert {r["station_id"]: r["total"] for r in one["items"]}[c["st_a"]] == 2
+    year = _get(stack, "/v1/county/heatmap", weeks="52")
+    assert len(year["weeks"]) == 52 and year["weeks"][-1] == WEEK
+    span = stack.client.get(
+        "/v1/county/heatmap", params={"from": WEEKS[0], "to": WEEK}, headers=stack.admin
+    )
+    assert span.status_code == 200 and span.json()["weeks"] == WEEKS
+    # A window after the week's scans holds none of them.
+    later = iso_week(NOW)
+    after = _get(stack, f"/v1/towns/{c['t2']}/heatmap", week=later, weeks="2")
+    assert after["weeks"][-1] == later and [r["total"] for r in after["items"]] == [0]
+    r = stack.client.get(
+        f"/v1/communities/{c['a']}/heatmap",
+        params={"from": WEEK, "to": WEEK, "format": "csv"},
+        headers=stack.admin,
+    )
+    assert r.status_code == 200 and f"{WEEK}-{WEEK}" in r.headers["content-disposition"]
+    bad: list[tuple[dict[str, str], str, str]] = [
+        ({"weeks": "0"}, "weeks", ""),
+        ({"weeks": "53"}, "weeks", ""),
+        ({"weeks": "many"}, "weeks", ""),
+        ({"from": WEEK}, "to", "invalid_window"),
+        ({"to": WEEK}, "from", "invalid_window"),
+        ({"from": WEEK, "to": WEEKS[0]}, "from", "invalid_window"),
+        ({"from": "2024-W01", "to": "2025-W10"}, "to", "invalid_window"),
+        ({"from": WEEKS[0], "to": WEEK, "weeks": "4"}, "from", "invalid_window"),
+        ({"from": "2026-W99", "to": WEEK}, "from", "invalid_week"),
+    ]
+    for params, field, code in bad:
+        r = stack.client.get("/v1/county/heatmap", params=params, headers=stack.admin)
+        assert r.status_code == 422, (params, r.text)
+        err = r.json()["error"]
+        assert field in err["message"], (params, err)
+        assert not code or err["code"] == code, (params, err)
+
+
+def test_a_town_office_reads_its_members(stack: Stack, county: dict[str, Any]) -> None:
+    c, m = county, county["m"]
+    town1, town2 = stack.token("town", c["t1"]), stack.token("town", c["t2"])
+    for path in ("", "/hours", "/sessions", "/weekly", "/excusals"):
+        mine = stack.client.get(f"/v1/members/{m['a1']}{path}", headers=town1)
+        assert mine.status_code == 200, (path, mine.text)
+        other = stack.client.get(f"/v1/members/{m['a1']}{path}", headers=town2)
+        assert other.status_code == 404, (path, other.text)
+        # The 404 of a member that does not exist: the id's existence does not leak.
+        assert other.json()["error"]["code"] == "member_not_found"
+    # Another town's member answers as one that does not exist.
+    assert stack.client.get(f"/v1/members/{m['c1']}", headers=town1).status_code == 404
+    assert stack.client.get(f"/v1/members/{m['c1']}", headers=town2).status_code == 200
+    # Reads only: no change, no phone in full.
+    r = stack.client.patch(f"/v1/members/{m['a1']}", json={"name": "改名"}, headers=town1)
+    assert r.status_code == 403
+    r = stack.client.get(f"/v1/members/{m['a1']}/phone", headers=town1)
+    assert r.status_code == 404
+    # A member with a phone, in a community of the third town: its office reads them with the
+    # phone masked; town 1's office does not read them.
+    d = stack.create("/v1/communities", {"name": "柯寨社区", "town_id": c["empty_town"]})["id"]
+    body = {"name": "丁一", "unit_id": c["u1"], "community_id": d, "phone": "13812340009"}
+    with_phone = stack.create("/v1/members", body)["id"]
+    town3 = stack.token("town", c["empty_town"])
+    r = stack.client.get(f"/v1/members/{with_phone}", headers=town3)
+    assert r.status_code == 200 and r.json()["phone"] == "138****0009", r.text
+    assert "13812340009" not in r.text
+    assert stack.client.get(f"/v1/members/{with_phone}", headers=town1).status_code == 404
 
 
 def test_a_change_after_the_week_leaves_its_figures(stack: Stack, county: dict[str, Any]) -> None:

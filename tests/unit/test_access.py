@@ -81,6 +81,22 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     # and the admin change. HR and the member themself may read but not change: 403.
     ("member", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHAAHH", "FFAHFFAFFF"),
     ("member_service", "M1"): (member_facts(M1, C1, U1), True, "AHAHAHAAHH", "FFAHFFAFFF"),
+    # The same member with their community's town looked up (a town office asking): the office
+    # of that town reads them too (never changes), another town's office does not.
+    ("member", "M1 in T1"): (member_facts(M1, C1, U1, T1), True, "AHAHAHAAAH", "FFAHFFAFFF"),
+    ("member_service", "M1 in T1"): (
+        member_facts(M1, C1, U1, T1),
+        True,
+        "AHAHAHAAAH",
+        "FFAHFFAFFF",
+    ),
+    ("member_phone", "M1's in T1"): (
+        member_facts(M1, C1, U1, T1),
+        True,
+        "HHAHHHAHHH",
+        "FFAHFFAFFF",
+    ),
+    ("my_data", "M1's in T1"): (member_facts(M1, C1, U1, T1), True, "AHHHHHHHHH", "AHFFFFFFFF"),
     ("session", "M2 at C1"): (VISITING_SESSION, True, "HHAHHHAAHH", "FFAHFFAFFF"),
     ("session_feedback", "M2 at C1"): (VISITING_SESSION, True, "HHAAHHAAHH", "FFAAFFAFFF"),
     ("checkin", "M1's"): (Facts(member_id=M1), True, "AHHHHHHHHH", "AHFFFFFFFF"),
@@ -133,6 +149,14 @@ TABLE: dict[tuple[Resource, str], tuple[Facts, bool, str, str]] = {
     # Excused weeks: the member (or their organizer) asks, the organizer decides, HR follows.
     ("excusal", "M1's, asked in C1"): (member_facts(M1, C1, U1), True, "AHAHAHAAHH", "FFAHFFAFFF"),
     ("excusal_request", "for M1"): (member_facts(M1, C1, U1), True, "AHAHAHAHHH", "AHAHFFAFFF"),
+    ("excusal", "M1's in T1"): (member_facts(M1, C1, U1, T1), True, "AHAHAHAAAH", "FFAHFFAFFF"),
+    # Asking for M1 stays with the member and their organizer: the town office only reads.
+    ("excusal_request", "for M1 in T1"): (
+        member_facts(M1, C1, U1, T1),
+        True,
+        "AHAHAHAHHH",
+        "AHAHFFAFFF",
+    ),
     # Standing posts: `also_community_id` is the calling member's community.
     ("post", "of C1, to a member of C1"): (POST_C1, True, "AAAHHHAHHH", "FFAHFFAFFF"),
     ("post", "of C1, to a member of C2"): (POST_C2, True, "HHAHHHAHHH", "FFAHFFAFFF"),
@@ -349,6 +373,9 @@ def test_a_town_office_is_judged_by_the_town_the_facts_name() -> None:
     # A town office's subject is a town id: an organizer whose community id equals it is not it.
     odd = Principal("organizer", T1, "t", 1)
     assert decide(odd, "rollup", "read", Facts(town_id=T1)) is Decision.HIDE
+    # A member is judged by their community's town: the town alone is not a member.
+    assert decide(WHO["town1"], "member", "read", Facts(member_id=M1, town_id=T1)) is Decision.HIDE
+    assert decide(WHO["town1"], "member", "read", member_facts(M1, C1, U1)) is Decision.HIDE
 
 
 def test_roles_are_the_tokens_roles() -> None:

@@ -57,6 +57,12 @@ function base(level) {
   const kind = level.scope === "town" ? "towns" : "communities";
   return `/v1/${kind}/${encodeURIComponent(level.id)}`;
 }
+// The heatmap's window: the weeks chosen, ending with the selected week (1-52, default 8).
+function heatQuery(extra) {
+  const q = new URLSearchParams({week: $("week").value, weeks: $("heat-weeks").value || "8"});
+  for (const [k, v] of Object.entries(extra || {})) q.set(k, v);
+  return q.toString();
+}
 function query(extra) {
   const q = new URLSearchParams({week: $("week").value});
   if ($("by").value) q.set("by", $("by").value);
@@ -154,6 +160,7 @@ function renderTable(data) {
     cell(tr, r.hours, "num");
     cell(tr, r.wishes_fulfilled, "num");
     cell(tr, r.lapsed, "num");
+    cell(tr, r.no_shows, "num");
     cell(tr, r.trend.map((p) => `${Math.round(p.rate * 100)}`).join(" · "), "trend");
     const td = cell(tr, "");
     if (drillable && r.id && !r.total) {
@@ -210,7 +217,7 @@ async function load() {
   try {
     const [data, heat] = await Promise.all([
       getJson(`${base(level)}/drilldown?${query()}`),
-      getJson(`${base(level)}/heatmap?${new URLSearchParams({week: $("week").value})}`),
+      getJson(`${base(level)}/heatmap?${heatQuery()}`),
     ]);
     if (seq !== loads) return;
     state.data = data;
@@ -222,6 +229,7 @@ async function load() {
     $("kpi-hours").textContent = t.hours;
     $("kpi-wishes").textContent = t.wishes_fulfilled;
     $("kpi-lapsed").textContent = t.lapsed;
+    $("kpi-no-shows").textContent = t.no_shows;
     $("rows-title").textContent = `各${LEVEL[data.by]}服务率与报到率`;
     $("table-title").textContent = `${level.name} · 各${LEVEL[data.by]}明细（${data.week}）`;
     drawRows(data);
@@ -239,7 +247,7 @@ async function load() {
 async function download(kind, format) {
   const level = here();
   const week = $("week").value;
-  const q = kind === "drilldown" ? query({format}) : new URLSearchParams({week, format}).toString();
+  const q = kind === "drilldown" ? query({format}) : heatQuery({format});
   const label = kind === "drilldown" ? `${LEVEL[(state.data && state.data.by) || CHILD[level.scope]]}明细` : "签到热力图";
   const filename = `${week}${level.name}${label}.${format}`;
   say("toolbar-msg", "正在生成文件……", true);
@@ -275,6 +283,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("refresh").addEventListener("click", load);
   $("week").addEventListener("change", () => { if ($("week").value) load(); });
   $("by").addEventListener("change", load);
+  $("heat-weeks").addEventListener("change", load);
   $("table-csv").addEventListener("click", () => download("drilldown", "csv"));
   $("table-xlsx").addEventListener("click", () => download("drilldown", "xlsx"));
   $("heatmap-csv").addEventListener("click", () => download("heatmap", "csv"));

@@ -440,7 +440,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/wishes"): Case(
         NOT_TOWNS, entitled=SCOPE1 | COUNTY, why="confined to the caller; no list for a town"
     ),
-    ("GET", "/v1/wishes/{wish_id}"): Case(MEMBER_READ),
+    # A wish is the community's list item: the county office reads every community's; a town
+    # office reads its figures from the roll-ups, not the wishes themselves.
+    ("GET", "/v1/wishes/{wish_id}"): Case(SCOPE1 | COUNTY),
     ("POST", "/v1/wishes/{wish_id}/dispatch"): Case(
         ORG_OR_ADMIN,
         params={"wish_id": "w_dispatch"},

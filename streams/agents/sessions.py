@@ -234,13 +234,12 @@ class Outbox:
         await asyncio.gather(*self._acks)
         for store, partition, key, value in self._writes:
             store.put(partition, key, value)
-        reached: dict[tuple[StateStore, str, int], int] = {}
+        written: dict[tuple[StateStore, str, int], list[int]] = {}
         for store, ack in self._logged:
             meta = ack.result()  # type: ignore[attr-defined]
-            where = (store, meta.topic, meta.partition)
-            reached[where] = max(reached.get(where, -1), meta.offset)
-        for (store, topic, partition), offset in reached.items():
-            store.persisted(topic, partition, offset)
+            written.setdefault((store, meta.topic, meta.partition), []).append(meta.offset)
+        for (store, topic, partition), offsets in written.items():
+            store.persisted(topic, partition, offsets)
         metrics.AGENT_SESSIONS.inc(self.sessions)
         metrics.AGENT_WEEKS.inc(self.weeks)
 
@@ -378,7 +377,7 @@ async def _process(events: list[Any]) -> None:
     # read and placed before the first delivered offset after them.
     planned: dict[tuple[str, int], list[int]] = {}
     for (name, part), by_offset in delivered.items():
-        plan = GUARANTEE.plan(batch, name, part, list(by_offset))
+        plan = await GUARANTEE.plan(batch, name, part, list(by_offset))
         if plan.missing:
             by_offset.update(await GUARANTEE.read(name, part, plan.missing))
         planned[(name, part)] = plan.apply

@@ -164,6 +164,13 @@ class Guarantee:
             return
         self.ledger.start(tp, await self._earliest(topic, partition))
 
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the partition's next message will get."""
+        reader = await self._reader()
+        ktp = KafkaTP(topic, partition)
+        offsets = await asyncio.wait_for(reader.end_offsets([ktp]), READ_TIMEOUT_S)
+        return int(offsets[ktp])
+
     async def _earliest(self, topic: str, partition: int) -> int:
         """The partition's first offset still in the log."""
         reader = await self._reader()

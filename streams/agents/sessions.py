@@ -394,7 +394,9 @@ async def catch_up() -> None:
                 end = await GUARANTEE.end_offset(tp.topic, tp.partition)
                 if end <= nxt:
                     continue
-                records = await GUARANTEE.read(tp.topic, tp.partition, list(range(nxt, end)))
+                # At most a batch: a partition starved behind a backlog catches up in steps.
+                last = min(end, nxt + settings.session_batch_size)
+                records = await GUARANTEE.read(tp.topic, tp.partition, list(range(nxt, last)))
                 await _process([records[o] for o in sorted(records)])
         except Exception as exc:
             log.exception("session catch-up failed; stopping the worker")

@@ -362,6 +362,10 @@ CATCH_UP_S = 10.0
 
 @app.timer(interval=CATCH_UP_S)  # type: ignore[untyped-decorator]
 async def catch_up() -> None:
+    await _catch_up()
+
+
+async def _catch_up() -> None:
     """Applies the messages at the end of a partition that faust does not deliver.
 
     The ledger finds a message faust skipped when a later one of the same partition arrives

@@ -12,6 +12,7 @@ import pytest
 from faust.types import TP
 
 from streams.agents import sessions as agent
+from streams.app import settings
 from streams.guarantee import Record
 from streams.ledger import Ledger
 from tests.support.stack import run_async
@@ -86,7 +87,7 @@ def test_nothing_is_read_while_the_group_rebalances(fake: SimpleNamespace) -> No
 
 
 def test_a_catch_up_is_at_most_a_batch(fake: SimpleNamespace, monkeypatch: Any) -> None:
-    monkeypatch.setattr(agent.settings, "session_batch_size", 3)
+    monkeypatch.setattr(settings, "session_batch_size", 3)
     run_async(agent._catch_up())
     run_async(agent._catch_up())
     assert fake.applied == [[33, 34, 35]]

@@ -7,7 +7,8 @@ partition index of the ~8% of them with an open session (state format 4: a key p
 each in the changelog partition of the member's key, as the worker writes them. Then:
 
 1. a worker with an empty DATA_DIR starts: the time until faust's recovery completes is what a
-   partition move costs (the state rebuilt from the changelog), its RSS after it;
+   partition move costs (the state rebuilt from the changelog), its RSS after it and its peak
+   during it (`rss_recovery_peak_mb`);
 2. `scans` check-ins of as many different members go through it (each loads a member's state
    from the store, applies the rules, writes it back): the time, the RSS and its peak, and the
    longest pause of Python's collector in the worker (`volunteer_gc_pause_max_seconds`,
@@ -236,6 +237,8 @@ def run_one(
         proc, out["recovery_fresh_s"] = _start(s, wdir, store, root / "worker1.log", timeout_s)
         pid = proc.pid
         out["rss_recovered_mb"] = (_rss_kb(pid) or 0) // 1024
+        # The high-water mark so far is the rebuild's: what a partition move costs in memory.
+        out["rss_recovery_peak_mb"] = (_rss_kb(pid, "VmHWM") or 0) // 1024
         t = _load(s, n_scans, members)
         _wait_committed(s, n_scans, timeout_s)
         out["scans_per_s"] = round(n_scans / (time.monotonic() - t))

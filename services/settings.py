@@ -191,11 +191,12 @@ class Settings(BaseSettings):
     # (faust's RocksDB store through rocksdict, under DATA_DIR/faust, one database per table
     # and partition; a restart on the same DATA_DIR reads only the changelog's tail) or
     # `memory` (the Python heap, rebuilt from the changelog at every start). rocksdb keeps a
-    # million members' states off the heap (bench/findings.md, section 5), but is opt-in: the
-    # rebalance-guarantee test (a second worker joining mid-batch) failed with it once in
-    # three runs (two members' later scans not applied within 90 s), and memory is the store
-    # every drill proved.
-    state_store: Literal["memory", "rocksdb"] = "memory"
+    # million members' states off the heap (bench/findings.md, section 6). (It was opt-in for
+    # a round: the rebalance-guarantee test failed with it once in three runs. The cause was
+    # not the store, the memory store fails the same way: a partition with nothing committed
+    # was started at the first message faust delivered, streams/guarantee.py. The test runs
+    # with both stores since.)
+    state_store: Literal["memory", "rocksdb"] = "rocksdb"
     # FAULT INJECTION, for tests and drills only; off by default, never set in production.
     # SESSION_FAULT_SKIP: comma-separated `topic:partition:offset` (partition `*` for any): the
     # session agent drops the first delivery of each such message as faust's streams do with a

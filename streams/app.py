@@ -21,6 +21,8 @@ faust_fixes.apply()
 
 settings = get_settings()
 
+WORKER_MAX_POLL_RECORDS = 1000
+
 app = faust.App(
     settings.topic(STREAMS_APP_ID),
     broker=f"kafka://{settings.kafka_bootstrap}",
@@ -52,6 +54,12 @@ app = faust.App(
     # until the session times out: keep that short so a restarted or surviving worker resumes
     # the sessions within seconds.
     broker_session_timeout=10.0,
+    # At most this many records decoded per poll. faust's default (None) makes aiokafka decode
+    # everything a fetch returned at once, and a fetch is 1 MiB *compressed* per partition: a
+    # changelog of zstd-compressed member states came back as ~500 MB of Python objects at
+    # 100,000 members (the rebuild's RSS peak, bench/findings.md section 6). The rest of a
+    # fetch waits compressed in aiokafka; an agent batch is SESSION_BATCH_SIZE (1,000).
+    broker_max_poll_records=WORKER_MAX_POLL_RECORDS,
     broker_heartbeat_interval=2.0,
     consumer_auto_offset_reset="earliest",
     autodiscover=False,

@@ -58,8 +58,10 @@ class Ledger:
         self._next[tp] = next_offset
 
     def start_at_first(self, tp: TopicPartition) -> None:
-        """Nothing saved and nothing committed: the group reads the partition from its earliest
-        offset, and the first message delivered is where the state starts."""
+        """The first message delivered is where the state starts. Not what the agents use
+        with nothing saved and nothing committed: faust may deliver a kept partition from past
+        messages it dropped at a rebalance (streams/guarantee.py starts at the earliest
+        offset)."""
         self.start(tp, _FIRST)
 
     def next(self, tp: TopicPartition) -> int | None:

@@ -9,12 +9,14 @@ writes only after Kafka acknowledged them, then records the changelog offsets th
 the store's persisted offsets: a worker restarted on the same DATA_DIR reads only the
 changelog's tail (faust's recovery starts after the persisted offset), and a write never sits
 in the local store without being in the changelog (which a re-applied batch would not write
-again: its events change nothing the second time).
+again: its events change nothing the second time). The persisted offset moves only over a
+contiguous run of this worker's own records (`contiguous_end`): a record another worker wrote
+in between is read at the next recovery, never skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from faust.stores.rocksdb import Store as RocksStore
@@ -69,11 +71,39 @@ class StateStore:
                 return
             yield bytes(key), bytes(value)
 
-    def persisted(self, topic: str, partition: int, offset: int) -> None:
-        """Every changelog record of the partition up to `offset` is in the local store."""
+    def persisted(self, topic: str, partition: int, offsets: Iterable[int]) -> None:
+        """The changelog records at `offsets` (this worker's writes, acknowledged) are in the
+        local store: the persisted offset moves over them as far as they continue it."""
         rocks = self._rocks
         if rocks is not None:
             tp = TP(topic, partition)
             current = rocks.persisted_offset(tp)
-            if current is None or offset > current:
-                rocks.set_persisted_offset(tp, offset)
+            reached = contiguous_end(current, offsets)
+            if reached is not None and (current is None or reached > current):
+                rocks.set_persisted_offset(tp, reached)
+
+
+def contiguous_end(persisted: int | None, written: Iterable[int]) -> int | None:
+    """How far the persisted offset may move once this worker's records at `written` are in
+    its local store: over the run of them that directly follows `persisted`, no further.
+
+    The persisted offset says every record of the partition up to it is in the local store,
+    and faust's recovery reads only after it. A record at an offset this worker did not write
+    (between `persisted` and one of its own) came from another writer: a worker that owned the
+    partition while this one, expelled from the group (a session timeout under load), was
+    still finishing a batch. Moving past it would skip it at every later recovery on this
+    folder: that key would keep this worker's older value for good, while a recovery from
+    scratch (the memory store, an empty folder) reads the log's last value. So the offset
+    stops before the first gap, and the next recovery reads from there: both writers'
+    records, in log order. With no persisted offset (nothing recovered into this store), no
+    run can be shown to start at the partition's beginning unless it starts at offset 0."""
+    end = -1 if persisted is None else persisted
+    for offset in sorted(set(written)):
+        if offset <= end:
+            continue
+        if offset != end + 1:
+            break
+        end = offset
+    if end == -1 or (persisted is not None and end == persisted):
+        return None
+    return end

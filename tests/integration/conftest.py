@@ -31,8 +31,13 @@ def stack(
     chdb_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    # A module may set STACK_ENV: settings, by environment name, for its API and its worker.
-    stack_env: dict[str, str] = getattr(request.module, "STACK_ENV", {})
+    # A module may set STACK_ENV: settings, by environment name, for its API and its worker;
+    # and run its tests once per variant, by parametrizing this fixture (indirect=True) with
+    # more of them (e.g. {"STATE_STORE": "rocksdb"}).
+    stack_env: dict[str, str] = {
+        **getattr(request.module, "STACK_ENV", {}),
+        **getattr(request, "param", {}),
+    }
     name = f"t{uuid.uuid4().hex[:8]}"
     data_dir = tmp_path_factory.mktemp(name)
     settings = Settings(

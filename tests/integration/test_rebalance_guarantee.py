@@ -24,7 +24,20 @@ from services.events import CheckinScanned, derived_id
 from tests.support.net import free_port
 from tests.support.stack import Stack, Worker
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
+# Both state stores (STATE_STORE; streams/state_store.py): the guarantee must not depend on
+# where the tables live. Each variant gets a stack of its own (the fixture is per module).
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.clickhouse,
+    pytest.mark.slow,
+    pytest.mark.parametrize(
+        "stack",
+        [{"STATE_STORE": "memory"}, {"STATE_STORE": "rocksdb"}],
+        ids=["memory", "rocksdb"],
+        indirect=True,
+        scope="module",
+    ),
+]
 
 HOLD_FILE = Path(f"/tmp/hold-{uuid.uuid4().hex}")
 STACK_ENV = {
@@ -138,9 +151,9 @@ def test_a_rebalance_while_a_batch_is_in_flight_applies_each_scan_once(
         settings2 = stack.settings.model_copy(
             update={"worker_web_port": free_port(), "data_dir": tmp_path}
         )
-        worker2 = Worker(
-            settings2, tmp_path / "worker2.log", {**STACK_ENV, "SESSION_FAULT_SKIP": ""}
-        )
+        # The same store as worker 1 (the settings' environment does not carry it).
+        env2 = {**STACK_ENV, "SESSION_FAULT_SKIP": "", "STATE_STORE": stack.settings.state_store}
+        worker2 = Worker(settings2, tmp_path / "worker2.log", env2)
         # Its start waits for its assignment, which waits for the batch held here.
         starting = threading.Thread(target=worker2.start)
         starting.start()
@@ -148,6 +161,9 @@ def test_a_rebalance_while_a_batch_is_in_flight_applies_each_scan_once(
     finally:
         HOLD_FILE.unlink(missing_ok=True)
     starting.join()
+    # Worker 2 keeps its tables where this variant says: RocksDB databases in its own folder.
+    rocks_dbs = list((tmp_path / "faust").rglob("*.db"))
+    assert bool(rocks_dbs) == (stack.settings.state_store == "rocksdb"), rocks_dbs
     try:
         text = wait_for_log(log1, mark, "Executing _on_partitions_assigned", 60)
         # The revocation waited for the batch in flight, and the assignment came after it.

@@ -17,11 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.partitioner.default import murmur2
 from rocksdict import Options, Rdict
 
 from services import partition_index as pindex
-from services.topics import MEMBER_STATE_TABLE, PARTITION_INDEX_TABLE
+from services import state_format
+from services.sessions import MemberState, SessionRules, on_scan
+from services.topics import CHECKINS, MEMBER_STATE_TABLE, PARTITION_INDEX_TABLE
 from tests.integration.test_rolling_upgrade import HOUR, publish, scan, tick, wait_sessions
 from tests.support.net import free_port
 from tests.support.stack import Stack, Worker
@@ -135,3 +138,59 @@ def test_state_lives_in_rocksdb_survives_a_restart_and_moves_with_its_partitions
     stack.worker.start()
     assert not left, left
     assert pindex.member_key(0, "x") == b"o0:x"
+
+
+def same_partition_members(tag: str, n: int = 2) -> tuple[int, list[str]]:
+    """`n` member ids whose scans (keyed by member id, Kafka's default partitioner) and hence
+    states land in the same partition."""
+    by_partition: dict[int, list[str]] = {}
+    for i in range(1000):
+        member_id = f"mem-rk-f{i}-{tag}"
+        p = (murmur2(member_id.encode()) & 0x7FFFFFFF) % CHECKINS.partitions
+        by_partition.setdefault(p, []).append(member_id)
+        if len(by_partition[p]) == n:
+            return p, by_partition[p]
+    raise AssertionError("no two members in one partition")
+
+
+def test_a_record_another_worker_wrote_in_between_is_not_skipped_after_a_restart(
+    stack: Stack,
+) -> None:
+    """Two writers in one changelog partition: a worker expelled from the group (a session
+    timeout under load) still finishing a batch while another owns the partition. The
+    persisted offset must not pass the other's record, or every later recovery on this folder
+    skips it (the rebalance-guarantee test's failure with this store)."""
+    tag = uuid.uuid4().hex[:6]
+    partition, (x, z) = same_partition_members(tag)
+    now = datetime.now(UTC).replace(microsecond=0)
+    publish(stack, [scan(x, "in", now - timedelta(hours=5))])
+    wait_sessions(stack, {x: [("open", 0, ())]})
+
+    # The other writer's state of X (its check-out applied), in X's changelog partition.
+    rules = SessionRules.from_settings(stack.settings)
+    theirs = MemberState(member_id=x)
+    for action, at in (("in", now - timedelta(hours=5)), ("out", now - timedelta(hours=4))):
+        theirs, _ = on_scan(theirs, scan(x, action, at), rules, None)
+    foreign = state_format.dump_member(theirs, 4)
+    topic = stack.settings.topic(f"volunteer-streams-{MEMBER_STATE_TABLE}-changelog")
+    producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap, api_version=(3, 9))
+    producer.send(topic, key=x.encode(), value=foreign, partition=partition).get(timeout=30)
+    producer.close()
+
+    # This worker writes Z's state after it, in the same partition.
+    publish(stack, [scan(z, "in", now - timedelta(hours=3))])
+    wait_sessions(stack, {z: [("open", 0, ())]})
+
+    # Restarted on its folder, it reads the changelog from its persisted offset: X's value is
+    # the log's last one, the other writer's, as a recovery from scratch would have it.
+    data_dir = stack.settings.data_dir
+    stack.worker.stop()
+    stack.worker.start()
+    stack.worker.stop()
+    try:
+        held = read_db(local_dbs(data_dir, MEMBER_STATE_TABLE)[partition])
+        assert held[x.encode()] == foreign
+        assert z.encode() in held
+        assert int(held[OFFSET_KEY]) == changelog_ends(stack, MEMBER_STATE_TABLE)[partition] - 1
+    finally:
+        stack.worker.start()

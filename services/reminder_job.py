@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from services import reminders, topics
+from services import periodic, reminders, topics
 from services.events import (
     Event,
     NotificationCreated,
@@ -247,14 +247,6 @@ class Deliverer:
             consumer.close()
 
 
-def _loop(every_s: float, stop: threading.Event, body: Callable[[], Any], name: str) -> None:
-    while not stop.wait(every_s):
-        try:
-            body()
-        except Exception:
-            log.exception("%s: run failed", name)
-
-
 def start(settings: Settings, wh: Warehouse, stop: threading.Event) -> list[threading.Thread]:
     """Starts the decider (and a delivery consumer per channel configured: an SMS gateway,
     WeChat subscription messages) in daemon threads
@@ -263,14 +255,7 @@ def start(settings: Settings, wh: Warehouse, stop: threading.Event) -> list[thre
         return []
     publisher = Publisher(settings)
     decider = Decider(settings, wh, publisher)
-    threads = [
-        threading.Thread(
-            target=_loop,
-            args=(settings.reminders_interval_s, stop, decider.run_once, "reminders"),
-            name="reminders",
-            daemon=True,
-        )
-    ]
+    threads = [periodic.every("reminders", settings.reminders_interval_s, stop, decider.run_once)]
     senders: list[Sender] = []
     if SmsGateway.enabled(settings):
         senders.append(SmsGateway(settings))

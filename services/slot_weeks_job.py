@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from services import topics
+from services import periodic, topics
 from services.events import SlotWeekTallied, utcnow
 from services.publisher import Publisher
 from services.reads.activities import no_shows
@@ -89,25 +89,12 @@ class Tallier:
         return len(due)
 
 
-def _loop(every_s: float, stop: threading.Event, body: Callable[[], object]) -> None:
-    while not stop.wait(every_s):
-        try:
-            body()
-        except Exception:
-            log.exception("slot weeks: run failed")
-
-
 def start(settings: Settings, wh: Warehouse, stop: threading.Event) -> list[threading.Thread]:
     """Starts the tallier in a daemon thread that ends when `stop` is set; nothing when
     SLOT_WEEKS_INTERVAL_S=0."""
     if not settings.slot_weeks_interval_s:
         return []
     tallier = Tallier(settings, wh, Publisher(settings))
-    t = threading.Thread(
-        target=_loop,
-        args=(settings.slot_weeks_interval_s, stop, tallier.run_once),
-        name="slot-weeks",
-        daemon=True,
-    )
+    t = periodic.every("slot-weeks", settings.slot_weeks_interval_s, stop, tallier.run_once)
     t.start()
     return [t]

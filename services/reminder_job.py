@@ -97,16 +97,7 @@ def slot_reminders(wh: Warehouse, now: datetime) -> list[NotificationCreated]:
         if a.station_id and a.station_id not in stations:
             stations.update({sid: n for sid, n, _ in community_stations(wh, a.community_id)})
     places = [
-        reminders.SlotPlace(
-            activity_id=a.activity_id,
-            title=a.title,
-            place=stations.get(a.station_id or "", "") or "社区指定网格",
-            starts_at=a.starts_at,
-            community_id=a.community_id,
-            member_id=s.member_id,
-            name=names.get(s.member_id, ""),
-        )
-        for a, s in held
+        reminders.slot_place(a, s.member_id, names.get(s.member_id, ""), stations) for a, s in held
     ]
     off = inbox_reads.turned_off(wh, "slot_reminder", members)
     return reminders.slot_reminders(now, places, off)

@@ -25,10 +25,17 @@ inbox shows it once and it is sent once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.events import NotificationCreated, NotificationKind, ReminderKind, derived_id
+from services.events import (
+    ActivityFields,
+    NotificationCreated,
+    NotificationKind,
+    ReminderKind,
+    derived_id,
+)
 from services.timeutil import iso_week, local
 
 KINDS: tuple[ReminderKind, ...] = ("weekly_nudge", "organizer_digest", "slot_reminder")
@@ -184,6 +191,25 @@ class SlotPlace:
     community_id: str
     member_id: str
     name: str
+
+
+# A slot at a grid (courtyard work) has no station to name.
+GRID_PLACE = "社区指定网格"
+
+
+def slot_place(
+    a: ActivityFields, member_id: str, name: str, station_names: Mapping[str, str]
+) -> SlotPlace:
+    """A member's place in slot `a`, named by its station (`station_names`: id -> name)."""
+    return SlotPlace(
+        activity_id=a.activity_id,
+        title=a.title,
+        place=station_names.get(a.station_id or "", "") or GRID_PLACE,
+        starts_at=a.starts_at,
+        community_id=a.community_id,
+        member_id=member_id,
+        name=name,
+    )
 
 
 def slot_moment(now: datetime, starts_at: datetime) -> str | None:

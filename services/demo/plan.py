@@ -48,6 +48,22 @@ class PlannedScan:
     client_event_id: str
     note: Literal["normal", "double", "offline", "forgot"] = "normal"
 
+    def as_event(self, member_id: str, received_at: datetime) -> CheckinScanned:
+        """The scan as the session rules see it (its places left out: the rules pair by
+        member and station, and the truth needs no more)."""
+        return CheckinScanned(
+            event_id=derived_id("checkin", member_id, self.client_event_id),
+            occurred_at=self.scanned_at,
+            member_id=member_id,
+            station_id=self.station_key,
+            station_community_id="-",
+            unit_id="-",
+            member_community_id="-",
+            action=self.action,
+            client_event_id=self.client_event_id,
+            received_at=received_at,
+        )
+
 
 def habit_of(seed: int, member: DemoMember) -> Habit:
     rng = random.Random(f"{seed}:habit:{member.key}")
@@ -174,18 +190,7 @@ def expected_truth(
                     mine[rec.session_id] = rec
 
     for member_id, s, received_at in accepted:
-        ev = CheckinScanned(
-            event_id=derived_id("checkin", member_id, s.client_event_id),
-            occurred_at=s.scanned_at,
-            member_id=member_id,
-            station_id=s.station_key,
-            station_community_id="-",
-            unit_id="-",
-            member_community_id="-",
-            action=s.action,
-            client_event_id=s.client_event_id,
-            received_at=received_at,
-        )
+        ev = s.as_event(member_id, received_at)
         state, out = on_scan(states.get(member_id, MemberState()), ev, rules)
         states[member_id] = state
         keep(member_id, out)

@@ -36,7 +36,6 @@ from services.counting import registered
 from services.demo.plan import PlannedScan
 from services.events import (
     ActivityCommand,
-    CheckinScanned,
     ExcusalRecorded,
     NotificationCreated,
     ReminderKind,
@@ -103,18 +102,7 @@ def served_weeks(
     states: dict[str, MemberState] = {}
     out: dict[tuple[str, str], datetime] = {}
     for member_id, s in scans:
-        ev = CheckinScanned(
-            event_id=derived_id("checkin", member_id, s.client_event_id),
-            occurred_at=s.scanned_at,
-            member_id=member_id,
-            station_id=s.station_key,
-            station_community_id="-",
-            unit_id="-",
-            member_community_id="-",
-            action=s.action,
-            client_event_id=s.client_event_id,
-            received_at=s.send_at,
-        )
+        ev = s.as_event(member_id, s.send_at)
         state, events = on_scan(states.get(member_id, MemberState()), ev, rules)
         states[member_id] = state
         for rec in events:
@@ -217,15 +205,7 @@ def plan_notifications(
             if state.activity is None or state.activity.status != "open":
                 continue
             places = [
-                reminders.SlotPlace(
-                    activity_id=a.activity_id,
-                    title=a.title,
-                    place=station_names.get(a.station_id or "", "") or "社区指定网格",
-                    starts_at=a.starts_at,
-                    community_id=a.community_id,
-                    member_id=s.member_id,
-                    name=names.get(s.member_id, ""),
-                )
+                reminders.slot_place(a, s.member_id, names.get(s.member_id, ""), station_names)
                 for s in state.placed()
             ]
             keep(reminders.slot_reminders(t, places, off.get("slot_reminder", set())))

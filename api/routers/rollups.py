@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -322,6 +322,19 @@ class Window:
         return last, n
 
 
+def _heat_window(
+    week: WeekQuery = None,
+    weeks: WeeksQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+) -> Window:
+    return Window(week, weeks, from_, to)
+
+
+# The heatmap routes' window parameters, declared once.
+HeatWindow = Annotated[Window, Depends(_heat_window)]
+
+
 def _named_week(name: str, value: str) -> str:
     try:
         w, _ = parse_week(value)
@@ -370,10 +383,7 @@ def _heat(
 def county_heatmap(
     caller: Caller,
     ctx: Ctx,
-    week: WeekQuery = None,
-    weeks: WeeksQuery = None,
-    from_: FromQuery = None,
-    to: ToQuery = None,
+    window: HeatWindow,
     format: Format = "json",
 ) -> Any:
     """Check-ins per station and local hour of the week (Monday 00:00 first, 168 hours) over
@@ -381,7 +391,7 @@ def county_heatmap(
     the county office."""
     # No id in the path to hide: a caller who may not read the county's figures gets a 403.
     check(caller, "rollup", "read", access.Facts(), "county", "county", hideable=False)
-    return _heat(ctx, "county", None, None, Window(week, weeks, from_, to), format)
+    return _heat(ctx, "county", None, None, window, format)
 
 
 @router.get("/towns/{town_id}/heatmap", response_model=Heatmap, responses=_FILES)
@@ -389,15 +399,12 @@ def town_heatmap(
     town_id: str,
     caller: Caller,
     ctx: Ctx,
-    week: WeekQuery = None,
-    weeks: WeeksQuery = None,
-    from_: FromQuery = None,
-    to: ToQuery = None,
+    window: HeatWindow,
     format: Format = "json",
 ) -> Any:
     """The town's stations, as the county's heatmap; also its town office."""
     _town(ctx, caller, town_id)
-    return _heat(ctx, "town", town_id, [], Window(week, weeks, from_, to), format)
+    return _heat(ctx, "town", town_id, [], window, format)
 
 
 @router.get("/communities/{community_id}/heatmap", response_model=Heatmap, responses=_FILES)
@@ -405,14 +412,10 @@ def community_heatmap(
     community_id: str,
     caller: Caller,
     ctx: Ctx,
-    week: WeekQuery = None,
-    weeks: WeeksQuery = None,
-    from_: FromQuery = None,
-    to: ToQuery = None,
+    window: HeatWindow,
     format: Format = "json",
 ) -> Any:
     """The community's stations, as the county's heatmap; also its town's office and its
     organizer."""
     _community(ctx, caller, community_id)
-    window = Window(week, weeks, from_, to)
     return _heat(ctx, "community", community_id, [community_id], window, format)

@@ -348,7 +348,6 @@ def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) ->
                OR (%(cs)s AND station_community_id = %(c)s))
           {within}
         GROUP BY member_id
-        HAVING countIf({COUNTED_SQL}) > 0
         """,
         {
             "s": c.starts_at,
@@ -360,7 +359,11 @@ def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) ->
             **scope_params,
         },
     )
-    served = {str(m): (int(sec), int(n)) for m, sec, n in rows}
+    # Hours are time served (services.counting): a member's credited seconds in the campaign
+    # count in its hours whether or not any session of theirs is a service yet (one credited
+    # below the weekly minimum keeps its time); serving takes a counted session.
+    credited = {str(m): (int(sec), int(n)) for m, sec, n in rows}
+    served = {m: v for m, v in credited.items() if v[1] > 0}
     grids: dict[str, dict[str, Any]] = {}
     for a in c.assignments:
         grids.setdefault(
@@ -370,8 +373,8 @@ def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) ->
         grids[gid]["assigned"].add(mid)
         if mid in served:
             grids[gid]["served"].add(mid)
-            grids[gid]["seconds"] += served[mid][0]
-    total_seconds = sum(sec for sec, _ in served.values())
+        grids[gid]["seconds"] += credited.get(mid, (0, 0))[0]
+    total_seconds = sum(sec for sec, _ in credited.values())
     return {
         "campaign_id": c.id,
         "name": c.name,

@@ -4,9 +4,10 @@ Pure: no I/O. `services.reads.anomalies` reads the sessions, the stations' coord
 scans' device ids, and calls `flag`. Three rules:
 
 - `overlap`: the session overlaps another session of the same member (both are flagged). The
-  pairing rules make one member's sessions follow one another, so this is rare; it shows a
-  session kept past the re-pairing horizon beside a later one, or an organizer's or a team
-  leader's check-in laid over the member's own.
+  pairing rules make one member's sessions follow one another, whoever made the scans (an
+  organizer's or a team leader's check-in elsewhere closes the member's own session there), so
+  this shows records no single pairing state made side by side: a session kept past the
+  re-pairing horizon beside a later one, or a second state of the member.
 - `too_fast`: the member reached this session's station from the previous session's faster
   than `max_speed_kmh` allows over the straight line between the two (stations with
   coordinates only). The member was last *proven* at the previous station by its check-out, or

@@ -660,8 +660,12 @@ def expected_reads(
                     "active_weeks": len(active),
                     "excused_weeks": len(excused_weeks),
                 }
-                # A former unit lists the member with any time served for it, counted or not.
-                listed = life.at(now).unit_id == unit or t.sessions > 0 or t.seconds > 0
+                # A former unit lists the member with any time served for it, counted or not,
+                # and with a week served for it in the year's ISO weeks (29-31 December served
+                # for it count in the next year's weeks though their hours are the year's).
+                listed = (
+                    life.at(now).unit_id == unit or t.sessions > 0 or t.seconds > 0 or bool(active)
+                )
                 out[("assessment", m, unit, str(y))] = (listed, row)
 
     def registered(w: str, key: str, value: str) -> set[str]:

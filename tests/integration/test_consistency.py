@@ -878,6 +878,12 @@ REGRESSIONS: dict[str, History] = {
     "turn_of_the_year": History(members=(_member(*_session(6)),), arrival=(0, 1)),
     # A week before the member moved counts the member where they were registered then.
     "past_week_after_a_move": History(members=(_member(*_session(4), move=True),), arrival=(0, 1)),
+    # Found by the property (40 examples): a week served for a unit on 31 December (ISO week 1
+    # of the next year) keeps the member on that unit's next-year assessment after a move, with
+    # the week and no hours (the hours are the calendar year's); the model had left them off.
+    "former_unit_keeps_a_week_served_at_the_turn_of_the_year": History(
+        members=(_member(*_session(6), move=True),), arrival=(0, 1)
+    ),
     # A scan made before the move and queued offline belongs to the old unit and community.
     "late_scan_made_before_a_move": History(
         members=(_member(move=True, late=tuple(_session(2))),), arrival=()

@@ -113,11 +113,22 @@ def flag(
 def _overlaps(items: list[SessionFacts], now: datetime, found: dict[str, set[Anomaly]]) -> None:
     latest: SessionFacts | None = None  # the session reaching furthest so far
     for s in items:
-        if latest is not None and s.start < _end(latest, now):
+        if latest is not None and _overlapping(latest, s, now):
             found.setdefault(s.session_id, set()).add(OVERLAP)
             found.setdefault(latest.session_id, set()).add(OVERLAP)
         if latest is None or _end(s, now) > _end(latest, now):
             latest = s
+
+
+def _overlapping(a: SessionFacts, b: SessionFacts, now: datetime) -> bool:
+    """Whether `b`, starting no earlier than `a`, overlaps it: it begins inside `a`, or both
+    begin at the same instant and last. Two check-ins at one instant (a member's own and one
+    made for them, or a queued scan and a live one) make a session of no length there, closed
+    by the next, which begins at that instant: the two follow one another, whichever the
+    sessions' order (by id) puts first."""
+    if b.start >= _end(a, now):
+        return False
+    return b.start > a.start or min(_end(a, now), _end(b, now)) > b.start
 
 
 def _end(s: SessionFacts, now: datetime) -> datetime:

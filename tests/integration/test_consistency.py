@@ -979,6 +979,14 @@ REGRESSIONS: dict[str, History] = {
         ),
         arrival=tuple(range(18)),
     ),
+    # Found by the property (100 examples): a unit sent into a campaign brings the service done
+    # for it; a member who joined it later brings none of what they did for their old unit (the
+    # summary counted 4.97 h of it and the member as served).
+    "campaign_of_a_unit_without_a_newcomers_old_service": History(
+        members=(_member(*_session(8, station=2, minutes=5 * 60), move=True),),
+        arrival=(0, 1),
+        campaign=CampaignPlan(first_day=6, days=9, members=(), unit=True, community_stations=False),
+    ),
     # A campaign's served members are those with a counted session in it.
     "campaign_with_an_anomaly": History(
         members=(_member(ScanPlan(day=0, minute=10 * 60, station=0, action="out")),),

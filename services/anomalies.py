@@ -4,9 +4,10 @@ Pure: no I/O. `services.reads.anomalies` reads the sessions, the stations' coord
 scans' device ids, and calls `flag`. Three rules:
 
 - `overlap`: the session overlaps another session of the same member (both are flagged). The
-  pairing rules make one member's sessions follow one another, so this is rare; it shows a
-  session kept past the re-pairing horizon beside a later one, or an organizer's or a team
-  leader's check-in laid over the member's own.
+  pairing rules make one member's sessions follow one another, whoever made the scans (an
+  organizer's or a team leader's check-in elsewhere closes the member's own session there), so
+  this shows records no single pairing state made side by side: a session kept past the
+  re-pairing horizon beside a later one, or a second state of the member.
 - `too_fast`: the member reached this session's station from the previous session's faster
   than `max_speed_kmh` allows over the straight line between the two (stations with
   coordinates only). The member was last *proven* at the previous station by its check-out, or
@@ -112,11 +113,22 @@ def flag(
 def _overlaps(items: list[SessionFacts], now: datetime, found: dict[str, set[Anomaly]]) -> None:
     latest: SessionFacts | None = None  # the session reaching furthest so far
     for s in items:
-        if latest is not None and s.start < _end(latest, now):
+        if latest is not None and _overlapping(latest, s, now):
             found.setdefault(s.session_id, set()).add(OVERLAP)
             found.setdefault(latest.session_id, set()).add(OVERLAP)
         if latest is None or _end(s, now) > _end(latest, now):
             latest = s
+
+
+def _overlapping(a: SessionFacts, b: SessionFacts, now: datetime) -> bool:
+    """Whether `b`, starting no earlier than `a`, overlaps it: it begins inside `a`, or both
+    begin at the same instant and last. Two check-ins at one instant (a member's own and one
+    made for them, or a queued scan and a live one) make a session of no length there, closed
+    by the next, which begins at that instant: the two follow one another, whichever the
+    sessions' order (by id) puts first."""
+    if b.start >= _end(a, now):
+        return False
+    return b.start > a.start or min(_end(a, now), _end(b, now)) > b.start
 
 
 def _end(s: SessionFacts, now: datetime) -> datetime:

@@ -14,7 +14,14 @@ evaluates the fragment in chDB over every combination and compares it with the P
   rejected; everything else credits 0. A voided revision is a session that re-pairing replaced by
   another (a late offline scan): it neither counts nor keeps its seconds, anywhere.
 - **Hours**: seconds / 3600 rounded to two decimals (Python's `round`), once, on the total
-  being shown (never a sum of rounded parts).
+  being shown (never a sum of rounded parts). Every figure is rounded from its own exact
+  seconds, parts and totals alike, so one thing's figure (a grid's week, a member's week, a
+  station's part) reads the same in every read that shows it. Parts shown beside their total
+  (a community's stations and `elsewhere`, its grids, a campaign's grids, a member's weeks)
+  may therefore differ from the total by rounding, by at most half a hundredth per figure
+  (`parts_agree`): 0.02 + 0.02 h beside 0.03 h is two minutes served in two places. Not
+  apportioned (largest remainder) so that the parts add up: a part would then differ from the
+  same figure in its own read (the grid's week on the breakdown against the grid's weekly).
 - **The year**: hours and sessions belong to the calendar year of the local (Asia/Shanghai) date
   of the session's start; weeks are ISO weeks (Asia/Shanghai), and a week belongs to the year of
   its Thursday (the year in its name, `2026-W01`), so active weeks of a year are that ISO year's.
@@ -137,6 +144,14 @@ def still_needed_seconds(
 def hours(seconds: int | float) -> float:
     """Credited seconds as hours: the one rounding used by every read, record and export."""
     return round(float(seconds) / 3600, 2)
+
+
+def parts_agree(parts: Iterable[float], total: float) -> bool:
+    """Whether hours shown as parts of a total agree with it: each part and the total rounded
+    from exact seconds (`hours`), their difference is at most half a hundredth per figure, so
+    (n + 1) / 2 hundredths for n parts, in whole hundredths."""
+    shown = [round(p * 100) for p in parts]
+    return abs(sum(shown) - round(total * 100)) <= (len(shown) + 1) // 2
 
 
 def seconds_of_hours(h: float) -> int:

@@ -50,7 +50,8 @@ class Breakdown(BaseModel):
     grids: list[GridWeek]
     elsewhere: ServiceWeek = Field(
         description="the community's members' service at other communities' stations (in the "
-        "community's totals: stations + elsewhere = the week's hours)"
+        "community's totals: stations + elsewhere = the week's hours, up to rounding: each figure "
+        "is rounded from its own seconds)"
     )
     visitors: ServiceWeek = Field(
         description="other communities' members' service at this community's stations (counted "

@@ -312,8 +312,10 @@ def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) ->
     the members a caller with `scope` may read (the admin: everyone).
 
     A session is the campaign's when it started inside the campaign's period and its member was
-    assigned (directly or through their unit) or, with `count_community_stations`, it was at a
-    station of the campaign's community. The sessions themselves are untouched: the same hours
+    assigned directly, or it was done for a unit sent in (the unit the member had when it began:
+    whose service, `services.counting`), or, with `count_community_stations`, it was at a
+    station of the campaign's community. Its credited time counts in the hours whether or not it
+    is a service; a member served with a counted session. The sessions themselves are untouched: the same hours
     still count in every total, and a later review of a session changes both at once. Members
     outside the scope (another community's, a unit's members elsewhere, visitors at the
     community's stations) are left out of every figure, so the summary tells nobody's hours or
@@ -330,6 +332,10 @@ def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) ->
     if not scope.unconfined:
         inside = members_within(wh, member_grid, scope)
         member_grid = {m: g for m, g in member_grid.items() if m in inside}
+    # A member assigned directly brings all their service in the period; one assigned through
+    # their unit only the service done for that unit (whose service: services.counting), not
+    # what they did for a unit they left since.
+    direct = list(member_grid)
     if unit_grid:
         for mid, uid in wh.query(
             f"SELECT id, unit_id FROM members FINAL WHERE has(%(u)s, unit_id) AND {cond}",
@@ -348,19 +354,22 @@ def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) ->
                OR (%(cs)s AND station_community_id = %(c)s))
           {within}
         GROUP BY member_id
-        HAVING countIf({COUNTED_SQL}) > 0
         """,
         {
             "s": c.starts_at,
             "e": c.ends_at,
-            "m": list(member_grid),
+            "m": direct,
             "u": list(unit_grid),
             "cs": c.count_community_stations,
             "c": c.community_id,
             **scope_params,
         },
     )
-    served = {str(m): (int(sec), int(n)) for m, sec, n in rows}
+    # Hours are time served (services.counting): a member's credited seconds in the campaign
+    # count in its hours whether or not any session of theirs is a service yet (one credited
+    # below the weekly minimum keeps its time); serving takes a counted session.
+    credited = {str(m): (int(sec), int(n)) for m, sec, n in rows}
+    served = {m: v for m, v in credited.items() if v[1] > 0}
     grids: dict[str, dict[str, Any]] = {}
     for a in c.assignments:
         grids.setdefault(
@@ -370,8 +379,8 @@ def campaign_summary(wh: Warehouse, c: Campaign, scope: ListScope = EVERYONE) ->
         grids[gid]["assigned"].add(mid)
         if mid in served:
             grids[gid]["served"].add(mid)
-            grids[gid]["seconds"] += served[mid][0]
-    total_seconds = sum(sec for sec, _ in served.values())
+        grids[gid]["seconds"] += credited.get(mid, (0, 0))[0]
+    total_seconds = sum(sec for sec, _ in credited.values())
     return {
         "campaign_id": c.id,
         "name": c.name,

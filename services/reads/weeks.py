@@ -14,7 +14,8 @@ neighbouring community's station has still met their own week. So a community's 
 members' hours wherever they served; the organizer's breakdown shows the part served at other
 communities' stations (`elsewhere`) and, apart, the service others did at this community's
 stations (`visitors`, not in this community's totals), and every figure of the week adds up:
-the KPI = the stations + elsewhere = the grids.
+the KPI = the stations + elsewhere = the grids, in seconds; in hours up to rounding, each figure
+rounded from its own seconds (`services.counting.hours`, `parts_agree`).
 
 "Registered" is the registry as it stood at the end of the week (`services.counting`): members
 set to left or moved after the week do not change it. Served = registered members with at least

@@ -25,14 +25,22 @@ The rules of the game, each stated once here, so a disagreement about a rule is 
 - "Registered" in a week: active members whose registry entry at the end of that week (or now,
   for the current week) names the community / grid / unit; "served": members with at least one
   counted session of that week attributed to it; hours: the credited seconds attributed to it.
-- Every hours figure is the total's seconds / 3600 rounded to 2 decimals, rounded once.
+- Every hours figure is the total's seconds / 3600 rounded to 2 decimals, rounded once, from
+  its own seconds; parts shown beside a total agree with it up to rounding
+  (`services.counting.parts_agree`), they need not add up to it.
+- A scan someone else made for the member (an organizer or a station's tablet: 代签到; the
+  member's team leader: 团队签到) is a scan like the member's own: the session it opens or
+  closes credits and counts exactly as if the member had made it, is flagged `assisted` or
+  `team` with `by:<who>` for each such scan, and goes to the review queue only for the reasons
+  any session does (a forgotten check-out, over the cap, a check-out without a check-in, below
+  the weekly minimum), never for being made by someone else.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -87,6 +95,11 @@ DAYS: tuple[tuple[str, int], ...] = (
 STATIONS = 3
 Action = Literal["in", "out"]
 Tap = Literal["once", "double", "resend"]
+# Who made the scan: the member's phone, the community's organizer or the station's tablet for
+# the member (代签到, `assisted`), the member's team leader (团队签到, `team`).
+By = Literal["self", "organizer", "station", "team"]
+# The community (0 or 1, as `MemberPlan.home`) of each station slot.
+STATION_HOME = (0, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,9 @@ class ScanPlan:
     # "double": a second tap a few seconds later (a new scan); "resend": the phone re-sends the
     # same scan (the same client_event_id) after it arrived.
     tap: Tap = "once"
+    # Who made it. An organizer or a tablet checks in only members of the station's community;
+    # a team leader at any station (`helper`).
+    by: By = "self"
 
 
 @dataclass(frozen=True)
@@ -198,6 +214,7 @@ def histories(draw: st.DrawFn, max_members: int = 3) -> History:
     # the examples the suite has always run are kept as they were. Each member with scans is
     # excused for the week of a day of theirs (approved or declined by turns) and, approved, for
     # another day's week, served there or not.
+    members = helped(members)
     excused = tuple(
         x
         for i, m in enumerate(members)
@@ -210,6 +227,36 @@ def histories(draw: st.DrawFn, max_members: int = 3) -> History:
     return History(
         members=members, arrival=arrival, reviews=reviews, campaign=campaign, excused=excused
     )
+
+
+# Who makes the k-th first scan of member i, by turns: half the members' own, the rest by an
+# organizer, a team leader or a station's tablet.
+HELPERS: tuple[By, ...] = ("self", "organizer", "self", "team", "self", "station")
+
+
+def helped(members: tuple[MemberPlan, ...]) -> tuple[MemberPlan, ...]:
+    """The members' first scans, some made for them by someone else. Derived from what was
+    drawn, not drawn (as the excused weeks): the examples drawn stay the same examples; only who
+    made some of their scans differs, which must change no figure. Late (offline) scans and the
+    session after a move stay the member's own: only a phone queues scans."""
+    return tuple(
+        replace(
+            m,
+            scans=tuple(
+                replace(p, by=helper(HELPERS[(i + k) % len(HELPERS)], m.home, p.station))
+                for k, p in enumerate(m.scans)
+            ),
+        )
+        for i, m in enumerate(members)
+    )
+
+
+def helper(by: By, home: int, station: int) -> By:
+    """Who may make the scan: an organizer or a station's tablet check in members of the
+    station's community only (the assisted routes refuse others); a team leader anywhere."""
+    if by in ("organizer", "station") and STATION_HOME[station] != home:
+        return "team"
+    return by
 
 
 # --- turning the plan into instants ---------------------------------------------------------
@@ -288,6 +335,10 @@ class SentScan:
     action: Action
     at: datetime
     received_at: datetime
+    # Made for the member by someone else: `assisted` or `team`, and who (`organizer:<c>`,
+    # `station:<s>`, `member:<leader>`), as the assisted and team routes write them.
+    assist: Literal["assisted", "team"] | None = None
+    assisted_by: str | None = None
 
 
 @dataclass
@@ -314,7 +365,7 @@ def checkin_event(world: World, s: SentScan, stamp: Stamp) -> CheckinScanned:
     place = life.at(s.received_at if stamp == "arrival" else s.at)
     station_id, station_community = world.stations[s.station]
     return CheckinScanned(
-        event_id=derived_id("checkin", life.member_id, s.client_event_id),
+        event_id=checkin_id(life.member_id, s),
         occurred_at=s.at,
         member_id=life.member_id,
         station_id=station_id,
@@ -325,7 +376,30 @@ def checkin_event(world: World, s: SentScan, stamp: Stamp) -> CheckinScanned:
         action=s.action,
         client_event_id=s.client_event_id,
         received_at=s.received_at,
+        assist=s.assist,
+        assisted_by=s.assisted_by if s.assist is not None else None,
     )
+
+
+def checkin_id(member_id: str, s: SentScan) -> str:
+    """The scan's event id as the API derives it: from the member and the phone's id, and for a
+    scan made by someone else from who made it too (api/routers/assisted.py)."""
+    if s.assist is not None and s.assisted_by is not None:
+        return derived_id("checkin", member_id, s.assisted_by, s.client_event_id)
+    return derived_id("checkin", member_id, s.client_event_id)
+
+
+def helpers_of(world: World, log: Log) -> dict[str, tuple[str, str]]:
+    """Each scan made for a member by someone else: event id -> (assisted/team, who)."""
+    return {
+        checkin_id(world.members[s.member].member_id, s): (s.assist, s.assisted_by)
+        for s in log.items
+        if isinstance(s, SentScan) and s.assist is not None and s.assisted_by is not None
+    }
+
+
+def reviewed_ids(log: Log) -> set[str]:
+    return {r.session_id for r in log.items if isinstance(r, SentReview)}
 
 
 def run_model(world: World, log: Log, now: datetime, stamp: Stamp) -> dict[int, MemberState]:
@@ -424,6 +498,32 @@ def totals(rs: Iterable[SessionRecorded]) -> Totals:
     return t
 
 
+def needs_review(r: SessionRecorded) -> bool:
+    """Why a session waits for the organizer, restated from its figures: a forgotten check-out
+    (closed by the clock), over the cap, a check-out without a check-in, credited below the
+    weekly minimum. Who made its scans is no reason."""
+    return (
+        r.status in ("auto_closed", "capped")
+        or r.checkin_event_id is None
+        or r.credited_seconds < WEEK_MINIMUM_S
+    )
+
+
+def helper_flags(r: SessionRecorded, helpers: dict[str, tuple[str, str]]) -> list[str]:
+    """The flags a session carries for the scans someone else made: `assisted` / `team` and
+    `by:<who>` for its check-in and its check-out (the scans that open and close it)."""
+    out: set[str] = set()
+    for e in (r.checkin_event_id, r.checkout_event_id):
+        if e is not None and e in helpers:
+            kind, by = helpers[e]
+            out |= {kind, f"by:{by}"}
+    return sorted(out)
+
+
+def is_helper_flag(f: str) -> bool:
+    return f in ("assisted", "team") or f.startswith("by:")
+
+
 def session_view(r: SessionRecorded) -> dict[str, Any]:
     """A session as `GET /v1/members/{id}/sessions` lists it."""
     return {
@@ -452,11 +552,17 @@ def expected_reads(
     now: datetime,
     campaign: Any | None = None,
     approved: dict[str, set[str]] | None = None,
+    helpers: dict[str, tuple[str, str]] | None = None,
+    reviewed: set[str] | None = None,
 ) -> Expected:
     """Every read's expected figures. `campaign`: (starts_at, ends_at, community id,
     count_community_stations, {member id: grid id} assigned directly, {unit id: grid id},
-    the assignments' grid ids in order). `approved`: each member's approved excused weeks."""
+    the assignments' grid ids in order). `approved`: each member's approved excused weeks.
+    `helpers`: the scans made by someone else (`helpers_of`); `reviewed`: the sessions an
+    organizer decided on (`reviewed_ids`)."""
     approved = approved or {}
+    helpers = helpers or {}
+    reviewed = reviewed or set()
     live: list[SessionRecorded] = [
         r for i in sorted(states) for r in records(states[i]) if not r.voided
     ]
@@ -529,6 +635,8 @@ def expected_reads(
             session_view(r)
             for r in sorted(mine, key=lambda r: (-r.start.timestamp(), r.session_id))
         ]
+        # Who made each session's scans, as the organizer reads the member's sessions.
+        out[("helped", m)] = {r.session_id: helper_flags(r, helpers) for r in mine}
         # The assessment of each unit the member served or belongs to, each year.
         for unit in world.units:
             for y in years:
@@ -552,8 +660,12 @@ def expected_reads(
                     "active_weeks": len(active),
                     "excused_weeks": len(excused_weeks),
                 }
-                # A former unit lists the member with any time served for it, counted or not.
-                listed = life.at(now).unit_id == unit or t.sessions > 0 or t.seconds > 0
+                # A former unit lists the member with any time served for it, counted or not,
+                # and with a week served for it in the year's ISO weeks (29-31 December served
+                # for it count in the next year's weeks though their hours are the year's).
+                listed = (
+                    life.at(now).unit_id == unit or t.sessions > 0 or t.seconds > 0 or bool(active)
+                )
                 out[("assessment", m, unit, str(y))] = (listed, row)
 
     def registered(w: str, key: str, value: str) -> set[str]:
@@ -562,6 +674,19 @@ def expected_reads(
             life.member_id
             for life in world.members
             if getattr(life.at(at - timedelta(microseconds=1)), key) == value
+        }
+
+    for c in world.communities:
+        # The organizer's review queue: the sessions at the community's stations that wait for
+        # a decision (none for being assisted or a team's), with no anomaly (no station has
+        # coordinates, no scan a device id, and one member's sessions never overlap).
+        out[("review_queue", c)] = {
+            r.session_id: []
+            for r in live
+            if r.station_community_id == c
+            and r.status in ("closed", "capped", "auto_closed")
+            and needs_review(r)
+            and r.session_id not in reviewed
         }
 
     for w in weeks:

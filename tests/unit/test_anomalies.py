@@ -81,6 +81,26 @@ def test_an_open_session_overlaps_what_starts_after_it() -> None:
     assert got == {"a": [OVERLAP], "b": [OVERLAP]}
 
 
+def test_a_session_of_no_length_where_the_next_begins_is_no_overlap() -> None:
+    # Two check-ins at one instant (the consistency test met a member's own and a team
+    # leader's): the pairing rules close the first there, at no length, by the second. Sorted
+    # by id, either may come first; neither order is an overlap. (Stations without
+    # coordinates: no travel is judged here.)
+    for zero, long in (("a", "b"), ("b", "a")):
+        got = run(s(zero, at(9), at(9), station="st_p"), s(long, at(9), at(11), station="st_q"))
+        assert got == {}, (zero, long)
+    # A check-out of no length at the instant a session ends touches it, no more.
+    assert run(s("a", at(9), at(11), station="st_p"), s("b", at(11), at(11), station="st_q")) == {}
+
+
+def test_sessions_beginning_together_and_lasting_overlap() -> None:
+    got = run(s("a", at(9), at(10), station="st_p"), s("b", at(9), at(11), station="st_q"))
+    assert got == {"a": [OVERLAP], "b": [OVERLAP]}
+    # A check-out inside another session is one too: the member was there at that moment.
+    got = run(s("a", at(9), at(11), station="st_p"), s("b", at(10), at(10), station="st_q"))
+    assert got == {"a": [OVERLAP], "b": [OVERLAP]}
+
+
 def test_sessions_of_two_members_never_overlap_each_other() -> None:
     assert run(s("a", at(9), at(11)), s("b", at(10), at(12), member="mem_2")) == {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 
@@ -11,6 +12,7 @@ from services.timeutil import iso_week, local
 from tests.integration.consistency_model import (
     DAYS,
     MAX_SCAN_AGE_H,
+    STATION_HOME,
     History,
     Log,
     MemberLife,
@@ -24,6 +26,7 @@ from tests.integration.consistency_model import (
     checkin_event,
     day_of,
     expected_reads,
+    helpers_of,
     histories,
     records,
     run_model,
@@ -290,3 +293,57 @@ def test_an_excused_week_leaves_the_figures_and_served_wins() -> None:
     # Without the approval the same week is missed.
     plain = expected_reads(w, states, NOW).reads
     assert plain[("weekly", "m0", week)]["excused"] is False
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(history=histories())
+def test_an_organizer_or_a_tablet_assists_only_at_the_members_community(
+    history: History,
+) -> None:
+    for m in history.members:
+        for p in m.scans:
+            assert p.by in ("self", "team") or STATION_HOME[p.station] == m.home
+        assert all(p.by == "self" for p in m.late)
+
+
+def test_a_session_made_for_the_member_credits_as_their_own_and_names_who_made_it() -> None:
+    w = world(2)
+    day = NOW - timedelta(days=1, hours=3)
+
+    def log(helped: bool) -> Log:
+        def scan(
+            m: int, c: str, st: int, action: str, at: datetime, kind: str = "", who: str = ""
+        ) -> SentScan:
+            x = SentScan(m, c, st, action, at, NOW)  # type: ignore[arg-type]
+            if helped and kind:
+                x.assist, x.assisted_by = kind, who  # type: ignore[assignment]
+            return x
+
+        return Log(
+            [
+                scan(0, "a", 0, "in", day, "assisted", "organizer:c0"),
+                scan(0, "b", 0, "out", day + timedelta(hours=2)),
+                # A team leader's check-in and check-out ten minutes apart: below the minimum.
+                scan(1, "c", 2, "in", day, "team", "member:m0"),
+                scan(1, "d", 2, "out", day + timedelta(minutes=10), "team", "member:m0"),
+            ]
+        )
+
+    reads: dict[bool, dict[tuple[str, ...], Any]] = {}
+    for helped in (False, True):
+        lg = log(helped)
+        states = run_model(w, lg, NOW, "done")
+        reads[helped] = expected_reads(w, states, NOW, helpers=helpers_of(w, lg)).reads
+    plain, helped_reads = reads[False], reads[True]
+    # Every figure the same; only the sessions' flags (and their ids: who made a scan is in
+    # its id, as the routes derive it) name the helpers.
+    figures = [k for k in plain if k[0] not in ("sessions", "helped", "review_queue")]
+    assert figures and all(plain[k] == helped_reads[k] for k in figures)
+    assert [s["hours"] for s in helped_reads[("sessions", "m0")]] == [2.0]
+    assert list(helped_reads[("helped", "m0")].values()) == [["assisted", "by:organizer:c0"]]
+    assert list(helped_reads[("helped", "m1")].values()) == [["by:member:m0", "team"]]
+    assert all(v == [] for v in plain[("helped", "m1")].values())
+    # Queued for being below the minimum, as the member's own would be; the assisted 2 h not.
+    team_session = next(iter(helped_reads[("helped", "m1")]))
+    assert helped_reads[("review_queue", "c1")] == {team_session: []}
+    assert helped_reads[("review_queue", "c0")] == {}

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services import counting
 from services.timeutil import iso_week
@@ -79,6 +81,27 @@ def test_hours_is_one_rounding() -> None:
     assert counting.hours(10_799) == 3.0
     assert counting.hours(1800 + 18) == 0.51
     assert counting.seconds_of_hours(1.5) == 5400
+
+
+def test_parts_rounded_from_their_own_seconds_agree_with_their_total() -> None:
+    # The community's breakdown the consistency test met: a minute at one of its stations and a
+    # minute elsewhere read 0.02 h each beside the week's 0.03 h (two minutes), each figure the
+    # rounding of its own seconds; a sum of the rounded parts would say 0.04.
+    station, elsewhere, week = counting.hours(60), counting.hours(60), counting.hours(120)
+    assert (station, elsewhere, week) == (0.02, 0.02, 0.03)
+    assert counting.parts_agree([station, elsewhere], week)
+    assert round(station + elsewhere, 2) != week
+    # More than rounding is a disagreement.
+    assert not counting.parts_agree([0.02, 0.02], 0.06)
+    assert not counting.parts_agree([0.02, 0.02], 0.01)
+    # A part missing (a station left out of the parts) is a disagreement, however small.
+    assert not counting.parts_agree([0.5], 0.53)
+    assert counting.parts_agree([], 0.0) and not counting.parts_agree([], 0.01)
+
+
+@given(st.lists(st.integers(0, 40 * 3600), max_size=30))
+def test_parts_always_agree_with_their_exact_total(seconds: list[int]) -> None:
+    assert counting.parts_agree([counting.hours(s) for s in seconds], counting.hours(sum(seconds)))
 
 
 def test_what_the_week_still_needs() -> None:

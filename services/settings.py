@@ -389,12 +389,17 @@ def contradictions(s: Settings) -> list[str]:
             "the horizon cannot be re-paired and goes to the dead letters; raise "
             "SESSION_REDERIVE_HORIZON_H or lower MAX_SCAN_AGE_H"
         )
-    if s.session_review_window_days * 24 < s.max_scan_age_h:
+    if s.session_review_window_days * 24 < s.session_rederive_horizon_h:
+        # The worker forgets a session past the review window; were its scans still re-pairable
+        # (the horizon), a late scan would derive it anew at revision 1 beside the warehouse's
+        # higher one: an overlap and its hours twice. The horizon covers MAX_SCAN_AGE_H, so a
+        # late scan's session also arrives still reviewable.
         out.append(
             f"SESSION_REVIEW_WINDOW_DAYS ({s.session_review_window_days}) must cover "
-            f"MAX_SCAN_AGE_H ({s.max_scan_age_h:g} h): a session made from a late offline scan "
-            f"would arrive past review; set SESSION_REVIEW_WINDOW_DAYS to at least "
-            f"{-(-int(s.max_scan_age_h) // 24)}"
+            f"SESSION_REDERIVE_HORIZON_H ({s.session_rederive_horizon_h:g} h): a session "
+            "forgotten while its scans can still be re-paired would be counted twice, and one "
+            "made from a late offline scan would arrive past review; set "
+            f"SESSION_REVIEW_WINDOW_DAYS to at least {-(-int(s.session_rederive_horizon_h) // 24)}"
         )
     if s.session_forgotten_credit_h > s.session_cap_h:
         out.append(

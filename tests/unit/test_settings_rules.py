@@ -37,7 +37,16 @@ def test_the_review_window_must_cover_the_scan_age() -> None:
     msg = refused(
         max_scan_age_h=9000, session_rederive_horizon_h=9100, session_review_window_days=60
     )
-    assert "set SESSION_REVIEW_WINDOW_DAYS to at least 375" in msg
+    assert "set SESSION_REVIEW_WINDOW_DAYS to at least 380" in msg
+
+
+def test_the_review_window_must_cover_the_rederive_horizon() -> None:
+    # Forgotten before its scans stop being re-pairable, a session would be derived anew by a
+    # late scan and counted twice (found by the consistency test's model).
+    msg = refused(max_scan_age_h=48, session_rederive_horizon_h=96, session_review_window_days=3)
+    assert "SESSION_REVIEW_WINDOW_DAYS (3) must cover SESSION_REDERIVE_HORIZON_H (96 h)" in msg
+    assert "at least 4" in msg
+    Settings(max_scan_age_h=48, session_rederive_horizon_h=96, session_review_window_days=4)
 
 
 def test_a_forgotten_checkout_is_never_credited_above_the_cap() -> None:

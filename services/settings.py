@@ -207,6 +207,10 @@ class Settings(BaseSettings):
     # rebalance the group while a batch is in flight.
     session_fault_hold_file: str = ""
     session_fault_hold_s: float = Field(default=60.0, ge=0, le=600)
+    # COMMAND_FAULT_SKIP: the same as SESSION_FAULT_SKIP for the command agents (activities,
+    # lists; streams/guarantee.py `OneAtATime`), so their catch-up of a partition's tail is
+    # exercised.
+    command_fault_skip: str = Field(default="", pattern=r"^([\w.-]+:(\d+|\*):\d+(,|$))*$")
 
     # The largest member spreadsheet an import accepts (HTTP 413 above it).
     import_max_bytes: int = 50 * 1024 * 1024
@@ -469,6 +473,7 @@ def contradictions(s: Settings) -> list[str]:
         for name, on in (
             ("SESSION_FAULT_SKIP", bool(s.session_fault_skip)),
             ("SESSION_FAULT_HOLD_FILE", bool(s.session_fault_hold_file)),
+            ("COMMAND_FAULT_SKIP", bool(s.command_fault_skip)),
             ("SINK_FAULT_AFTER_INSERT", s.sink_fault_after_insert > 0),
             ("SINK_FAULT_INSERTS_DOWN_S", s.sink_fault_inserts_down_s > 0),
         )

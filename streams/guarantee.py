@@ -1,5 +1,7 @@
 """An agent's applied offsets, wired to faust: where each partition starts, what is committed,
-and the messages faust skipped, read straight from their partition (the rule: streams/ledger.py).
+and the messages faust skipped, read straight from their partition (the rule: streams/ledger.py);
+the end-of-partition catch-up every agent runs (`Guarantee.catch_up`); the command agents' loop
+(`OneAtATime`).
 
 Each agent keeps its saved offsets in one of its own changelog-backed tables, under a key per
 partition (`applied-p<n>`: JSON `{topic: next offset}`), written after the effects of the
@@ -9,25 +11,34 @@ events before them; a worker that takes a partition over starts there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from aiokafka.structs import TopicPartition as KafkaTP  # type: ignore[import-untyped]
+from faust import streams as faust_streams
 from faust.types import TP
 
 from services import metrics
 from streams import faust_fixes
-from streams.ledger import Batch, Ledger, Plan
+from streams.ledger import Batch, Ledger, Plan, TopicPartition
 
 # How long reading the messages faust skipped may take before the worker gives up (and crashes,
 # to start again from the saved offsets).
 READ_TIMEOUT_S = 30.0
+# How often every agent looks for a partition's tail that faust does not deliver (`catch_up`).
+CATCH_UP_S = 10.0
+# The most commands a command agent's catch-up judges in one step (the session agent takes a
+# batch, SESSION_BATCH_SIZE): the agent's own loop waits meanwhile, so a partition starved
+# behind a backlog catches up in steps.
+COMMANDS_PER_CATCH_UP = 100
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,53 @@ def applied_key(partition: int) -> str:
     return f"applied-p{partition}"
 
 
+@dataclass
+class Stalls:
+    """Which partitions' ledgers stood still between two checks (pure): faust delivering a
+    partition moves its ledger, so one that did not move while Kafka holds messages after it
+    is one whose tail faust is not delivering."""
+
+    _at: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def still(self, tp: TopicPartition, nxt: int | None) -> bool:
+        """Records `nxt` for `tp`; True if the previous check saw the same. None (a partition
+        not started here yet: its first delivery starts it) is never still and not recorded."""
+        if nxt is None:
+            return False
+        before = self._at.get(tp)
+        self._at[tp] = nxt
+        return before == nxt
+
+    def reset(self) -> None:
+        """After a rebalance every partition is first seen again: faust may still be about to
+        deliver what its new assignment holds."""
+        self._at.clear()
+
+
+class DropOnce:
+    """FAULT INJECTION for tests and drills (SESSION_FAULT_SKIP, COMMAND_FAULT_SKIP): drop the
+    first delivery of given messages (`topic:partition|*:offset,...`, topic without the
+    prefix), as faust's streams drop a message fetched before a rebalance."""
+
+    def __init__(self, spec: str, prefix: str) -> None:
+        self.prefix = prefix
+        self.pending: set[tuple[str, str, int]] = set()
+        for item in filter(None, spec.split(",")):
+            topic, partition, offset = item.rsplit(":", 2)
+            self.pending.add((topic, partition, int(offset)))
+
+    def skip(self, topic: str, partition: int, offset: int) -> bool:
+        if not self.pending:
+            return False
+        name = topic.removeprefix(self.prefix)
+        for key in ((name, str(partition), offset), (name, "*", offset)):
+            if key in self.pending:
+                self.pending.discard(key)
+                log.warning("fault injection: dropped %s[%d]@%d once", topic, partition, offset)
+                return True
+        return False
+
+
 class Guarantee:
     """One agent's ledger over its input topics; `saved(partition)` reads what its table holds
     under `applied_key(partition)`."""
@@ -67,11 +125,13 @@ class Guarantee:
         prefix: str = "",
     ) -> None:
         self.app = app
+        self.topics = frozenset(topics)
         self._bootstrap = bootstrap
         self._consumer: Any = None
         self.ledger = Ledger(gapped_topics=gapped_topics)
         self._saved = saved
         self._prefix = prefix
+        self._stalls = Stalls()
         faust_fixes.commit_from(self.ledger.committable, topics)
         # faust revokes every partition at a rebalance (eager protocol) after waiting for the
         # events in flight: each partition starts again from its table.
@@ -79,6 +139,7 @@ class Guarantee:
 
     async def _forget(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self.ledger.forget_all()
+        self._stalls.reset()
 
     def saved(self, partition: int) -> dict[str, int]:
         raw = self._saved(partition)
@@ -96,8 +157,9 @@ class Guarantee:
 
     async def read(self, topic: str, partition: int, offsets: list[int]) -> dict[int, Record]:
         """The messages at these offsets, read straight from the partition: the ones faust
-        skipped. Fails (and so crashes the worker, which starts again from the saved offsets)
-        if they cannot all be read within READ_TIMEOUT_S."""
+        skipped (a hole: a later message of the partition was delivered). Fails (and so
+        crashes the worker, which starts again from the saved offsets) if they cannot all be
+        read within READ_TIMEOUT_S."""
         self._holes(topic).inc(len(offsets))
         log.warning(
             "%d offsets of %s[%d] were not delivered (%d-%d); reading them directly",
@@ -107,6 +169,26 @@ class Guarantee:
             offsets[0],
             offsets[-1],
         )
+        return await self._fetch(topic, partition, offsets)
+
+    async def read_tail(self, topic: str, partition: int, offsets: list[int]) -> dict[int, Record]:
+        """As `read`, for the end of a partition that faust did not deliver within a catch-up
+        interval (`catch_up`): counted apart from the holes, since under a backlog or after a
+        takeover a tail read is the catch-up doing its job, not faust losing a delivery."""
+        self._tail_reads(topic).inc(len(offsets))
+        log.warning(
+            "%d offsets at the end of %s[%d] were not delivered within %.0f s (%d-%d); "
+            "reading them directly",
+            len(offsets),
+            topic,
+            partition,
+            CATCH_UP_S,
+            offsets[0],
+            offsets[-1],
+        )
+        return await self._fetch(topic, partition, offsets)
+
+    async def _fetch(self, topic: str, partition: int, offsets: list[int]) -> dict[int, Record]:
         reader = await self._reader()
         ktp = KafkaTP(topic, partition)
         reader.assign([ktp])
@@ -127,6 +209,55 @@ class Guarantee:
                 if r.offset >= last:
                     break
         return got
+
+    async def catch_up(
+        self,
+        topics: Collection[str],
+        lock: asyncio.Lock,
+        apply: Callable[[list[Record]], Awaitable[None]],
+        most: int,
+    ) -> None:
+        """Applies the messages at the end of a partition that faust does not deliver; each
+        agent calls it every CATCH_UP_S from a timer, with the lock its own loop holds while
+        it applies (the direct reader, the ledger and the agent's state are shared).
+
+        The ledger finds a message faust skipped when a later one of the same partition
+        arrives (a hole) and reads it directly; at the end of a partition nothing later
+        arrives. After a worker took partitions over (a SIGKILLed owner), faust delivered the
+        first message of a partition and never the seven after it (streams/faust_fixes.py: its
+        streams resume before its seek; the rebalance-guarantee test, once in about ten runs):
+        those scans waited for the member's next scan in that partition, and a command (a
+        member's sign-up the API acknowledged) for the next command on its partition. So an
+        owned partition of `topics` whose ledger did not move since the previous check while
+        Kafka holds messages after it has them read directly (at most `most` of them) and
+        handed to `apply`, which applies them as the agent's loop would and saves the offsets.
+        A failure crashes the worker: the next owner starts again from the saved offsets."""
+        app = self.app
+        if app.should_stop or app.rebalancing or not app.flow_control.is_active():
+            self._stalls.reset()
+            return
+        for tp in sorted(app.assignor.assigned_actives()):
+            if not isinstance(tp, TP) or tp.topic not in topics:
+                continue
+            key = (tp.topic, tp.partition)
+            nxt = self.ledger.next(key)
+            if not self._stalls.still(key, nxt):
+                continue  # moved since the last check, first seen, or not started here yet
+            try:
+                # Under the agent's lock: its loop may be applying this very partition.
+                async with lock:
+                    if app.rebalancing or self.ledger.next(key) != nxt:
+                        continue  # the partition moved meanwhile, or faust delivered after all
+                    end = await self.end_offset(tp.topic, tp.partition)
+                    if nxt is None or end <= nxt:
+                        continue
+                    last = min(end, nxt + most)
+                    records = await self.read_tail(tp.topic, tp.partition, list(range(nxt, last)))
+                    await apply([records[o] for o in sorted(records)])
+            except Exception as exc:
+                log.exception("catch-up of %s[%d] failed; stopping the worker", *key)
+                await app.crash(exc)
+                raise
 
     async def _reader(self) -> Any:
         if self._consumer is None:
@@ -196,27 +327,80 @@ class Guarantee:
     def _holes(self, topic: str) -> Any:
         return metrics.AGENT_HOLES.labels(topic=topic.removeprefix(self._prefix))
 
+    @functools.cache  # noqa: B019
+    def _tail_reads(self, topic: str) -> Any:
+        return metrics.AGENT_TAIL_READS.labels(topic=topic.removeprefix(self._prefix))
 
-async def one_at_a_time(
-    guarantee: Guarantee,
-    state: MutableMapping[str, Any],
-    stream: Any,
-    judge: Callable[[Any], Awaitable[None]],
-) -> AsyncIterator[None]:
+
+@contextlib.contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """faust's tables take the changelog partition of a write from the event being processed
+    (`faust.streams.current_event()`, a context variable its streams set in the agent's task;
+    `Collection.partition_for_key`). A record the catch-up read in a timer was delivered by no
+    stream, so it is made the current event while it is judged: the writes land in its
+    partition, where the partition's next owner recovers them."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+class OneAtATime:
     """A command agent's loop (the lists, the activities): one command at a time, in log order;
     the ledger decides what is committed (a command faust skipped around a rebalance is read
-    directly, never passed; streams/ledger.py). `judge` hands every record it makes to faust's
+    directly, never passed; streams/ledger.py), and the catch-up (`Guarantee.catch_up`) judges
+    a partition's tail faust does not deliver. `judge` hands every record it makes to faust's
     producer before the offset counts as applied, and faust flushes the producer before it
-    commits; the saved offsets go into the agent's own table (`state`) after the records."""
-    async for event in stream.events():
-        m = event.message
-        batch = guarantee.ledger.batch()
-        plan = await guarantee.plan(batch, m.topic, m.partition, [m.offset])
-        if plan.apply:
-            read = await guarantee.read(m.topic, m.partition, plan.missing) if plan.missing else {}
-            for offset in plan.apply:
-                await judge(read.get(offset, event))
-            for p, value in guarantee.to_save(batch).items():
-                state[applied_key(p)] = value.decode()
-            batch.settle()
-        yield None
+    commits; the saved offsets go into the agent's own table (`state`) after the records.
+
+    The loop and the catch-up judge under one lock: both read the ledger and the state and
+    write the table, and a command judged by both would be judged against a stale state."""
+
+    def __init__(
+        self,
+        guarantee: Guarantee,
+        state: MutableMapping[str, Any],
+        judge: Callable[[Any], Awaitable[None]],
+        faults: DropOnce | None = None,
+    ) -> None:
+        self.guarantee = guarantee
+        self.state = state
+        self.judge = judge
+        self.faults = faults or DropOnce("", "")
+        self.lock = asyncio.Lock()
+
+    async def loop(self, stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            m = event.message
+            if not self.faults.skip(m.topic, m.partition, m.offset):
+                async with self.lock:
+                    await self._judge_run(m.topic, m.partition, [event])
+            yield None
+
+    async def catch_up(self) -> None:
+        """Called every CATCH_UP_S by the agent's timer."""
+        await self.guarantee.catch_up(
+            self.guarantee.topics, self.lock, self._judge_tail, COMMANDS_PER_CATCH_UP
+        )
+
+    async def _judge_tail(self, records: list[Record]) -> None:
+        if records:
+            first = records[0]
+            with as_current(first):
+                await self._judge_run(first.topic, first.partition, records)
+
+    async def _judge_run(self, topic: str, partition: int, events: list[Any]) -> None:
+        """Plans, judges in log order and saves one partition's run of offsets."""
+        batch = self.guarantee.ledger.batch()
+        by_offset = {e.message.offset: e for e in events}
+        plan = await self.guarantee.plan(batch, topic, partition, list(by_offset))
+        if not plan.apply:
+            return
+        if plan.missing:
+            by_offset.update(await self.guarantee.read(topic, partition, plan.missing))
+        for offset in plan.apply:
+            await self.judge(by_offset[offset])
+        for p, value in self.guarantee.to_save(batch).items():
+            self.state[applied_key(p)] = value.decode()
+        batch.settle()

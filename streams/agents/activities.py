@@ -33,7 +33,7 @@ from services.topics import (
     NOTIFICATIONS,
 )
 from streams.app import app, dead_letter_topic, raw_topic, settings
-from streams.guarantee import Guarantee, applied_key, one_at_a_time
+from streams.guarantee import CATCH_UP_S, DropOnce, Guarantee, OneAtATime, applied_key
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,13 @@ GUARANTEE = Guarantee(
 
 @app.agent(commands_topic)
 async def judge_activity_commands(stream: Any) -> AsyncIterator[None]:
-    async for _ in one_at_a_time(GUARANTEE, activity_state, stream, _judge):
+    async for _ in COMMANDS.loop(stream):
         yield None
+
+
+@app.timer(interval=CATCH_UP_S)  # type: ignore[untyped-decorator]
+async def catch_up_activities() -> None:
+    await COMMANDS.catch_up()
 
 
 async def _judge(event: Any) -> None:
@@ -113,3 +118,11 @@ async def _judge(event: Any) -> None:
     if rej is not None:
         log.info("refused %s %s: %s", cmd.action, cmd.activity_id, rej.reason)
         await rejections_topic.send(key=cmd.activity_id.encode(), value=rej.to_bytes())
+
+
+COMMANDS = OneAtATime(
+    GUARANTEE,
+    activity_state,
+    _judge,
+    DropOnce(settings.command_fault_skip, settings.topic_prefix),
+)

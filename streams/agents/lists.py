@@ -25,7 +25,7 @@ from services.topics import (
     WISHES,
 )
 from streams.app import app, dead_letter_topic, raw_topic, settings
-from streams.guarantee import Guarantee, applied_key, one_at_a_time
+from streams.guarantee import CATCH_UP_S, DropOnce, Guarantee, OneAtATime, applied_key
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,13 @@ GUARANTEE = Guarantee(
 
 @app.agent(commands_topic)
 async def judge_list_commands(stream: Any) -> AsyncIterator[None]:
-    async for _ in one_at_a_time(GUARANTEE, item_state, stream, _judge):
+    async for _ in COMMANDS.loop(stream):
         yield None
+
+
+@app.timer(interval=CATCH_UP_S)  # type: ignore[untyped-decorator]
+async def catch_up_lists() -> None:
+    await COMMANDS.catch_up()
 
 
 async def _judge(event: Any) -> None:
@@ -104,3 +109,11 @@ async def _judge(event: Any) -> None:
         await rejections_topic.send(key=cmd.item_id.encode(), value=rejection.to_bytes())
     for f in out.follow_ups:
         await commands_topic.send(key=f.item_id.encode(), value=f.to_bytes())
+
+
+COMMANDS = OneAtATime(
+    GUARANTEE,
+    item_state,
+    _judge,
+    DropOnce(settings.command_fault_skip, settings.topic_prefix),
+)

@@ -66,7 +66,7 @@ from services.topics import (
     SESSIONS,
 )
 from streams.app import app, raw_topic, settings
-from streams.guarantee import Guarantee, applied_key
+from streams.guarantee import CATCH_UP_S, DropOnce, Guarantee, applied_key
 from streams.state_store import StateStore
 
 log = logging.getLogger(__name__)
@@ -83,28 +83,10 @@ _DEAD_LETTER = settings.topic(DEAD_LETTER.name)
 session_input = raw_topic(CHECKINS, SESSION_REVIEWS, SESSION_CLOCK)
 
 
-class _Faults:
+class _Faults(DropOnce):
     """FAULT INJECTION for tests and drills (settings SESSION_FAULT_*): drop the first delivery
     of given messages, as faust's streams drop a message fetched before a rebalance; hold
     batches in flight while a file exists."""
-
-    def __init__(self, spec: str, prefix: str) -> None:
-        self.prefix = prefix
-        self.pending: set[tuple[str, str, int]] = set()
-        for item in filter(None, spec.split(",")):
-            topic, partition, offset = item.rsplit(":", 2)
-            self.pending.add((topic, partition, int(offset)))
-
-    def skip(self, topic: str, partition: int, offset: int) -> bool:
-        if not self.pending:
-            return False
-        name = topic.removeprefix(self.prefix)
-        for key in ((name, str(partition), offset), (name, "*", offset)):
-            if key in self.pending:
-                self.pending.discard(key)
-                log.warning("fault injection: dropped %s[%d]@%d once", topic, partition, offset)
-                return True
-        return False
 
     async def hold(self, n: int) -> None:
         path = settings.session_fault_hold_file
@@ -353,11 +335,9 @@ async def pair_sessions(stream: Any) -> AsyncIterator[None]:
         yield None
 
 
-# One batch at a time: the agent's and the catch-up's (below) share the ledger and the states.
+# One batch at a time: the agent's and the catch-up's (streams/guarantee.py) share the ledger and
+# the states.
 _exclusive = asyncio.Lock()
-# The ledger's next offset per input partition at the previous catch-up check.
-_stalled_at: dict[tuple[str, int], int] = {}
-CATCH_UP_S = 10.0
 
 
 @app.timer(interval=CATCH_UP_S)  # type: ignore[untyped-decorator]
@@ -366,46 +346,12 @@ async def catch_up() -> None:
 
 
 async def _catch_up() -> None:
-    """Applies the messages at the end of a partition that faust does not deliver.
-
-    The ledger finds a message faust skipped when a later one of the same partition arrives
-    (a hole) and reads it directly; at the end of a partition nothing later arrives. After a
-    worker took partitions over (a SIGKILLed owner), faust delivered the first message of a
-    partition and never the seven after it (streams/faust_fixes.py: its streams resume before
-    its seek; the rebalance-guarantee test, once in about ten runs): those scans waited for
-    the member's next scan in that partition. So every CATCH_UP_S, an owned partition whose
-    ledger did not move since the previous check while Kafka holds messages after it has them
-    read directly and applied as a batch of their own."""
-    if app.should_stop or app.rebalancing or not app.flow_control.is_active():
-        _stalled_at.clear()
-        return
-    for tp in sorted(app.assignor.assigned_actives()):
-        if not isinstance(tp, TP) or tp.topic not in (_CHECKINS, _REVIEWS):
-            continue
-        key = (tp.topic, tp.partition)
-        nxt = GUARANTEE.ledger.next(key)
-        before = _stalled_at.get(key)
-        if nxt is None:
-            continue  # not started here yet: its first delivery starts it
-        _stalled_at[key] = nxt
-        if before != nxt:
-            continue  # moved since the last check (or first seen): faust is delivering
-        try:
-            # Under the batch lock: the direct reader is shared with the agent's batches.
-            async with _exclusive:
-                if app.rebalancing or GUARANTEE.ledger.next(key) != nxt:
-                    continue  # the partition moved meanwhile, or faust delivered after all
-                end = await GUARANTEE.end_offset(tp.topic, tp.partition)
-                if end <= nxt:
-                    continue
-                # At most a batch: a partition starved behind a backlog catches up in steps.
-                last = min(end, nxt + settings.session_batch_size)
-                records = await GUARANTEE.read(tp.topic, tp.partition, list(range(nxt, last)))
-                await _process([records[o] for o in sorted(records)])
-        except Exception as exc:
-            log.exception("session catch-up failed; stopping the worker")
-            await app.crash(exc)
-            raise
+    """A scan or review at the end of a partition that faust does not deliver, applied as a
+    batch of its own (at most SESSION_BATCH_SIZE; `Guarantee.catch_up`). Not the clock: it is
+    compacted and ticks again anyway."""
+    await GUARANTEE.catch_up(
+        {_CHECKINS, _REVIEWS}, _exclusive, _process, settings.session_batch_size
+    )
 
 
 @functools.cache

@@ -1,7 +1,8 @@
-"""The session agent's catch-up (streams/agents/sessions.py, issue 16): a partition whose
-ledger stood still since the previous check while Kafka holds messages after it gets them
-read directly and applied; a partition that moves, or holds nothing after its ledger, is left
-to faust's deliveries."""
+"""The session agent's catch-up (streams/agents/sessions.py, on `Guarantee.catch_up`, issue 16):
+a partition whose ledger stood still since the previous check while Kafka holds messages after
+it gets them read directly and applied as a batch of the agent's (`_process`, under its batch
+lock, at most SESSION_BATCH_SIZE); a partition that moves, or holds nothing after its ledger,
+is left to faust's deliveries."""
 
 from __future__ import annotations
 
@@ -13,47 +14,31 @@ from faust.types import TP
 
 from streams.agents import sessions as agent
 from streams.app import settings
-from streams.guarantee import Record
-from streams.ledger import Ledger
+from tests.support.guarantee import FakeGuarantee
 from tests.support.stack import run_async
 
 CHECKINS = agent._CHECKINS
 
 
-class _Guarantee:
-    def __init__(self, end: int) -> None:
-        self.ledger = Ledger()
-        self.end = end
-        self.reads: list[list[int]] = []
-
-    async def end_offset(self, topic: str, partition: int) -> int:
-        return self.end
-
-    async def read(self, topic: str, partition: int, offsets: list[int]) -> dict[int, Record]:
-        self.reads.append(offsets)
-        return {o: Record(b"k", b"v", topic, partition, o) for o in offsets}
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    app = SimpleNamespace(
-        should_stop=False,
-        rebalancing=False,
-        flow_control=SimpleNamespace(is_active=lambda: True),
-        assignor=SimpleNamespace(assigned_actives=lambda: {TP(CHECKINS, 1)}),
+    guarantee = FakeGuarantee(
+        {agent._CHECKINS, agent._REVIEWS, agent._CLOCK},
+        {TP(CHECKINS, 1), TP(agent._CLOCK, 1)},
+        end=40,
     )
-    guarantee = _Guarantee(end=40)
     guarantee.ledger.start((CHECKINS, 1), 33)
+    guarantee.ledger.start((agent._CLOCK, 1), 5)
     applied: list[list[int]] = []
+    locked: list[bool] = []
 
     async def process(events: list[Any]) -> None:
+        locked.append(agent._exclusive.locked())
         applied.append([e.message.offset for e in events])
 
-    monkeypatch.setattr(agent, "app", app)
     monkeypatch.setattr(agent, "GUARANTEE", guarantee)
     monkeypatch.setattr(agent, "_process", process)
-    monkeypatch.setattr(agent, "_stalled_at", {})
-    return SimpleNamespace(app=app, guarantee=guarantee, applied=applied)
+    return SimpleNamespace(app=guarantee.app, guarantee=guarantee, applied=applied, locked=locked)
 
 
 def test_a_tail_faust_does_not_deliver_is_read_and_applied_at_the_second_check(
@@ -63,6 +48,9 @@ def test_a_tail_faust_does_not_deliver_is_read_and_applied_at_the_second_check(
     assert fake.applied == []
     run_async(agent._catch_up())  # stood still at 33 while Kafka ends at 40
     assert fake.applied == [[33, 34, 35, 36, 37, 38, 39]]
+    # Under the agent's batch lock; the clock (compacted, it ticks again) is not caught up.
+    assert fake.locked == [True]
+    assert fake.guarantee.reads == [[33, 34, 35, 36, 37, 38, 39]]
 
 
 def test_a_partition_that_moves_or_is_at_its_end_is_left_alone(fake: SimpleNamespace) -> None:

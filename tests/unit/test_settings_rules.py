@@ -103,6 +103,8 @@ def test_fault_injection_is_refused_with_a_server_dsn_only() -> None:
     assert "SESSION_FAULT_SKIP (fault injection for tests and drills) must not be set" in msg
     msg = refused(clickhouse_dsn=server, sink_fault_after_insert=3, session_fault_hold_file="/x")
     assert "SESSION_FAULT_HOLD_FILE, SINK_FAULT_AFTER_INSERT" in msg
+    msg = refused(clickhouse_dsn=server, command_fault_skip="lists.commands:*:1")
+    assert "COMMAND_FAULT_SKIP (fault injection for tests and drills) must not be set" in msg
     # The drills and tests run them on embedded chDB.
     Settings(clickhouse_dsn="chdb:///tmp/x", session_fault_skip="checkins:0:5")
     Settings(clickhouse_dsn=server)

@@ -231,7 +231,9 @@ class Guarantee:
         owned partition of `topics` whose ledger did not move since the previous check while
         Kafka holds messages after it has them read directly (at most `most` of them) and
         handed to `apply`, which applies them as the agent's loop would and saves the offsets.
-        A failure crashes the worker: the next owner starts again from the saved offsets."""
+        A partition faust delivered nothing of yet is started first, as its first delivery
+        would start it (saved, committed, else earliest offset). A failure crashes the worker:
+        the next owner starts again from the saved offsets."""
         app = self.app
         if app.should_stop or app.rebalancing or not app.flow_control.is_active():
             self._stalls.reset()
@@ -240,10 +242,18 @@ class Guarantee:
             if not isinstance(tp, TP) or tp.topic not in topics:
                 continue
             key = (tp.topic, tp.partition)
-            nxt = self.ledger.next(key)
-            if not self._stalls.still(key, nxt):
-                continue  # moved since the last check, first seen, or not started here yet
             try:
+                if not self.ledger.knows(key):
+                    # Nothing of it delivered since it was assigned: started where its first
+                    # delivery would start it, so a tail faust never delivers any of is found.
+                    async with lock:
+                        if app.rebalancing:
+                            continue
+                        if not self.ledger.knows(key):
+                            await self._start(key)
+                nxt = self.ledger.next(key)
+                if not self._stalls.still(key, nxt):
+                    continue  # moved since the last check, or first seen
                 # Under the agent's lock: its loop may be applying this very partition.
                 async with lock:
                     if app.rebalancing or self.ledger.next(key) != nxt:

@@ -158,6 +158,18 @@ def test_a_command_agent_judges_its_tail_and_saves_the_offsets_in_its_table() ->
     assert json.loads(c.state[applied_key(2)]) == {TOPIC: 8}
 
 
+def test_a_partition_faust_delivered_nothing_of_is_started_and_caught_up() -> None:
+    """Nothing saved, nothing committed: started at its earliest offset, as a first delivery
+    would start it, then read at the next check."""
+    c = commands(end=2)
+    c.guarantee.ledger.forget_all()
+    run_async(c.agent.catch_up())
+    assert c.guarantee.ledger.next((TOPIC, 2)) == 0 and c.judged == []
+    run_async(c.agent.catch_up())
+    assert [o for o, _ in c.judged] == [0, 1]
+    assert json.loads(c.state[applied_key(2)]) == {TOPIC: 2}
+
+
 def test_a_command_catch_up_is_at_most_a_step(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("streams.guarantee.COMMANDS_PER_CATCH_UP", 2)
     c = commands(end=9)

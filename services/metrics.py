@@ -100,7 +100,7 @@ AGENT_WEEKS = Counter(
 
 AGENT_REDELIVERED = Counter(
     "volunteer_agent_redelivered",
-    "Input messages the session agent skipped because its ledger shows them applied already.",
+    "Input messages an agent skipped because its ledger shows them applied already.",
     ["topic"],
 )
 # Python's cyclic garbage collector in this process (services/gc_watch.py): a pause of the

@@ -431,21 +431,15 @@ def test_the_demo_month_of_slots_through_the_simulator(stack: Stack) -> None:
     """The simulator publishes a community's month of slots beside the server: the slots and
     their sign-ups land, and the roster reads attendance and no-shows from the scans; and its
     month of excused weeks."""
-    import httpx
-
     from services.demo.county import generate, slice_county
     from services.demo.simulate import simulate
+    from tests.support.demo import demo_client
     from tests.support.stack import run_async
 
     county = slice_county(generate(), ("c03",), 40)
 
     async def go() -> Any:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=stack.client.app),
-            base_url="http://testserver",
-            headers=stack.admin,
-            timeout=60,
-        ) as c:
+        async with demo_client(stack) as c:
             return await simulate(
                 c,
                 county,

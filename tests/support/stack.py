@@ -16,15 +16,34 @@ from fastapi.testclient import TestClient
 
 from infra import stack as infra_stack
 from infra.kafka import Broker
+from services.consumer_lag import LagProbe, groups
 from services.settings import Settings
 from services.station_codes import current_window, sign_window
 from services.tokens import sign_station
+from services.topics import (
+    ACTIVITY_COMMANDS,
+    CHECKINS,
+    LIST_COMMANDS,
+    SESSION_CLOCK,
+    SESSION_REVIEWS,
+    TopicSpec,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
 settings_env = infra_stack.settings_env
+
+# What the worker's agents read (tests/unit/test_streams_topics.py holds this to the agents):
+# a topic the worker never committed on is still to be read in full.
+WORKER_INPUTS: tuple[TopicSpec, ...] = (
+    CHECKINS,
+    SESSION_REVIEWS,
+    SESSION_CLOCK,
+    LIST_COMMANDS,
+    ACTIVITY_COMMANDS,
+)
 
 
 class Worker:
@@ -74,6 +93,34 @@ class Stack:
         assert r.status_code == 201, r.text
         out: dict[str, Any] = r.json()
         return out
+
+    def settled(self, timeout: float = 60.0) -> bool:
+        """Waits until everything published so far is in ClickHouse: the worker's group has
+        committed all its inputs (faust flushes its producer before it commits, so its results
+        are on their topics), and then the sink's group every topic it loads (the sink commits
+        only after ClickHouse acknowledged the insert). For a test that reads the figures of
+        several tables: the sink writes each topic in its own batches, so one table's figure
+        says nothing of another's. Results of timers (the session clock, the jobs beside the
+        sink) are not waited for."""
+        wanted = groups(self.settings)
+        group, topics = wanted["worker"]
+        inputs = {self.settings.topic(t.name) for t in WORKER_INPUTS}
+        worker = {"worker": (group, sorted({*topics, *inputs}))}
+        sink = {"sink": wanted["sink"]}
+        probe = LagProbe(self.settings)
+        try:
+            # The worker's lag first: what it produced before its commit is then on the sink's
+            # topics when the sink's lag is measured.
+            return bool(
+                self.wait_for(
+                    lambda: (
+                        probe.measure(worker)["worker"] == 0 and probe.measure(sink)["sink"] == 0
+                    ),
+                    timeout=timeout,
+                )
+            )
+        finally:
+            probe.close()
 
     def wait_for(self, fn: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
         deadline = time.monotonic() + timeout

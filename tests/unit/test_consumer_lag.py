@@ -41,7 +41,7 @@ def test_the_probe_asks_the_broker_at_most_once_per_interval(
         calls.append(1)
         return {"worker": len(calls), "sink": 0}
 
-    monkeypatch.setattr(probe, "_measure", measure)
+    monkeypatch.setattr(probe, "measure", measure)
     assert probe.current() == {"worker": 1, "sink": 0}
     assert probe.current() == {"worker": 1, "sink": 0}
     assert len(calls) == 1
@@ -49,12 +49,12 @@ def test_the_probe_asks_the_broker_at_most_once_per_interval(
 
 def test_a_broker_that_cannot_answer_gives_no_figure(monkeypatch: pytest.MonkeyPatch) -> None:
     probe = LagProbe(Settings(health_lag_interval_s=0.000001))
-    monkeypatch.setattr(probe, "_measure", lambda: {"worker": 3, "sink": 0})
+    monkeypatch.setattr(probe, "measure", lambda: {"worker": 3, "sink": 0})
     assert probe.current() == {"worker": 3, "sink": 0}
 
     def down() -> dict[str, int]:
         raise OSError("broker gone")
 
-    monkeypatch.setattr(probe, "_measure", down)
+    monkeypatch.setattr(probe, "measure", down)
     # Not the last figure: an old lag shown as current would hide a stuck pipeline.
     assert probe.current() is None

@@ -213,7 +213,6 @@ def test_a_re_run_keeps_the_organizers_team_leader_changes(stack: Stack, sim: Si
     for member, new in ((moved, kept), (cleared, None)):
         r = stack.client.patch(f"/v1/members/{member}", json={"team_leader_id": new}, headers=org)
         assert r.status_code == 200, r.text
-    assert stack.settled(), "the organizer's changes did not reach ClickHouse"
 
     async def again() -> Simulation:
         async with demo_client(stack) as c:

@@ -90,6 +90,8 @@ def world(stack: Stack) -> dict[str, str]:
         ),
         timeout=60,
     ), "the served members' week never reached ClickHouse"
+    # The roster and the assessment read the sessions too, another topic than the weeks.
+    assert stack.settled(), "the pipeline did not settle"
     return ids
 
 

@@ -124,6 +124,8 @@ def served(stack: Stack, county: dict[str, Any]) -> dict[str, Any]:
         return bool(rows[0][0] == 3 and rows[0][1] == 6.5 * 3600)
 
     assert stack.wait_for(member_weeks, timeout=60), "weekly records did not arrive"
+    # The assessment reads the sessions too: another topic than the weeks, in its own batches.
+    assert stack.settled(), "the pipeline did not settle"
     r = stack.client.patch(
         f"/v1/members/{c['d']['id']}", json={"unit_id": c["other_unit"]["id"]}, headers=stack.admin
     )

@@ -108,6 +108,8 @@ def county(stack: Stack) -> dict[str, Any]:
         return bool(rows[0][0] == 4 and rows[0][1] == 24000)
 
     assert stack.wait_for(settled, timeout=90), "weekly records did not arrive"
+    # The cards read the sessions too: another topic than the weeks, loaded in its own batches.
+    assert stack.settled(), "the pipeline did not settle"
     c["hr"] = stack.token("hr", unit["id"])
     return c
 

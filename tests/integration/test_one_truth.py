@@ -22,8 +22,7 @@ from services import topics
 from services.counting import local_week_start, parts_agree
 from services.events import CheckinScanned, derived_id
 from services.timeutil import iso_week, local_midnight
-from services.tokens import sign_station
-from tests.support.stack import Stack
+from tests.support.stack import Stack, api_scan
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -76,17 +75,6 @@ def county(stack: Stack) -> dict[str, Any]:
         "m": members,
         "visitor": visitor,
     }
-
-
-def api_scan(stack: Stack, member_id: str, station_id: str, action: str, when: datetime) -> None:
-    body = {
-        "station_token": sign_station(stack.settings, station_id),
-        "action": action,
-        "client_event_id": str(uuid.uuid4()),
-        "scanned_at": when.isoformat(),
-    }
-    r = stack.client.post("/v1/checkins", json=body, headers=stack.token("member", member_id))
-    assert r.status_code == 202, r.text
 
 
 def log_scan(stack: Stack, c: dict[str, Any], member_id: str, action: str, when: datetime) -> None:

@@ -13,6 +13,7 @@ import pytest
 from services import topics
 from services.events import CheckinScanned, derived_id
 from services.timeutil import iso_week
+from tests.support import stack as support
 from tests.support.stack import Stack, scan_token
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -72,15 +73,8 @@ def demo(stack: Stack) -> dict[str, Any]:
 def api_scan(stack: Stack, member_id: str, station_id: str, action: str, when: datetime) -> str:
     # A past scan with the screen's code of its moment, which proves the time (a poster token
     # would be a back-dated poster scan, flagged; tests/integration/test_presence.py).
-    body = {
-        "station_token": scan_token(stack.settings, station_id, when),
-        "action": action,
-        "client_event_id": str(uuid.uuid4()),
-        "scanned_at": when.isoformat(),
-    }
-    r = stack.client.post("/v1/checkins", json=body, headers=stack.token("member", member_id))
-    assert r.status_code == 202, r.text
-    return str(r.json()["event_id"])
+    token = scan_token(stack.settings, station_id, when)
+    return support.api_scan(stack, member_id, station_id, action, when, token)
 
 
 def log_scan(

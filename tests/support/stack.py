@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -148,3 +149,25 @@ def scan_token(settings: Settings, station_id: str, at: datetime) -> str:
     if at.timestamp() < time.time() - settings.station_code_window_s:
         return sign_window(settings, station_id, current_window(settings, at.timestamp()))
     return sign_station(settings, station_id)
+
+
+def api_scan(
+    stack: Stack,
+    member_id: str,
+    station_id: str,
+    action: str,
+    when: datetime,
+    token: str | None = None,
+) -> str:
+    """A member's phone scan through `POST /v1/checkins`, made at `when`; its event id. With the
+    station poster's token unless `token` is given (`scan_token` for a past moment's screen
+    code, which proves the time)."""
+    body = {
+        "station_token": token or sign_station(stack.settings, station_id),
+        "action": action,
+        "client_event_id": str(uuid.uuid4()),
+        "scanned_at": when.isoformat(),
+    }
+    r = stack.client.post("/v1/checkins", json=body, headers=stack.token("member", member_id))
+    assert r.status_code == 202, r.text
+    return str(r.json()["event_id"])

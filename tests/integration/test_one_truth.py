@@ -23,17 +23,14 @@ from services.counting import local_week_start, parts_agree
 from services.events import CheckinScanned, derived_id
 from services.timeutil import iso_week, local_midnight
 from tests.support.stack import Stack, api_scan
+from tests.support.weeks import YEAR_BOUNDARY_ENV
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 CST = timezone(timedelta(hours=8))
 
-STACK_ENV = {
-    "SESSION_TICK_S": "1",
-    # Scans around the 2025/2026 year boundary are replayed into this worker today.
-    "SESSION_REDERIVE_HORIZON_H": str(2 * 366 * 24),
-    "SESSION_REVIEW_WINDOW_DAYS": "800",
-}
+# Scans around the 2025/2026 year boundary are replayed into this worker today.
+STACK_ENV = YEAR_BOUNDARY_ENV
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,15 @@ from services.events import CheckinScanned, derived_id
 from services.timeutil import iso_week
 from tests.support import stack as support
 from tests.support.stack import Stack, scan_token
+from tests.support.weeks import YEAR_BOUNDARY_ENV
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 CST = timezone(timedelta(hours=8))
 
 
-STACK_ENV = {
-    # Tick the session clock every second.
-    "SESSION_TICK_S": "1",
-    # Keep scans re-pairable for two years, so a night duty across the 2025/2026 boundary can
-    # be replayed into this worker today (the API itself accepts scans up to 72 h old).
-    "SESSION_REDERIVE_HORIZON_H": str(2 * 366 * 24),
-    "SESSION_REVIEW_WINDOW_DAYS": "800",
-}
+# A night duty across the 2025/2026 boundary is replayed into this worker today.
+STACK_ENV = YEAR_BOUNDARY_ENV
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +17,9 @@ from fastapi.testclient import TestClient
 
 from infra import stack as infra_stack
 from infra.kafka import Broker
+from services import topics
 from services.consumer_lag import LagProbe, groups
+from services.events import CheckinScanned, derived_id
 from services.settings import Settings
 from services.station_codes import current_window, sign_window
 from services.tokens import sign_station
@@ -171,3 +173,27 @@ def api_scan(
     r = stack.client.post("/v1/checkins", json=body, headers=stack.token("member", member_id))
     assert r.status_code == 202, r.text
     return str(r.json()["event_id"])
+
+
+def log_scan(
+    stack: Stack, member: Mapping[str, Any], station: Mapping[str, Any], action: str, when: datetime
+) -> str:
+    """A member's scan straight onto the log, as the API writes it (for moments the API no longer
+    takes), from the member's and the station's records as the registry returned them; its
+    event id."""
+    client_id = str(uuid.uuid4())
+    event = CheckinScanned(
+        event_id=derived_id("checkin", member["id"], client_id),
+        occurred_at=when,
+        member_id=member["id"],
+        station_id=station["id"],
+        station_community_id=station["community_id"],
+        unit_id=member["unit_id"],
+        member_community_id=member["community_id"],
+        action=action,  # type: ignore[arg-type]
+        client_event_id=client_id,
+        received_at=datetime.now(UTC),
+    )
+    publisher = stack.client.app.state.ctx.publisher  # type: ignore[attr-defined]
+    publisher.send_sync(topics.CHECKINS, member["id"], event)
+    return event.event_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from services.processors import ROUTES
@@ -92,9 +92,14 @@ class LagProbe:
             )
         return self._admin, self._consumer
 
-    def measure(self, wanted: Mapping[str, tuple[str, list[str]]] | None = None) -> dict[str, int]:
+    def measure(
+        self,
+        wanted: Mapping[str, tuple[str, list[str]]] | None = None,
+        skip: Collection[str] = (),
+    ) -> dict[str, int]:
         """Lag per group name now, uncached; raises when the broker cannot be asked. `wanted`:
-        name -> (group id, topics it must read), `groups(settings)` by default."""
+        name -> (group id, topics it must read), `groups(settings)` by default; `skip`: topics
+        left out even where the group committed on them."""
         from kafka import TopicPartition
 
         admin, consumer = self._clients()
@@ -109,7 +114,7 @@ class LagProbe:
                 for tp, om in offsets.items()
                 if om.offset is not None and om.offset >= 0
             }
-            topics = set(expected) | {t for t, _ in committed}
+            topics = (set(expected) | {t for t, _ in committed}) - set(skip)
             parts = [
                 TopicPartition(t, p)
                 for t in sorted(topics)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.consumer_lag import LagProbe, group_lag, groups, lagging
@@ -58,3 +60,37 @@ def test_a_broker_that_cannot_answer_gives_no_figure(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(probe, "measure", down)
     # Not the last figure: an old lag shown as current would hide a stuck pipeline.
     assert probe.current() is None
+
+
+def test_a_measure_leaves_the_skipped_topics_out_even_where_the_group_committed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from kafka import TopicPartition
+
+    class Admin:
+        def list_group_offsets(self, specs: dict[str, None]) -> dict[str, Any]:
+            return {
+                "g": {
+                    TopicPartition("checkins", 0): SimpleNamespace(offset=7),
+                    TopicPartition("session-clock", 0): SimpleNamespace(offset=1),
+                }
+            }
+
+    class Consumer:
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return {0}
+
+        def end_offsets(self, parts: list[Any]) -> dict[Any, int]:
+            return {p: {"checkins": 10, "session-clock": 5}[p.topic] for p in parts}
+
+        def beginning_offsets(self, parts: list[Any]) -> dict[Any, int]:
+            return {p: 0 for p in parts}
+
+    probe = LagProbe(Settings())
+    monkeypatch.setattr(probe, "_clients", lambda: (Admin(), Consumer()))
+    wanted = {"worker": ("g", ["checkins"])}
+    # The clock's partition was committed on: counted unless skipped.
+    assert probe.measure(wanted) == {"worker": 3 + 4}
+    assert probe.measure(wanted, skip=["session-clock"]) == {"worker": 3}

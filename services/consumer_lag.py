@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from services.processors import ROUTES
@@ -65,7 +65,7 @@ class LagProbe:
             if time.monotonic() - self._at >= self.settings.health_lag_interval_s:
                 self._at = time.monotonic()
                 try:
-                    self._last = self._measure()
+                    self._last = self.measure()
                 except Exception as exc:  # Kafka down: /healthz names that already.
                     log.debug("consumer lag not measured: %s", exc)
                     self._last = None
@@ -92,12 +92,19 @@ class LagProbe:
             )
         return self._admin, self._consumer
 
-    def _measure(self) -> dict[str, int]:
+    def measure(
+        self,
+        wanted: Mapping[str, tuple[str, list[str]]] | None = None,
+        skip: Collection[str] = (),
+    ) -> dict[str, int]:
+        """Lag per group name now, uncached; raises when the broker cannot be asked. `wanted`:
+        name -> (group id, topics it must read), `groups(settings)` by default; `skip`: topics
+        left out even where the group committed on them."""
         from kafka import TopicPartition
 
         admin, consumer = self._clients()
         out: dict[str, int] = {}
-        wanted = groups(self.settings)
+        wanted = wanted if wanted is not None else groups(self.settings)
         # One OffsetFetch for both groups (a group that never committed comes back empty).
         fetched = admin.list_group_offsets({group: None for group, _ in wanted.values()})
         for name, (group, expected) in wanted.items():
@@ -107,7 +114,7 @@ class LagProbe:
                 for tp, om in offsets.items()
                 if om.offset is not None and om.offset >= 0
             }
-            topics = set(expected) | {t for t, _ in committed}
+            topics = (set(expected) | {t for t, _ in committed}) - set(skip)
             parts = [
                 TopicPartition(t, p)
                 for t in sorted(topics)

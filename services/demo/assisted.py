@@ -22,6 +22,7 @@ import random
 import uuid
 from collections.abc import Iterable, Mapping, Set
 from datetime import datetime
+from typing import Any
 
 from services.demo.county import County, DemoMember
 from services.demo.plan import PlannedScan, habit_of
@@ -35,6 +36,17 @@ TEAM_SIZE = 6
 TEAM_MIN_MEMBERS = 20
 
 _NS = uuid.UUID("c2f1e0d9-4b3a-4c5d-9e8f-7a6b5c4d3e2f")
+
+
+def leader_ever_set(history: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a member's registry history (`GET /v1/members/{id}/history` items) shows a team
+    leader set at any time, even one cleared since: the demo sets a team's leaders only where
+    none was ever set, so that a re-run never undoes an organizer's later change."""
+    return any(
+        c["field"] == "team_leader_id" and (c["before"] is not None or c["after"] is not None)
+        for entry in history
+        for c in entry["changes"]
+    )
 
 
 def _by_community(county: County) -> dict[str, list[DemoMember]]:

@@ -42,6 +42,8 @@ class LoadedCounty:
         default_factory=dict
     )  # key → the station as the API returned it
     members: dict[str, str] = field(default_factory=dict)
+    # Member id -> their team leader's id as the server had it when the county was loaded.
+    team_leaders: dict[str, str | None] = field(default_factory=dict)
     created: dict[str, int] = field(default_factory=dict)
     import_result: dict[str, Any] | None = None
 
@@ -187,6 +189,7 @@ async def load_county(client: httpx.AsyncClient, county: County) -> LoadedCounty
         for item in items:
             found_as = (item["community_id"], item["name"], item.get("phone"))
             seen.setdefault(found_as, []).append(item["id"])
+            out.team_leaders[item["id"]] = item.get("team_leader_id")
     by_phone: dict[str, str] = {}
     ambiguous = []
     for dm in county.members:

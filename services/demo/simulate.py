@@ -45,7 +45,7 @@ from services.counting import hours
 from services.demo import assisted as demo_assisted
 from services.demo.county import DEFAULT_SEED, County, generate, slice_county
 from services.demo.excusals import ExcusalPlan, plan_excusals
-from services.demo.loader import LoadedCounty, admin_client, load_county
+from services.demo.loader import LoadedCounty, admin_client, list_all, load_county
 from services.demo.plan import PlannedScan, expected_truth, plan_scans
 from services.demo.reminders_plan import (
     Person,
@@ -478,9 +478,15 @@ async def _month(
     plan = plan_slots(county, ids, end, seed, busy, teams, no_phone)
     # The month's excused weeks too (the API takes none more than 7 days back).
     excusals = plan_excusals(county, ids, end, seed, busy)
-    # The organizer sets each team's leader (PATCH: setting the same leader again is no change).
+    # The organizer sets each team's leader, once: a re-run leaves a member alone whose leader
+    # was ever set (by the demo or by the organizer since, who may have changed or cleared it).
     for team in teams.values():
         for key in team.members:
+            if loaded.team_leaders.get(ids[key]) is not None:
+                continue
+            history = await list_all(client, f"/v1/members/{ids[key]}/history")
+            if demo_assisted.leader_ever_set(history):
+                continue
             r = await client.patch(
                 f"/v1/members/{ids[key]}", json={"team_leader_id": ids[team.leader]}
             )

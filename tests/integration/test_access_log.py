@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.publisher import PublishUnavailable
+from tests.support.access_log import log_page, wait_entries
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -44,23 +45,6 @@ def town(stack: Stack) -> dict[str, Any]:
     return ids
 
 
-def _log(stack: Stack, **params: Any) -> dict[str, Any]:
-    r = stack.client.get("/v1/access-log", params=params, headers=stack.admin)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def _wait(stack: Stack, want: int, **params: Any) -> list[dict[str, Any]]:
-    def enough() -> list[dict[str, Any]] | None:
-        items: list[dict[str, Any]] = _log(stack, **params)["items"]
-        return items if len(items) >= want else None
-
-    got = stack.wait_for(enough, timeout=60)
-    assert got, f"the access log did not reach {want} entries for {params}"
-    return list(got)
-
-
 def test_a_phone_reveal_is_logged_with_who_whose_and_where(
     stack: Stack, town: dict[str, Any]
 ) -> None:
@@ -68,7 +52,7 @@ def test_a_phone_reveal_is_logged_with_who_whose_and_where(
     before = datetime.now(UTC) - timedelta(seconds=1)
     r = stack.client.get(f"/v1/members/{m1}/phone", headers=h["org1"])
     assert r.status_code == 200 and r.json() == {"member_id": m1, "phone": "13911110001"}
-    [entry] = _wait(stack, 1, member_id=m1, kind="phone_reveal")
+    [entry] = wait_entries(stack, 1, member_id=m1, kind="phone_reveal")
     assert entry["actor_role"] == "organizer" and entry["actor_id"] == town["c1"]
     assert entry["member_ids"] == [m1] and entry["member_names"] == ["日志党员1号"]
     assert entry["actor_name"].startswith("日志社区1-")
@@ -85,7 +69,7 @@ def test_a_refused_reveal_shows_nothing_and_logs_nothing(
         assert r.status_code == 404 and "13911110002" not in r.text, (who, r.text)
     # A logged read that follows lands; none of the refused ones is there.
     assert stack.client.get(f"/v1/members/{m2}/phone", headers=h["admin"]).status_code == 200
-    entries = _wait(stack, 1, member_id=m2)
+    entries = wait_entries(stack, 1, member_id=m2)
     assert [(e["kind"], e["actor_role"]) for e in entries] == [("phone_reveal", "admin")]
 
 
@@ -95,14 +79,14 @@ def test_the_not_served_file_is_logged_with_every_member_it_lists(
     h, c1 = town["h"], town["c1"]
     r = stack.client.get(f"/v1/communities/{c1}/roster?format=csv", headers=h["org1"])
     assert r.status_code == 200 and "13911110001" in r.text and "13911110002" in r.text
-    [entry] = _wait(stack, 1, kind="phones_export", actor_id=c1)
+    [entry] = wait_entries(stack, 1, kind="phones_export", actor_id=c1)
     assert sorted(entry["member_ids"]) == sorted([town["m1"], town["m2"]])
     assert entry["route"] == "GET /v1/communities/{community_id}/roster"
     assert "csv" in entry["detail"]
     # The JSON roster shows phones masked: nothing to log.
     r = stack.client.get(f"/v1/communities/{c1}/roster", headers=h["org1"])
     assert r.status_code == 200 and "13911110001" not in r.text
-    assert len(_log(stack, kind="phones_export", actor_id=c1)["items"]) == 1
+    assert len(log_page(stack, kind="phones_export", actor_id=c1)["items"]) == 1
 
 
 def test_a_member_record_read_by_others_is_logged_by_the_member_not(
@@ -111,7 +95,7 @@ def test_a_member_record_read_by_others_is_logged_by_the_member_not(
     h, m3 = town["h"], town["m3"]
     assert stack.client.get(f"/v1/members/{m3}", headers=h["hr"]).status_code == 200
     assert stack.client.get(f"/v1/members/{m3}/history", headers=h["org2"]).status_code == 200
-    entries = _wait(stack, 2, member_id=m3, kind="member_record")
+    entries = wait_entries(stack, 2, member_id=m3, kind="member_record")
     assert sorted((e["actor_role"], e["detail"]) for e in entries) == [
         ("hr", ""),
         ("organizer", "history"),
@@ -120,8 +104,8 @@ def test_a_member_record_read_by_others_is_logged_by_the_member_not(
     stack.client.get(f"/v1/members/{m1}/phone", headers=h["admin"])  # a marker after
     assert stack.client.get(f"/v1/members/{m1}", headers=h["m1"]).status_code == 200
     assert stack.client.get(f"/v1/members/{m1}/history", headers=h["m1"]).status_code == 200
-    _wait(stack, 1, member_id=m1, actor_role="admin")
-    assert _log(stack, member_id=m1, kind="member_record")["total"] == 0
+    wait_entries(stack, 1, member_id=m1, actor_role="admin")
+    assert log_page(stack, member_id=m1, kind="member_record")["total"] == 0
 
 
 def test_filters_and_paging(stack: Stack, town: dict[str, Any]) -> None:
@@ -129,10 +113,10 @@ def test_filters_and_paging(stack: Stack, town: dict[str, Any]) -> None:
     for _ in range(3):
         assert stack.client.get(f"/v1/members/{m2}/phone", headers=h["org1"]).status_code == 200
     mine = {"member_id": m2, "actor_role": "organizer", "kind": "phone_reveal"}
-    entries = _wait(stack, 3, **mine)
+    entries = wait_entries(stack, 3, **mine)
     assert len(entries) == 3
-    first = _log(stack, **mine, limit=2)
-    second = _log(stack, **mine, limit=2, offset=2)
+    first = log_page(stack, **mine, limit=2)
+    second = log_page(stack, **mine, limit=2, offset=2)
     assert first["total"] == second["total"] == 3
     assert len(first["items"]) == 2 and len(second["items"]) == 1
     ids = [e["id"] for e in first["items"] + second["items"]]
@@ -141,9 +125,9 @@ def test_filters_and_paging(stack: Stack, town: dict[str, Any]) -> None:
     assert ats == sorted(ats, reverse=True)
     # A period: nothing before the module began, everything since.
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    assert _log(stack, member_id=m2, since=future)["total"] == 0
-    assert _log(stack, member_id=m2, until=future)["total"] >= 3
-    assert _log(stack, member_id=m2, actor_id="nobody")["total"] == 0
+    assert log_page(stack, member_id=m2, since=future)["total"] == 0
+    assert log_page(stack, member_id=m2, until=future)["total"] >= 3
+    assert log_page(stack, member_id=m2, actor_id="nobody")["total"] == 0
 
 
 @pytest.mark.parametrize(
@@ -167,7 +151,7 @@ def test_bad_filters_are_422_naming_the_field(stack: Stack, params: dict[str, st
     assert next(iter(params)) in r.json()["error"]["message"]
 
 
-def test_only_the_admin_reads_the_log(stack: Stack, town: dict[str, Any]) -> None:
+def test_only_the_admin_reads_thelog_page(stack: Stack, town: dict[str, Any]) -> None:
     for who in ("org1", "hr", "m1"):
         r = stack.client.get("/v1/access-log", headers=town["h"][who])
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text

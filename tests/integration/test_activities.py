@@ -15,6 +15,7 @@ import pytest
 from services import activities as rules
 from services import topics
 from services.events import ActivitySpec
+from tests.support.sms import SmsProvider
 from tests.support.stack import Stack, scan_token
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -431,21 +432,15 @@ def test_the_demo_month_of_slots_through_the_simulator(stack: Stack) -> None:
     """The simulator publishes a community's month of slots beside the server: the slots and
     their sign-ups land, and the roster reads attendance and no-shows from the scans; and its
     month of excused weeks."""
-    import httpx
-
     from services.demo.county import generate, slice_county
     from services.demo.simulate import simulate
+    from tests.support.demo import demo_client
     from tests.support.stack import run_async
 
     county = slice_county(generate(), ("c03",), 40)
 
     async def go() -> Any:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=stack.client.app),
-            base_url="http://testserver",
-            headers=stack.admin,
-            timeout=60,
-        ) as c:
+        async with demo_client(stack) as c:
             return await simulate(
                 c,
                 county,
@@ -530,41 +525,6 @@ def inbox(stack: Stack, member_id: str, headers: dict[str, str], kind: str) -> l
     return [x for x in r.json()["items"] if x["kind"] == kind]
 
 
-class SmsRecorder:
-    """A real local HTTP server standing in for the SMS gateway: records every request."""
-
-    def __init__(self) -> None:
-        import json
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        from tests.support.net import free_port
-
-        self.received: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.received.append({**body, "key": self.headers["Idempotency-Key"]})
-                out = b'{"code": "OK"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_cancelling_a_slot_notifies_each_member_once_and_sms_delivers_it(
     stack: Stack, county: dict[str, Any]
 ) -> None:
@@ -642,11 +602,11 @@ def test_cancelling_a_slot_notifies_each_member_once_and_sms_delivers_it(
     assert len(notices(county["m4"]["id"], county["m4_tok"])) == 1
 
     # Delivery: the SMS sender sends the placed member's notice, once.
-    gateway = SmsRecorder()
+    gateway = SmsProvider()
     settings = Settings(
         **{
             **stack.settings.model_dump(),
-            "sms_gateway_url": f"http://127.0.0.1:{gateway.port}/sms/send",
+            "sms_gateway_url": gateway.url,
             "sms_gateway_key": "k-test",
             "sms_retry_s": 0.05,
         }

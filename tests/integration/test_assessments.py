@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from openpyxl import load_workbook
 
-from services import topics
-from services.events import CheckinScanned, derived_id
-from tests.support.stack import Stack
+from tests.support.stack import Stack, log_scan
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -66,24 +63,6 @@ def county(stack: Stack) -> dict[str, Any]:
     }
 
 
-def log_scan(stack: Stack, c: dict[str, Any], who: str, action: str, when: datetime) -> None:
-    client_id = str(uuid.uuid4())
-    m = c[who]
-    ev = CheckinScanned(
-        event_id=derived_id("checkin", m["id"], client_id),
-        occurred_at=when,
-        member_id=m["id"],
-        station_id=c["station"]["id"],
-        station_community_id=c["community"]["id"],
-        unit_id=c["unit"]["id"],
-        member_community_id=c["community"]["id"],
-        action=action,  # type: ignore[arg-type]
-        client_event_id=client_id,
-        received_at=datetime.now(UTC),
-    )
-    stack.client.app.state.ctx.publisher.send_sync(topics.CHECKINS, m["id"], ev)  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def served(stack: Stack, county: dict[str, Any]) -> dict[str, Any]:
     c = county
@@ -94,8 +73,8 @@ def served(stack: Stack, county: dict[str, Any]) -> dict[str, Any]:
         ("a", at(3, 6, 14), at(3, 6, 15, 30)),
         ("d", at(10, 1, 8), at(10, 1, 10)),
     ):
-        log_scan(stack, c, who, "in", a)
-        log_scan(stack, c, who, "out", b)
+        log_scan(stack, c[who], c["station"], "in", a)
+        log_scan(stack, c[who], c["station"], "out", b)
     organizer = stack.token("organizer", c["community"]["id"])
     for period, rating in (("%d-Q1", 4), ("%d-03", 5)):
         r = stack.client.post(
@@ -124,6 +103,8 @@ def served(stack: Stack, county: dict[str, Any]) -> dict[str, Any]:
         return bool(rows[0][0] == 3 and rows[0][1] == 6.5 * 3600)
 
     assert stack.wait_for(member_weeks, timeout=60), "weekly records did not arrive"
+    # The assessment reads the sessions too: another topic than the weeks, in its own batches.
+    assert stack.settled(), "the pipeline did not settle"
     r = stack.client.patch(
         f"/v1/members/{c['d']['id']}", json={"unit_id": c["other_unit"]["id"]}, headers=stack.admin
     )

@@ -162,6 +162,8 @@ def test_same_client_event_id_twice_counts_once(stack: Stack, demo: dict[str, An
     assert ids[0] == ids[1] and ids[2] == ids[3]
     got = stack.wait_for(lambda: (h := hours(stack, m["id"], me))["sessions"] >= 1 and h)
     assert got and got["sessions"] == 1 and got["hours"] == 1.0
+    # The raw scans are another topic than the sessions: wait until every one is loaded.
+    assert stack.settled(), "the pipeline did not settle"
     rows = stack.client.app.state.ctx.warehouse.query(  # type: ignore[attr-defined]
         "SELECT count() FROM checkins FINAL WHERE member_id = %(m)s", {"m": m["id"]}
     )

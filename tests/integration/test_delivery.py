@@ -16,10 +16,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from services import topics
 from services.replay import figures, replay
 from services.sink import Sink
-from services.tokens import sign_station
 from services.warehouse.client import Warehouse, connect
 from services.warehouse.migrate import migrate
-from tests.support.stack import Stack
+from tests.support.stack import Stack, api_scan
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -85,17 +84,6 @@ def restart_worker(stack: Stack) -> None:
         time.sleep(0.3)
 
 
-def scan(stack: Stack, member_id: str, station_id: str, action: str, when: datetime) -> None:
-    body = {
-        "station_token": sign_station(stack.settings, station_id),
-        "action": action,
-        "client_event_id": str(uuid.uuid4()),
-        "scanned_at": when.isoformat(),
-    }
-    r = stack.client.post("/v1/checkins", json=body, headers=stack.token("member", member_id))
-    assert r.status_code == 202, r.text
-
-
 def live(stack: Stack) -> Warehouse:
     wh: Warehouse = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
     return wh
@@ -137,18 +125,18 @@ def test_worker_killed_mid_stream_then_restarted_loses_and_doubles_nothing(
     st = people["station"]["id"]
     base = datetime.now(UTC) - timedelta(hours=30)
     for i, m in enumerate(ids):
-        scan(stack, m, st, "in", base + timedelta(minutes=i))
+        api_scan(stack, m, st, "in", base + timedelta(minutes=i))
     stack.worker.stop(kill=True)  # SIGKILL: no clean shutdown, no final commit
     for i, m in enumerate(ids):
-        scan(stack, m, st, "out", base + timedelta(hours=1, minutes=i))  # queued on the log
+        api_scan(stack, m, st, "out", base + timedelta(hours=1, minutes=i))  # queued on the log
     restart_worker(stack)
     for i, m in enumerate(ids):
-        scan(stack, m, st, "in", base + timedelta(hours=2, minutes=i))
+        api_scan(stack, m, st, "in", base + timedelta(hours=2, minutes=i))
     time.sleep(1.0)
     stack.worker.stop(kill=True)
     restart_worker(stack)
     for i, m in enumerate(ids):
-        scan(stack, m, st, "out", base + timedelta(hours=4, minutes=i))
+        api_scan(stack, m, st, "out", base + timedelta(hours=4, minutes=i))
     # Each member: 1 h + 2 h.
     settle(stack, ids, len(ids) * 3 * 3600)
     rows = live(stack).query(

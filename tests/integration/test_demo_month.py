@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from services import topics
@@ -17,41 +16,25 @@ from services.demo.county import generate, slice_county
 from services.demo.simulate import Simulation, simulate
 from services.publisher import Publisher
 from services.sessions import assisted_by
+from tests.support.demo import demo_client, history_env
 from tests.support.stack import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
-HISTORY_H = 4 * 7 * 24
 # A month back, as README's history mode: the API and the worker take scans that old.
-STACK_ENV = {
-    "MAX_SCAN_AGE_H": str(HISTORY_H),
-    "SESSION_REDERIVE_HORIZON_H": str(HISTORY_H + 24),
-    "SESSION_REVIEW_WINDOW_DAYS": "40",
-    "LIMIT_CHECKINS_MEMBER_BURST": "1000",
-    "LIMIT_CHECKINS_MEMBER_PER_MIN": "60000",
-}
+STACK_ENV = history_env(4 * 7 * 24, review_days=40)
+
+
+def _sim_args() -> dict[str, Any]:
+    county = slice_county(generate(), ("c03",), 40)
+    return {"county": county, "weeks": 3, "seed": 5, "lanes": 8, "slots": True}
 
 
 @pytest.fixture(scope="module")
 def sim(stack: Stack) -> Simulation:
-    county = slice_county(generate(), ("c03",), 40)
-
     async def go() -> Simulation:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=stack.client.app),
-            base_url="http://testserver",
-            headers=stack.admin,
-            timeout=60,
-        ) as c:
-            return await simulate(
-                c,
-                county,
-                weeks=3,
-                seed=5,
-                lanes=8,
-                signing=stack.settings,
-                slots=True,
-            )
+        async with demo_client(stack) as c:
+            return await simulate(c, **_sim_args(), signing=stack.settings)
 
     return run_async(go())
 
@@ -212,3 +195,35 @@ def test_the_slots_have_no_shows_on_the_organizer_roster(stack: Stack, sim: Simu
     assert sum(x["no_shows"] for x in got) == month.slots.no_shows
     assert sum(x["placed"] for x in got) == month.slots.places_over
     assert 0.05 <= month.slots.no_shows / month.slots.places_over <= 0.2
+
+
+def test_a_re_run_keeps_the_organizers_team_leader_changes(stack: Stack, sim: Simulation) -> None:
+    # Last in this module: it runs the simulation again, as a demo re-run does.
+    month = sim.month
+    assert month is not None
+    leader = next(e for e in month.direct if e.assist == "team").assisted_by or ""
+    leader = leader.removeprefix("member:")
+    r = stack.client.get("/v1/me/team", headers=stack.token("member", leader))
+    assert r.status_code == 200, r.text
+    team = sorted(i["member_id"] for i in r.json()["items"])
+    assert len(team) >= 3, team
+    moved, cleared, kept = team[:3]
+    # The organizer hands one member to another leader and takes another out of the team.
+    org = stack.token("organizer", sim.loaded.communities["c03"])
+    for member, new in ((moved, kept), (cleared, None)):
+        r = stack.client.patch(f"/v1/members/{member}", json={"team_leader_id": new}, headers=org)
+        assert r.status_code == 200, r.text
+
+    async def again() -> Simulation:
+        async with demo_client(stack) as c:
+            return await simulate(c, **_sim_args(), signing=stack.settings)
+
+    run_async(again())
+
+    def leader_of(member: str) -> str | None:
+        r = stack.client.get(f"/v1/members/{member}", headers=stack.admin)
+        assert r.status_code == 200, r.text
+        got: str | None = r.json()["team_leader_id"]
+        return got
+
+    assert (leader_of(moved), leader_of(cleared), leader_of(kept)) == (kept, None, leader)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,19 +17,12 @@ from services.publisher import Publisher
 from services.reminder_job import Decider
 from services.tokens import sign_station
 from tests.support.stack import Stack
+from tests.support.weeks import LAST_WEEK_ENV, LOCAL, last_week_at
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 # Scans are dated in last week (complete, wholly in the past, and at most 7 days over).
-STACK_ENV = {"MAX_SCAN_AGE_H": "400", "SESSION_REDERIVE_HORIZON_H": "500"}
-LOCAL = ZoneInfo("Asia/Shanghai")
-
-
-def last_week_at(weekday: int, hour: int, minute: int = 0) -> datetime:
-    today = datetime.now(LOCAL).date()
-    monday = today - timedelta(days=today.weekday() + 7)
-    d: date = monday + timedelta(days=weekday)
-    return datetime(d.year, d.month, d.day, hour, minute, tzinfo=LOCAL).astimezone(UTC)
+STACK_ENV = LAST_WEEK_ENV
 
 
 def week_of(d: date) -> str:
@@ -90,6 +82,8 @@ def world(stack: Stack) -> dict[str, str]:
         ),
         timeout=60,
     ), "the served members' week never reached ClickHouse"
+    # The roster and the assessment read the sessions too, another topic than the weeks.
+    assert stack.settled(), "the pipeline did not settle"
     return ids
 
 

@@ -4,12 +4,14 @@ HEALTH_MAX_LAG as degraded (still 200, the group named) until it has caught up (
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from kafka import KafkaProducer
 
 from services import topics
+from tests.support.stack import Stack, api_scan
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -53,3 +55,36 @@ def test_a_stopped_worker_makes_health_degraded_until_it_caught_up(stack: Any) -
     stack.worker.start()
     caught_up = _health(stack, lambda b: b["status"] == "ok", timeout=90)
     assert caught_up["lagging"] == [] and caught_up["lag"]["worker"] <= 5
+
+
+def test_settled_waits_until_the_worker_s_results_are_in_every_table(stack: Stack) -> None:
+    """The tests' `Stack.settled()`, measured on the same groups as /healthz: not settled while
+    the worker has a scan to pair; once settled, the scans, the session and the week are all
+    in ClickHouse without any further wait."""
+    unit = stack.create("/v1/units", {"name": "县统计局"})["id"]
+    community = stack.create("/v1/communities", {"name": "东街社区"})["id"]
+    station = stack.create(
+        "/v1/stations", {"community_id": community, "name": "东街服务站", "kind": "service_station"}
+    )["id"]
+    member = stack.create(
+        "/v1/members", {"name": "周定", "unit_id": unit, "community_id": community}
+    )
+    now = datetime.now(UTC)
+    stack.worker.stop()
+    try:
+        api_scan(stack, member["id"], station, "in", now - timedelta(minutes=40))
+        api_scan(stack, member["id"], station, "out", now - timedelta(minutes=10))
+        assert not stack.settled(timeout=3), "settled with the worker stopped"
+    finally:
+        stack.worker.start()
+    assert stack.settled(timeout=90)
+    wh = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
+    by = {"m": member["id"]}
+    assert wh.query("SELECT count() FROM checkins FINAL WHERE member_id = %(m)s", by) == [(2,)]
+    assert wh.query(
+        "SELECT sum(credited_seconds) FROM sessions FINAL WHERE member_id = %(m)s AND voided = 0",
+        by,
+    ) == [(1800,)]
+    assert wh.query(
+        "SELECT sum(credited_seconds) FROM member_weeks FINAL WHERE member_id = %(m)s", by
+    ) == [(1800,)]

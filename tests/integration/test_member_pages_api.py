@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.tokens import sign_station
-from tests.support.stack import Stack
+from tests.support.stack import Stack, api_scan
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -42,20 +42,6 @@ def county(stack: Stack) -> dict[str, Any]:
     return {"home": home, "away": away, "s_home": s_home, "s_away": s_away, "member": member}
 
 
-def _scan(stack: Stack, member_id: str, station_id: str, action: str, at: datetime) -> None:
-    r = stack.client.post(
-        "/v1/checkins",
-        json={
-            "station_token": sign_station(stack.settings, station_id),
-            "action": action,
-            "client_event_id": str(uuid.uuid4()),
-            "scanned_at": at.isoformat(),
-        },
-        headers=stack.token("member", member_id),
-    )
-    assert r.status_code == 202, r.text
-
-
 def test_the_community_phone_is_kept_and_checked(stack: Stack, county: dict[str, Any]) -> None:
     r = stack.client.get(f"/v1/communities/{county['home']['id']}", headers=stack.admin)
     assert r.status_code == 200 and r.json()["phone"] == "0932-6621234"
@@ -75,9 +61,9 @@ def test_sessions_name_another_communitys_station_and_the_week_says_since_when(
 ) -> None:
     m = county["member"]["id"]
     now = datetime.now(UTC)
-    _scan(stack, m, county["s_away"]["id"], "in", now - timedelta(minutes=50))
-    _scan(stack, m, county["s_away"]["id"], "out", now - timedelta(minutes=20))
-    _scan(stack, m, county["s_home"]["id"], "in", now - timedelta(minutes=10))
+    api_scan(stack, m, county["s_away"]["id"], "in", now - timedelta(minutes=50))
+    api_scan(stack, m, county["s_away"]["id"], "out", now - timedelta(minutes=20))
+    api_scan(stack, m, county["s_home"]["id"], "in", now - timedelta(minutes=10))
     mine = stack.token("member", m)
 
     def ready() -> Any:

@@ -7,42 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import openpyxl
 import pytest
 
-from services import topics
-from services.events import CheckinScanned, derived_id
 from services.timeutil import LOCAL_TZ
-from tests.support.stack import Stack
+from tests.support.stack import Stack, log_scan
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 STACK_ENV = {"SESSION_REDERIVE_HORIZON_H": str(60 * 24), "SESSION_REVIEW_WINDOW_DAYS": "60"}
 TODAY = datetime.now(LOCAL_TZ).date()
 D1, D2 = TODAY - timedelta(days=10), TODAY - timedelta(days=3)
-
-
-def scan(
-    stack: Stack, m: dict[str, Any], station: dict[str, Any], action: str, t: datetime
-) -> None:
-    client_id = str(uuid.uuid4())
-    ev = CheckinScanned(
-        event_id=derived_id("checkin", m["id"], client_id),
-        occurred_at=t,
-        member_id=m["id"],
-        station_id=station["id"],
-        station_community_id=station["community_id"],
-        unit_id=m["unit_id"],
-        member_community_id=m["community_id"],
-        action=action,  # type: ignore[arg-type]
-        client_event_id=client_id,
-        received_at=datetime.now(UTC),
-    )
-    stack.client.app.state.ctx.publisher.send_sync(topics.CHECKINS, m["id"], ev)  # type: ignore[attr-defined]
 
 
 def at(d: date, h: int, mi: int = 0) -> datetime:
@@ -95,8 +73,8 @@ def county(stack: Stack) -> dict[str, Any]:
         (m1, s2, at(D2, 8), at(D2, 9)),
         (m2, s1, at(D2, 19), at(D2, 20)),
     ):
-        scan(stack, m, st, "in", a)
-        scan(stack, m, st, "out", b)
+        log_scan(stack, m, st, "in", a)
+        log_scan(stack, m, st, "out", b)
     wh = stack.client.app.state.ctx.warehouse  # type: ignore[attr-defined]
 
     def closed() -> bool:

@@ -19,22 +19,18 @@ from typing import Any
 import pytest
 
 from services import topics
-from services.counting import local_week_start
+from services.counting import local_week_start, parts_agree
 from services.events import CheckinScanned, derived_id
 from services.timeutil import iso_week, local_midnight
-from services.tokens import sign_station
-from tests.support.stack import Stack
+from tests.support.stack import Stack, api_scan
+from tests.support.weeks import YEAR_BOUNDARY_ENV
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 CST = timezone(timedelta(hours=8))
 
-STACK_ENV = {
-    "SESSION_TICK_S": "1",
-    # Scans around the 2025/2026 year boundary are replayed into this worker today.
-    "SESSION_REDERIVE_HORIZON_H": str(2 * 366 * 24),
-    "SESSION_REVIEW_WINDOW_DAYS": "800",
-}
+# Scans around the 2025/2026 year boundary are replayed into this worker today.
+STACK_ENV = YEAR_BOUNDARY_ENV
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +72,6 @@ def county(stack: Stack) -> dict[str, Any]:
         "m": members,
         "visitor": visitor,
     }
-
-
-def api_scan(stack: Stack, member_id: str, station_id: str, action: str, when: datetime) -> None:
-    body = {
-        "station_token": sign_station(stack.settings, station_id),
-        "action": action,
-        "client_event_id": str(uuid.uuid4()),
-        "scanned_at": when.isoformat(),
-    }
-    r = stack.client.post("/v1/checkins", json=body, headers=stack.token("member", member_id))
-    assert r.status_code == 202, r.text
 
 
 def log_scan(stack: Stack, c: dict[str, Any], member_id: str, action: str, when: datetime) -> None:
@@ -246,11 +231,13 @@ def test_service_at_another_communitys_station_counts_in_the_members_community(
     )
     north_week = get(stack, f"/v1/communities/{county['north']}/weekly", week=week)
     b = get(stack, f"/v1/communities/{county['north']}/weekly/breakdown", week=week)
-    stations = sum(s["hours"] for s in b["stations"])
-    grids = sum(g["hours"] for g in b["grids"])
+    stations = [s["hours"] for s in b["stations"]]
+    grids = [g["hours"] for g in b["grids"]]
     assert b["hours"] == north_week["hours"]
-    assert round(stations + b["elsewhere"]["hours"], 2) == north_week["hours"]
-    assert round(grids, 2) == north_week["hours"]
+    # Each figure is rounded from its own seconds: the parts agree with the week by the one
+    # rule (counting.parts_agree), not by an exact sum of rounded parts.
+    assert parts_agree([*stations, b["elsewhere"]["hours"]], north_week["hours"])
+    assert parts_agree(grids, north_week["hours"])
     assert b["elsewhere"]["hours"] == 0.5 and b["elsewhere"]["members_served"] == 1
     assert b["visitors"]["hours"] == 0.5 and b["visitors"]["members_served"] == 1
     assert sum(g["members_served"] for g in b["grids"]) == north_week["members_served"]
@@ -259,9 +246,8 @@ def test_service_at_another_communitys_station_counts_in_the_members_community(
     assert south_week["hours"] >= 0.5
     sb = get(stack, f"/v1/communities/{county['south']}/weekly/breakdown", week=week)
     assert sb["visitors"]["hours"] >= 0.5
-    assert (
-        round(sum(s["hours"] for s in sb["stations"]) + sb["elsewhere"]["hours"], 2)
-        == (south_week["hours"])
+    assert parts_agree(
+        [*(s["hours"] for s in sb["stations"]), sb["elsewhere"]["hours"]], south_week["hours"]
     )
     # The county reads the same figures.
     items = {c["community_id"]: c for c in get(stack, "/v1/weekly/communities", week=week)["items"]}

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from services.demo.county import generate, slice_county
 from services.demo.loader import load_county, load_posts
 from services.tokens import issue_bearer, sign_station
+from tests.support.demo import demo_client
 from tests.support.stack import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -248,16 +248,8 @@ def test_the_demo_county_s_posts_load_claimed_and_a_reload_creates_nothing(stack
     county = slice_county(generate(), ("c03",), 80)
     assert county.posts and any(p.holder_key for p in county.posts)
 
-    def client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=stack.client.app),
-            base_url="http://testserver",
-            headers=stack.admin,
-            timeout=60,
-        )
-
     async def load() -> tuple[Any, dict[str, int]]:
-        async with client() as c:
+        async with demo_client(stack) as c:
             loaded = await load_county(c, county)
             sign = lambda m: issue_bearer(stack.settings, "member", m)  # noqa: E731
             return loaded, await load_posts(c, county, loaded, sign)

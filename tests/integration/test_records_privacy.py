@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.tokens import sign_station
+from tests.support.access_log import logged, wait_logged
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -54,24 +55,6 @@ def world(stack: Stack) -> dict[str, Any]:
         "org1": stack.token("organizer", c1["id"]),
         "hr": stack.token("hr", unit["id"]),
     }
-
-
-def logged(stack: Stack, **filters: str) -> list[dict[str, Any]]:
-    r = stack.client.get("/v1/access-log", params={"limit": 500, **filters}, headers=stack.admin)
-    assert r.status_code == 200, r.text
-    return list(r.json()["items"])
-
-
-def wait_logged(stack: Stack, route: str, **filters: str) -> dict[str, Any]:
-    """The access-log entry of this route (the newest), once the sink has loaded it."""
-
-    def found() -> dict[str, Any] | None:
-        items = [i for i in logged(stack, **filters) if i["route"] == route]
-        return items[0] if items else None
-
-    entry = stack.wait_for(found, timeout=60)
-    assert entry, f"no access-log entry for {route} {filters}: {logged(stack, **filters)}"
-    return dict(entry)
 
 
 def test_a_members_list_is_one_entry_naming_everyone_on_it(

@@ -472,6 +472,8 @@ def test_moving_a_member_keeps_earlier_scans_with_the_old_unit(
     assert [(u, s) for u, s, _ in got] == [(u1["id"], 7200), (u3["id"], 90)]
     # The scan carried the member's level-4 grid (the parent of their level-5 building).
     assert {g for _, _, g in got} == {g1["id"]}
+    # The raw scans are another topic than the sessions: wait until every one is loaded.
+    assert stack.settled(), "the pipeline did not settle"
     scans = wh.query(
         "SELECT unit_id FROM checkins FINAL WHERE member_id = %(m)s ORDER BY scanned_at",
         {"m": m["id"]},

@@ -4,14 +4,11 @@ received, retried and never sent twice (issue 14)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -23,70 +20,15 @@ from services.reminder_job import Decider, Deliverer
 from services.settings import Settings
 from services.sms import SmsGateway
 from services.tokens import sign_station
-from tests.support.net import free_port
+from tests.support.sms import SmsProvider
 from tests.support.stack import Stack
+from tests.support.weeks import LAST_WEEK_ENV, last_week_at
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 # Scans are dated in last week (complete, wholly in the past): the decisions are made at that
 # week's moments, whatever day the suite runs.
-STACK_ENV = {"MAX_SCAN_AGE_H": "400", "SESSION_REDERIVE_HORIZON_H": "500"}
-LOCAL = ZoneInfo("Asia/Shanghai")
-
-
-def last_week_at(weekday: int, hour: int, minute: int = 0) -> datetime:
-    today = datetime.now(LOCAL).date()
-    monday = today - timedelta(days=today.weekday() + 7)
-    d: date = monday + timedelta(days=weekday)
-    return datetime(d.year, d.month, d.day, hour, minute, tzinfo=LOCAL).astimezone(UTC)
-
-
-class Gateway:
-    """A real HTTP server standing in for an SMS provider: records each request; answers 503
-    to the first `fail_first` requests for a phone, then {"code": "OK"}."""
-
-    def __init__(self, fail_first: dict[str, int]) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.fail_first = dict(fail_first)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.received.append(
-                    {
-                        **body,
-                        "auth": self.headers["Authorization"],
-                        "key": self.headers["Idempotency-Key"],
-                    }
-                )
-                left = outer.fail_first.get(body["phone"], 0)
-                if left:
-                    outer.fail_first[body["phone"]] = left - 1
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                out = json.dumps({"code": "OK"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/sms/send"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+STACK_ENV = LAST_WEEK_ENV
 
 
 @pytest.fixture(scope="module")
@@ -227,14 +169,14 @@ def test_bad_input_is_refused_with_a_named_problem(stack: Stack, world: dict[str
 
 
 @pytest.fixture
-def gateway() -> Iterator[Gateway]:
-    g = Gateway({"13800000004": 1})
+def gateway() -> Iterator[SmsProvider]:
+    g = SmsProvider({"13800000004": 1})
     yield g
     g.close()
 
 
 def test_sms_is_sent_once_retried_and_every_outcome_recorded(
-    stack: Stack, world: dict[str, str], gateway: Gateway
+    stack: Stack, world: dict[str, str], gateway: SmsProvider
 ) -> None:
     # Runs after the nudges above: their notifications are on the topic.
     settings = Settings(

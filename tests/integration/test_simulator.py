@@ -13,27 +13,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from services.demo.county import County, generate, slice_county
 from services.demo.loader import load_county
 from services.demo.simulate import Simulation, simulate
 from services.privacy import mask_phone
+from tests.support.demo import demo_client
 from tests.support.stack import Stack, run_async
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
-
-
-def _client(stack: Stack) -> httpx.AsyncClient:
-    # The simulator's own asyncio client, on the in-process app the stack started (its lifespan
-    # already holds the Kafka producer, chDB and the embedded sink).
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=stack.client.app),
-        base_url="http://testserver",
-        headers=stack.admin,
-        timeout=60,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +33,7 @@ def county() -> County:
 @pytest.fixture(scope="module")
 def run(stack: Stack, county: County) -> tuple[Simulation, datetime, datetime]:
     async def go() -> Simulation:
-        async with _client(stack) as c:
+        async with demo_client(stack) as c:
             return await simulate(c, county, weeks=1, seed=11, lanes=16, signing=stack.settings)
 
     started = datetime.now(UTC)
@@ -78,7 +67,7 @@ def test_the_slice_is_loaded_and_a_reload_creates_nothing(
     assert len(loaded.grids) == len(county.grids)
 
     async def again() -> Any:
-        async with _client(stack) as c:
+        async with demo_client(stack) as c:
             return await load_county(c, county)
 
     second = run_async(again())

@@ -3,7 +3,6 @@ worker and chDB (one stack for the whole module)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -708,7 +707,7 @@ def test_feedback_written_and_aggregated_by_member_community_unit_and_period(
 
     # Once the sink has loaded the same versions from the log, nothing is doubled: four
     # evaluations of m1 (session, quarter, unit summary, arrangement), each counted once.
-    time.sleep(1.0)
+    assert stack.settled(), "the pipeline did not settle"
     rows = wh(stack).query(
         "SELECT count() FROM feedback FINAL WHERE member_id = %(m)s", {"m": m1["id"]}
     )
@@ -858,7 +857,8 @@ def test_replaying_the_log_into_an_empty_database_gives_the_same_figures(
     from services.warehouse.client import connect
     from services.warehouse.migrate import migrate
 
-    time.sleep(1.0)  # let the embedded sink catch up with the live database
+    # The live database must hold everything the log does before the two are compared.
+    assert stack.settled(), "the pipeline did not settle"
     replay_settings = stack.settings.model_copy(
         update={"clickhouse_database": f"{stack.settings.clickhouse_database}_replay"}
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+import uuid
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,15 +17,36 @@ from fastapi.testclient import TestClient
 
 from infra import stack as infra_stack
 from infra.kafka import Broker
+from services import topics
+from services.consumer_lag import LagProbe, groups
+from services.events import CheckinScanned, derived_id
 from services.settings import Settings
 from services.station_codes import current_window, sign_window
 from services.tokens import sign_station
+from services.topics import (
+    ACTIVITY_COMMANDS,
+    CHECKINS,
+    LIST_COMMANDS,
+    SESSION_CLOCK,
+    SESSION_REVIEWS,
+    TopicSpec,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
 settings_env = infra_stack.settings_env
+
+# What the worker's agents read (tests/unit/test_streams_topics.py holds this to the agents):
+# a topic the worker never committed on is still to be read in full.
+WORKER_INPUTS: tuple[TopicSpec, ...] = (
+    CHECKINS,
+    SESSION_REVIEWS,
+    SESSION_CLOCK,
+    LIST_COMMANDS,
+    ACTIVITY_COMMANDS,
+)
 
 
 class Worker:
@@ -75,6 +97,37 @@ class Stack:
         out: dict[str, Any] = r.json()
         return out
 
+    def settled(self, timeout: float = 60.0) -> bool:
+        """Waits until everything published so far is in ClickHouse: the worker's group has
+        committed all its inputs (faust flushes its producer before it commits, so its results
+        are on their topics), and then the sink's group every topic it loads (the sink commits
+        only after ClickHouse acknowledged the insert). For a test that reads the figures of
+        several tables: the sink writes each topic in its own batches, so one table's figure
+        says nothing of another's. What timers make is not waited for: the session clock's
+        ticks (left out: they come every SESSION_TICK_S, so its lag is seldom 0) and the jobs
+        beside the sink."""
+        wanted = groups(self.settings)
+        group, topics = wanted["worker"]
+        inputs = {self.settings.topic(t.name) for t in WORKER_INPUTS}
+        worker = {"worker": (group, sorted({*topics, *inputs}))}
+        sink = {"sink": wanted["sink"]}
+        ticks = [self.settings.topic(SESSION_CLOCK.name)]
+        probe = LagProbe(self.settings)
+        try:
+            # The worker's lag first: what it produced before its commit is then on the sink's
+            # topics when the sink's lag is measured.
+            return bool(
+                self.wait_for(
+                    lambda: (
+                        probe.measure(worker, skip=ticks)["worker"] == 0
+                        and probe.measure(sink)["sink"] == 0
+                    ),
+                    timeout=timeout,
+                )
+            )
+        finally:
+            probe.close()
+
     def wait_for(self, fn: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
         deadline = time.monotonic() + timeout
         last = None
@@ -101,3 +154,49 @@ def scan_token(settings: Settings, station_id: str, at: datetime) -> str:
     if at.timestamp() < time.time() - settings.station_code_window_s:
         return sign_window(settings, station_id, current_window(settings, at.timestamp()))
     return sign_station(settings, station_id)
+
+
+def api_scan(
+    stack: Stack,
+    member_id: str,
+    station_id: str,
+    action: str,
+    when: datetime,
+    token: str | None = None,
+) -> str:
+    """A member's phone scan through `POST /v1/checkins`, made at `when`; its event id. With the
+    station poster's token unless `token` is given (`scan_token` for a past moment's screen
+    code, which proves the time)."""
+    body = {
+        "station_token": token or sign_station(stack.settings, station_id),
+        "action": action,
+        "client_event_id": str(uuid.uuid4()),
+        "scanned_at": when.isoformat(),
+    }
+    r = stack.client.post("/v1/checkins", json=body, headers=stack.token("member", member_id))
+    assert r.status_code == 202, r.text
+    return str(r.json()["event_id"])
+
+
+def log_scan(
+    stack: Stack, member: Mapping[str, Any], station: Mapping[str, Any], action: str, when: datetime
+) -> str:
+    """A member's scan straight onto the log, as the API writes it (for moments the API no longer
+    takes), from the member's and the station's records as the registry returned them; its
+    event id."""
+    client_id = str(uuid.uuid4())
+    event = CheckinScanned(
+        event_id=derived_id("checkin", member["id"], client_id),
+        occurred_at=when,
+        member_id=member["id"],
+        station_id=station["id"],
+        station_community_id=station["community_id"],
+        unit_id=member["unit_id"],
+        member_community_id=member["community_id"],
+        action=action,  # type: ignore[arg-type]
+        client_event_id=client_id,
+        received_at=datetime.now(UTC),
+    )
+    publisher = stack.client.app.state.ctx.publisher  # type: ignore[attr-defined]
+    publisher.send_sync(topics.CHECKINS, member["id"], event)
+    return event.event_id

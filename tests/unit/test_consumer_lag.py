@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.consumer_lag import LagProbe, group_lag, groups, lagging
@@ -41,7 +43,7 @@ def test_the_probe_asks_the_broker_at_most_once_per_interval(
         calls.append(1)
         return {"worker": len(calls), "sink": 0}
 
-    monkeypatch.setattr(probe, "_measure", measure)
+    monkeypatch.setattr(probe, "measure", measure)
     assert probe.current() == {"worker": 1, "sink": 0}
     assert probe.current() == {"worker": 1, "sink": 0}
     assert len(calls) == 1
@@ -49,12 +51,46 @@ def test_the_probe_asks_the_broker_at_most_once_per_interval(
 
 def test_a_broker_that_cannot_answer_gives_no_figure(monkeypatch: pytest.MonkeyPatch) -> None:
     probe = LagProbe(Settings(health_lag_interval_s=0.000001))
-    monkeypatch.setattr(probe, "_measure", lambda: {"worker": 3, "sink": 0})
+    monkeypatch.setattr(probe, "measure", lambda: {"worker": 3, "sink": 0})
     assert probe.current() == {"worker": 3, "sink": 0}
 
     def down() -> dict[str, int]:
         raise OSError("broker gone")
 
-    monkeypatch.setattr(probe, "_measure", down)
+    monkeypatch.setattr(probe, "measure", down)
     # Not the last figure: an old lag shown as current would hide a stuck pipeline.
     assert probe.current() is None
+
+
+def test_a_measure_leaves_the_skipped_topics_out_even_where_the_group_committed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from kafka import TopicPartition
+
+    class Admin:
+        def list_group_offsets(self, specs: dict[str, None]) -> dict[str, Any]:
+            return {
+                "g": {
+                    TopicPartition("checkins", 0): SimpleNamespace(offset=7),
+                    TopicPartition("session-clock", 0): SimpleNamespace(offset=1),
+                }
+            }
+
+    class Consumer:
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return {0}
+
+        def end_offsets(self, parts: list[Any]) -> dict[Any, int]:
+            return {p: {"checkins": 10, "session-clock": 5}[p.topic] for p in parts}
+
+        def beginning_offsets(self, parts: list[Any]) -> dict[Any, int]:
+            return {p: 0 for p in parts}
+
+    probe = LagProbe(Settings())
+    monkeypatch.setattr(probe, "_clients", lambda: (Admin(), Consumer()))
+    wanted = {"worker": ("g", ["checkins"])}
+    # The clock's partition was committed on: counted unless skipped.
+    assert probe.measure(wanted) == {"worker": 3 + 4}
+    assert probe.measure(wanted, skip=["session-clock"]) == {"worker": 3}

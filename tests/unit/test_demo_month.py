@@ -378,3 +378,17 @@ def test_a_realistic_share_of_no_shows() -> None:
     )
     assert plan.places_over > 500
     assert 0.08 <= plan.no_shows / plan.places_over <= 0.15
+
+
+def test_a_leader_counts_as_set_once_any_change_named_one() -> None:
+    def entry(*changes: tuple[str, Any, Any]) -> dict[str, Any]:
+        return {"changes": [{"field": f, "before": b, "after": a} for f, b, a in changes]}
+
+    created = entry(("name", None, "周敏"), ("unit_id", None, "u1"))
+    assert not demo_assisted.leader_ever_set([])
+    assert not demo_assisted.leader_ever_set([created, entry(("phone", "138****0001", None))])
+    assert demo_assisted.leader_ever_set([created, entry(("team_leader_id", None, "m9"))])
+    # Set, then cleared by the organizer: it was set, and a re-run must not set it again.
+    cleared = [entry(("team_leader_id", None, "m9")), entry(("team_leader_id", "m9", None))]
+    assert demo_assisted.leader_ever_set(cleared)
+    assert demo_assisted.leader_ever_set(cleared[1:])

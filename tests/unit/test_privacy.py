@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from services.privacy import (
 )
 from services.processors import process
 from services.tokens import Principal
+from tests.support.access_log import RecordingCtx, RecordingPublisher
 
 
 def test_a_phone_is_masked_to_its_first_three_and_last_four_digits() -> None:
@@ -95,21 +95,8 @@ def test_a_read_becomes_an_access_log_row_through_the_sink_route() -> None:
     assert other.event_id != event.event_id
 
 
-class _Publisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, Any]] = []
-
-    def send_sync(self, spec: topics.TopicSpec, key: str, event: Any) -> None:
-        self.sent.append((spec.name, key, event))
-
-
-class _Ctx:
-    def __init__(self) -> None:
-        self.publisher = _Publisher()
-
-
 def test_the_request_log_names_the_caller_and_route_and_skips_a_members_own_record() -> None:
-    ctx = _Ctx()
+    ctx = RecordingCtx()
     org = PersonalDataLog(ctx, Principal("organizer", "comm_1", "t", 1), "GET /v1/m/{id}")  # type: ignore[arg-type]
     org.record("phone_reveal", ["mem_1"])
     org.record("phones_export", [])  # an empty file lists nobody: nothing to log
@@ -124,7 +111,7 @@ def test_the_request_log_names_the_caller_and_route_and_skips_a_members_own_reco
 
 
 def test_log_read_publishes_to_the_access_log_topic_keyed_by_the_reader() -> None:
-    pub = _Publisher()
+    pub = RecordingPublisher()
     event = personal_data_read("phone_reveal", "admin", "admin", ["mem_9"], "GET /p")
     log_read(pub, event)  # type: ignore[arg-type]
     assert pub.sent == [("access-log", "admin", event)]

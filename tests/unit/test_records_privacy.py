@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from api.deps import PersonalDataLog
-from services import topics
 from services.events import Member
 from services.privacy import (
     looks_like_citizen_id,
@@ -23,6 +22,7 @@ from services.registry import Invalid
 from services.registry.validation import normalize_volunteer_no
 from services.service_records import volunteer_no
 from services.tokens import Principal
+from tests.support.access_log import RecordingCtx
 
 
 @pytest.mark.parametrize(
@@ -131,21 +131,8 @@ def test_phones_in_a_contact_are_masked_and_the_rest_kept(raw: str, shown: str) 
         assert run not in (mask_contact(raw) or "")
 
 
-class _Publisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, Any]] = []
-
-    def send_sync(self, spec: topics.TopicSpec, key: str, event: Any) -> None:
-        self.sent.append((spec.name, key, event))
-
-
-class _Ctx:
-    def __init__(self) -> None:
-        self.publisher = _Publisher()
-
-
 def test_a_list_is_one_entry_naming_everyone_listed_but_the_caller() -> None:
-    ctx = _Ctx()
+    ctx = RecordingCtx()
     org = PersonalDataLog(ctx, Principal("organizer", "comm_1", "t", 1), "GET /v1/members")  # type: ignore[arg-type]
     org.record_list(["mem_1", "mem_2", "mem_1"], "members")
     org.record_list([], "members")  # an empty page names nobody: nothing to log

@@ -26,3 +26,12 @@ def test_every_table_changelog_is_declared_with_the_topics() -> None:
         assert spec.compacted and spec.partitions == table.partitions
     assert len(declared) == len(tables) == len(set(declared))
     assert all(s in ALL_TOPICS for s in STREAMS_CHANGELOGS)
+
+
+def test_the_stacks_settled_wait_covers_every_topic_the_agents_read() -> None:
+    # Stack.settled() counts a topic the worker never committed on as unread: it must know
+    # every input, or it would call a backlog on a new agent's topic settled.
+    from tests.support.stack import WORKER_INPUTS
+
+    read = {t for agent in app.agents.values() for t in agent.channel.topics}
+    assert read == {s.name for s in WORKER_INPUTS}

@@ -19,6 +19,7 @@ from services.counting import current_year
 from services.events import ActivitySpec
 from services.publisher import PublishUnavailable
 from services.tokens import sign_station
+from tests.support.access_log import logged
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -54,12 +55,6 @@ def world(stack: Stack) -> dict[str, Any]:
     out["org1"] = stack.token("organizer", c1["id"])
     out["hr"] = stack.token("hr", unit["id"])
     return out
-
-
-def logged(stack: Stack, **filters: str) -> list[dict[str, Any]]:
-    r = stack.client.get("/v1/access-log", params={"limit": 500, **filters}, headers=stack.admin)
-    assert r.status_code == 200, r.text
-    return list(r.json()["items"])
 
 
 def entry_of(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.access_log import logged
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -98,12 +99,8 @@ def test_the_community_sees_the_resident_withheld_and_reveals_with_a_log(
     assert r.json() == {"wish_id": w["wish"], "resident_name": NAME, "resident_contact": CONTACT}
 
     def entry() -> dict[str, Any] | None:
-        r = stack.client.get(
-            "/v1/access-log",
-            params={"kind": "wish_contact", "actor_id": w["c1"]},
-            headers=stack.admin,
-        )
-        items = [i for i in r.json()["items"] if i["detail"] == f"wish {w['wish']}"]
+        items = logged(stack, kind="wish_contact", actor_id=w["c1"])
+        items = [i for i in items if i["detail"] == f"wish {w['wish']}"]
         return items[0] if items else None
 
     e = stack.wait_for(entry, timeout=60)

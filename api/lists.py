@@ -105,14 +105,27 @@ class Transition(BaseModel):
     occurred_at: datetime
 
 
-class WishOut(WishFields):
+class WishView(WishFields):
+    """A wish as every list and get shows it: the resident's name masked (王**) and of their
+    contact only the phone, masked; the rest is the resident's, for who must call them."""
+
+    contact_revealable: bool = Field(
+        default=False,
+        description="the caller may read the name and contact in full (GET"
+        " /v1/wishes/{wish_id}/contact, logged): the wish's community and its assignee once"
+        " accepted",
+    )
+    contact_hint: str = Field(default="", description="what a page shows beside the contact")
+
+
+class WishOut(WishView):
     # The process record of the wish (过程纪实): every accepted step, and every refused one.
     history: list[Transition] = Field(default_factory=list)
     rejections: list[Rejection] = Field(default_factory=list)
 
 
 class WishList(BaseModel):
-    items: list[WishFields]
+    items: list[WishView]
     total: int
 
 

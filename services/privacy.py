@@ -65,6 +65,88 @@ def mask_contact(text: str | None) -> str | None:
     return _PHONE_RUN.sub(masked, text)
 
 
+# Two-character surnames (复姓) kept whole by `mask_name`: 欧阳** rather than 欧**, which would
+# tell a reader less about who it is not and no more about who it is.
+COMPOUND_SURNAMES = frozenset(
+    [
+        "欧阳",
+        "司马",
+        "上官",
+        "诸葛",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "长孙",
+        "宇文",
+        "司徒",
+        "司空",
+        "夏侯",
+        "轩辕",
+        "令狐",
+        "端木",
+        "独孤",
+        "南宫",
+        "西门",
+        "申屠",
+        "澹台",
+        "公冶",
+        "呼延",
+        "万俟",
+        "赫连",
+        "百里",
+        "东郭",
+        "太史",
+        "闻人",
+        "钟离",
+        "宗政",
+        "濮阳",
+        "单于",
+        "拓跋",
+        "左丘",
+        "梁丘",
+        "第五",
+        "段干",
+        "公羊",
+        "谷梁",
+        "巫马",
+        "乐正",
+        "微生",
+        "羊舌",
+    ]
+)
+
+
+def mask_name(name: str | None) -> str | None:
+    """A person's name with all but the surname withheld (王**, 欧阳**): enough for a member on
+    their way to say "王奶奶" at the door, not enough to look the person up. Always two stars,
+    so the length of the given name is withheld too."""
+    if not name:
+        return name
+    n = name.strip()
+    if not n:
+        return ""
+    keep = 2 if len(n) > 2 and n[:2] in COMPOUND_SURNAMES else 1
+    return n[:keep] + "**"
+
+
+def contact_phones(text: str | None) -> str:
+    """What a micro-wish's reader sees of the resident's free-text contact: only its phone-like
+    runs, masked (139****5678), joined by "、"; an address, a name or any other text in it is
+    withheld (the logged reveal gives it in full)."""
+    if not text:
+        return ""
+    return "、".join(m for m in (mask_contact(r.group()) for r in _PHONE_RUN.finditer(text)) if m)
+
+
+def contact_withheld(text: str | None) -> bool:
+    """Whether the contact holds more than `contact_phones` shows (an address, a name...)."""
+    if not text:
+        return False
+    return bool(_PHONE_RUN.sub("", text).strip(" \t,，、;；:：/()（）-"))
+
+
 def looks_like_citizen_id(value: str) -> bool:
     """Whether a value has the shape of a resident identity card number (居民身份证号码: 18
     characters, 17 digits and a digit or X, with a birth date at 7-14; or the old 15 digits with

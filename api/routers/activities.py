@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import (
+    AccessLog,
     Caller,
     Ctx,
     check,
@@ -435,17 +436,19 @@ def list_activities(
     )
 
 
-@router.get("/no-shows", response_model=NoShows)
+@router.get("/no-shows", response_model=NoShows, responses=errors(503))
 def list_no_shows(
     caller: Caller,
     ctx: Ctx,
+    audit: AccessLog,
     community_id: Annotated[str | None, Query(max_length=64)] = None,
     unit_id: Annotated[str | None, Query(max_length=64)] = None,
     from_: Annotated[date | None, Query(alias="from", description="default: 90 days ago")] = None,
     to: Annotated[date | None, Query(description="last local day (default: today)")] = None,
 ) -> NoShows:
     """Per member, over the slots that are over: places held, attended, no-shows (缺席). An
-    organizer sees their community's members, HR their unit's."""
+    organizer sees their community's members, HR their unit's. The members listed are logged
+    (one access-log entry)."""
     confined = scope_of_list(caller, "activity_roster")
     community_id = confine(community_id, confined.community_id, "community_id")
     unit_id = confine(unit_id, confined.unit_id, "unit_id")
@@ -462,6 +465,8 @@ def list_no_shows(
         community_id=community_id,
         unit_id=unit_id,
     )
+    # Names with where they serve: one access-log entry naming everyone on the answer.
+    audit.record_list([r.member_id for r in rows], "no-shows")
     names = member_names(ctx.warehouse, [r.member_id for r in rows])
     return NoShows(
         since=first,
@@ -610,12 +615,15 @@ def _place_name(ctx: Ctx, a: ActivityFields, stations: dict[str, str]) -> str:
         return ""
 
 
-@router.get("/{activity_id}/roster", response_model=SlotRoster)
-def roster(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> SlotRoster:
+@router.get("/{activity_id}/roster", response_model=SlotRoster, responses=errors(503))
+def roster(
+    activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx, audit: AccessLog
+) -> SlotRoster:
     """Who signed up, attended (已签到), did not show (缺席), waits (候补): the community's
     organizer and the admin; HR sees its unit's members only. Attendance comes from sessions
     at the slot's station (a grid's slot: any station of the community) overlapping the slot;
-    each attendee's row names the station that proved it."""
+    each attendee's row names the station that proved it. The members listed are logged (one
+    access-log entry)."""
     a = reads.activity(ctx.warehouse, activity_id)
     if a is None:
         raise hidden("activity", activity_id)
@@ -623,6 +631,7 @@ def roster(activity_id: Annotated[str, Id], caller: Caller, ctx: Ctx) -> SlotRos
     check(caller, "activity_roster", "read", facts, "activity", activity_id)
     confined = scope_of_list(caller, "activity_roster")
     rows = reads.roster(ctx.warehouse, a, utcnow(), unit_id=confined.unit_id)
+    audit.record_list([r.signup.member_id for r in rows], f"slot roster {a.activity_id}")
     names = member_names(ctx.warehouse, [r.signup.member_id for r in rows])
     stations = {sid: name for sid, name, _ in community_stations(ctx.warehouse, a.community_id)}
     items = [

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, gate, readable_unit
+from api.deps import AccessLog, Caller, Ctx, gate, readable_unit
 from api.errors import ApiError
+from api.openapi import errors
 from services import topics
 from services.assessment import AssessmentRules, GradeThreshold
 from services.counting import YEAR_RULE, current_year
@@ -20,11 +21,11 @@ from services.processors import route_for_event
 from services.reads.assessment import (
     EXPORT_HEADERS,
     EXPORT_WIDTHS,
-    all_items,
     export_row,
     page,
     rules_json,
     rules_versions,
+    unit_year,
 )
 from services.reads.registry import community_names as read_community_names
 from services.text import FreeText, Line
@@ -179,16 +180,18 @@ HEADERS = EXPORT_HEADERS
     "/units/{unit_id}/assessments",
     response_model=Assessment,
     responses={
+        **errors(503),
         200: {
             "content": {"text/csv": {}, XLSX_MEDIA: {}},
             "description": "JSON, or with format=csv|xlsx the same rows as a file with Chinese headers",
-        }
+        },
     },
 )
 def unit_assessment(
     unit_id: str,
     caller: Caller,
     ctx: Ctx,
+    audit: AccessLog,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     rules_version: Annotated[int | None, Query(ge=1)] = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
@@ -198,7 +201,8 @@ def unit_assessment(
     """HR of the unit (or the admin): each member's year, score and grade under a rules version
     (the latest unless `rules_version` is given). Files hold every member, streamed. Hours and
     sessions are those of the calendar year (local date of the session's start), active weeks
-    the ISO weeks of the year (a week belongs to the year of its Thursday): see `year_rule`."""
+    the ISO weeks of the year (a week belongs to the year of its Thursday): see `year_rule`.
+    The members listed (a page, or a file's every member) are logged: one access-log entry."""
     readable_unit(ctx, caller, unit_id)
     y = year or current_year()
     versions = rules_versions(ctx.warehouse)
@@ -208,6 +212,7 @@ def unit_assessment(
     rules = versions[v]
     if format == "json":
         items, total = page(ctx.warehouse, unit_id, y, rules, limit, offset)
+        audit.record_list([i.member_id for i in items], f"assessment {y}")
         return Assessment(
             unit_id=unit_id,
             year=y,
@@ -216,9 +221,9 @@ def unit_assessment(
             total=total,
         )
     community_names = dict(read_community_names(ctx.warehouse))
-    rows: Iterator[list[Any]] = (
-        export_row(i, community_names, v) for i in all_items(ctx.warehouse, unit_id, y, rules)
-    )
+    ids, year_items = unit_year(ctx.warehouse, unit_id, y, rules)
+    audit.record_list(ids, f"assessment {y} {format}")
+    rows: Iterator[list[Any]] = (export_row(i, community_names, v) for i in year_items)
     filename = f"assessment-{y}-{unit_id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if format == "csv":

@@ -329,11 +329,13 @@ def kiosk_checkin(
 # ---- a team leader -------------------------------------------------------------------------
 
 
-@router.get("/me/team", response_model=TeamOut)
-def my_team(caller: Caller, ctx: Ctx) -> TeamOut:
-    """The calling member's team: the members whose team leader the organizer set to them."""
+@router.get("/me/team", response_model=TeamOut, responses=errors(503))
+def my_team(caller: Caller, ctx: Ctx, audit: AccessLog) -> TeamOut:
+    """The calling member's team: the members whose team leader the organizer set to them
+    (logged: one access-log entry naming them)."""
     gate(caller, "team_checkin")
     rows = assisted_reads.team(ctx.warehouse, caller.subject_id)
+    audit.record_list([i for i, _ in rows], "team")
     items = [TeamMember(member_id=i, name=n) for i, n in rows]
     return TeamOut(
         leader_id=caller.subject_id,

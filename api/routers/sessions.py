@@ -16,8 +16,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller, Ctx, check, community_desk, gate, hidden, readable_member
+from api.deps import (
+    AccessLog,
+    Caller,
+    Ctx,
+    check,
+    community_desk,
+    gate,
+    hidden,
+    readable_member,
+)
 from api.errors import ApiError
+from api.openapi import errors
 from services import topics
 from services.access import Facts
 from services.anomalies import Anomaly
@@ -135,17 +145,21 @@ def member_sessions(
     return SessionPage(items=[SessionOut(**i) for i in items], total=total)
 
 
-@router.get("/communities/{community_id}/review-queue", response_model=ReviewQueue)
+@router.get(
+    "/communities/{community_id}/review-queue", response_model=ReviewQueue, responses=errors(503)
+)
 def review_queue(
     community_id: str,
     caller: Caller,
     ctx: Ctx,
+    audit: AccessLog,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> ReviewQueue:
     """Sessions at this community's stations that need a decision: forgotten check-outs,
     capped sessions and check-outs without a check-in, and sessions with an anomaly flag
-    (`anomalies`), not yet reviewed, still reviewable."""
+    (`anomalies`), not yet reviewed, still reviewable. The members the page names are logged
+    (one access-log entry)."""
     community_desk(ctx, caller, community_id)
     now = utcnow()
     since = now - timedelta(days=ctx.settings.session_review_window_days)
@@ -167,6 +181,7 @@ def review_queue(
         offset,
         anomalous,
     )
+    audit.record_list([i["member_id"] for i in items], "review queue")
     return ReviewQueue(items=[QueuedSessionOut(**i) for i in items], total=total)
 
 

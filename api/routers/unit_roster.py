@@ -378,12 +378,16 @@ def unit_roster(
     )
 
 
-@router.get("/v1/communities/{community_id}/reports", response_model=ReportsOut)
-def community_reports(community_id: str, caller: Caller, ctx: Ctx) -> ReportsOut:
+@router.get(
+    "/v1/communities/{community_id}/reports", response_model=ReportsOut, responses=errors(503)
+)
+def community_reports(community_id: str, caller: Caller, ctx: Ctx, audit: AccessLog) -> ReportsOut:
     """The community's members who reported to it, each with the community's receipt (报到回执)
-    or without one yet (its organizer, the admin), latest reports first."""
+    or without one yet (its organizer, the admin), latest reports first. The members listed are
+    logged (one access-log entry)."""
     community_desk(ctx, caller, community_id)
     rows = reads.community_reports(ctx.warehouse, community_id)
+    audit.record_list([r.member_id for r in rows], "reports")
     units: dict[str, str | None] = {}
     for r in rows:
         if r.unit_id not in units:

@@ -20,6 +20,7 @@ from api.deps import (
     facts_of_member,
     gate,
     known_to,
+    may_read,
     readable_member,
     readable_unit,
     scope_of_list,
@@ -40,6 +41,7 @@ from api.lists import (
     WishIn,
     WishList,
     WishOut,
+    WishView,
     _actor,
     _basis,
     _In,
@@ -55,7 +57,7 @@ from services.events import WishFields, derived_id, utcnow
 from services.events.engagement import WishStatus
 from services.lists import ItemState, apply, command
 from services.periods import current_year
-from services.privacy import mask_contact
+from services.privacy import contact_phones, mask_name
 from services.reads import engagement
 from services.reads import sessions as session_reads
 from services.registry import NotFound
@@ -64,10 +66,24 @@ from services.tokens import Principal
 router = APIRouter(prefix="/v1", tags=["wishes"])
 
 
-def _masked(w: WishFields) -> WishFields:
-    # The resident's phone is theirs: masked in every answer, in full only through the logged
-    # reveal below, to the community and the member (or unit) sent to fulfil the wish.
-    return w.model_copy(update={"resident_contact": mask_contact(w.resident_contact) or ""})
+# Beside a withheld contact (people-facing: Chinese).
+HINT_REVEALABLE = "居民姓名和住址等已隐去，可点“查看联系方式”查看完整信息（查看会被记录）"
+HINT_WITHHELD = "居民姓名和住址等已隐去，仅本社区和接单的党员或单位可查看完整联系方式"
+
+
+def _masked(caller: Principal, w: WishFields) -> WishView:
+    # The resident is no member and never agreed to be shown: every reader of the wish (members
+    # and units it was sent to, the county office) sees the name masked and of the contact only
+    # the phone, masked; in full only through the logged reveal below, to the community and the
+    # member (or unit) sent to fulfil the wish.
+    revealable = may_read(caller, "wish_contact", _contact_facts(w))
+    return WishView(
+        **w.model_dump(exclude={"resident_name", "resident_contact"}),
+        resident_name=mask_name(w.resident_name) or "",
+        resident_contact=contact_phones(w.resident_contact),
+        contact_revealable=revealable,
+        contact_hint=HINT_REVEALABLE if revealable else HINT_WITHHELD,
+    )
 
 
 def _contact_facts(w: WishFields) -> Facts:
@@ -157,17 +173,18 @@ def list_wishes(
     )
     scope["status = {p}"] = status
     items, total = engagement.list_wishes(ctx.warehouse, scope, limit, offset)
-    return WishList(items=[_masked(w) for w in items], total=total)
+    return WishList(items=[_masked(caller, w) for w in items], total=total)
 
 
 @router.get("/wishes/{wish_id}", response_model=WishOut)
 def get_wish(wish_id: str, caller: Caller, ctx: Ctx) -> WishOut:
     """The wish's latest state, its history, and the commands the lists agent refused (with
-    the reason); the resident's phone masked (`GET /v1/wishes/{wish_id}/contact` reveals it)."""
+    the reason); the resident's name masked and of the contact only the phone, masked (`GET
+    /v1/wishes/{wish_id}/contact` reveals both)."""
     w = _visible_wish(ctx, caller, wish_id)
     rej = [Rejection.model_validate(r) for r in engagement.rejections(ctx.warehouse, wish_id)]
     hist = [Transition.model_validate(t) for t in engagement.transitions(ctx.warehouse, wish_id)]
-    return WishOut(**_masked(w).model_dump(), history=hist, rejections=rej)
+    return WishOut(**_masked(caller, w).model_dump(), history=hist, rejections=rej)
 
 
 class WishContact(BaseModel):

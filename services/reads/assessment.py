@@ -315,8 +315,16 @@ def all_items(
     """Every member of the unit's year in member order, as the pages list them (for streamed
     exports). The unit's year is read up front in one pass (a few thousand small tuples); the
     items are built as the export consumes them."""
+    return unit_year(wh, unit_id, year, rules, today)[1]
+
+
+def unit_year(
+    wh: Warehouse, unit_id: str, year: int, rules: AssessmentRules, today: date | None = None
+) -> tuple[list[str], Iterator[AssessmentItem]]:
+    """`all_items`, with the members' ids known before the first item is built (the access log
+    names them before the file is answered)."""
     ids, facts = _read_unit(wh, _params(unit_id, year))
-    return _items(ids, facts, year, rules, today)
+    return list(ids), _items(ids, facts, year, rules, today)
 
 
 def rules_json(rules: AssessmentRules) -> str:

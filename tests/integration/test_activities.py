@@ -15,6 +15,7 @@ import pytest
 from services import activities as rules
 from services import topics
 from services.events import ActivitySpec
+from tests.support.slots import publish_past_slot
 from tests.support.sms import SmsProvider
 from tests.support.stack import Stack, scan_token
 
@@ -204,45 +205,6 @@ def test_the_agent_refuses_what_the_api_could_not_see(stack: Stack, county: dict
     assert v is not None and v.code == "signup_closed"
 
 
-def publish_past_slot(
-    stack: Stack, county: dict[str, Any], spec: ActivitySpec, prefix: str, members: tuple[str, ...]
-) -> str:
-    """A slot that already ran, published to the log as it was then: created a day before its
-    start and signed up for by `members` five minutes later. Its id."""
-    ctx = stack.client.app.state.ctx  # type: ignore[attr-defined]
-    aid = prefix + uuid.uuid4().hex[:8]
-    t0 = spec.starts_at - timedelta(days=1)
-    cmds = [
-        rules.command(
-            activity_id=aid,
-            action="create",
-            at=t0,
-            basis="c",
-            actor_role="organizer",
-            actor_id=county["community"]["id"],
-            spec=spec,
-        )
-    ]
-    for k in members:
-        m = county[k]
-        cmds.append(
-            rules.command(
-                activity_id=aid,
-                action="sign_up",
-                at=t0 + timedelta(minutes=5),
-                basis=k,
-                actor_role="member",
-                actor_id=m["id"],
-                member_id=m["id"],
-                member_unit_id=m["unit_id"],
-                member_community_id=m["community_id"],
-            )
-        )
-    for c in cmds:
-        ctx.publisher.send_sync(topics.ACTIVITY_COMMANDS, aid, c)
-    return aid
-
-
 def test_attendance_and_no_shows_come_from_scans(stack: Stack, county: dict[str, Any]) -> None:
     """A slot that ran two hours ago (published to the log as it was then): m1 scanned in and
     out at the station during it and attended; m4 had a place and no scan: a no-show. A sign-up
@@ -258,7 +220,7 @@ def test_attendance_and_no_shows_come_from_scans(stack: Stack, county: dict[str,
         signup_deadline=start,
         cancel_deadline=start,
     )
-    aid = publish_past_slot(stack, county, spec, "act_past_", ("m1", "m4"))
+    aid = publish_past_slot(stack, spec, "act_past_", [county["m1"], county["m4"]])
     # m1 served 30 min into the slot, for an hour.
     for action, at in (
         ("in", start + timedelta(minutes=30)),
@@ -697,7 +659,7 @@ def test_a_grid_slot_is_attended_at_a_station_of_its_community(
         signup_deadline=start,
         cancel_deadline=start,
     )
-    aid = publish_past_slot(stack, county, spec, "act_grid_", ("m1", "m2"))
+    aid = publish_past_slot(stack, spec, "act_grid_", [county["m1"], county["m2"]])
     for k, station in (("m1", yard), ("m2", away)):
         for action, at in (
             ("in", start + timedelta(minutes=10)),

@@ -13,14 +13,12 @@ from typing import Any
 
 import pytest
 
-from services import activities as slot_rules
-from services import topics
 from services.counting import current_year
 from services.events import ActivitySpec
 from services.publisher import PublishUnavailable
-from services.tokens import sign_station
 from tests.support.access_log import logged
-from tests.support.stack import Stack
+from tests.support.slots import publish_past_slot
+from tests.support.stack import Stack, api_scan
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -98,36 +96,7 @@ def _past_slot(stack: Stack, world: dict[str, Any], members: tuple[str, ...]) ->
         signup_deadline=start,
         cancel_deadline=start,
     )
-    ctx = stack.client.app.state.ctx  # type: ignore[attr-defined]
-    aid = "act_names_" + uuid.uuid4().hex[:8]
-    t0 = start - timedelta(days=1)
-    cmds = [
-        slot_rules.command(
-            activity_id=aid,
-            action="create",
-            at=t0,
-            basis="c",
-            actor_role="organizer",
-            actor_id=world["c1"],
-            spec=spec,
-        )
-    ] + [
-        slot_rules.command(
-            activity_id=aid,
-            action="sign_up",
-            at=t0 + timedelta(minutes=5),
-            basis=k,
-            actor_role="member",
-            actor_id=world[k]["id"],
-            member_id=world[k]["id"],
-            member_unit_id=world["unit"],
-            member_community_id=world["c1"],
-        )
-        for k in members
-    ]
-    for cmd in cmds:
-        ctx.publisher.send_sync(topics.ACTIVITY_COMMANDS, aid, cmd)
-    return aid
+    return publish_past_slot(stack, spec, "act_names_", [world[k] for k in members])
 
 
 def test_a_slot_roster_and_the_no_shows_are_logged(stack: Stack, world: dict[str, Any]) -> None:
@@ -190,16 +159,7 @@ def test_the_review_queue_is_logged(stack: Stack, world: dict[str, Any]) -> None
     # A check-in and a check-out a moment apart: below the weekly minimum, so it waits for review.
     c = world["c"]["id"]
     for action in ("in", "out"):
-        r = stack.client.post(
-            "/v1/checkins",
-            json={
-                "station_token": sign_station(stack.settings, world["s1"]),
-                "action": action,
-                "client_event_id": str(uuid.uuid4()),
-            },
-            headers=stack.token("member", c),
-        )
-        assert r.status_code == 202, r.text
+        api_scan(stack, c, world["s1"], action, datetime.now(UTC))
 
     url = f"/v1/communities/{world['c1']}/review-queue"
 

@@ -10,5 +10,6 @@ conftest.py (conftest files hold fixtures and hooks only).
 - `weeks`: last week's moments and the STACK_ENVs of tests dated in the past.
 - `access_log`: the access log's recording publisher (unit) and the admin's reads of it.
 - `sms`: a local HTTP server standing in for the SMS provider.
+- `slots`: slots that already ran, published to the log as they were then.
 - `live`: the browser tests' API served by uvicorn, their marks and helpers.
 """

@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from aiokafka.structs import TopicPartition as KafkaTP  # type: ignore[import-untyped]
@@ -39,6 +39,8 @@ CATCH_UP_S = 10.0
 # batch, SESSION_BATCH_SIZE): the agent's own loop waits meanwhile, so a partition starved
 # behind a backlog catches up in steps.
 COMMANDS_PER_CATCH_UP = 100
+# How long a delivered batch waits before asking Kafka again where a partition starts.
+START_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Record:
 
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def applied_key(partition: int) -> str:
@@ -80,6 +83,9 @@ class Stalls:
         before = self._at.get(tp)
         self._at[tp] = nxt
         return before == nxt
+
+    def forget(self, tp: TopicPartition) -> None:
+        self._at.pop(tp, None)
 
     def reset(self) -> None:
         """After a rebalance every partition is first seen again: faust may still be about to
@@ -132,6 +138,9 @@ class Guarantee:
         self._saved = saved
         self._prefix = prefix
         self._stalls = Stalls()
+        # Moves at every revocation: a catch-up step that waited on Kafka across a rebalance
+        # must not start or apply a partition it may no longer own.
+        self._generation = 0
         faust_fixes.commit_from(self.ledger.committable, topics)
         # faust revokes every partition at a rebalance (eager protocol) after waiting for the
         # events in flight: each partition starts again from its table.
@@ -140,6 +149,7 @@ class Guarantee:
     async def _forget(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self.ledger.forget_all()
         self._stalls.reset()
+        self._generation += 1
 
     def saved(self, partition: int) -> dict[str, int]:
         raw = self._saved(partition)
@@ -232,8 +242,13 @@ class Guarantee:
         Kafka holds messages after it has them read directly (at most `most` of them) and
         handed to `apply`, which applies them as the agent's loop would and saves the offsets.
         A partition faust delivered nothing of yet is started first, as its first delivery
-        would start it (saved, committed, else earliest offset). A failure crashes the worker:
-        the next owner starts again from the saved offsets."""
+        would start it (saved, committed, else earliest offset).
+
+        Kafka out of reach (its end offsets, the read) skips the partition until the next
+        check: nothing was applied, and faust itself waits for the broker, so a worker rides
+        out an outage longer than READ_TIMEOUT_S instead of crashing on its own timer. A
+        failure while applying crashes the worker: the next owner starts again from the saved
+        offsets."""
         app = self.app
         if app.should_stop or app.rebalancing or not app.flow_control.is_active():
             self._stalls.reset()
@@ -242,32 +257,63 @@ class Guarantee:
             if not isinstance(tp, TP) or tp.topic not in topics:
                 continue
             key = (tp.topic, tp.partition)
-            try:
-                if not self.ledger.knows(key):
-                    # Nothing of it delivered since it was assigned: started where its first
-                    # delivery would start it, so a tail faust never delivers any of is found.
-                    async with lock:
-                        if app.rebalancing:
-                            continue
-                        if not self.ledger.knows(key):
-                            await self._start(key)
-                nxt = self.ledger.next(key)
-                if not self._stalls.still(key, nxt):
-                    continue  # moved since the last check, or first seen
-                # Under the agent's lock: its loop may be applying this very partition.
+            generation = self._generation
+            if not self.ledger.knows(key):
+                # Nothing of it delivered since it was assigned: started where its first
+                # delivery would start it, so a tail faust never delivers any of is found.
                 async with lock:
-                    if app.rebalancing or self.ledger.next(key) != nxt:
-                        continue  # the partition moved meanwhile, or faust delivered after all
-                    end = await self.end_offset(tp.topic, tp.partition)
-                    if nxt is None or end <= nxt:
+                    if app.rebalancing:
                         continue
-                    last = min(end, nxt + most)
-                    records = await self.read_tail(tp.topic, tp.partition, list(range(nxt, last)))
+                    if not self.ledger.knows(key) and not await self._unreachable(
+                        key, self._started(key)
+                    ):
+                        continue
+            nxt = self.ledger.next(key)
+            if not self._stalls.still(key, nxt):
+                continue  # moved since the last check, or first seen
+            # Under the agent's lock: its loop may be applying this very partition.
+            async with lock:
+                if nxt is None or app.rebalancing or self.ledger.next(key) != nxt:
+                    continue  # the partition moved meanwhile, or faust delivered after all
+                end = await self._unreachable(key, self.end_offset(tp.topic, tp.partition))
+                if end is None or end <= nxt:
+                    continue
+                last = min(end, nxt + most)
+                records = await self._unreachable(
+                    key, self.read_tail(tp.topic, tp.partition, list(range(nxt, last)))
+                )
+                if records is None or self._generation != generation:
+                    continue
+                try:
                     await apply([records[o] for o in sorted(records)])
-            except Exception as exc:
-                log.exception("catch-up of %s[%d] failed; stopping the worker", *key)
-                await app.crash(exc)
-                raise
+                except Exception as exc:
+                    log.exception("catch-up of %s[%d] failed; stopping the worker", *key)
+                    await app.crash(exc)
+                    raise
+
+    async def _started(self, key: TopicPartition) -> bool:
+        """Started as a first delivery would start it, asking Kafka once; not if a rebalance
+        came while Kafka answered (the partition may be another worker's now)."""
+        generation = self._generation
+        offset = await self._start_offset(key, patient=False)
+        if self._generation != generation:
+            return False
+        self.ledger.start(key, offset)
+        return True
+
+    async def _unreachable(self, key: TopicPartition, step: Awaitable[T]) -> T | None:
+        """`step`'s answer from Kafka, or None (logged) when Kafka did not give it: the
+        partition is looked at afresh at the next check."""
+        try:
+            return await step
+        except Exception as exc:
+            self._stalls.forget(key)
+            log.warning(
+                "catch-up of %s[%d] skipped until the next check: Kafka did not answer (%s)",
+                *key,
+                exc,
+            )
+            return None
 
     async def _reader(self) -> Any:
         if self._consumer is None:
@@ -277,11 +323,22 @@ class Guarantee:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
             )
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()  # a consumer that could not reach Kafka holds sockets
+                raise
             self._consumer = consumer
         return self._consumer
 
     async def _start(self, tp: tuple[str, int]) -> None:
+        """Starts the partition's ledger where `_start_offset` says, for a delivered batch: its
+        first offset is asked of Kafka until it answers (nothing of the batch is applied yet,
+        and faust's own consumer waits for the broker as well), so an outage does not crash
+        the worker."""
+        self.ledger.start(tp, await self._start_offset(tp, patient=True))
+
+    async def _start_offset(self, tp: tuple[str, int], patient: bool) -> int:
         """Where the table says the state stands; with nothing saved (a state written before
         the ledger existed, or none), the offset faust sought to: the committed one; with
         nothing committed either, the partition's earliest offset (the group's
@@ -296,14 +353,25 @@ class Guarantee:
         topic, partition = tp
         saved = self.saved(partition).get(topic)
         if saved is not None:
-            self.ledger.start(tp, saved)
-            return
+            return saved
         consumer: Any = self.app.consumer  # faust keeps the committed offsets it sought to here
         committed = consumer._committed_offset.get(TP(topic, partition))
         if committed is not None:
-            self.ledger.start(tp, int(committed))
-            return
-        self.ledger.start(tp, await self._earliest(topic, partition))
+            return int(committed)
+        while True:
+            try:
+                return await self._earliest(topic, partition)
+            except Exception as exc:
+                if not patient or self.app.should_stop:
+                    raise
+                log.warning(
+                    "the first offset of %s[%d] is not known: Kafka did not answer (%s); "
+                    "asking again",
+                    topic,
+                    partition,
+                    exc,
+                )
+                await asyncio.sleep(START_RETRY_S)
 
     async def end_offset(self, topic: str, partition: int) -> int:
         """The offset the partition's next message will get."""

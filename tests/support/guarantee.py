@@ -23,7 +23,8 @@ class _Signal:
 
 class FakeGuarantee(Guarantee):
     """The ledger and the catch-up as they run; Kafka's end offsets and reads faked: `end` is
-    where each partition ends, `reads` every run of offsets read directly (tails and holes)."""
+    where each partition ends, `reads` every run of offsets read directly (tails and holes);
+    `fail` and `end_fails` make the read and the end offsets fail (Kafka out of reach)."""
 
     def __init__(self, topics: set[str], owned: set[TP], end: int, prefix: str = "") -> None:
         self.crashed: list[BaseException] = []
@@ -48,8 +49,14 @@ class FakeGuarantee(Guarantee):
         self.end = end
         self.reads: list[list[int]] = []
         self.fail: BaseException | None = None
+        self.end_fails: BaseException | None = None
+        # How many times the earliest offset is asked in vain, and what runs while it is asked.
+        self.earliest_fails = 0
+        self.while_asked: Any = None
 
     async def end_offset(self, topic: str, partition: int) -> int:
+        if self.end_fails is not None:
+            raise self.end_fails
         return self.end
 
     async def _fetch(self, topic: str, partition: int, offsets: list[int]) -> dict[int, Record]:
@@ -59,4 +66,9 @@ class FakeGuarantee(Guarantee):
         return {o: Record(b"k", b"v%d" % o, topic, partition, o) for o in offsets}
 
     async def _earliest(self, topic: str, partition: int) -> int:
+        if self.while_asked is not None:
+            await self.while_asked()
+        if self.earliest_fails:
+            self.earliest_fails -= 1
+            raise TimeoutError()
         return 0

@@ -16,6 +16,7 @@ from faust import streams as faust_streams
 from faust.types import TP
 
 from services import metrics
+from streams import guarantee as guarantee_module
 from streams.guarantee import OneAtATime, Stalls, applied_key
 from tests.support.guarantee import FakeGuarantee
 from tests.support.stack import run_async
@@ -84,24 +85,110 @@ def test_a_tail_read_is_counted_as_a_tail_read_and_a_hole_as_a_hole() -> None:
     assert counted(metrics.AGENT_HOLES) == holes + 1
 
 
-def test_a_failed_tail_read_crashes_the_worker() -> None:
+def test_kafka_out_of_reach_skips_the_check_and_the_next_one_catches_up() -> None:
+    """A broker outage longer than READ_TIMEOUT_S: the check gives up on the partition without
+    crashing the worker (faust itself waits for the broker), and once Kafka answers again the
+    tail is read and applied."""
     g = FakeGuarantee({TOPIC}, {TP(TOPIC, 0)}, end=5)
     g.ledger.start((TOPIC, 0), 3)
     g.fail = RuntimeError("could not read 2 offsets")
+    applied: list[list[int]] = []
+
+    async def apply(records: list[Any]) -> None:
+        applied.append([r.offset for r in records])
+
+    async def go() -> None:
+        lock = asyncio.Lock()
+        await g.catch_up(g.topics, lock, apply, 100)
+        await g.catch_up(g.topics, lock, apply, 100)  # still: the read fails
+        assert not lock.locked()
+        assert g.ledger.next((TOPIC, 0)) == 3  # nothing counts as applied
+        g.fail = None
+        await g.catch_up(g.topics, lock, apply, 100)  # first sight again
+        assert applied == []
+        await g.catch_up(g.topics, lock, apply, 100)
+
+    run_async(go())
+    assert g.crashed == []
+    assert applied == [[3, 4]]
+
+
+def test_an_end_offset_kafka_does_not_give_skips_the_check() -> None:
+    g = FakeGuarantee({TOPIC}, {TP(TOPIC, 0)}, end=5)
+    g.ledger.start((TOPIC, 0), 3)
+    g.end_fails = TimeoutError()
 
     async def apply(records: list[Any]) -> None:
         raise AssertionError("nothing to apply")
 
     async def go() -> None:
         lock = asyncio.Lock()
+        for _ in range(3):
+            await g.catch_up(g.topics, lock, apply, 100)
+
+    run_async(go())
+    assert g.crashed == [] and g.reads == []
+
+
+def test_a_failure_while_applying_the_tail_crashes_the_worker() -> None:
+    g = FakeGuarantee({TOPIC}, {TP(TOPIC, 0)}, end=5)
+    g.ledger.start((TOPIC, 0), 3)
+
+    async def apply(records: list[Any]) -> None:
+        raise RuntimeError("the table refused the write")
+
+    async def go() -> None:
+        lock = asyncio.Lock()
         await g.catch_up(g.topics, lock, apply, 100)
-        with pytest.raises(RuntimeError, match="could not read"):
+        with pytest.raises(RuntimeError, match="refused"):
             await g.catch_up(g.topics, lock, apply, 100)
         assert not lock.locked()
 
     run_async(go())
-    assert [str(e) for e in g.crashed] == ["could not read 2 offsets"]
+    assert [str(e) for e in g.crashed] == ["the table refused the write"]
     assert g.ledger.next((TOPIC, 0)) == 3  # nothing counts as applied
+
+
+def test_a_delivered_batch_waits_for_kafka_to_say_where_a_partition_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing saved, nothing committed, Kafka down: the batch asks again until it answers
+    (nothing applied yet), instead of crashing the worker on the first timeout."""
+    monkeypatch.setattr(guarantee_module, "START_RETRY_S", 0.0)
+    g = FakeGuarantee({TOPIC}, {TP(TOPIC, 0)}, end=5)
+    g.earliest_fails = 3
+    plan = run_async(g.plan(g.ledger.batch(), TOPIC, 0, [0, 1]))
+    assert plan.apply == [0, 1] and g.earliest_fails == 0
+    assert g.ledger.next((TOPIC, 0)) == 0
+
+
+def test_a_catch_up_start_asks_kafka_once_and_skips_when_it_does_not_answer() -> None:
+    g = FakeGuarantee({TOPIC}, {TP(TOPIC, 0)}, end=5)
+    g.earliest_fails = 1
+
+    async def apply(records: list[Any]) -> None:
+        raise AssertionError("nothing to apply")
+
+    run_async(g.catch_up(g.topics, asyncio.Lock(), apply, 100))
+    assert not g.ledger.knows((TOPIC, 0)) and g.crashed == [] and g.earliest_fails == 0
+
+
+def test_a_catch_up_start_that_a_rebalance_overtook_is_dropped() -> None:
+    """The partition may be another worker's once Kafka answers: its ledger is not started
+    (a stale start would make a later assignment skip its saved offsets)."""
+    g = FakeGuarantee({TOPIC}, {TP(TOPIC, 0)}, end=5)
+
+    async def rebalance() -> None:
+        for receiver in g.app.on_partitions_revoked.receivers:
+            await receiver(None, signal=None)
+
+    g.while_asked = rebalance
+
+    async def apply(records: list[Any]) -> None:
+        raise AssertionError("nothing to apply")
+
+    run_async(g.catch_up(g.topics, asyncio.Lock(), apply, 100))
+    assert not g.ledger.knows((TOPIC, 0))
 
 
 # ---- the command agents -------------------------------------------------------------------

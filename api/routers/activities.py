@@ -466,8 +466,9 @@ def list_no_shows(
         unit_id=unit_id,
     )
     # Names with where they serve: one access-log entry naming everyone on the answer.
-    audit.record_list([r.member_id for r in rows], "no-shows")
-    names = member_names(ctx.warehouse, [r.member_id for r in rows])
+    listed = [r.member_id for r in rows]
+    audit.record_list(listed, "no-shows")
+    names = member_names(ctx.warehouse, listed)
     return NoShows(
         since=first,
         until=last,
@@ -631,8 +632,9 @@ def roster(
     check(caller, "activity_roster", "read", facts, "activity", activity_id)
     confined = scope_of_list(caller, "activity_roster")
     rows = reads.roster(ctx.warehouse, a, utcnow(), unit_id=confined.unit_id)
-    audit.record_list([r.signup.member_id for r in rows], f"slot roster {a.activity_id}")
-    names = member_names(ctx.warehouse, [r.signup.member_id for r in rows])
+    listed = [r.signup.member_id for r in rows]
+    audit.record_list(listed, f"slot roster {a.activity_id}")
+    names = member_names(ctx.warehouse, listed)
     stations = {sid: name for sid, name, _ in community_stations(ctx.warehouse, a.community_id)}
     items = [
         SlotRosterRow(

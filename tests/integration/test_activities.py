@@ -15,7 +15,7 @@ import pytest
 from services import activities as rules
 from services import topics
 from services.events import ActivitySpec
-from tests.support.slots import publish_past_slot
+from tests.support.slots import publish_past_slot, slot
 from tests.support.sms import SmsProvider
 from tests.support.stack import Stack, scan_token
 
@@ -58,20 +58,6 @@ def county(stack: Stack) -> dict[str, Any]:
     for k in ("m1", "m2", "m3", "m4"):
         out[f"{k}_tok"] = stack.token("member", out[k]["id"])
     return out
-
-
-def slot(county: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    start = datetime.now(UTC) + timedelta(days=2)
-    body = {
-        "community_id": county["community"]["id"],
-        "title": "楼道清理",
-        "station_id": county["station"]["id"],
-        "starts_at": start.isoformat(),
-        "ends_at": (start + timedelta(hours=2)).isoformat(),
-        "capacity": 1,
-    }
-    body.update(kw)
-    return body
 
 
 def publish(stack: Stack, county: dict[str, Any], **kw: Any) -> str:

@@ -10,12 +10,12 @@ for good here: nothing else is published to their partitions."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.slots import slot
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -64,16 +64,7 @@ def metric(stack: Stack, name: str, topic: str) -> float:
 def test_a_sign_up_at_the_end_of_its_partition_is_judged(
     stack: Stack, county: dict[str, Any]
 ) -> None:
-    start = datetime.now(UTC) + timedelta(days=2)
-    body = {
-        "community_id": county["community"]["id"],
-        "title": "楼道清理",
-        "station_id": county["station"]["id"],
-        "starts_at": start.isoformat(),
-        "ends_at": (start + timedelta(hours=2)).isoformat(),
-        "capacity": 3,
-    }
-    r = stack.client.post("/v1/activities", json=body, headers=county["org"])
+    r = stack.client.post("/v1/activities", json=slot(county, capacity=3), headers=county["org"])
     assert r.status_code == 202, r.text
     (aid,) = r.json()["ids"]
 

@@ -1,17 +1,34 @@
-"""Slots that already ran, for the tests that read attendance, rosters and no-shows: the API
-accepts only slots to come, so these are published to the log as they were then."""
+"""Slots for the tests: the body of one to come (`slot`), and slots that already ran, for the
+tests that read attendance, rosters and no-shows (`publish_past_slot`): the API accepts only
+slots to come, so these are published to the log as they were then."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services import activities as rules
 from services import topics
 from services.events import ActivitySpec
 from tests.support.stack import Stack
+
+
+def slot(county: Mapping[str, Any], **kw: Any) -> dict[str, Any]:
+    """The body of `POST /v1/activities` for a two-hour slot in two days at the county's
+    community station (one place), with `kw` over it."""
+    start = datetime.now(UTC) + timedelta(days=2)
+    body: dict[str, Any] = {
+        "community_id": county["community"]["id"],
+        "title": "楼道清理",
+        "station_id": county["station"]["id"],
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "capacity": 1,
+    }
+    body.update(kw)
+    return body
 
 
 def publish_past_slot(
